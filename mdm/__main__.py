@@ -1,0 +1,5 @@
+"""Allow `python -m mdm`."""
+
+from mdm.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The audit log as users see it: read it, verify it, checkpoint it."""

@@ -1,0 +1,39 @@
+"""What every command needs, built once by the root callback and passed in `ctx.obj`."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+
+def default_operator() -> str:
+    """Return the operator: MDM_OPERATOR, else the OS user."""
+    return os.environ.get("MDM_OPERATOR") or getpass.getuser()
+
+
+@dataclass
+class AppContext:
+    db_path: Path
+    operator: str
+    json: bool = False
+    verbose: bool = False
+    _db: Database | None = field(default=None, repr=False)
+
+    def db(self) -> Database:
+        """Open the inventory on first use (and migrate it)."""
+        if self._db is None:
+            from mdm.store import connect
+
+            self._db = connect(self.db_path)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None

@@ -1,0 +1,1 @@
+"""Custody: who holds which device, and who held it at any instant."""

@@ -1,0 +1,174 @@
+"""The chain of custody: allocate, take back, reallocate, and answer "who held it when".
+
+Each change closes one assignment row and/or opens another, in one transaction with its
+audit row. Rows are never edited otherwise or deleted (triggers enforce it), because the
+e-notebook's entries are evidence and court may ask who held the device at 14:32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from mdm.devices import service as devices
+from mdm.devices.lifecycle import ASSIGNABLE
+from mdm.errors import InputError
+from mdm.officers import service as officers
+from mdm.operators import roles
+from mdm.store import audit, transaction
+from mdm.timeutil import now
+
+_HISTORY = (
+    "SELECT a.id, d.serial, a.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
+    " a.opened_at, a.opened_by, a.open_reason, a.closed_at, a.closed_by, a.close_reason"
+    " FROM assignments a JOIN devices d ON d.id = a.device_id"
+    " JOIN officers o ON o.officer_id = a.officer_id")
+
+
+def _rows(db: Database, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, args)
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r, strict=True)) for r in cursor]
+
+
+def device_history(db: Database, device_id: int) -> list[dict[str, Any]]:
+    """Every assignment of one device, oldest first."""
+    return _rows(db, f"{_HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at, a.id", [device_id])
+
+
+def officer_history(db: Database, officer_id: str) -> list[dict[str, Any]]:
+    """Every device one officer has held, oldest first."""
+    return _rows(db, f"{_HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
+                 [officer_id])
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    collar = f" (collar {holder['collar_number']})" if holder.get("collar_number") else ""
+    return f"{holder['name']}{collar}, officer {holder['officer_id']}, since {holder['opened_at']}"
+
+
+def _open_row(db: Database, column: str, value: object) -> dict[str, Any] | None:
+    found = _rows(db, f"{_HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
+    return found[0] if found else None
+
+
+def _check_officer_free(db: Database, officer: dict[str, Any]) -> None:
+    if officer["status"] == "LEAVER":
+        raise InputError(f"officer {officer['officer_id']} ({officer['forename']}"
+                         f" {officer['surname']}) is a leaver", "allocate to a serving officer")
+    held = _open_row(db, "officer_id", officer["officer_id"])
+    if held:
+        raise InputError(f"{officer['forename']} {officer['surname']} already holds device"
+                         f" {held['serial']} (since {held['opened_at']})",
+                         f"take it back first (mdm unassign {held['serial']} --reason …)"
+                         " or reassign that device")
+
+
+def _open(db: Database, device_id: int, officer_id: str, operator: str, reason: str,
+          at: str) -> None:
+    db.execute("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
+               " open_reason) VALUES (?, ?, ?, ?, ?)",
+               [device_id, officer_id, at, operator, reason])
+
+
+def _close(db: Database, assignment_id: int, operator: str, reason: str, at: str) -> None:
+    db.execute("UPDATE assignments SET closed_at = ?, closed_by = ?, close_reason = ?"
+               " WHERE id = ?", [at, operator, reason, assignment_id])
+
+
+def _holder_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"officer_id": row["officer_id"], "collar_number": row["collar_number"],
+            "name": row["name"]}
+
+
+def _need_reason(reason: str | None) -> str:
+    if not reason or not reason.strip():
+        raise InputError("a --reason is required", "say why, e.g. --reason 'returned: leaver'")
+    return reason.strip()
+
+
+def assign(db: Database, operator: str, serial: str, officer_ref: str,
+           reason: str | None = None) -> dict[str, Any]:
+    """Allocate a device that nobody holds to an officer who holds none."""
+    with transaction(db):
+        roles.require(db, operator, "custody.assign")
+        device = devices.get(db, serial)
+        officer = officers.resolve(db, officer_ref)
+        if device["status"] not in ASSIGNABLE:
+            raise InputError(f"device {device['serial']} is {device['status']}",
+                             "only delivered, enrolled or provisioned devices can be allocated")
+        held = _open_row(db, "device_id", device["id"])
+        if held:
+            raise InputError(f"device {device['serial']} is held by {_describe(held)}",
+                             f"use: mdm reassign {device['serial']} OFFICER --reason …")
+        _check_officer_free(db, officer)
+        at = now()
+        _open(db, device["id"], officer["officer_id"], operator, reason or "allocated", at)
+        after = _holder_summary(_open_row(db, "device_id", device["id"]))
+        audit.record(db, operator, "custody.assign", f"device:{device['serial']}", None,
+                     {"holder": after, "reason": reason or "allocated", "at": at})
+    return {"serial": device["serial"], "holder": after, "at": at}
+
+
+def unassign(db: Database, operator: str, serial: str, reason: str | None) -> dict[str, Any]:
+    """Take a device back from its holder; the device is then held by nobody."""
+    why = _need_reason(reason)
+    with transaction(db):
+        roles.require(db, operator, "custody.unassign")
+        device = devices.get(db, serial)
+        held = _open_row(db, "device_id", device["id"])
+        if not held:
+            raise InputError(f"device {device['serial']} is not allocated to anyone",
+                             "nothing to take back")
+        at = now()
+        _close(db, held["id"], operator, why, at)
+        audit.record(db, operator, "custody.unassign", f"device:{device['serial']}",
+                     {"holder": _holder_summary(held)}, {"holder": None, "reason": why, "at": at})
+    return {"serial": device["serial"], "previous_holder": _holder_summary(held), "holder": None,
+            "at": at}
+
+
+def reassign(db: Database, operator: str, serial: str, officer_ref: str,
+             reason: str | None) -> dict[str, Any]:
+    """Move a device from its holder (if any) to another officer, at one instant."""
+    why = _need_reason(reason)
+    with transaction(db):
+        roles.require(db, operator, "custody.reassign")
+        device = devices.get(db, serial)
+        officer = officers.resolve(db, officer_ref)
+        if device["status"] not in ASSIGNABLE:
+            raise InputError(f"device {device['serial']} is {device['status']}",
+                             "only delivered, enrolled or provisioned devices can be allocated")
+        held = _open_row(db, "device_id", device["id"])
+        if held and held["officer_id"] == officer["officer_id"]:
+            raise InputError(f"device {device['serial']} is already held by {_describe(held)}",
+                             "nothing to change")
+        _check_officer_free(db, officer)
+        at = now()
+        if held:
+            _close(db, held["id"], operator, why, at)
+        _open(db, device["id"], officer["officer_id"], operator, why, at)
+        after = _holder_summary(_open_row(db, "device_id", device["id"]))
+        audit.record(db, operator, "custody.reassign", f"device:{device['serial']}",
+                     {"holder": _holder_summary(held)}, {"holder": after, "reason": why, "at": at})
+    return {"serial": device["serial"], "previous_holder": _holder_summary(held),
+            "holder": after, "at": at}
+
+
+def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
+    """Say who held a device at an instant (UTC text), with the assignment that covers it."""
+    device = devices.get(db, serial)
+    rows = _rows(db, f"{_HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
+                     " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])
+    return {"serial": device["serial"], "at": at, "holder": rows[0] if rows else None}
+
+
+def officer_devices(db: Database, officer_ref: str) -> dict[str, Any]:
+    """List the devices an officer has held, and when."""
+    officer = officers.resolve(db, officer_ref)
+    return {"officer_id": officer["officer_id"], "collar_number": officer["collar_number"],
+            "name": f"{officer['forename']} {officer['surname']}",
+            "custody": officer_history(db, officer["officer_id"])}

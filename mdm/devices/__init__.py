@@ -1,0 +1,1 @@
+"""Devices: the lifecycle, lookups, and the helpdesk's view of a device."""

@@ -1,0 +1,97 @@
+"""Find and show devices: the helpdesk's view, by serial, IMEI, officer or collar number."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from mdm import csvio
+from mdm.errors import NotFound
+from mdm.operators import roles
+from mdm.store import audit, transaction
+
+_DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
+                "order_number", "status", "status_changed_at", "created_at")
+_HOLDER_SELECT = (
+    "SELECT d.*, o.officer_id AS holder_id, o.collar_number AS holder_collar,"
+    " o.forename || ' ' || o.surname AS holder_name, a.opened_at AS held_since"
+    " FROM devices d"
+    " LEFT JOIN assignments a ON a.device_id = d.id AND a.closed_at IS NULL"
+    " LEFT JOIN officers o ON o.officer_id = a.officer_id")
+
+
+def _rows(db: Database, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, args)
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r, strict=True)) for r in cursor]
+
+
+def get(db: Database, ref: str) -> dict[str, Any]:
+    """Find one device by serial (exact, then ignoring case) or by either IMEI."""
+    ref = ref.strip()
+    for where, arg in (("d.serial = ?", ref),
+                       ("d.serial = ? COLLATE NOCASE", ref),
+                       ("d.id = (SELECT device_id FROM device_imeis WHERE imei = ?)", ref)):
+        found = _rows(db, f"{_HOLDER_SELECT} WHERE {where}", [arg])
+        if len(found) == 1:
+            return found[0]
+    raise NotFound(f"no device with serial or IMEI {ref!r}",
+                   "search more widely with: mdm devices find QUERY")
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = {c: row.get(c) for c in _DEVICE_COLS}
+    out["holder"] = ({"officer_id": row["holder_id"], "collar_number": row["holder_collar"],
+                      "name": row["holder_name"], "since": row["held_since"]}
+                     if row.get("holder_id") else None)
+    return out
+
+
+def find(db: Database, query: str) -> list[dict[str, Any]]:
+    """Find devices by serial, IMEI, officer id, payroll, collar number or surname."""
+    q = query.strip()
+    matches: dict[str, dict[str, Any]] = {}
+
+    def add(rows: list[dict[str, Any]], how: str) -> None:
+        for r in rows:
+            matches.setdefault(r["serial"], {**_public(r), "matched_on": how})
+
+    add(_rows(db, f"{_HOLDER_SELECT} WHERE d.serial = ? COLLATE NOCASE", [q]), "serial")
+    add(_rows(db, f"{_HOLDER_SELECT} WHERE d.id IN (SELECT device_id FROM device_imeis"
+                  " WHERE imei = ?)", [q]), "imei")
+    people = _rows(db, "SELECT officer_id FROM officers WHERE officer_id = ? OR payroll_no = ?"
+                       " OR collar_number = ? OR surname = ? COLLATE NOCASE",
+                   [q, q, q.upper(), q])
+    if people:
+        ids = [p["officer_id"] for p in people]
+        marks = ", ".join("?" for _ in ids)
+        add(_rows(db, f"{_HOLDER_SELECT} WHERE a.officer_id IN ({marks})", ids), "holder")
+    return list(matches.values())
+
+
+def show(db: Database, ref: str) -> dict[str, Any]:
+    """Return a device's record, its holder now and its whole custody history."""
+    from mdm.custody.service import device_history
+
+    row = get(db, ref)
+    out = _public(row)
+    out["supplier"] = json.loads(row["supplier"])
+    out["custody"] = device_history(db, row["id"])
+    return out
+
+
+EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "held_since")
+
+
+def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
+    """Export every device with its current holder, as CSV or JSON; the export is logged."""
+    rows = _rows(db, f"{_HOLDER_SELECT} ORDER BY d.serial", [])
+    body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
+            else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
+    with transaction(db):
+        roles.require(db, operator, "devices.export")
+        audit.record(db, operator, "devices.export", "devices", None,
+                     {"rows": len(rows), "format": fmt, "reason": reason})
+    return body, len(rows)

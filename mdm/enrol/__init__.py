@@ -1,0 +1,1 @@
+"""Enrolment: the supplier's delivery manifest, identity checks and SSH enrolment."""

@@ -1,0 +1,80 @@
+"""`mdm officers …`: the roster, for rollout managers and the helpdesk."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mdm import ui
+from mdm.cliopts import (
+    FormatOpt,
+    InputFile,
+    JsonOpt,
+    OutputOpt,
+    ReasonOpt,
+    app_context,
+    deliver,
+    export_format,
+    wants_json,
+)
+from mdm.officers import service
+
+app = typer.Typer(no_args_is_help=True,
+                  help="Import and look up officers, PCSOs, Specials and staff.")
+
+Filter = Annotated[str | None, typer.Option(show_default=False)]
+
+
+@app.command("import")
+def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+    """Import or re-import an HR roster CSV; every row lands or nothing changes."""
+    c = app_context(ctx)
+    result = service.import_roster(c.db(), c.operator, path)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    ui.success(f"{result['rows']} rows: {result['inserted']} new, {result['updated']} updated,"
+               f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"
+               " but not in this file")
+    for h in result["leavers_holding_devices"]:
+        ui.info(f"leaver {h['officer_id']} still holds device {h['serial']}: take it back")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, area: Filter = None, station: Filter = None,
+          worker_type: Filter = None, rank: Filter = None, status: Filter = None,
+          team: Filter = None, limit: Annotated[int | None, typer.Option()] = None,
+          json: JsonOpt = False) -> None:
+    """List officers, filtered by area, station, worker type, rank, status or team."""
+    c = app_context(ctx)
+    rows = service.list_officers(c.db(), {"area": area, "station": station,
+                                          "worker_type": worker_type, "rank": rank,
+                                          "status": status, "team": team}, limit)
+    ui.render(rows, wants_json(ctx, json), service.LIST_COLUMNS, "Officers")
+
+
+@app.command("show")
+def show(ctx: typer.Context,
+         ref: Annotated[str, typer.Argument(help="Officer id, payroll or collar number.")],
+         json: JsonOpt = False) -> None:
+    """Show one officer, the device they hold and every device they have held."""
+    c = app_context(ctx)
+    officer = service.show(c.db(), ref)
+    if wants_json(ctx, json):
+        ui.emit_json(officer)
+        return
+    custody = officer.pop("custody")
+    ui.record(officer, f"Officer {officer['officer_id']}")
+    ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
+             "Devices held")
+
+
+@app.command("export")
+def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
+           reason: ReasonOpt = None) -> None:
+    """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
+    c = app_context(ctx)
+    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
+    deliver(body, output, count)
+

@@ -1,0 +1,267 @@
+"""Import the HR roster, find officers, list and export them.
+
+A re-import of a later export updates officers in place: transfers and promotions are
+field changes, leavers arrive with status LEAVER. Nobody is ever deleted: an officer's
+record is part of the chain of custody of every device they held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from mdm import csvio
+from mdm.errors import InputError, NotFound, Problem
+from mdm.officers import models as m
+from mdm.operators import roles
+from mdm.store import audit, transaction
+from mdm.timeutil import now
+
+ALIASES = {"collar": "collar_number", "collar_no": "collar_number", "payroll": "payroll_no",
+           "payroll_number": "payroll_no", "first_name": "forename", "last_name": "surname"}
+
+
+def _check_row(row: csvio.Row, where: str) -> tuple[dict[str, Any], list[Problem]]:
+    """Turn one CSV row into an officer record, or say everything wrong with it."""
+    v = row.values
+    loc = f"{where}, row {row.line}"
+    problems: list[Problem] = []
+
+    def bad(column: str, message: str, hint: str) -> None:
+        problems.append(Problem(loc, message, hint, column))
+
+    rec: dict[str, Any] = {c: (v.get(c) or None) for c in m.COLUMNS}
+    for c in m.UPPER:
+        if rec[c]:
+            rec[c] = rec[c].upper()
+    for c in m.REQUIRED:
+        if not rec[c]:
+            bad(c, "is empty", f"every row needs a {c}")
+    if rec["worker_type"] and rec["worker_type"] not in m.WORKER_TYPES:
+        bad("worker_type", f"{rec['worker_type']!r} is not a worker type",
+            "use one of " + ", ".join(m.WORKER_TYPES))
+    if rec["status"] and rec["status"] not in m.STATUSES:
+        bad("status", f"{rec['status']!r} is not a status", "use one of " + ", ".join(m.STATUSES))
+    if rec["rank"]:
+        rec["rank"] = m.normalise_rank(rec["rank"])
+        allowed = m.RANKS + (m.SPECIAL_RANKS if rec["worker_type"] == "SPECIAL" else ())
+        if rec["worker_type"] in ("PCSO", "STAFF"):
+            bad("rank", f"a {rec['worker_type']} has no police rank (got {rec['rank']!r})",
+                "leave rank empty for PCSOs and staff")
+        elif rec["rank"] not in allowed:
+            bad("rank", f"{rec['rank']!r} is not a rank", "use one of " + ", ".join(allowed))
+    elif rec["worker_type"] == "OFFICER":
+        bad("rank", "is empty for a police officer", "give the officer's rank, e.g. CONSTABLE")
+    if rec["collar_number"] and not m.COLLAR.match(rec["collar_number"]):
+        bad("collar_number", f"{rec['collar_number']!r} is not a collar number",
+            "up to two letters then 1-5 digits, e.g. 1234 or CN123")
+    for c in m.BOOLEAN:
+        parsed = m.parse_bool(v.get(c, ""))
+        if parsed is None:
+            bad(c, f"{v.get(c)!r} is not yes/no", "use true/false, yes/no or 1/0")
+        rec[c] = int(parsed) if parsed is not None and v.get(c, "") != "" else None
+    rec["is_detective"] = rec["is_detective"] or 0
+    for c in m.DATES:
+        if rec[c]:
+            parsed_date = m.parse_date(rec[c])
+            if parsed_date is None:
+                bad(c, f"{rec[c]!r} is not a date", "use YYYY-MM-DD (or DD/MM/YYYY)")
+            rec[c] = parsed_date
+    if rec["email"] and "@" not in rec["email"]:
+        bad("email", f"{rec['email']!r} is not an e-mail address", "fix or leave empty")
+    return rec, problems
+
+
+def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
+    """Import or re-import an HR roster export: all rows land, or nothing changes."""
+    where = str(path)
+    rows = csvio.read_rows(path, m.REQUIRED, ALIASES)
+    problems: list[Problem] = []
+    records: list[dict[str, Any]] = []
+    first_line: dict[str, dict[str, int]] = {"officer_id": {}, "payroll_no": {}}
+    for row in rows:
+        rec, row_problems = _check_row(row, where)
+        problems += row_problems
+        for key in ("officer_id", "payroll_no"):
+            value = rec[key]
+            if value and value in first_line[key]:
+                problems.append(Problem(f"{where}, row {row.line}",
+                                        f"{value!r} is also on row {first_line[key][value]}",
+                                        f"each officer appears once; {key} must be unique", key))
+            elif value:
+                first_line[key][value] = row.line
+        rec["_line"] = row.line
+        records.append(rec)
+    if problems:
+        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
+                         "fix the rows listed and import the file again", problems=problems)
+
+    with transaction(db):
+        roles.require(db, operator, "officers.import")
+        existing = {r["officer_id"]: r for r in _all_rows(db)}
+        problems = _check_against_inventory(records, existing, where)
+        if problems:
+            raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
+                             "fix the rows listed and import the file again",
+                             problems=problems)
+        result = _write(db, records, existing)
+        result["file"] = path.name
+        result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        summary = {k: result[k] for k in ("file", "sha256", "rows", "inserted", "updated",
+                                          "unchanged", "not_in_file")}
+        audit.record(db, operator, "officers.import", f"roster:{path.name}", None,
+                     {**summary, "changes": result.pop("changes")})
+    return result
+
+
+def _all_rows(db: Database) -> list[dict[str, Any]]:
+    cursor = db.execute("SELECT * FROM officers")
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r, strict=True)) for r in cursor]
+
+
+def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, dict[str, Any]],
+                             where: str) -> list[Problem]:
+    """Check the roster as it will stand after the import: unique payroll and live collars."""
+    problems: list[Problem] = []
+    final = dict(existing)
+    for rec in records:
+        final[rec["officer_id"]] = rec
+    payroll_owner = {r["payroll_no"]: oid for oid, r in existing.items()}
+    collar_owner: dict[str, str] = {}
+    for oid, r in final.items():
+        if r["collar_number"] and r["status"] != "LEAVER":
+            collar_owner.setdefault(r["collar_number"], oid)
+    for rec in records:
+        loc = f"{where}, row {rec['_line']}"
+        owner = payroll_owner.get(rec["payroll_no"])
+        if owner and owner != rec["officer_id"] and final[owner]["payroll_no"] == rec["payroll_no"]:
+            problems.append(Problem(loc, f"payroll number {rec['payroll_no']!r} belongs to"
+                                    f" officer {owner} in the inventory",
+                                    "check the officer_id and payroll_no columns", "payroll_no"))
+        collar = rec["collar_number"]
+        if collar and rec["status"] != "LEAVER" and collar_owner[collar] != rec["officer_id"]:
+            other = final[collar_owner[collar]]
+            problems.append(Problem(loc, f"collar number {collar!r} is also held by"
+                                    f" {other['forename']} {other['surname']}"
+                                    f" ({collar_owner[collar]}), who is not a leaver",
+                                    "a collar number belongs to one serving person at a time",
+                                    "collar_number"))
+    return problems
+
+
+def _write(db: Database, records: list[dict[str, Any]],
+           existing: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    stamp = now()
+    inserts: list[dict[str, Any]] = []
+    changes: dict[str, dict[str, list[Any]]] = {}
+    new_leavers: list[str] = []
+    for rec in records:
+        clean = {c: rec[c] for c in m.COLUMNS}
+        old = existing.get(rec["officer_id"])
+        if old is None:
+            inserts.append({**clean, "created_at": stamp, "updated_at": stamp})
+            continue
+        diff = {c: [old[c], clean[c]] for c in m.COLUMNS if old[c] != clean[c]}
+        if diff:
+            changes[rec["officer_id"]] = diff
+            if "status" in diff and clean["status"] == "LEAVER":
+                new_leavers.append(rec["officer_id"])
+    if inserts:
+        cols = list(inserts[0])
+        db.conn.executemany(
+            f"INSERT INTO officers ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})",
+            inserts)
+    for oid, diff in changes.items():
+        sets = ", ".join(f"{c} = ?" for c in diff)
+        db.execute(f"UPDATE officers SET {sets}, updated_at = ? WHERE officer_id = ?",
+                   [new for _, new in diff.values()] + [stamp, oid])
+    in_file = {r["officer_id"] for r in records}
+    holding = _holders(db, new_leavers)
+    return {"rows": len(records), "inserted": len(inserts), "updated": len(changes),
+            "unchanged": len(records) - len(inserts) - len(changes),
+            "not_in_file": len(set(existing) - in_file), "new_leavers": len(new_leavers),
+            "leavers_holding_devices": holding, "changes": changes}
+
+
+def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, str]]:
+    if not officer_ids:
+        return []
+    marks = ", ".join("?" for _ in officer_ids)
+    cursor = db.execute(
+        "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id = a.device_id"
+        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks})", officer_ids)
+    return [{"officer_id": o, "serial": s} for o, s in cursor]
+
+
+def resolve(db: Database, ref: str) -> dict[str, Any]:
+    """Find one officer by officer id, payroll number or collar number."""
+    ref = ref.strip()
+    for sql in ("SELECT * FROM officers WHERE officer_id = ?",
+                "SELECT * FROM officers WHERE payroll_no = ?",
+                "SELECT * FROM officers WHERE collar_number = ? AND status != 'LEAVER'",
+                "SELECT * FROM officers WHERE collar_number = ? ORDER BY updated_at DESC"):
+        cursor = db.execute(sql, [ref.upper() if "collar" in sql else ref])
+        cols = [c[0] for c in cursor.description]
+        found = cursor.fetchall()
+        if len(found) == 1 or (found and "ORDER BY" in sql):
+            return dict(zip(cols, found[0], strict=True))
+    raise NotFound(f"no officer with id, payroll or collar number {ref!r}",
+                   "search with: mdm officers list --json, or check the roster import")
+
+
+def show(db: Database, ref: str) -> dict[str, Any]:
+    """Return one officer with the device they hold now and every device they have held."""
+    officer = resolve(db, ref)
+    from mdm.custody.service import officer_history
+
+    history = officer_history(db, officer["officer_id"])
+    officer["device"] = next((h["serial"] for h in history if h["closed_at"] is None), None)
+    officer["custody"] = history
+    return officer
+
+
+FILTERS = ("area", "station", "worker_type", "rank", "status", "team", "district")
+LIST_COLUMNS = ("officer_id", "collar_number", "forename", "surname", "worker_type", "rank",
+                "area", "station", "team", "status", "device")
+
+
+def list_officers(db: Database, filters: dict[str, str | None],
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """List officers matching every given filter, with the device each holds now."""
+    clauses, args = [], []
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key not in FILTERS:
+            raise InputError(f"cannot filter on {key!r}")
+        clauses.append(f"o.{key} = ? COLLATE NOCASE")
+        args.append(m.normalise_rank(value) if key == "rank" else value)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = ("SELECT o.*, d.serial AS device FROM officers o"
+           " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
+           f" LEFT JOIN devices d ON d.id = a.device_id {where}"
+           " ORDER BY o.area, o.station, o.surname, o.forename")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    cursor = db.execute(sql, args)
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r, strict=True)) for r in cursor]
+
+
+def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
+    """Export every officer as CSV or JSON; the export itself is logged (a disclosure)."""
+    import json
+
+    rows = list_officers(db, {})
+    columns = list(m.COLUMNS) + ["device", "created_at", "updated_at"]
+    body = (csvio.write_csv(rows, columns) if fmt == "csv"
+            else json.dumps([{c: r[c] for c in columns} for r in rows], indent=2) + "\n")
+    with transaction(db):
+        roles.require(db, operator, "officers.export")
+        audit.record(db, operator, "officers.export", "officers", None,
+                     {"rows": len(rows), "format": fmt, "reason": reason})
+    return body, len(rows)

@@ -1,0 +1,64 @@
+"""Which roles may run which command: one table, checked inside each write.
+
+This is accountability on a shared inventory (every change names a registered operator
+with a role fit for it), not a security boundary: anyone who can write the inventory
+file can change it. The audit chain and its external checkpoints are what detect that.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from mdm.errors import InputError, PermissionDenied
+
+ROLES = ("admin", "it", "rollout", "helpdesk")
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "operators.add": frozenset({"admin"}),
+    "officers.import": frozenset({"admin", "rollout"}),
+    "officers.export": frozenset({"admin", "rollout", "helpdesk"}),
+    "devices.import": frozenset({"admin", "it"}),
+    "devices.export": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "devices.enrol": frozenset({"admin", "it"}),
+    "devices.refresh": frozenset({"admin", "it"}),
+    "custody.assign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "custody.unassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "custody.reassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "policy.push": frozenset({"admin", "it"}),
+}
+
+
+def role_of(db: Database, operator: str) -> str | None:
+    """Return the operator's role, or None if the operator is not registered and active."""
+    row = db.execute("SELECT role FROM operators WHERE name = ? AND active = 1",
+                     [operator]).fetchone()
+    return row[0] if row else None
+
+
+def require(db: Database, operator: str, action: str) -> str:
+    """Refuse the action unless the operator is registered with a role that may run it."""
+    allowed = PERMISSIONS[action]
+    role = role_of(db, operator)
+    if role is None:
+        has_any = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone()
+        if not has_any:
+            raise PermissionDenied(
+                "this inventory has no operators yet",
+                f"register yourself first: mdm operators add {operator}"
+                " (the first operator becomes admin)")
+        raise PermissionDenied(
+            f"operator {operator!r} is not registered in this inventory",
+            f"ask an admin to run: mdm operators add {operator} --role ROLE"
+            " (or pass --operator / set MDM_OPERATOR)")
+    if role not in allowed:
+        needs = " or ".join(sorted(allowed))
+        raise PermissionDenied(f"{action} needs the {needs} role; {operator!r} is {role}",
+                               "ask an admin, or an operator with that role, to run it")
+    return role
+
+
+def check_role_name(role: str) -> str:
+    """Validate a role name given on the command line."""
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r}", "use one of: " + ", ".join(ROLES))
+    return role

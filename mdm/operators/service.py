@@ -1,0 +1,43 @@
+"""Register operators; the first operator of a new inventory becomes admin."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlite_utils import Database
+
+from mdm.errors import InputError
+from mdm.operators import roles
+from mdm.store import audit, transaction
+from mdm.timeutil import now
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def add(db: Database, operator: str, name: str, role: str) -> dict[str, Any]:
+    """Register an operator with a role (admin only, except for the very first)."""
+    roles.check_role_name(role)
+    if not _NAME.match(name):
+        raise InputError(f"operator name {name!r} is not allowed",
+                         "use letters, digits and . _ @ - (up to 64 characters)")
+    with transaction(db):
+        first = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone() is None
+        if first:
+            role = "admin"
+        else:
+            roles.require(db, operator, "operators.add")
+        if db.execute("SELECT 1 FROM operators WHERE name = ?", [name]).fetchone():
+            raise InputError(f"operator {name!r} already exists", "choose another name")
+        row = {"name": name, "role": role, "active": 1, "created_at": now(),
+               "created_by": operator}
+        db.execute("INSERT INTO operators (name, role, active, created_at, created_by)"
+                   " VALUES (:name, :role, :active, :created_at, :created_by)", row)
+        audit.record(db, operator, "operators.add", f"operator:{name}", None,
+                     {"role": role, "first_operator": first})
+    return {**row, "first_operator": first}
+
+
+def list_all(db: Database) -> list[dict[str, Any]]:
+    """List every operator with their role."""
+    return [dict(r) for r in db["operators"].rows_where(order_by="name")]

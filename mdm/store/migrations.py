@@ -1,0 +1,150 @@
+"""Numbered schema migrations, recorded in the inventory itself.
+
+Never edit a migration that has shipped: add the next number. `docs/schema.md` is
+generated from a blank inventory migrated by these functions.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("mdm")
+
+
+@migrations()
+def m001_operators(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE operators (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'it', 'rollout', 'helpdesk')),
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""")
+
+
+@migrations()
+def m002_officers(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE officers (
+            officer_id TEXT PRIMARY KEY,
+            force_code TEXT,
+            payroll_no TEXT NOT NULL UNIQUE,
+            collar_number TEXT,
+            warrant_card_no TEXT,
+            forename TEXT NOT NULL,
+            surname TEXT NOT NULL,
+            worker_type TEXT NOT NULL
+                CHECK (worker_type IN ('OFFICER', 'PCSO', 'SPECIAL', 'STAFF')),
+            rank TEXT,
+            is_detective INTEGER NOT NULL DEFAULT 0,
+            area TEXT,
+            district TEXT,
+            station TEXT,
+            team TEXT,
+            pnb_required INTEGER,
+            device_eligible INTEGER,
+            email TEXT,
+            start_date TEXT,
+            leave_date TEXT,
+            status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'ABSENT', 'LEAVER')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX officers_collar ON officers (collar_number)")
+    db.execute("CREATE INDEX officers_surname ON officers (surname COLLATE NOCASE)")
+    db.execute("CREATE INDEX officers_station ON officers (area, station)")
+
+
+@migrations()
+def m003_devices(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE devices (
+            id INTEGER PRIMARY KEY,
+            serial TEXT NOT NULL UNIQUE,
+            imei1 TEXT NOT NULL UNIQUE,
+            imei2 TEXT UNIQUE,
+            manufacturer TEXT NOT NULL,
+            model TEXT NOT NULL,
+            marketing_name TEXT,
+            order_number TEXT,
+            status TEXT NOT NULL DEFAULT 'delivered',
+            status_changed_at TEXT NOT NULL,
+            supplier TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX devices_serial_nocase ON devices (serial COLLATE NOCASE)")
+    # One IMEI namespace across imei1 and imei2: a phone's second IMEI can't be another's first.
+    db.execute("""
+        CREATE TABLE device_imeis (
+            imei TEXT PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id)
+        )""")
+
+
+@migrations()
+def m004_assignments(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            open_reason TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT,
+            close_reason TEXT,
+            CHECK (closed_at IS NULL OR closed_at >= opened_at)
+        )""")
+    # The custody invariants, held by the database itself.
+    db.execute("CREATE UNIQUE INDEX one_holder_per_device ON assignments (device_id)"
+               " WHERE closed_at IS NULL")
+    db.execute("CREATE UNIQUE INDEX one_device_per_officer ON assignments (officer_id)"
+               " WHERE closed_at IS NULL")
+    db.execute("CREATE INDEX assignments_device_time ON assignments (device_id, opened_at)")
+    db.execute("CREATE INDEX assignments_officer_time ON assignments (officer_id, opened_at)")
+    # History is never rewritten: a row may only be closed, once, and never deleted.
+    db.execute("""
+        CREATE TRIGGER assignments_close_only BEFORE UPDATE ON assignments
+        WHEN OLD.closed_at IS NOT NULL
+          OR NEW.id IS NOT OLD.id OR NEW.device_id IS NOT OLD.device_id
+          OR NEW.officer_id IS NOT OLD.officer_id OR NEW.opened_at IS NOT OLD.opened_at
+          OR NEW.opened_by IS NOT OLD.opened_by OR NEW.open_reason IS NOT OLD.open_reason
+        BEGIN SELECT RAISE(ABORT, 'custody history is append-only'); END""")
+    db.execute("""
+        CREATE TRIGGER assignments_no_delete BEFORE DELETE ON assignments
+        BEGIN SELECT RAISE(ABORT, 'custody history is append-only'); END""")
+
+
+@migrations()
+def m005_audit(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX audit_subject ON audit (subject)")
+    db.execute("""
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    db.execute("""
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+
+
+def migrate(db: Database) -> None:
+    """Apply pending migrations under the write lock, so two first runs can't race."""
+    if not migrations.pending(db):
+        return
+    from mdm.store import transaction
+
+    with transaction(db):
+        migrations.apply(db)

@@ -1,0 +1,118 @@
+"""All terminal output: the only module that imports rich.
+
+Data goes to stdout (a table, or JSON with `--json`); messages, progress and errors go
+to stderr, so `mdm ... --json | jq` always sees clean JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mdm.errors import MdmError
+
+
+def _out() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def _err() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def emit_json(data: object) -> None:
+    """Write data as JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_text(text: str) -> None:
+    """Write raw text (CSV, a fingerprint) on stdout."""
+    sys.stdout.write(text)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
+    """Print rows as a table with the given columns."""
+    t = Table(title=title or None, show_lines=False)
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*(_cell(row.get(c)) for c in columns), style=None)
+    _out().print(t)
+    if not rows:
+        info("(none)")
+
+
+def record(data: Mapping[str, Any], title: str = "") -> None:
+    """Print one record as a two-column table."""
+    t = Table(title=title or None, show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k, v in data.items():
+        t.add_row(k, _cell(v))
+    _out().print(t)
+
+
+def render(data: object, as_json: bool, columns: Sequence[str] | None = None,
+           title: str = "") -> None:
+    """Print data as JSON, or as a table (a list of rows) or a record (one mapping)."""
+    if as_json:
+        emit_json(data)
+    elif isinstance(data, list):
+        table(data, columns or (list(data[0]) if data else []), title)
+    elif isinstance(data, Mapping):
+        record(data, title)
+    else:
+        _out().print(str(data))
+
+
+def info(message: str) -> None:
+    """Print a message for the person at the terminal (stderr)."""
+    _err().print(message, markup=False)
+
+
+def success(message: str) -> None:
+    """Print a short confirmation (stderr)."""
+    _err().print("[green]✓[/green] ", end="")
+    _err().print(message, markup=False)
+
+
+def error(exc: MdmError) -> None:
+    """Print an error with every problem and the hint, on stderr."""
+    console = _err()
+    console.print("[bold red]error:[/bold red] ", end="")
+    console.print(exc.message, markup=False)
+    for problem in exc.problems:
+        console.print("  - " + str(problem), markup=False)
+    if exc.hint:
+        console.print("[yellow]what to do:[/yellow] ", end="")
+        console.print(exc.hint, markup=False)
+
+
+@contextmanager
+def progress(total: int, description: str, enabled: bool = True) -> Iterator[Any]:
+    """Show a progress bar on stderr; yields a function that advances it by one."""
+    if not enabled or total <= 1:
+        yield lambda *_: None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=_err(), transient=True)
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda *_: bar.advance(task)

@@ -1,0 +1,148 @@
+"""The audit chain: one row per change, append-only, and any tampering is found."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mdm.store import audit, connect, transaction
+
+
+def _open(tmp_path: Path, name: str = "a.db"):
+    path = tmp_path / name
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return path, connect(path)
+
+
+def _write(db, n: int, subjects: list[str]) -> None:
+    for i in range(n):
+        with transaction(db):
+            audit.record(db, "op", "test.change", subjects[i % len(subjects)], {"i": i},
+                         {"i": i + 1})
+
+
+def _untrigger(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER IF EXISTS audit_no_update")
+    conn.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    return conn
+
+
+subjects = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=5)
+fast = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@fast
+@given(n=st.integers(1, 12), names=subjects)
+def test_any_sequence_of_changes_verifies(tmp_path: Path, n: int, names: list[str]) -> None:
+    _, db = _open(tmp_path)
+    _write(db, n, names)
+    result = audit.verify(db)
+    assert result.ok and result.rows == n and result.head_seq == n
+    assert audit.verify(db, audit.head(db)).ok
+    db.conn.close()
+
+
+@fast
+@given(n=st.integers(2, 10), data=st.data())
+def test_any_altered_row_is_found(tmp_path: Path, n: int, data: st.DataObject) -> None:
+    path, db = _open(tmp_path)
+    _write(db, n, ["s"])
+    db.conn.close()
+    victim = data.draw(st.integers(1, n))
+    column = data.draw(st.sampled_from(["at", "operator", "action", "subject", "before",
+                                        "after", "prev_hash", "hash"]))
+    conn = _untrigger(path)
+    conn.execute(f"UPDATE audit SET {column} = {column} || 'x' WHERE seq = ?", (victim,))
+    conn.close()
+    result = audit.verify(connect(path))
+    assert not result.ok
+    # Changing a row's stored hash breaks the next row's link instead.
+    assert result.first_bad_seq in (victim, victim + 1)
+
+
+@fast
+@given(n=st.integers(3, 10), data=st.data())
+def test_a_deleted_or_swapped_row_is_found(tmp_path: Path, n: int, data: st.DataObject) -> None:
+    path, db = _open(tmp_path)
+    _write(db, n, ["s"])
+    db.conn.close()
+    conn = _untrigger(path)
+    if data.draw(st.booleans()):
+        victim = data.draw(st.integers(1, n - 1))
+        conn.execute("DELETE FROM audit WHERE seq = ?", (victim,))
+        expected = victim
+    else:
+        a = data.draw(st.integers(1, n - 1))
+        conn.execute("UPDATE audit SET seq = -1 WHERE seq = ?", (a,))
+        conn.execute("UPDATE audit SET seq = ? WHERE seq = ?", (a, a + 1))
+        conn.execute("UPDATE audit SET seq = ? WHERE seq = -1", (a + 1,))
+        expected = a
+    conn.close()
+    result = audit.verify(connect(path))
+    assert not result.ok and result.first_bad_seq == expected
+
+
+def test_truncation_and_rebuild_are_found_only_against_a_checkpoint(tmp_path: Path) -> None:
+    path, db = _open(tmp_path)
+    _write(db, 5, ["s"])
+    cp = audit.head(db)
+    db.conn.close()
+    conn = _untrigger(path)
+    conn.execute("DELETE FROM audit WHERE seq = 5")
+    conn.close()
+    db = connect(path)
+    assert audit.verify(db).ok  # a chain alone can't see its tail cut off
+    assert "truncated" in audit.verify(db, cp).reason
+    # Rebuild: rewrite row 3 and re-hash everything after it, as a forger would.
+    with transaction(db):
+        rows = [dict(zip(["seq", "at", "operator", "action", "subject", "before", "after"], r,
+                         strict=True))
+                for r in db.execute("SELECT seq, at, operator, action, subject, before, after"
+                                    " FROM audit ORDER BY seq")]
+    db.conn.close()
+    conn = _untrigger(path)
+    conn.execute("DELETE FROM audit")
+    prev = audit.GENESIS
+    for r in rows + [{**rows[-1], "seq": 5, "action": "forged"}]:
+        if r["seq"] == 3:
+            r = {**r, "operator": "mallory"}
+        h = audit.row_hash(prev, r)
+        conn.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)",
+                     (r["seq"], r["at"], r["operator"], r["action"], r["subject"], r["before"],
+                      r["after"], prev, h))
+        prev = h
+    conn.close()
+    db = connect(path)
+    assert audit.verify(db).ok
+    assert "rebuilt" in audit.verify(db, cp).reason
+
+
+def test_the_log_refuses_update_and_delete(tmp_path: Path) -> None:
+    path, db = _open(tmp_path)
+    _write(db, 2, ["s"])
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE audit SET operator = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM audit")
+
+
+def test_cli_verify_checkpoint_and_failure_exit_code(mdm, inventory, db_path) -> None:
+    cp = mdm.json("audit", "checkpoint")
+    assert cp["seq"] == 3  # operator, roster, manifest: one row per change
+    ok = mdm.json("audit", "verify", "--checkpoint", cp["checkpoint"])
+    assert ok["ok"] and ok["rows"] == 3
+    assert "not SEQ:HASH" in mdm("audit", "verify", "--checkpoint", "nope", code=2).stderr
+    conn = _untrigger(db_path)
+    conn.execute("UPDATE audit SET operator = 'mallory' WHERE seq = 2")
+    conn.close()
+    err = mdm("audit", "verify", code=1).stderr
+    assert "broken at row 2" in err
+    log = mdm.json("audit", "log")
+    assert [r["action"] for r in log] == ["operators.add", "officers.import", "devices.import"]
