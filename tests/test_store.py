@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlite_utils import Database
 
 from mdm import examples
-from mdm.store import connect
+from mdm.errors import MdmError
+from mdm.store import SCHEMA_VERSION, connect
 from mdm.store.migrations import migrations
 from tests.helpers import rows
 
@@ -29,6 +31,14 @@ def test_blank_inventory_gets_every_migration_once(tmp_path: Path) -> None:
     connect(path).conn.close()
     applied = [r[0] for r in rows(path, "SELECT name FROM _sqlite_migrations ORDER BY id")]
     assert applied == [m.name for m in migrations._migrations]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(len(applied),)]
+
+
+def test_an_inventory_from_a_newer_mdm_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(MdmError, match="this mdm knows"):
+        connect(path)
 
 
 def test_an_older_inventory_is_upgraded_and_keeps_its_data(tmp_path: Path) -> None:
@@ -41,9 +51,9 @@ def test_an_older_inventory_is_upgraded_and_keeps_its_data(tmp_path: Path) -> No
     old.conn.commit()
     old.conn.close()
     db = connect(path)
-    assert not migrations.pending(db)
+    assert not migrations.pending(db.utils)
     assert db.execute("SELECT serial FROM devices").fetchall() == [("R58F4OLD0001",)]
-    assert db["assignments"].exists() and db["audit"].exists()
+    assert db.utils["assignments"].exists() and db.utils["audit"].exists()
 
 
 def _mdm(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

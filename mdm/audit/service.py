@@ -6,10 +6,9 @@ import json
 import re
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm.errors import ExitCode, InputError, MdmError
 from mdm.store import audit
+from mdm.store.db import Database
 
 _CHECKPOINT = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
@@ -24,9 +23,7 @@ def log(db: Database, subject: str | None, limit: int | None) -> list[dict[str, 
     sql = f"SELECT * FROM audit {where} ORDER BY seq"
     if limit:
         sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY seq"
-    cursor = db.execute(sql, args)
-    cols = [c[0] for c in cursor.description]
-    rows = [dict(zip(cols, r, strict=True)) for r in cursor]
+    rows = db.query(sql, args)
     for r in rows:
         for k in ("before", "after"):
             r[k] = json.loads(r[k]) if r[k] else None

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm.devices import service as devices
 from mdm.devices.lifecycle import ASSIGNABLE
 from mdm.errors import InputError
 from mdm.officers import service as officers
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.db import Database
 from mdm.timeutil import now
 
 _HISTORY = (
@@ -26,20 +25,15 @@ _HISTORY = (
     " JOIN officers o ON o.officer_id = a.officer_id")
 
 
-def _rows(db: Database, sql: str, args: list[Any]) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, args)
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r, strict=True)) for r in cursor]
-
 
 def device_history(db: Database, device_id: int) -> list[dict[str, Any]]:
     """Every assignment of one device, oldest first."""
-    return _rows(db, f"{_HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at, a.id", [device_id])
+    return db.query(f"{_HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at, a.id", [device_id])
 
 
 def officer_history(db: Database, officer_id: str) -> list[dict[str, Any]]:
     """Every device one officer has held, oldest first."""
-    return _rows(db, f"{_HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
+    return db.query(f"{_HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
                  [officer_id])
 
 
@@ -49,7 +43,7 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 def _open_row(db: Database, column: str, value: object) -> dict[str, Any] | None:
-    found = _rows(db, f"{_HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
+    found = db.query(f"{_HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
     return found[0] if found else None
 
 
@@ -161,7 +155,7 @@ def reassign(db: Database, operator: str, serial: str, officer_ref: str,
 def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
     """Say who held a device at an instant (UTC text), with the assignment that covers it."""
     device = devices.get(db, serial)
-    rows = _rows(db, f"{_HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
+    rows = db.query(f"{_HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
                      " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])
     return {"serial": device["serial"], "at": at, "holder": rows[0] if rows else None}
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm import csvio
 from mdm.errors import NotFound
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
                 "order_number", "status", "status_changed_at", "created_at")
@@ -22,11 +21,6 @@ _HOLDER_SELECT = (
     " LEFT JOIN officers o ON o.officer_id = a.officer_id")
 
 
-def _rows(db: Database, sql: str, args: list[Any]) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, args)
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r, strict=True)) for r in cursor]
-
 
 def get(db: Database, ref: str) -> dict[str, Any]:
     """Find one device by serial (exact, then ignoring case) or by either IMEI."""
@@ -34,7 +28,7 @@ def get(db: Database, ref: str) -> dict[str, Any]:
     for where, arg in (("d.serial = ?", ref),
                        ("d.serial = ? COLLATE NOCASE", ref),
                        ("d.id = (SELECT device_id FROM device_imeis WHERE imei = ?)", ref)):
-        found = _rows(db, f"{_HOLDER_SELECT} WHERE {where}", [arg])
+        found = db.query(f"{_HOLDER_SELECT} WHERE {where}", [arg])
         if len(found) == 1:
             return found[0]
     raise NotFound(f"no device with serial or IMEI {ref!r}",
@@ -58,16 +52,16 @@ def find(db: Database, query: str) -> list[dict[str, Any]]:
         for r in rows:
             matches.setdefault(r["serial"], {**_public(r), "matched_on": how})
 
-    add(_rows(db, f"{_HOLDER_SELECT} WHERE d.serial = ? COLLATE NOCASE", [q]), "serial")
-    add(_rows(db, f"{_HOLDER_SELECT} WHERE d.id IN (SELECT device_id FROM device_imeis"
+    add(db.query(f"{_HOLDER_SELECT} WHERE d.serial = ? COLLATE NOCASE", [q]), "serial")
+    add(db.query(f"{_HOLDER_SELECT} WHERE d.id IN (SELECT device_id FROM device_imeis"
                   " WHERE imei = ?)", [q]), "imei")
-    people = _rows(db, "SELECT officer_id FROM officers WHERE officer_id = ? OR payroll_no = ?"
+    people = db.query("SELECT officer_id FROM officers WHERE officer_id = ? OR payroll_no = ?"
                        " OR collar_number = ? OR surname = ? COLLATE NOCASE",
                    [q, q, q.upper(), q])
     if people:
         ids = [p["officer_id"] for p in people]
         marks = ", ".join("?" for _ in ids)
-        add(_rows(db, f"{_HOLDER_SELECT} WHERE a.officer_id IN ({marks})", ids), "holder")
+        add(db.query(f"{_HOLDER_SELECT} WHERE a.officer_id IN ({marks})", ids), "holder")
     return list(matches.values())
 
 
@@ -87,7 +81,7 @@ EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "h
 
 def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
     """Export every device with its current holder, as CSV or JSON; the export is logged."""
-    rows = _rows(db, f"{_HOLDER_SELECT} ORDER BY d.serial", [])
+    rows = db.query(f"{_HOLDER_SELECT} ORDER BY d.serial", [])
     body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
             else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
     with transaction(db):

@@ -11,14 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm import csvio
 from mdm.devices.lifecycle import Status
 from mdm.enrol import identity
 from mdm.errors import InputError, Problem
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.db import Database
 from mdm.timeutil import now
 
 REQUIRED = ("serial_number", "manufacturer", "model", "imei1")
@@ -135,11 +134,11 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
                                 rec["order_number"], Status.DELIVERED.value, stamp,
                                 json.dumps(rec["supplier"], sort_keys=True), stamp))
             imei_rows += [(rec[c], device_id) for c in ("imei1", "imei2") if rec[c]]
-        db.conn.executemany(
+        db.executemany(
             "INSERT INTO devices (id, serial, imei1, imei2, manufacturer, model, marketing_name,"
             " order_number, status, status_changed_at, supplier, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", device_rows)
-        db.conn.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imei_rows)
+        db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imei_rows)
         orders = sorted({r["order_number"] for r in records if r["order_number"]})
         result = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                   "devices": len(records), "orders": orders, "status": Status.DELIVERED.value}

@@ -11,13 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm import csvio
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.db import Database
 from mdm.timeutil import now
 
 ALIASES = {"collar": "collar_number", "collar_no": "collar_number", "payroll": "payroll_no",
@@ -101,7 +100,7 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
 
     with transaction(db):
         roles.require(db, operator, "officers.import")
-        existing = {r["officer_id"]: r for r in _all_rows(db)}
+        existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
         problems = _check_against_inventory(records, existing, where)
         if problems:
             raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
@@ -115,12 +114,6 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
         audit.record(db, operator, "officers.import", f"roster:{path.name}", None,
                      {**summary, "changes": result.pop("changes")})
     return result
-
-
-def _all_rows(db: Database) -> list[dict[str, Any]]:
-    cursor = db.execute("SELECT * FROM officers")
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r, strict=True)) for r in cursor]
 
 
 def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, dict[str, Any]],
@@ -172,7 +165,7 @@ def _write(db: Database, records: list[dict[str, Any]],
                 new_leavers.append(rec["officer_id"])
     if inserts:
         cols = list(inserts[0])
-        db.conn.executemany(
+        db.executemany(
             f"INSERT INTO officers ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})",
             inserts)
     for oid, diff in changes.items():
@@ -204,11 +197,9 @@ def resolve(db: Database, ref: str) -> dict[str, Any]:
                 "SELECT * FROM officers WHERE payroll_no = ?",
                 "SELECT * FROM officers WHERE collar_number = ? AND status != 'LEAVER'",
                 "SELECT * FROM officers WHERE collar_number = ? ORDER BY updated_at DESC"):
-        cursor = db.execute(sql, [ref.upper() if "collar" in sql else ref])
-        cols = [c[0] for c in cursor.description]
-        found = cursor.fetchall()
+        found = db.query(sql, [ref.upper() if "collar" in sql else ref])
         if len(found) == 1 or (found and "ORDER BY" in sql):
-            return dict(zip(cols, found[0], strict=True))
+            return found[0]
     raise NotFound(f"no officer with id, payroll or collar number {ref!r}",
                    "search with: mdm officers list --json, or check the roster import")
 
@@ -247,9 +238,7 @@ def list_officers(db: Database, filters: dict[str, str | None],
            " ORDER BY o.area, o.station, o.surname, o.forename")
     if limit:
         sql += f" LIMIT {int(limit)}"
-    cursor = db.execute(sql, args)
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r, strict=True)) for r in cursor]
+    return db.query(sql, args)
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:

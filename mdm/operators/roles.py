@@ -7,9 +7,8 @@ file can change it. The audit chain and its external checkpoints are what detect
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
 from mdm.errors import InputError, PermissionDenied
+from mdm.store.db import Database
 
 ROLES = ("admin", "it", "rollout", "helpdesk")
 

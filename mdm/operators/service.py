@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlite_utils import Database
-
 from mdm.errors import InputError
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.db import Database
 from mdm.timeutil import now
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -40,4 +39,4 @@ def add(db: Database, operator: str, name: str, role: str) -> dict[str, Any]:
 
 def list_all(db: Database) -> list[dict[str, Any]]:
     """List every operator with their role."""
-    return [dict(r) for r in db["operators"].rows_where(order_by="name")]
+    return db.query("SELECT * FROM operators ORDER BY name")

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from mdm.errors import ExitCode, MdmError
+from mdm.store.db import Database
 
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_DB = Path("inventory") / "mdm.db"
@@ -46,10 +45,28 @@ def connect(path: Path) -> Database:
         raise MdmError(f"{path} is not a usable inventory: {exc}",
                        "check the path given by --db / MDM_DB") from None
     db = Database(conn)
-    from mdm.store.migrations import migrate
-
-    migrate(db)
+    _migrate(db)
     return db
+
+
+# The number of migrations in mdm/store/migrations.py (a test keeps the two in step).
+# An inventory at this version opens without importing sqlite-utils at all.
+SCHEMA_VERSION = 5
+
+
+def _migrate(db: Database) -> None:
+    """Bring the schema up to date under the write lock, so two first runs can't race."""
+    version = db.scalar("PRAGMA user_version")
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise MdmError(f"this inventory has schema version {version}; this mdm knows"
+                       f" {SCHEMA_VERSION}", "upgrade mdm before using this inventory")
+    from mdm.store.migrations import migrations
+
+    with transaction(db):
+        migrations.apply(db.utils)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
+from mdm.store.db import Database
 from mdm.timeutil import now
 
 GENESIS = "0" * 64

@@ -139,12 +139,3 @@ def m005_audit(db: Database) -> None:
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
 
-
-def migrate(db: Database) -> None:
-    """Apply pending migrations under the write lock, so two first runs can't race."""
-    if not migrations.pending(db):
-        return
-    from mdm.store import transaction
-
-    with transaction(db):
-        migrations.apply(db)
