@@ -17,6 +17,8 @@ from mdm.custody import cli as custody_cli
 from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
+from mdm.fleet import cli as keys_cli
+from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 
@@ -63,12 +65,17 @@ def root(
                                                  show_default=False)] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say more.")] = False,
+    key: Annotated[str | None, typer.Option("--key", envvar="MDM_KEY", show_default=False,
+                                            help="The operator's SSH private key"
+                                                 " (default: ~/.config/mdm/id_ed25519).")
+                   ] = None,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
     from mdm.store import resolve_path
 
     obj = AppContext(db_path=resolve_path(str(db) if db else None),
-                     operator=operator or default_operator(), json=json, verbose=verbose)
+                     operator=operator or default_operator(), json=json, verbose=verbose,
+                     key=key)
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 
@@ -78,6 +85,8 @@ app.add_typer(officers_cli.app, name="officers")
 app.add_typer(enrol_cli.app, name="enrol")
 app.add_typer(devices_cli.app, name="devices")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(lab_cli.app, name="lab")
 custody_cli.mount(app)
 
 

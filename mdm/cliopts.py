@@ -11,11 +11,25 @@ from mdm import ui
 from mdm.context import AppContext
 from mdm.errors import InputError
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+def _mark_json(ctx: typer.Context, value: bool) -> bool:
+    """Remember --json for the whole run, so the error boundary prints results as JSON too."""
+    if value and isinstance(ctx.find_root().obj, AppContext):
+        ctx.find_root().obj.json = True
+    return value
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.",
+                                       callback=_mark_json)]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="csv or json.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Write to this file instead of stdout.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--concurrency", "-c", help="Devices worked on at once [default: 16].", show_default=False)]
+SelectorArg = Annotated[list[str] | None, typer.Argument(
+    help="all, a serial, or key=value[,key=value] (status, model, order, station, area,"
+         " team, rank, worker_type, officer); several are OR-ed.", show_default=False)]
 InputFile = Annotated[Path, typer.Argument(help="A CSV file.", show_default=False)]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mdm.fleet.session import Fleet
     from mdm.store.db import Database
 
 
@@ -23,6 +24,7 @@ class AppContext:
     operator: str
     json: bool = False
     verbose: bool = False
+    key: str | None = None  # the operator's private key path (else MDM_KEY, else default)
     _db: Database | None = field(default=None, repr=False)
 
     def db(self) -> Database:
@@ -32,6 +34,15 @@ class AppContext:
 
             self._db = connect(self.db_path)
         return self._db
+
+    def fleet(self, concurrency: int | None = None) -> Fleet:
+        """Build the SSH fleet (paramiko is imported only here)."""
+        from mdm.fleet.session import ssh_fleet
+
+        fleet = ssh_fleet(self.key)
+        if concurrency:
+            fleet.concurrency = concurrency
+        return fleet
 
     def close(self) -> None:
         if self._db is not None:

@@ -105,14 +105,38 @@ def error(exc: MdmError) -> None:
         console.print(exc.hint, markup=False)
 
 
+class _Bar:
+    """A progress bar on stderr that learns its total when the work is known."""
+
+    def __init__(self, description: str, enabled: bool) -> None:
+        self._description = description
+        self._enabled = enabled
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if not self._enabled or total <= 1 or self._bar is not None:
+            return
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), console=_err(),
+                             transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(self._description, total=total)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 @contextmanager
-def progress(total: int, description: str, enabled: bool = True) -> Iterator[Any]:
-    """Show a progress bar on stderr; yields a function that advances it by one."""
-    if not enabled or total <= 1:
-        yield lambda *_: None
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=_err(), transient=True)
-    with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda *_: bar.advance(task)
+def progress(description: str, enabled: bool = True) -> Iterator[_Bar]:
+    """Show a progress bar on stderr while the block runs (call .start(total), .advance())."""
+    bar = _Bar(description, enabled)
+    try:
+        yield bar
+    finally:
+        bar.stop()

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the demo end to end on a fresh demo inventory
-# (inventory/demo.db; your real inventory, inventory/mdm.db, is not touched).
+# Set up (if needed) and run the demo end to end on a fresh demo inventory and a lab of
+# real sshd devices on loopback (all under inventory/demo/; your real inventory,
+# inventory/mdm.db, and your own key are not touched). The lab is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-export MDM_DB=inventory/demo.db
+DEMO=inventory/demo
+export MDM_DB=$DEMO/mdm.db
 export MDM_OPERATOR=demo-admin
+export MDM_KEY=$DEMO/operator_ed25519
+export MDM_LAB=$DEMO/lab
 export COLUMNS=${COLUMNS:-120}
-rm -f inventory/demo.db inventory/demo.db-wal inventory/demo.db-shm
 mdm() { .venv/bin/mdm "$@"; }
+[ -f "$MDM_LAB/lab.json" ] && mdm lab down >/dev/null
+rm -rf "$DEMO"; mkdir -p "$DEMO"
+trap 'mdm lab down >/dev/null 2>&1 || true' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 EX=inventory/examples
 
@@ -45,6 +51,33 @@ bad=$(mktemp)
 printf 'serial_number,manufacturer,model,imei1\nR58F4BAD0001,samsung,SM-N910F,3.52549E+14\n' >"$bad"
 mdm --operator it.patel enrol import "$bad" || echo "(exit $? as expected: nothing imported)"
 rm -f "$bad"
+
+step "IT staff: an operator key, and a lab of 12 real sshd devices on 127.0.1.x"
+mdm keys init
+mdm lab up 12
+mdm lab status
+
+step "The lab's delivery arrives: import its manifest"
+mdm lab manifest -o $DEMO/lab-delivery.csv
+mdm --operator it.patel enrol import $DEMO/lab-delivery.csv
+
+step "Enrol all 12 over SSH, host keys confirmed against the supplier's list"
+mdm lab addresses --host-keys -o $DEMO/enrol-plan.csv
+lab_serial() { sed -n "$(( $1 + 2 ))p" $DEMO/enrol-plan.csv | cut -d, -f1; }
+mdm lab fault "$(lab_serial 4)" identity    # a different phone answers at that address
+mdm lab fault "$(lab_serial 9)" offline     # switched off in a drawer
+mdm --operator it.patel enrol devices --from $DEMO/enrol-plan.csv \
+  || echo "(exit $?: two devices refused and named above; the other ten are enrolled)"
+
+step "The drawer phone is switched on; enrol it again (the others are skipped)"
+mdm lab fault "$(lab_serial 9)" offline --clear
+mdm --operator it.patel enrol devices --from $DEMO/enrol-plan.csv || true
+
+step "Gather facts from the fleet; one phone now answers with another host key"
+mdm lab fault "$(lab_serial 2)" swapped
+mdm --operator it.patel devices refresh \
+  || echo "(exit $?: the swapped phone is refused and quarantined, the rest recorded)"
+mdm devices show "$(lab_serial 2)"
 
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify

@@ -88,3 +88,105 @@ def inventory(mdm: Mdm, files: Callable[..., Path], roster: list[dict[str, Any]]
     mdm("officers", "import", files("roster.csv", roster, examples.ROSTER_COLUMNS))
     mdm("enrol", "import", files("manifest.csv", delivery, examples.MANIFEST_COLUMNS))
     return {"roster": roster, "delivery": delivery}
+
+
+# -- the lab: real sshd devices on loopback, shared by the session ----------------------
+
+class LabPool:
+    """Hands each test fresh lab devices, and puts them back to factory state after."""
+
+    def __init__(self, lab: Any) -> None:
+        self.lab = lab
+        self.free = list(lab.devices())
+        self.used: list[Any] = []
+
+    def take(self, count: int) -> list[Any]:
+        assert count <= len(self.free), f"the test lab has {len(self.free)} free devices"
+        taken, self.free = self.free[:count], self.free[count:]
+        self.used += taken
+        return taken
+
+    def release(self) -> None:
+        for device in self.used:
+            self.lab.reset(device.serial)
+        self.free = self.used + self.free
+        self.used = []
+
+    def manifest_for(self, devices: list[Any]) -> list[dict[str, Any]]:
+        wanted = {d.serial for d in devices}
+        return [r for r in self.lab.manifest() if r["serial_number"] in wanted]
+
+    def fingerprint(self, device: Any) -> str:
+        from mdm.fleet.keys import fingerprint_of_line
+
+        return fingerprint_of_line((device.path / "etc" / "host_key.pub").read_text())
+
+
+@pytest.fixture(scope="session")
+def operator_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mdm.fleet.keys import generate_ed25519
+
+    path = tmp_path_factory.mktemp("operator") / "id_ed25519"
+    generate_ed25519(path, comment="mdm-tests")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab_session(tmp_path_factory: pytest.TempPathFactory, operator_key: Path) -> Any:
+    import os
+
+    from mdm.lab.lab import SSHD, Lab, _alive, become_subreaper
+
+    if not SSHD.exists():
+        if os.environ.get("CI"):
+            pytest.fail("sshd is missing in CI: scripts/setup.sh should have installed it")
+        pytest.skip("OpenSSH sshd is not installed (bash scripts/setup.sh installs it)")
+    become_subreaper()
+    lab = Lab(tmp_path_factory.mktemp("lab"))
+    lab.up(32, Path(str(operator_key) + ".pub").read_text())
+    yield lab
+    pids = lab.pids()
+    lab.down()
+    assert not [p for p in pids if _alive(p)], "lab daemons outlived lab down"
+
+
+@pytest.fixture
+def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MDM_KEY", str(operator_key))
+    monkeypatch.setenv("MDM_LAB", str(lab_session.root))
+    pool = LabPool(lab_session)
+    yield pool
+    pool.release()
+
+
+@pytest.fixture
+def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path]) -> Callable[[int], list[Any]]:
+    """Take N lab devices and import their delivery into this test's inventory."""
+
+    def take(count: int) -> list[Any]:
+        devices = lab.take(count)
+        mdm("operators", "add", "admin", code=0) if not _has_admin() else None
+        path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
+                     examples.MANIFEST_COLUMNS)
+        mdm("enrol", "import", path)
+        return devices
+
+    def _has_admin() -> bool:
+        return bool(mdm.json("operators", "list"))
+
+    return take
+
+
+@pytest.fixture
+def enrolled(mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+             files: Callable[..., Path]) -> Callable[[int], list[Any]]:
+    """Take N lab devices, deliver and enrol them with confirmed host keys."""
+
+    def take(count: int) -> list[Any]:
+        devices = delivered(count)
+        rows = "serial_number,address,host_key\n" + "".join(
+            f"{d.serial},{d.address},{lab.fingerprint(d)}\n" for d in devices)
+        mdm("enrol", "devices", "--from", files(f"enrol-{devices[0].serial}.csv", rows))
+        return devices
+
+    return take

@@ -8,10 +8,12 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    ConcurrencyOpt,
     FormatOpt,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
+    SelectorArg,
     app_context,
     deliver,
     export_format,
@@ -52,6 +54,15 @@ def show(ctx: typer.Context,
         ui.emit_json(device)
         return
     custody = device.pop("custody")
+    holder = device["holder"]
+    device["holder"] = (f"{holder['name']} (collar {holder['collar_number']}, officer"
+                        f" {holder['officer_id']}) since {holder['since']}" if holder else None)
+    facts = device.pop("facts") or {}
+    device["facts"] = (f"Android {facts['os_release']} (SDK {facts['sdk']}), patch"
+                       f" {facts['security_patch']}, {facts['crypto_state']},"
+                       f" {len(facts['packages'])} packages, at {facts['collected_at']}"
+                       if facts else None)
+    device["supplier"] = ", ".join(f"{k}={v}" for k, v in device["supplier"].items())
     ui.record(device, f"Device {device['serial']}")
     ui.table(custody, ["officer_id", "collar_number", "name", "opened_at", "opened_by",
                        "open_reason", "closed_at", "closed_by", "close_reason"],
@@ -65,3 +76,18 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
     deliver(body, output, count)
+
+
+@app.command("refresh")
+def refresh(ctx: typer.Context, selectors: SelectorArg = None,
+            concurrency: ConcurrencyOpt = None, json: JsonOpt = False) -> None:
+    """Gather facts (OS, patch, encryption, packages, DPC status) from enrolled devices."""
+    from mdm.devices.refresh import refresh as run
+
+    c = app_context(ctx)
+    with ui.progress("refreshing", not wants_json(ctx, json)) as bar:
+        result = run(c.db(), c.operator, selectors or [], c.fleet(concurrency), progress=bar)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    else:
+        ui.success(f"{len(result['done'])} of {result['selected']} devices reached")

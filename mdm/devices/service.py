@@ -12,7 +12,9 @@ from mdm.store import audit, transaction
 from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
-                "order_number", "status", "status_changed_at", "created_at")
+                "order_number", "status", "status_changed_at", "created_at", "address",
+                "host_key_fingerprint", "enrolled_at", "last_seen", "last_contact_at",
+                "last_contact_error")
 _HOLDER_SELECT = (
     "SELECT d.*, o.officer_id AS holder_id, o.collar_number AS holder_collar,"
     " o.forename || ' ' || o.surname AS holder_name, a.opened_at AS held_since"
@@ -72,6 +74,13 @@ def show(db: Database, ref: str) -> dict[str, Any]:
     row = get(db, ref)
     out = _public(row)
     out["supplier"] = json.loads(row["supplier"])
+    facts = db.query("SELECT collected_at, os_release, sdk, security_patch, crypto_state,"
+                     " packages, dpc_status FROM device_facts WHERE device_id = ?", [row["id"]])
+    if facts:
+        f = facts[0]
+        f["packages"] = json.loads(f["packages"])
+        f["dpc_status"] = json.loads(f["dpc_status"]) if f["dpc_status"] else None
+    out["facts"] = facts[0] if facts else None
     out["custody"] = device_history(db, row["id"])
     return out
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 from mdm import ui
-from mdm.cliopts import InputFile, JsonOpt, app_context, wants_json
-from mdm.enrol import manifest
+from mdm.cliopts import ConcurrencyOpt, InputFile, JsonOpt, app_context, wants_json
+from mdm.enrol import manifest, service
 
 app = typer.Typer(no_args_is_help=True, help="Import deliveries and enrol devices.")
 
@@ -21,3 +24,47 @@ def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
     else:
         ui.success(f"{result['devices']} devices delivered (orders: "
                    f"{', '.join(result['orders']) or 'none given'})")
+
+
+TofuOpt = Annotated[bool, typer.Option(
+    "--trust-on-first-use", help="Pin whatever host key the device offers (at the bench);"
+                                 " recorded in the audit log.")]
+
+
+@app.command("device")
+def device(ctx: typer.Context,
+           serial: Annotated[str, typer.Argument(help="The delivered device's serial.")],
+           address: Annotated[str, typer.Option(help="[user@]host[:port] of its SSH endpoint.")],
+           host_key: Annotated[str | None, typer.Option(
+               help="The fingerprint you checked on the device: SHA256:…")] = None,
+           tofu: TofuOpt = False, json: JsonOpt = False) -> None:
+    """Enrol one device: check identity against the manifest and pin its SSH host key."""
+    c = app_context(ctx)
+    result = service.enrol(c.db(), c.operator, [service.Request(serial, address, host_key)],
+                           c.fleet(), tofu=tofu)
+    _render(ctx, json, result)
+
+
+@app.command("devices")
+def devices(ctx: typer.Context,
+            from_: Annotated[Path, typer.Option("--from", help="CSV: serial_number,address"
+                                                               "[,host_key].")],
+            tofu: TofuOpt = False, concurrency: ConcurrencyOpt = None,
+            json: JsonOpt = False) -> None:
+    """Enrol many devices at once from a CSV; failures are listed and the rest go on."""
+    c = app_context(ctx)
+    requests = service.requests_from_file(from_)
+    with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
+        result = service.enrol(c.db(), c.operator, requests, c.fleet(concurrency), tofu=tofu,
+                               progress=bar)
+    _render(ctx, json, result)
+
+
+def _render(ctx: typer.Context, json: bool, result: dict[str, Any]) -> None:
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    if result["done"]:
+        ui.table(result["done"], ["serial", "address", "host_key", "host_key_check"], "Enrolled")
+    for s in result["skipped"]:
+        ui.info(f"{s['serial']}: {s['reason']}")

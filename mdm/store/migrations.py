@@ -139,3 +139,23 @@ def m005_audit(db: Database) -> None:
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
 
+
+
+@migrations()
+def m006_enrolment(db: Database) -> None:
+    for column in ("address TEXT", "host_key TEXT", "host_key_fingerprint TEXT",
+                   "enrolled_at TEXT", "last_seen TEXT", "last_contact_at TEXT",
+                   "last_contact_error TEXT"):
+        db.execute(f"ALTER TABLE devices ADD COLUMN {column}")
+    db.execute("""
+        CREATE TABLE device_facts (
+            device_id INTEGER PRIMARY KEY REFERENCES devices (id),
+            collected_at TEXT NOT NULL,
+            os_release TEXT,
+            sdk INTEGER,
+            security_patch TEXT,
+            crypto_state TEXT,
+            packages TEXT NOT NULL,
+            dpc_status TEXT,
+            props TEXT NOT NULL
+        )""")

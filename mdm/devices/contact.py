@@ -1,0 +1,164 @@
+"""Between the fleet and the inventory: targets from device rows, results back into rows.
+
+The executor runs in worker threads and knows no database; this module turns device
+rows into targets, and records what comes back from the caller's thread, in batches of
+transactions (each change with its audit row). A device whose host key has changed is
+quarantined here, whatever the command was.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mdm.devices.lifecycle import Status, check_transition
+from mdm.errors import InputError, Problem
+from mdm.fleet.transport import Target
+from mdm.store import audit
+from mdm.store.db import Database
+from mdm.timeutil import now
+
+if TYPE_CHECKING:  # the executor is imported only when a fleet command runs
+    from mdm.fleet.executor import DeviceResult, Step
+
+_ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)"
+                      r"(?::(?P<port>\d{1,5}))?$")
+BATCH = 50
+
+
+class Progress(Protocol):
+    """Where a fleet command reports progress (a progress bar, or nothing)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self) -> None: ...
+
+
+def parse_address(text: str) -> tuple[str, str, int]:
+    """Parse [user@]host[:port] into (user, host, port); the user defaults to MDM_SSH_USER."""
+    match = _ADDRESS.match(text.strip())
+    port = int(match["port"]) if match and match["port"] else 22
+    if not match or not 1 <= port <= 65535:
+        raise InputError(f"address {text!r} is not [user@]host[:port]",
+                         "e.g. 10.20.0.15:22 or 127.0.1.4:2222")
+    user = match["user"] or os.environ.get("MDM_SSH_USER") or getpass.getuser()
+    return user, match["host"].strip("[]"), port
+
+
+def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
+    """Return the fleet target for a device row (its pinned key unless one is given)."""
+    user, host, port = parse_address(row["address"])
+    return Target(row["serial"], host, port, user, host_key or row.get("host_key"))
+
+
+def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -> None:
+    """Store the latest facts of one device (inside the caller's transaction)."""
+    props = facts["props"]
+    sdk = props.get("ro.build.version.sdk", "")
+    db.execute(
+        "INSERT INTO device_facts (device_id, collected_at, os_release, sdk, security_patch,"
+        " crypto_state, packages, dpc_status, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (device_id) DO UPDATE SET collected_at = excluded.collected_at,"
+        " os_release = excluded.os_release, sdk = excluded.sdk,"
+        " security_patch = excluded.security_patch, crypto_state = excluded.crypto_state,"
+        " packages = excluded.packages, dpc_status = excluded.dpc_status, props = excluded.props",
+        [device_id, at, props.get("ro.build.version.release"), int(sdk) if sdk.isdigit() else None,
+         props.get("ro.build.version.security_patch") or None, props.get("ro.crypto.state"),
+         json.dumps(facts["packages"], sort_keys=True),
+         json.dumps(facts["dpc_status"], sort_keys=True) if facts["dpc_status"] else None,
+         json.dumps(props, sort_keys=True)])
+    db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
+               " WHERE id = ?", [at, at, device_id])
+
+
+def set_status(db: Database, operator: str, row: dict[str, Any], new: Status, action: str,
+               details: dict[str, Any]) -> None:
+    """Move a device to a new status, with its audit row (inside the caller's transaction)."""
+    check_transition(row["serial"], row["status"], new)
+    at = now()
+    db.execute("UPDATE devices SET status = ?, status_changed_at = ? WHERE id = ?",
+               [new.value, at, row["id"]])
+    audit.record(db, operator, action, f"device:{row['serial']}", {"status": row["status"]},
+                 {"status": new.value, **details})
+    row["status"] = new.value
+
+
+@dataclass
+class Outcome:
+    """What a fleet command did: devices that changed, that were fine, that failed."""
+
+    done: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "failed": self.failed, "skipped": self.skipped,
+                "interrupted": self.interrupted}
+
+    def problems(self) -> list[Problem]:
+        return [Problem(f"device {f['serial']}", f["error"], f.get("hint", ""), f["kind"])
+                for f in self.failed]
+
+
+def failure(row: dict[str, Any], result: DeviceResult) -> dict[str, Any]:
+    """Describe a failed device for the report."""
+    out = {"serial": row["serial"], "address": row.get("address"), "kind": result.error_kind,
+           "error": result.error, "attempts": result.attempts}
+    exc = result.exception
+    if result.error_kind == "host_key" and exc is not None:
+        out["expected_fingerprint"] = getattr(exc, "expected", None)
+        out["offered_fingerprint"] = getattr(exc, "offered", None)
+    return out
+
+
+def record_failure(db: Database, operator: str, row: dict[str, Any],
+                   result: DeviceResult, at: str) -> None:
+    """Record a failed contact; quarantine an enrolled device whose host key has changed."""
+    if not row.get("host_key"):
+        return  # never enrolled: nothing of ours to update
+    db.execute("UPDATE devices SET last_contact_at = ?, last_contact_error = ? WHERE id = ?",
+               [at, f"{result.error_kind}: {result.error}"[:500], row["id"]])
+    exc = result.exception
+    if result.error_kind == "host_key" and row["status"] in (Status.ENROLLED,
+                                                             Status.PROVISIONED):
+        set_status(db, operator, row, Status.QUARANTINED, "devices.quarantine",
+                   {"reason": "host key changed", "address": row["address"],
+                    "expected": getattr(exc, "expected", None),
+                    "offered": getattr(exc, "offered", None)})
+
+
+def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence[Step],
+                   connect: Callable[[Target], Any], targets: Iterable[Target],
+                   record: Callable[[list[tuple[dict[str, Any], DeviceResult]]], None],
+                   concurrency: int, progress: Progress | None = None) -> bool:
+    """Run steps on every target; call `record` with batches from this thread.
+
+    Returns True if the run was interrupted (Ctrl-C): what finished is recorded first.
+    """
+    from mdm.fleet.executor import Executor
+
+    by_serial = {r["serial"]: r for r in rows}
+    executor = Executor(connect, concurrency=concurrency)
+    targets = list(targets)
+    if progress:
+        progress.start(len(targets))
+    batch: list[tuple[dict[str, Any], DeviceResult]] = []
+    try:
+        for result in executor.run(targets, steps):
+            batch.append((by_serial[result.target.name], result))
+            if progress:
+                progress.advance()
+            if len(batch) >= BATCH:
+                record(batch)
+                batch = []
+    except KeyboardInterrupt:
+        record(batch)
+        return True
+    record(batch)
+    return False

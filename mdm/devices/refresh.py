@@ -1,0 +1,73 @@
+"""Gather facts from many enrolled devices at once and record them with `last_seen`.
+
+An unreachable device is recorded as such (last contact time and error) and named in
+the report; it never stops the run. A device offering a changed host key is quarantined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mdm.devices import contact, selector
+from mdm.devices.lifecycle import Status
+from mdm.errors import PartialFailure
+from mdm.fleet.session import Fleet
+from mdm.fleet.transport import StepFailed, Transport
+from mdm.operators import roles
+from mdm.store import audit, transaction
+from mdm.store.db import Database
+from mdm.timeutil import now
+
+REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
+
+
+def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
+    """Return the enrolled or provisioned devices the selectors pick, with pinned keys."""
+    where, args = selector.to_sql(selectors)
+    marks = ", ".join("?" for _ in REACHABLE)
+    return db.query(f"SELECT d.* {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
+                    " AND d.host_key IS NOT NULL ORDER BY d.serial",
+                    [*args, *(s.value for s in REACHABLE)])
+
+
+def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
+            progress: contact.Progress | None = None) -> dict[str, Any]:
+    """Collect facts from every selected device; exit 1 names the devices not reached."""
+    from mdm.fleet.executor import Step
+
+    roles.require(db, operator, "devices.refresh")
+    rows = enrolled_devices(db, selectors)
+
+    def facts(transport: Transport) -> dict[str, Any]:
+        result = transport.run(fleet.profile.facts_command())
+        if not result.ok:
+            raise StepFailed(transport.target.name,
+                             f"reading facts failed (exit {result.exit_status})")
+        return fleet.profile.parse_facts(result.text)
+
+    outcome = contact.Outcome()
+
+    def record(batch: list[tuple[dict[str, Any], Any]]) -> None:
+        if not batch:
+            return
+        with transaction(db):
+            at = now()
+            for row, result in batch:
+                if result.ok:
+                    contact.record_facts(db, row["id"], result.value("facts"), at)
+                    outcome.done.append({"serial": row["serial"], "last_seen": at})
+                else:
+                    contact.record_failure(db, operator, row, result, at)
+                    outcome.failed.append(contact.failure(row, result))
+            audit.record(db, operator, "devices.refresh", "devices", None,
+                         {"reached": sum(r.ok for _, r in batch),
+                          "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
+
+    outcome.interrupted = contact.run_and_record(
+        db, rows, [Step("facts", facts)], fleet.connect,
+        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
+    summary = {**outcome.as_dict(), "selected": len(rows)}
+    if outcome.failed:
+        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) were not reached",
+                             outcome.problems(), summary)
+    return summary

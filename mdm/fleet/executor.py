@@ -1,0 +1,166 @@
+"""Run a playbook (a list of steps) on many devices at once, and hand back every result.
+
+One connection per device for all its steps; bounded concurrency; transient failures
+(refused connections, banner time-outs under load) retried with full-jitter backoff;
+one failing device never stops the others. Results are yielded to the caller's thread as
+each device finishes, so the feature records them from one thread, in batches.
+
+Ctrl-C: no new device is started, devices in flight stop after their current step
+(every step has a deadline), every connection is closed, and what finished has already
+been handed back.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdm.fleet.transport import FleetError, Target, Transport
+
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named operation: a function of the open transport that returns a value."""
+
+    name: str
+    run: Callable[[Transport], Any]
+
+
+@dataclass
+class StepResult:
+    name: str
+    ok: bool
+    value: Any = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class DeviceResult:
+    target: Target
+    steps: list[StepResult] = field(default_factory=list)
+    error: str = ""
+    error_kind: str = ""
+    attempts: int = 0
+    seconds: float = 0.0
+    exception: FleetError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(s.ok for s in self.steps)
+
+    def value(self, step: str) -> Any:
+        """Return what a step returned."""
+        return next(s.value for s in self.steps if s.name == step)
+
+
+@dataclass
+class RunResult:
+    results: list[DeviceResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def succeeded(self) -> list[DeviceResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failed(self) -> list[DeviceResult]:
+        return [r for r in self.results if not r.ok]
+
+
+class Cancelled(FleetError):
+    kind = "cancelled"
+
+
+@dataclass
+class Executor:
+    connect: Callable[[Target], Transport]
+    concurrency: int = DEFAULT_CONCURRENCY
+    retries: int = 2
+    backoff_base: float = 0.2
+    backoff_cap: float = 3.0
+    _cancel: threading.Event = field(default_factory=threading.Event)
+
+    def _open(self, target: Target) -> tuple[Transport, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._cancel.is_set():
+                raise Cancelled(target.name, "cancelled before it started")
+            try:
+                return self.connect(target), attempt
+            except FleetError as exc:
+                if not exc.transient or attempt > self.retries:
+                    exc.attempts = attempt  # type: ignore[attr-defined]
+                    raise
+            # full jitter: spread retries so a busy device isn't hit in lock-step
+            delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempt))
+            if self._cancel.wait(delay):
+                raise Cancelled(target.name, "cancelled while waiting to retry")
+
+    def _one(self, target: Target, steps: Sequence[Step]) -> DeviceResult:
+        result = DeviceResult(target)
+        started = time.monotonic()
+        transport: Transport | None = None
+        try:
+            transport, result.attempts = self._open(target)
+            for step in steps:
+                if self._cancel.is_set():
+                    raise Cancelled(target.name, f"cancelled before {step.name}")
+                t0 = time.monotonic()
+                try:
+                    value = step.run(transport)
+                except FleetError as exc:
+                    result.steps.append(StepResult(step.name, False, error=exc.message,
+                                                   seconds=time.monotonic() - t0))
+                    raise
+                result.steps.append(StepResult(step.name, True, value,
+                                               seconds=time.monotonic() - t0))
+        except FleetError as exc:
+            result.error, result.error_kind, result.exception = exc.message, exc.kind, exc
+            result.attempts = result.attempts or getattr(exc, "attempts", 1)
+        finally:
+            if transport is not None:
+                transport.close()
+            result.seconds = time.monotonic() - started
+        return result
+
+    def run(self, targets: Sequence[Target], steps: Sequence[Step],
+            on_result: Callable[[DeviceResult], None] | None = None) -> Iterator[DeviceResult]:
+        """Yield one DeviceResult per target as each finishes (in completion order)."""
+        self._cancel.clear()
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(targets) or 1)),
+                                  thread_name_prefix="mdm-fleet")
+        pending: set[Future[DeviceResult]] = set()
+        queue = iter(targets)
+        try:
+            for target in queue:
+                pending.add(pool.submit(self._one, target, steps))
+                if len(pending) >= self.concurrency * 2:
+                    break
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                for target in queue:
+                    pending.add(pool.submit(self._one, target, steps))
+                    if len(pending) >= self.concurrency * 2:
+                        break
+        except BaseException:
+            self._cancel.set()
+            raise
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def run_all(self, targets: Sequence[Target], steps: Sequence[Step]) -> RunResult:
+        """Run and collect every result."""
+        return RunResult(list(self.run(targets, steps)))

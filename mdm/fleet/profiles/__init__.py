@@ -1,0 +1,75 @@
+"""Device profiles: which shell command or path carries each operation on a device build.
+
+Features never hard-code a device command: they ask the profile. The built-in `android`
+profile ships with mdm; a force can supply its own YAML with the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mdm.errors import InputError
+
+BUILTIN = Path(__file__).parent
+SEPARATOR = "----mdm-section----"
+_PROP = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
+_PKG = re.compile(r"^package:(?P<name>\S+)(?: versionCode:(?P<code>\d+))?")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    facts: dict[str, str]
+    paths: dict[str, str]
+    actions: dict[str, str]
+
+    def facts_command(self) -> str:
+        """One command that prints every fact section, so facts cost one round trip."""
+        parts = [self.facts["props"], self.facts["packages"], self.facts["dpc_status"]]
+        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+
+    def parse_facts(self, output: str) -> dict[str, Any]:
+        """Parse the facts command's output into props, packages and the DPC status."""
+        sections = output.split(SEPARATOR + "\n")
+        if len(sections) != 3:
+            raise ValueError("the device's facts output has the wrong number of sections")
+        props = {m["key"]: m["value"] for line in sections[0].splitlines()
+                 if (m := _PROP.match(line))}
+        packages = {m["name"]: int(m["code"] or 0) for line in sections[1].splitlines()
+                    if (m := _PKG.match(line))}
+        status_text = sections[2].strip()
+        try:
+            status = json.loads(status_text) if status_text else None
+        except ValueError:
+            status = {"state": "UNREADABLE"}
+        return {"props": props, "packages": packages, "dpc_status": status}
+
+
+def load(name_or_path: str = "android") -> Profile:
+    """Load a built-in profile by name, or a profile YAML file by path."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = BUILTIN / f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError:
+        raise InputError(f"no device profile {name_or_path!r}",
+                         "use 'android' or the path of a profile YAML file") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    missing = [f"{section}.{key}" for section, keys in
+               (("facts", ("props", "packages", "dpc_status")),
+                ("paths", ("dpc_inbox", "dpc_status", "staging")),
+                ("actions", ("apply_policy", "lock", "wipe")))
+               for key in keys if not isinstance(data.get(section), dict)
+               or not isinstance(data[section].get(key), str)]
+    if missing:
+        raise InputError(f"{path}: the profile lacks " + ", ".join(missing),
+                         "copy the built-in android profile and edit it")
+    return Profile(data.get("name", path.stem), data["facts"], data["paths"], data["actions"])

@@ -1,0 +1,255 @@
+"""The SSH transport (paramiko): pinned host keys, a deadline on every step, no deadlocks.
+
+- Host keys: the key pinned at enrolment is loaded before connecting and paramiko's
+  RejectPolicy refuses anything else; an unknown or changed key raises HostKeyError
+  naming both fingerprints. Keys are never auto-accepted.
+- Deadlines: TCP connect, banner, auth and channel-open each have a timeout; a command
+  is read against a wall-clock deadline (never a bare `recv_exit_status()`), and is also
+  wrapped in the device's own `timeout` so a hung process dies on the device too.
+- Output: stdout and stderr are drained together, so 10 MiB on each cannot deadlock.
+- Uploads: streamed to a temporary name, checked by sha256 on the device, renamed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import select
+import shlex
+import socket
+import time
+import uuid
+from typing import Any
+
+import paramiko
+
+from mdm.fleet.keys import fingerprint, fingerprint_of_line, key_path
+from mdm.fleet.transport import (
+    AuthFailed,
+    CommandResult,
+    CommandTimeout,
+    Credentials,
+    FleetError,
+    HostKeyError,
+    StepFailed,
+    Target,
+    Timeouts,
+    TransferCorrupt,
+    Unreachable,
+)
+
+MAX_OUTPUT = 64 * 1024 * 1024  # per stream; more is read and dropped
+_SAFE_PATH = re.compile(r'^[A-Za-z0-9_./${}:@+-]+$')
+
+
+def load_credentials(path: str | None = None) -> Credentials:
+    """Load the operator's private key (MDM_KEY_PASSPHRASE if encrypted; else ssh-agent)."""
+    from mdm.errors import InputError
+
+    file = key_path(path)
+    if not file.exists():
+        raise InputError(f"no operator key at {file}",
+                         "create one with: mdm keys init (or set MDM_KEY)")
+    secret = os.environ.get("MDM_KEY_PASSPHRASE")
+    try:
+        pkey = paramiko.PKey.from_path(str(file), password=secret.encode() if secret else None)
+    except (paramiko.PasswordRequiredException, TypeError):
+        if secret:
+            raise InputError(f"cannot load the operator key {file}",
+                             "check MDM_KEY_PASSPHRASE") from None
+        # An encrypted key and no passphrase given: ssh-agent must hold it.
+        return Credentials(pkey=None, allow_agent=True)
+    except (paramiko.SSHException, ValueError) as exc:
+        raise InputError(f"cannot load the operator key {file}: {type(exc).__name__}",
+                         "check MDM_KEY_PASSPHRASE, or create a key with mdm keys init") from None
+    return Credentials(pkey=pkey, allow_agent=False)
+
+
+def _socket(target: Target, timeouts: Timeouts) -> socket.socket:
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeouts.connect)
+    except OSError as exc:
+        raise Unreachable(target.name, f"cannot connect to {target.host}:{target.port}"
+                                       f" ({exc.strerror or exc})") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def keyscan(target: Target, timeouts: Timeouts | None = None) -> str:
+    """Return the public key line a device offers, without authenticating or trusting it."""
+    t = timeouts or Timeouts()
+    sock = _socket(target, t)
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = t.banner
+    opts = transport.get_security_options()
+    opts.key_types = ["ssh-ed25519"] + [k for k in opts.key_types if k != "ssh-ed25519"]
+    try:
+        transport.start_client(timeout=t.banner)
+        key = transport.get_remote_server_key()
+        return f"{key.get_name()} {key.get_base64()}"
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise Unreachable(target.name, f"no SSH handshake with {target.host}:{target.port}"
+                                       f" ({exc})") from None
+    finally:
+        transport.close()
+
+
+def _host_name(target: Target) -> str:
+    return target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+
+
+def _quote_path(path: str) -> str:
+    """Double-quote a device path, keeping $HOME-style expansion but nothing else."""
+    if not _SAFE_PATH.match(path):
+        raise ValueError(f"unsafe device path {path!r}")
+    return f'"{path}"'
+
+
+class ParamikoTransport:
+    """One SSH connection to one device, for all the steps of a run."""
+
+    def __init__(self, target: Target, credentials: Credentials,
+                 timeouts: Timeouts | None = None) -> None:
+        self.target = target
+        self.timeouts = timeouts or Timeouts()
+        self._client = self._connect(credentials)
+
+    def _connect(self, credentials: Credentials) -> paramiko.SSHClient:
+        t, target = self.timeouts, self.target
+        if not target.host_key:
+            raise HostKeyError(target.name, None, "(unknown: the device is not enrolled)")
+        key_type, blob = target.host_key.split()[:2]
+        pinned = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.get_host_keys().add(_host_name(target), key_type, pinned)
+        sock = _socket(target, t)
+        try:
+            client.connect(target.host, target.port, username=target.user,
+                           pkey=credentials.pkey, sock=sock, timeout=t.connect,
+                           banner_timeout=t.banner, auth_timeout=t.auth,
+                           channel_timeout=t.channel, look_for_keys=False,
+                           allow_agent=credentials.allow_agent)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
+                               fingerprint(exc.key.asbytes())) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise AuthFailed(target.name, "the device refused the operator key") from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            client.close()
+            if "known_hosts" in str(exc) or "host key" in str(exc).lower():
+                raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
+                                   "(a key of another type)") from None
+            raise Unreachable(target.name, f"SSH handshake failed ({exc})") from None
+        return client
+
+    def run(self, command: str, timeout: float | None = None,
+            stdin: bytes | None = None) -> CommandResult:
+        """Run one command; stdout and stderr drained together, against a deadline."""
+        limit = timeout if timeout is not None else self.timeouts.command
+        started = time.monotonic()
+        deadline = started + limit
+        wrapped = f"timeout -k 1 {int(limit) + 1} sh -c {shlex.quote(command)}"
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise Unreachable(self.target.name, "the connection has dropped")
+        try:
+            chan = transport.open_session(timeout=self.timeouts.channel)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise Unreachable(self.target.name, f"cannot open a channel ({exc})") from None
+        try:
+            chan.settimeout(limit)
+            chan.exec_command(wrapped)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = self._drain(chan, deadline, command)
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+        except TimeoutError:
+            raise CommandTimeout(self.target.name,
+                                 f"{_short(command)!r} did not finish within {limit:g} s") from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise Unreachable(self.target.name, f"connection lost during a command ({exc})"
+                              ) from None
+        finally:
+            chan.close()
+        return CommandResult(command, status, out, err, time.monotonic() - started)
+
+    def _drain(self, chan: paramiko.Channel, deadline: float,
+               command: str) -> tuple[bytes, bytes]:
+        out: list[bytes] = []
+        err: list[bytes] = []
+        sizes = [0, 0]
+        fd = chan.fileno()
+        while True:
+            for i, (ready, recv, sink) in enumerate(
+                    ((chan.recv_ready, chan.recv, out), (chan.recv_stderr_ready,
+                                                         chan.recv_stderr, err))):
+                while ready():
+                    chunk = recv(1 << 16)
+                    if sizes[i] < MAX_OUTPUT:
+                        sink.append(chunk)
+                    sizes[i] += len(chunk)
+            if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
+                    and not chan.recv_ready() and not chan.recv_stderr_ready():
+                return b"".join(out), b"".join(err)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(command)
+            select.select([fd], [], [], min(remaining, 0.5))
+
+    def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str:
+        """Upload to a temporary name, check sha256 on the device, then rename into place."""
+        expected = hashlib.sha256(data).hexdigest()
+        final = _quote_path(remote_path)
+        tmp = _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}")
+        if not re.fullmatch(r"0?[0-7]{3}", mode):
+            raise ValueError(f"bad mode {mode!r}")
+        script = (f'mkdir -p "$(dirname {final})" && umask 077 && cat > {tmp} &&'
+                  f' h=$(sha256sum {tmp}) && h=${{h%% *}} && echo "$h" &&'
+                  f' if [ "$h" = {expected} ]; then chmod {mode} {tmp} && mv -f {tmp} {final};'
+                  f' else rm -f {tmp}; exit 3; fi')
+        result = self.run(script, stdin=data, timeout=self.timeouts.command)
+        seen = result.text.strip()
+        if result.exit_status == 3:
+            raise TransferCorrupt(self.target.name, f"upload to {remote_path} arrived with"
+                                  f" sha256 {seen[:16]}…, sent {expected[:16]}…; discarded")
+        if not result.ok:
+            raise StepFailed(self.target.name, f"upload to {remote_path} failed:"
+                             f" {result.stderr.decode(errors='replace').strip()[:200]}")
+        return expected
+
+    def host_key(self) -> str:
+        """Return the fingerprint of the key this connection was made with."""
+        transport = self._client.get_transport()
+        assert transport is not None
+        return fingerprint(transport.get_remote_server_key().asbytes())
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ParamikoTransport:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _short(command: str) -> str:
+    return command if len(command) <= 60 else command[:57] + "…"
+
+
+def connector(credentials: Credentials, timeouts: Timeouts | None = None) -> Any:
+    """Return a function that opens a ParamikoTransport to a target."""
+
+    def connect(target: Target) -> ParamikoTransport:
+        return ParamikoTransport(target, credentials, timeouts)
+
+    return connect
+
+
+__all__ = ["FleetError", "ParamikoTransport", "connector", "keyscan", "load_credentials"]

@@ -1,0 +1,116 @@
+"""The contract every way of reaching a device keeps: run a command, put a file, show the key.
+
+Features speak to devices only through this, so a second transport (a provisioning
+station driving USB phones with `adb`) slots in without touching them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Target:
+    """One device as the fleet layer sees it: a name and where to reach it."""
+
+    name: str  # the serial: what errors and results are keyed by
+    host: str
+    port: int = 22
+    user: str = "root"
+    host_key: str | None = None  # pinned public key line ("ssh-ed25519 AAAA…"), if any
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+class FleetError(Exception):
+    """A device could not be reached or did not do what was asked."""
+
+    kind = "error"
+    transient = False
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+        self.message = message
+
+
+class Unreachable(FleetError):
+    kind = "unreachable"
+    transient = True
+
+
+class AuthFailed(FleetError):
+    kind = "auth_failed"
+
+
+class HostKeyError(FleetError):
+    """The device's host key is not the one pinned at enrolment (or there is none)."""
+
+    kind = "host_key"
+
+    def __init__(self, target: str, expected: str | None, offered: str) -> None:
+        what = (f"host key changed: expected {expected}, offered {offered}" if expected
+                else f"host key {offered} is not pinned")
+        super().__init__(target, what)
+        self.expected = expected
+        self.offered = offered
+
+
+class CommandTimeout(FleetError):
+    kind = "timeout"
+
+
+class TransferCorrupt(FleetError):
+    kind = "corrupt_transfer"
+
+
+class StepFailed(FleetError):
+    """A command ran but the device said no (non-zero exit or unexpected output)."""
+
+    kind = "step_failed"
+
+
+@dataclass
+class Timeouts:
+    connect: float = 10.0
+    banner: float = 10.0
+    auth: float = 10.0
+    channel: float = 10.0
+    command: float = 60.0
+
+
+@dataclass
+class Credentials:
+    """The operator's key (already loaded); never printed or stored."""
+
+    pkey: object | None = field(default=None, repr=False)
+    allow_agent: bool = False
+
+
+class Transport(Protocol):
+    target: Target
+
+    def run(self, command: str, timeout: float | None = None,
+            stdin: bytes | None = None) -> CommandResult: ...
+
+    def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str: ...
+
+    def host_key(self) -> str: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,101 @@
+"""`mdm lab …`: a fleet of real OpenSSH devices on loopback, for rehearsals and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mdm import ui
+from mdm.cliopts import JsonOpt, OutputOpt, app_context, deliver, wants_json
+from mdm.errors import InputError
+
+app = typer.Typer(no_args_is_help=True,
+                  help="Run a lab of real sshd devices on 127.0.x.y (demo, tests, rehearsal).")
+
+LabDir = Annotated[Path | None, typer.Option("--lab-dir", envvar="MDM_LAB", show_default=False,
+                                             help="Lab folder (default: inventory/lab).")]
+
+
+def _lab(lab_dir: Path | None):  # noqa: ANN202 - keeps mdm.lab out of start-up
+    from mdm.lab.lab import Lab
+
+    return Lab(lab_dir)
+
+
+@app.command("up")
+def up(ctx: typer.Context, count: Annotated[int, typer.Argument(help="How many devices.")],
+       lab_dir: LabDir = None, json: JsonOpt = False) -> None:
+    """Start COUNT lab devices, each its own sshd with its own host key, accepting your key."""
+    from mdm.fleet.keys import key_path
+
+    pub = Path(str(key_path(app_context(ctx).key)) + ".pub")
+    if not pub.exists():
+        raise InputError(f"no operator public key at {pub}", "create one with: mdm keys init")
+    lab = _lab(lab_dir)
+    devices = lab.up(count, pub.read_text())
+    if wants_json(ctx, json):
+        ui.emit_json(lab.status())
+    else:
+        ui.success(f"{len(devices)} lab devices up on {devices[0].host}…{devices[-1].host},"
+                   f" port {devices[0].port} ({lab.root})")
+
+
+@app.command("status")
+def status(ctx: typer.Context, lab_dir: LabDir = None, json: JsonOpt = False) -> None:
+    """List lab devices: serial, address, host-key fingerprint, running, faults."""
+    ui.render(_lab(lab_dir).status(), wants_json(ctx, json),
+              ["serial", "address", "fingerprint", "running", "faults"], "Lab devices")
+
+
+@app.command("down")
+def down(lab_dir: LabDir = None,
+         keep: Annotated[bool, typer.Option(help="Keep the lab folder.")] = False) -> None:
+    """Stop every lab daemon (and its sessions) by PID, and remove the lab."""
+    stopped = _lab(lab_dir).down(keep=keep)
+    ui.success(f"lab down ({stopped} devices stopped)")
+
+
+@app.command("fault")
+def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
+          kind: Annotated[str | None, typer.Argument(
+              help="offline, slow, swapped, identity, unencrypted, pm-install-fail,"
+                   " corrupt-upload.", show_default=False)] = None,
+          clear: Annotated[bool, typer.Option("--clear", help="Switch it off (all faults"
+                                                              " if no KIND).")] = False,
+          delay: Annotated[float, typer.Option(help="Seconds, for slow.")] = 3.0,
+          lab_dir: LabDir = None) -> None:
+    """Switch a fault on a lab device on, or off with --clear."""
+    lab = _lab(lab_dir)
+    if kind is None:
+        if not clear:
+            raise InputError("name a fault KIND, or give --clear to clear them all")
+        lab.clear_all(serial)
+        ui.success(f"{serial}: every fault cleared")
+        return
+    lab.fault(serial, kind, clear=clear, delay=delay)
+    ui.success(f"{serial}: {kind} {'cleared' if clear else 'on'}")
+
+
+@app.command("manifest")
+def manifest(output: OutputOpt = None, lab_dir: LabDir = None) -> None:
+    """Print the supplier manifest (CSV) for the lab's devices, for `mdm enrol import`."""
+    from mdm import csvio, examples
+
+    rows = _lab(lab_dir).manifest()
+    deliver(csvio.write_csv(rows, examples.MANIFEST_COLUMNS), output, len(rows))
+
+
+@app.command("addresses")
+def addresses(output: OutputOpt = None, lab_dir: LabDir = None,
+              host_keys: Annotated[bool, typer.Option(
+                  "--host-keys", help="Add each device's host-key fingerprint, as a supplier"
+                                      " or bench check would give it.")] = False) -> None:
+    """Print serial_number,address[,host_key] CSV, for `mdm enrol devices --from`."""
+    from mdm.enrol.service import manifest_csv
+
+    rows = [{"serial": r["serial"], "address": r["address"],
+             "fingerprint": r["fingerprint"] if host_keys else ""}
+            for r in _lab(lab_dir).status()]
+    deliver(manifest_csv(rows), output, len(rows))

@@ -1,0 +1,400 @@
+"""Start, inspect, break and stop a lab of real sshd devices on 127.0.x.y.
+
+Only loopback addresses are used. Every daemon is started with its own config and PID
+file and stopped by that PID, after checking that the PID's command line is still that
+daemon's (PIDs are reused); its session processes are stopped with it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from mdm import examples
+from mdm.errors import InputError, MdmError
+from mdm.fleet.keys import fingerprint_of_line, generate_ed25519
+
+SSHD = Path("/usr/sbin/sshd")
+BIN = Path(__file__).parent / "bin"
+FAULTS = ("offline", "slow", "swapped", "identity", "unencrypted", "pm-install-fail",
+          "corrupt-upload")
+LAB_ORDER = "PO-LAB-0001"
+LAB_TAC = "35332510"
+
+
+@dataclass
+class LabDevice:
+    serial: str
+    imei1: str
+    host: str
+    port: int
+    dir: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+
+def default_dir() -> Path:
+    """Return the lab folder: MDM_LAB, else inventory/lab."""
+    return Path(os.environ.get("MDM_LAB") or Path("inventory") / "lab")
+
+
+def _address(index: int) -> str:
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _factory_props(serial: str, patch: str) -> dict[str, str]:
+    return {
+        "ro.serialno": serial, "ro.boot.serialno": serial,
+        "ro.product.manufacturer": "samsung", "ro.product.model": "SM-N910F",
+        "ro.product.brand": "samsung", "ro.product.name": "trltexx",
+        "ro.build.version.release": "6.0.1", "ro.build.version.sdk": "23",
+        "ro.build.version.security_patch": patch, "ro.build.id": "MMB29M",
+        "ro.crypto.state": "encrypted", "ro.crypto.type": "block",
+    }
+
+
+FACTORY_SETTINGS = {
+    "global": {"adb_enabled": "0", "development_settings_enabled": "0", "auto_time": "1",
+               "auto_time_zone": "1", "device_provisioned": "1"},
+    "secure": {"install_non_market_apps": "0"},
+    "system": {"screen_off_timeout": "600000"},
+}
+FACTORY_PACKAGES = [("com.android.chrome", 272019, "54.0.2840.85"),
+                    ("uk.police.mdm.dpc", 300, "3.0.0")]
+
+
+def _write_kv(path: Path, values: dict[str, str]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+
+
+class Lab:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or default_dir()).absolute()
+        self.state_file = self.root / "lab.json"
+
+    # -- state ---------------------------------------------------------------------
+    def devices(self) -> list[LabDevice]:
+        """Return the lab's devices (empty if there is no lab)."""
+        if not self.state_file.exists():
+            return []
+        data = json.loads(self.state_file.read_text())
+        return [LabDevice(**d) for d in data["devices"]]
+
+    def device(self, serial: str) -> LabDevice:
+        """Return one lab device by serial."""
+        for d in self.devices():
+            if d.serial == serial:
+                return d
+        raise InputError(f"no lab device {serial!r}", "list them with: mdm lab status")
+
+    # -- up / down -----------------------------------------------------------------
+    def up(self, count: int, public_key: str, seed: int = 1) -> list[LabDevice]:
+        """Create and start `count` devices that accept the operator's key."""
+        if not SSHD.exists():
+            raise MdmError(f"{SSHD} is missing", "install OpenSSH: bash scripts/setup.sh")
+        if not 1 <= count <= 2000:
+            raise InputError(f"a lab has 1 to 2000 devices, not {count}")
+        if self.devices():
+            raise InputError(f"a lab is already up in {self.root}",
+                             "stop it first with: mdm lab down")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        port = _free_port(_address(0))
+        rows = examples.generate_manifest(count, seed=seed, order=LAB_ORDER, tac=LAB_TAC)
+        devices = [LabDevice(r["serial_number"], r["imei1"], _address(i), port,
+                             str(self.root / "devices" / r["serial_number"]))
+                   for i, r in enumerate(rows)]
+        patch = date.today().replace(day=1).isoformat()
+        for d in devices:
+            self._create(d, public_key, patch)
+        self._save(devices, seed)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(self._start, devices))
+        return devices
+
+    def _save(self, devices: list[LabDevice], seed: int) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"seed": seed, "user": getpass.getuser(),
+                                   "devices": [asdict(d) for d in devices]}, indent=1))
+        tmp.replace(self.state_file)
+
+    def _create(self, d: LabDevice, public_key: str, patch: str) -> None:
+        home = d.path
+        for sub in ("bin", "etc", "run", "log", "faults", "settings", "mdm-dpc/inbox",
+                    "factory/settings", "mdm-staging"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        for script in BIN.iterdir():
+            target = home / "bin" / script.name
+            text = script.read_text()
+            if text.startswith("#!/usr/bin/env python3"):
+                text = f"#!{sys.executable} -I" + text[len("#!/usr/bin/env python3"):]
+            target.write_text(text)
+            target.chmod(0o755)
+        props = _factory_props(d.serial, patch)
+        for place in (home, home / "factory"):
+            _write_kv(place / "props", props)
+            (place / "packages").write_text("".join(f"{n} {c} {v}\n"
+                                                    for n, c, v in FACTORY_PACKAGES))
+            for ns, values in FACTORY_SETTINGS.items():
+                _write_kv(place / "settings" / ns, values)
+        for log in ("commands", "events"):
+            (home / "log" / log).touch()
+        generate_ed25519(home / "etc" / "host_key", comment=f"lab-{d.serial}")
+        (home / "etc" / "authorized_keys").write_text(public_key.strip() + "\n")
+        (home / "etc" / "sshd_config").write_text(self._config(d))
+
+    def _config(self, d: LabDevice) -> str:
+        home = d.path
+        return "\n".join([
+            f"ListenAddress {d.host}:{d.port}",
+            f"HostKey {home}/etc/host_key",
+            f"PidFile {home}/run/sshd.pid",
+            f"AuthorizedKeysFile {home}/etc/authorized_keys",
+            f"AllowUsers {getpass.getuser()}",
+            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
+            "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
+            "LogLevel ERROR",
+            f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin",
+            f"ForceCommand {home}/bin/mdm-shell",
+            "",
+        ])
+
+    def _start(self, d: LabDevice) -> None:
+        if self._pid(d):
+            return
+        result = subprocess.run([str(SSHD), "-f", str(d.path / "etc" / "sshd_config")],
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise MdmError(f"lab device {d.serial}: sshd did not start: {result.stderr.strip()}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((d.host, d.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise MdmError(f"lab device {d.serial}: sshd is not listening on {d.address}")
+
+    def _pid(self, d: LabDevice) -> int | None:
+        """Return the daemon's PID if it is running and is still this device's sshd."""
+        pid_file = d.path / "run" / "sshd.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return None
+        return pid if str(d.path / "etc" / "sshd_config") in cmdline else None
+
+    def _stop(self, d: LabDevice) -> None:
+        pid = self._pid(d)
+        if pid is None:
+            return
+        victims = [pid] + _descendants(pid)
+        for p in victims:
+            _signal(p, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in victims):
+            time.sleep(0.02)
+            _reap(victims)
+        for p in victims:
+            if _alive(p):
+                _signal(p, signal.SIGKILL)
+        _reap(victims)
+        (d.path / "run" / "sshd.pid").unlink(missing_ok=True)
+
+    def down(self, keep: bool = False) -> int:
+        """Stop every daemon (and its sessions) by PID; remove the lab unless `keep`."""
+        devices = self.devices()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(self._stop, devices))
+        if not keep and self.root.exists():
+            shutil.rmtree(self.root)
+        return len(devices)
+
+    def pids(self) -> list[int]:
+        """Return the PIDs of every running lab daemon and its sessions."""
+        out: list[int] = []
+        for d in self.devices():
+            pid = self._pid(d)
+            if pid:
+                out += [pid] + _descendants(pid)
+        return out
+
+    # -- status and faults -----------------------------------------------------------
+    def status(self) -> list[dict[str, Any]]:
+        """Return each device's serial, address, host-key fingerprint, state and faults."""
+        rows = []
+        for d in self.devices():
+            public = (d.path / "etc" / "host_key.pub").read_text()
+            rows.append({"serial": d.serial, "imei1": d.imei1, "address": d.address,
+                         "host_key": " ".join(public.split()[:2]),
+                         "fingerprint": fingerprint_of_line(public),
+                         "running": self._pid(d) is not None,
+                         "faults": sorted(p.name for p in (d.path / "faults").iterdir())})
+        return rows
+
+    def fault(self, serial: str, kind: str, clear: bool = False, delay: float = 3.0) -> None:
+        """Switch a fault on (or off with clear) on one lab device."""
+        if kind not in FAULTS:
+            raise InputError(f"unknown fault {kind!r}", "use one of: " + ", ".join(FAULTS))
+        d = self.device(serial)
+        marker = d.path / "faults" / kind
+        getattr(self, "_fault_" + kind.replace("-", "_"))(d, not clear, delay)
+        if clear:
+            marker.unlink(missing_ok=True)
+        elif not marker.exists():
+            marker.write_text(str(delay) if kind == "slow" else "on\n")
+
+    def clear_all(self, serial: str) -> None:
+        """Clear every fault on a device."""
+        d = self.device(serial)
+        for marker in sorted((d.path / "faults").iterdir()):
+            self.fault(serial, marker.name, clear=True)
+
+    def reset(self, serial: str) -> None:
+        """Clear every fault and put the device back to its factory state."""
+        self.clear_all(serial)
+        d = self.device(serial)
+        factory = d.path / "factory"
+        for name in ("props", "packages", "settings/global", "settings/secure",
+                     "settings/system"):
+            shutil.copyfile(factory / name, d.path / name)
+        for leftover in (d.path / "mdm-dpc").rglob("*"):
+            if leftover.is_file():
+                leftover.unlink()
+        for leftover in (d.path / "mdm-staging").iterdir():
+            leftover.unlink()
+        for log in ("commands", "events"):
+            (d.path / "log" / log).write_text("")
+
+    def _fault_offline(self, d: LabDevice, on: bool, _delay: float) -> None:
+        (self._stop if on else self._start)(d)
+
+    def _fault_slow(self, d: LabDevice, on: bool, delay: float) -> None:
+        pass  # the marker file holds the delay; mdm-shell reads it
+
+    def _fault_swapped(self, d: LabDevice, on: bool, _delay: float) -> None:
+        key = d.path / "etc" / "host_key"
+        saved = d.path / "etc" / "host_key.orig"
+        if on and not saved.exists():
+            key.rename(saved)
+            Path(str(key) + ".pub").rename(str(saved) + ".pub")
+            generate_ed25519(key, comment=f"lab-{d.serial}-swapped")
+        elif not on and saved.exists():
+            key.unlink()
+            saved.rename(key)
+            Path(str(saved) + ".pub").replace(str(key) + ".pub")
+        else:
+            return
+        running = self._pid(d) is not None
+        self._stop(d)
+        if running:
+            self._start(d)
+
+    def _set_prop(self, d: LabDevice, key: str, value: str) -> None:
+        path = d.path / "props"
+        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith(key + "=")]
+        path.write_text("\n".join(lines + [f"{key}={value}"]) + "\n")
+
+    def _fault_identity(self, d: LabDevice, on: bool, _delay: float) -> None:
+        self._set_prop(d, "ro.serialno", d.serial[:-3] + "ZZZ" if on else d.serial)
+
+    def _fault_unencrypted(self, d: LabDevice, on: bool, _delay: float) -> None:
+        self._set_prop(d, "ro.crypto.state", "unencrypted" if on else "encrypted")
+
+    def _fault_pm_install_fail(self, d: LabDevice, on: bool, _delay: float) -> None:
+        pass  # the marker file is what `pm install` checks
+
+    def _fault_corrupt_upload(self, d: LabDevice, on: bool, _delay: float) -> None:
+        shim = d.path / "bin" / "cat"
+        if on:  # a `cat` that flips the first byte it passes on: damage in transit
+            shim.write_text("#!/bin/sh\n/bin/cat \"$@\" | { head -c 1 | tr '\\000-\\377' "
+                            "'\\001-\\377\\000'; /bin/cat; }\n")
+            shim.chmod(0o755)
+        else:
+            shim.unlink(missing_ok=True)
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """Return the supplier manifest rows for the lab's devices."""
+        data = json.loads(self.state_file.read_text()) if self.state_file.exists() else None
+        if not data:
+            raise InputError("no lab is up", "start one with: mdm lab up N")
+        return examples.generate_manifest(len(data["devices"]), seed=data["seed"],
+                                          order=LAB_ORDER, tac=LAB_TAC)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect exited daemons that are our children (a test acting as subreaper)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (the daemonised sshds), so stopping them leaves no zombie."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -1,0 +1,80 @@
+"""The lab and the operator's key, through the CLI: up, status, faults, down, cleanup."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mdm.lab.lab import _alive
+
+pytestmark = pytest.mark.lab
+
+
+def test_keys_init_writes_a_private_key_only_we_can_read(mdm, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MDM_KEY", str(tmp_path / "k" / "id_ed25519"))
+    out = mdm.json("keys", "init")
+    private = Path(out["path"])
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    keygen = subprocess.run(["ssh-keygen", "-lf", str(private) + ".pub"], capture_output=True,
+                            text=True, check=True)
+    assert out["fingerprint"] == keygen.stdout.split()[1]
+    assert "already exists" in mdm("keys", "init", code=2).stderr
+    assert mdm.json("keys", "show")["fingerprint"] == out["fingerprint"]
+    assert "PRIVATE" not in out["public_key"]
+
+
+def test_a_passphrase_protected_key_loads_with_its_passphrase(mdm, tmp_path,
+                                                              monkeypatch) -> None:
+    monkeypatch.setenv("MDM_KEY", str(tmp_path / "id"))
+    monkeypatch.setenv("MDM_KEY_PASSPHRASE", "correct horse battery")
+    assert mdm.json("keys", "init", "--passphrase")["passphrase"] is True
+    from mdm.fleet.ssh import load_credentials
+
+    assert load_credentials().pkey is not None
+    monkeypatch.setenv("MDM_KEY_PASSPHRASE", "wrong")
+    from mdm.errors import InputError
+
+    with pytest.raises(InputError, match="cannot load"):
+        load_credentials()
+    monkeypatch.delenv("MDM_KEY_PASSPHRASE")
+    assert load_credentials().allow_agent  # left to ssh-agent
+
+
+def test_lab_up_status_faults_manifest_and_down(mdm, tmp_path, monkeypatch,
+                                                operator_key) -> None:
+    from mdm.lab.lab import become_subreaper
+
+    become_subreaper()
+    monkeypatch.setenv("MDM_KEY", str(operator_key))
+    monkeypatch.setenv("MDM_LAB", str(tmp_path / "lab"))
+    devices = mdm.json("lab", "up", "3")
+    assert [d["running"] for d in devices] == [True, True, True]
+    assert all(d["address"].startswith("127.0.") for d in devices)
+    assert "already up" in mdm("lab", "up", "2", code=2).stderr
+    serial = devices[0]["serial"]
+    mdm("lab", "fault", serial, "offline")
+    mdm("lab", "fault", serial, "slow", "--delay", "0.5")
+    status = {d["serial"]: d for d in mdm.json("lab", "status")}
+    assert status[serial]["running"] is False and status[serial]["faults"] == ["offline", "slow"]
+    mdm("lab", "fault", serial, "--clear")
+    assert mdm.json("lab", "status")[0]["running"] is True
+    assert "unknown fault" in mdm("lab", "fault", serial, "melted", code=2).stderr
+    manifest = list(csv.DictReader(io.StringIO(mdm("lab", "manifest").stdout)))
+    assert [r["serial_number"] for r in manifest] == [d["serial"] for d in devices]
+    from mdm.enrol.identity import is_valid_imei
+
+    assert all(is_valid_imei(r["imei1"]) for r in manifest)
+    from mdm.lab.lab import Lab
+
+    pids = Lab(tmp_path / "lab").pids()
+    assert len(pids) == 3
+    mdm("lab", "down")
+    assert not [p for p in pids if _alive(p)]
+    assert not (tmp_path / "lab").exists()
+    assert os.path.exists("/run/sshd")
