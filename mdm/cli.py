@@ -18,9 +18,11 @@ from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
 from mdm.fleet import cli as keys_cli
+from mdm.groups import cli as groups_cli
 from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
+from mdm.policies import cli as policies_cli
 
 
 class MdmGroup(TyperGroup):
@@ -84,6 +86,9 @@ app.add_typer(operators_cli.app, name="operators")
 app.add_typer(officers_cli.app, name="officers")
 app.add_typer(enrol_cli.app, name="enrol")
 app.add_typer(devices_cli.app, name="devices")
+app.add_typer(groups_cli.app, name="groups")
+app.add_typer(policies_cli.app, name="policy")
+app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(lab_cli.app, name="lab")

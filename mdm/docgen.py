@@ -60,6 +60,29 @@ def schema_reference() -> str:
     return "\n".join(out)
 
 
+def policy_settings_reference() -> str:
+    """Return the table of every policy setting, its type and range."""
+    from mdm.policies.schema import APP_FIELDS, FIELDS
+
+    def describe(spec: Any) -> str:
+        kinds = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+        words = {bool: "true/false", int: "number", str: "text", dict: "mapping"}
+        text = "/".join(words.get(k, k.__name__) for k in kinds)
+        if spec.choices:
+            text = " \\| ".join(f"`{c}`" for c in spec.choices)
+        if spec.minimum is not None or spec.maximum is not None:
+            text += f" {spec.minimum if spec.minimum is not None else ''}–" \
+                    f"{spec.maximum if spec.maximum is not None else ''}"
+        return text
+
+    rows = ["| setting | values | what it is |", "| --- | --- | --- |"]
+    rows += [f"| `{k}` | {describe(v)} | {v.doc} |" for k, v in FIELDS.items()]
+    rows += ["", "Each `apps.install` entry:", "", "| key | values | what it is |",
+             "| --- | --- | --- |"]
+    rows += [f"| `{k}` | {describe(v)} | {v.doc} |" for k, v in APP_FIELDS.items()]
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
     os.environ.setdefault("COLUMNS", "100")
     print(cli_reference())

@@ -79,6 +79,46 @@ mdm --operator it.patel devices refresh \
   || echo "(exit $?: the swapped phone is refused and quarantined, the rest recorded)"
 mdm devices show "$(lab_serial 2)"
 
+step "Rollout: the pilot group, and lab devices allocated to officers of differing roles"
+mdm --operator rm.jones groups create pilot --description "first users, mixed ranks and roles"
+mdm --operator rm.jones groups add pilot --from $EX/pilot-allocation.csv
+pick() {  # officers of a worker type who hold no device yet (not pilot, not the swap above)
+  awk -F, -v kind="$1" -v n="$2" -v swapped="$second_officer" 'NR==FNR { skip[$2]=1; next }
+    FNR>1 && !($1 in skip) && $1 != swapped && $8==kind { print $1; if (++c >= n) exit }' \
+    $EX/pilot-allocation.csv $EX/roster.csv
+}
+{ pick OFFICER 5; pick PCSO 2; pick SPECIAL 2; pick STAFF 1; } > $DEMO/lab-holders.txt
+tail -n +2 $DEMO/enrol-plan.csv | cut -d, -f1 | grep -v -e "$(lab_serial 4)" -e "$(lab_serial 2)" \
+  | paste -d' ' - $DEMO/lab-holders.txt | while read -r serial officer; do
+  [ -n "$officer" ] && mdm --operator rm.jones assign "$serial" "$officer" --reason "wave 1 issue" >/dev/null
+done
+mdm devices find Hodgson || true
+
+step "Security policy as code: validate the force's layers, see one device's effective policy"
+cp -r playbooks/policies $DEMO/policies
+export MDM_POLICIES=$DEMO/policies
+mdm policy validate
+pcso_device=$(mdm devices find "$(pick PCSO 1)" --json | grep '"serial"' | cut -d'"' -f4)
+mdm policy show --device "$pcso_device"
+mdm policy compile --device "$pcso_device" > $DEMO/pcso-policy.json
+sed -n '1,25p' $DEMO/pcso-policy.json
+
+step "Push: the plan first (--check changes nothing), then for real, then again (no-op)"
+mdm --operator it.patel policy push --check
+mdm --operator it.patel policy push
+mdm --operator it.patel policy push
+
+step "A Special's lock changes in the YAML: see what it would change, device by device"
+printf '  lock:\n    auto_lock_seconds: 90\n' >> $DEMO/policies/11-special.yaml
+mdm policy diff
+mdm --operator it.patel policy push status=enrolled
+
+step "Compliance: one phone loses its encryption; judge every device, provision the rest"
+mdm lab fault "$(lab_serial 6)" unencrypted
+mdm --operator it.patel devices refresh || true
+mdm --operator it.patel compliance report
+mdm policy history "$(lab_serial 6)"
+
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint

@@ -62,18 +62,37 @@ def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -
     sdk = props.get("ro.build.version.sdk", "")
     db.execute(
         "INSERT INTO device_facts (device_id, collected_at, os_release, sdk, security_patch,"
-        " crypto_state, packages, dpc_status, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " crypto_state, packages, dpc_status, props, settings, policy_file_sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (device_id) DO UPDATE SET collected_at = excluded.collected_at,"
         " os_release = excluded.os_release, sdk = excluded.sdk,"
         " security_patch = excluded.security_patch, crypto_state = excluded.crypto_state,"
-        " packages = excluded.packages, dpc_status = excluded.dpc_status, props = excluded.props",
+        " packages = excluded.packages, dpc_status = excluded.dpc_status,"
+        " props = excluded.props, settings = excluded.settings,"
+        " policy_file_sha256 = excluded.policy_file_sha256",
         [device_id, at, props.get("ro.build.version.release"), int(sdk) if sdk.isdigit() else None,
          props.get("ro.build.version.security_patch") or None, props.get("ro.crypto.state"),
          json.dumps(facts["packages"], sort_keys=True),
          json.dumps(facts["dpc_status"], sort_keys=True) if facts["dpc_status"] else None,
-         json.dumps(props, sort_keys=True)])
+         json.dumps(props, sort_keys=True), json.dumps(facts["settings"], sort_keys=True),
+         facts["policy_file_sha256"]])
     db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
                " WHERE id = ?", [at, at, device_id])
+    record_reported_policy(db, device_id, facts["dpc_status"], at)
+
+
+def record_reported_policy(db: Database, device_id: int, status: dict[str, Any] | None,
+                           at: str) -> None:
+    """Add a 'reported' policy event when the device reports a policy we had not seen it run."""
+    reported = (status or {}).get("policySha256")
+    if not reported:
+        return
+    last = db.scalar("SELECT sha256 FROM policy_events WHERE device_id = ? AND event IN"
+                     " ('reported', 'applied') ORDER BY id DESC LIMIT 1", [device_id])
+    if last != reported:
+        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
+                   " VALUES (?, ?, 'reported', ?, ?)",
+                   [device_id, reported, at, json.dumps({"state": (status or {}).get("state")})])
 
 
 def set_status(db: Database, operator: str, row: dict[str, Any], new: Status, action: str,
@@ -136,10 +155,13 @@ def record_failure(db: Database, operator: str, row: dict[str, Any],
 def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence[Step],
                    connect: Callable[[Target], Any], targets: Iterable[Target],
                    record: Callable[[list[tuple[dict[str, Any], DeviceResult]]], None],
-                   concurrency: int, progress: Progress | None = None) -> bool:
+                   concurrency: int, progress: Progress | None = None,
+                   stop_when: Callable[[int, int], bool] | None = None) -> bool:
     """Run steps on every target; call `record` with batches from this thread.
 
-    Returns True if the run was interrupted (Ctrl-C): what finished is recorded first.
+    `stop_when(failed, finished)` is asked after each device; when it says yes, no more
+    devices are started. Returns True if the run was interrupted (Ctrl-C); what finished
+    is recorded first.
     """
     from mdm.fleet.executor import Executor
 
@@ -149,9 +171,15 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
     if progress:
         progress.start(len(targets))
     batch: list[tuple[dict[str, Any], DeviceResult]] = []
+    failed = finished = 0
     try:
         for result in executor.run(targets, steps):
             batch.append((by_serial[result.target.name], result))
+            if result.error_kind != "cancelled":
+                finished += 1
+                failed += not result.ok
+            if stop_when and stop_when(failed, finished):
+                executor.cancel()
             if progress:
                 progress.advance()
             if len(batch) >= BATCH:

@@ -132,6 +132,10 @@ class Executor:
             result.seconds = time.monotonic() - started
         return result
 
+    def cancel(self) -> None:
+        """Start no more devices; devices in flight stop after their current step."""
+        self._cancel.set()
+
     def run(self, targets: Sequence[Target], steps: Sequence[Step],
             on_result: Callable[[DeviceResult], None] | None = None) -> Iterator[DeviceResult]:
         """Yield one DeviceResult per target as each finishes (in completion order)."""

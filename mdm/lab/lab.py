@@ -83,8 +83,11 @@ FACTORY_SETTINGS = {
     "secure": {"install_non_market_apps": "0"},
     "system": {"screen_off_timeout": "600000"},
 }
+# What the network operator pre-loads before delivery (as EE did for Cumbria in 2015).
 FACTORY_PACKAGES = [("com.android.chrome", 272019, "54.0.2840.85"),
-                    ("uk.police.mdm.dpc", 300, "3.0.0")]
+                    ("uk.police.mdm.dpc", 300, "3.0.0"),
+                    ("uk.police.cumbria.enotebook", 10402, "1.4.2"),
+                    ("uk.police.cumbria.vpn", 120, "1.2.0")]
 
 
 def _write_kv(path: Path, values: dict[str, str]) -> None:

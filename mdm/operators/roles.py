@@ -24,6 +24,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "custody.unassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
     "custody.reassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
     "policy.push": frozenset({"admin", "it"}),
+    "groups.manage": frozenset({"admin", "rollout"}),
+    "devices.provision": frozenset({"admin", "it"}),
 }
 
 

@@ -159,3 +159,57 @@ def m006_enrolment(db: Database) -> None:
             dpc_status TEXT,
             props TEXT NOT NULL
         )""")
+
+
+@migrations()
+def m007_policies_and_groups(db: Database) -> None:
+    # Compiled policy versions: stored once by sha256, never changed.
+    db.execute("""
+        CREATE TABLE policy_versions (
+            sha256 TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            layers TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TRIGGER policy_versions_immutable BEFORE UPDATE ON policy_versions
+        BEGIN SELECT RAISE(ABORT, 'policy versions are immutable'); END""")
+    db.execute("""
+        CREATE TRIGGER policy_versions_kept BEFORE DELETE ON policy_versions
+        BEGIN SELECT RAISE(ABORT, 'policy versions are immutable'); END""")
+    # Each device's history of policy versions: sent, applied, reported, failed.
+    db.execute("""
+        CREATE TABLE policy_events (
+            id INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            sha256 TEXT,
+            event TEXT NOT NULL CHECK (event IN ('sent', 'applied', 'reported', 'failed')),
+            at TEXT NOT NULL,
+            detail TEXT
+        )""")
+    db.execute("CREATE INDEX policy_events_device ON policy_events (device_id, id)")
+    db.execute("""
+        CREATE TRIGGER policy_events_append_only BEFORE UPDATE ON policy_events
+        BEGIN SELECT RAISE(ABORT, 'policy history is append-only'); END""")
+    for column in ("applied_policy TEXT", "applied_policy_at TEXT"):
+        db.execute(f"ALTER TABLE devices ADD COLUMN {column}")
+    for column in ("settings TEXT", "policy_file_sha256 TEXT"):
+        db.execute(f"ALTER TABLE device_facts ADD COLUMN {column}")
+    # Named groups of officers (the pilot first; rollout waves later).
+    db.execute("""
+        CREATE TABLE groups (
+            name TEXT PRIMARY KEY,
+            description TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE group_members (
+            group_name TEXT NOT NULL REFERENCES groups (name),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            PRIMARY KEY (group_name, officer_id)
+        )""")
+    db.execute("CREATE INDEX group_members_officer ON group_members (officer_id)")

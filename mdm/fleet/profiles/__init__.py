@@ -16,6 +16,7 @@ from mdm.errors import InputError
 
 BUILTIN = Path(__file__).parent
 SEPARATOR = "----mdm-section----"
+FACT_SECTIONS = ("props", "packages", "settings", "dpc_status", "policy_file")
 _PROP = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 _PKG = re.compile(r"^package:(?P<name>\S+)(?: versionCode:(?P<code>\d+))?")
 
@@ -29,24 +30,38 @@ class Profile:
 
     def facts_command(self) -> str:
         """One command that prints every fact section, so facts cost one round trip."""
-        parts = [self.facts["props"], self.facts["packages"], self.facts["dpc_status"]]
+        parts = [self.facts[k] for k in FACT_SECTIONS]
+        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+
+    def status_command(self) -> str:
+        """One command that prints the DPC status and the policy file's sha256."""
+        parts = [self.facts["dpc_status"], self.facts["policy_file"]]
         return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
 
     def parse_facts(self, output: str) -> dict[str, Any]:
-        """Parse the facts command's output into props, packages and the DPC status."""
+        """Parse the facts command's output: props, packages, settings, DPC status."""
         sections = output.split(SEPARATOR + "\n")
-        if len(sections) != 3:
+        if len(sections) != len(FACT_SECTIONS):
             raise ValueError("the device's facts output has the wrong number of sections")
         props = {m["key"]: m["value"] for line in sections[0].splitlines()
                  if (m := _PROP.match(line))}
         packages = {m["name"]: int(m["code"] or 0) for line in sections[1].splitlines()
                     if (m := _PKG.match(line))}
-        status_text = sections[2].strip()
-        try:
-            status = json.loads(status_text) if status_text else None
-        except ValueError:
-            status = {"state": "UNREADABLE"}
-        return {"props": props, "packages": packages, "dpc_status": status}
+        settings = dict(line.split("=", 1) for line in sections[2].splitlines() if "=" in line)
+        status, policy_file = parse_status(sections[3] + SEPARATOR + "\n" + sections[4])
+        return {"props": props, "packages": packages, "settings": settings,
+                "dpc_status": status, "policy_file_sha256": policy_file}
+
+
+def parse_status(output: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse the status command's output: the DPC's status JSON and the policy file's hash."""
+    status_text, _, file_text = output.partition(SEPARATOR + "\n")
+    try:
+        status = json.loads(status_text) if status_text.strip() else None
+    except ValueError:
+        status = {"state": "UNREADABLE"}
+    digest = file_text.split()[0] if file_text.split() else None
+    return status, digest
 
 
 def load(name_or_path: str = "android") -> Profile:
@@ -64,7 +79,7 @@ def load(name_or_path: str = "android") -> Profile:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({exc})") from None
     missing = [f"{section}.{key}" for section, keys in
-               (("facts", ("props", "packages", "dpc_status")),
+               (("facts", FACT_SECTIONS),
                 ("paths", ("dpc_inbox", "dpc_status", "staging")),
                 ("actions", ("apply_policy", "lock", "wipe")))
                for key in keys if not isinstance(data.get(section), dict)

@@ -1,0 +1,120 @@
+"""Create groups and change their members; every change is one transaction with its audit row."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mdm import csvio
+from mdm.errors import InputError, NotFound, Problem
+from mdm.officers import service as officers
+from mdm.operators import roles
+from mdm.store import audit, transaction
+from mdm.store.db import Database
+from mdm.timeutil import now
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def _need(db: Database, name: str) -> None:
+    if not db.scalar("SELECT 1 FROM groups WHERE name = ?", [name]):
+        raise NotFound(f"no group {name!r}", "create it with: mdm groups create NAME")
+
+
+def create(db: Database, operator: str, name: str, description: str | None) -> dict[str, Any]:
+    """Create an empty named group."""
+    if not _NAME.match(name):
+        raise InputError(f"group name {name!r} is not allowed",
+                         "lower-case letters, digits, - and _ (e.g. pilot, wave-1)")
+    with transaction(db):
+        roles.require(db, operator, "groups.manage")
+        if db.scalar("SELECT 1 FROM groups WHERE name = ?", [name]):
+            raise InputError(f"group {name!r} already exists")
+        db.execute("INSERT INTO groups (name, description, created_at, created_by)"
+                   " VALUES (?, ?, ?, ?)", [name, description, now(), operator])
+        audit.record(db, operator, "groups.create", f"group:{name}", None,
+                     {"description": description})
+    return {"name": name, "description": description}
+
+
+def _refs_from_file(path: Path) -> list[tuple[str, str]]:
+    rows = csvio.read_rows(path, ["officer_id"], {"officer": "officer_id"})
+    return [(r.values["officer_id"], f"{path}, row {r.line}") for r in rows
+            if r.values.get("officer_id")]
+
+
+def add(db: Database, operator: str, name: str, refs: list[str],
+        from_file: Path | None = None) -> dict[str, Any]:
+    """Add officers (id, payroll or collar) to a group; all are found or nothing changes."""
+    wanted = [(r, f"officer {r!r}") for r in refs] + (_refs_from_file(from_file)
+                                                      if from_file else [])
+    if not wanted:
+        raise InputError("name at least one officer, or give --from FILE")
+    with transaction(db):
+        roles.require(db, operator, "groups.manage")
+        _need(db, name)
+        ids, problems = [], []
+        for ref, where in wanted:
+            try:
+                ids.append(officers.resolve(db, ref)["officer_id"])
+            except NotFound as exc:
+                problems.append(Problem(where, exc.message, exc.hint, "officer_id"))
+        if problems:
+            raise InputError(f"{len(problems)} officer(s) not found; nothing changed",
+                             problems=problems)
+        present = {r[0] for r in db.execute("SELECT officer_id FROM group_members"
+                                            " WHERE group_name = ?", [name])}
+        new = sorted(set(ids) - present)
+        at = now()
+        db.executemany("INSERT INTO group_members (group_name, officer_id, added_at, added_by)"
+                       " VALUES (?, ?, ?, ?)", [(name, oid, at, operator) for oid in new])
+        audit.record(db, operator, "groups.add", f"group:{name}", None,
+                     {"added": new, "already_members": len(ids) - len(new)})
+    return {"group": name, "added": len(new), "already_members": len(set(ids)) - len(new)}
+
+
+def remove(db: Database, operator: str, name: str, refs: list[str],
+           reason: str | None) -> dict[str, Any]:
+    """Remove officers from a group."""
+    if not reason:
+        raise InputError("a --reason is required", "say why they leave the group")
+    with transaction(db):
+        roles.require(db, operator, "groups.manage")
+        _need(db, name)
+        ids = [officers.resolve(db, r)["officer_id"] for r in refs]
+        removed = [oid for oid in ids if db.execute(
+            "DELETE FROM group_members WHERE group_name = ? AND officer_id = ?",
+            [name, oid]).rowcount]
+        audit.record(db, operator, "groups.remove", f"group:{name}", {"members": removed},
+                     {"reason": reason})
+    return {"group": name, "removed": len(removed)}
+
+
+def list_groups(db: Database) -> list[dict[str, Any]]:
+    """List groups with their member counts."""
+    return db.query("SELECT g.name, g.description, COUNT(m.officer_id) AS members,"
+                    " g.created_at, g.created_by FROM groups g LEFT JOIN group_members m"
+                    " ON m.group_name = g.name GROUP BY g.name ORDER BY g.name")
+
+
+def show(db: Database, name: str) -> dict[str, Any]:
+    """Show a group and its members (with the device each holds)."""
+    _need(db, name)
+    members = db.query(
+        "SELECT o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
+        " o.worker_type, o.rank, o.area, o.station, d.serial AS device, m.added_at"
+        " FROM group_members m JOIN officers o ON o.officer_id = m.officer_id"
+        " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
+        " LEFT JOIN devices d ON d.id = a.device_id WHERE m.group_name = ?"
+        " ORDER BY o.area, o.station, o.surname", [name])
+    info = db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
+    return {**info, "members": members}
+
+
+def memberships(db: Database) -> dict[str, set[str]]:
+    """Map officer id → the groups they belong to."""
+    out: dict[str, set[str]] = {}
+    for group, officer in db.execute("SELECT group_name, officer_id FROM group_members"):
+        out.setdefault(officer, set()).add(group)
+    return out

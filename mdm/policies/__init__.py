@@ -1,0 +1,1 @@
+"""Security policies: layered YAML the force owns, compiled to Android Management API JSON."""

@@ -1,0 +1,171 @@
+"""Push each device its compiled policy and record it only once the device proves it.
+
+Per device, over one connection: read the DPC's status and the policy file's sha256; if
+both already show the expected version, write nothing. Otherwise upload the policy to the
+DPC's inbox (temporary name, sha256 checked on the device, rename), broadcast the apply
+action, and read the status back: success is recorded only when the DPC reports the
+expected sha256.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mdm.devices import contact
+from mdm.errors import InputError, PartialFailure
+from mdm.fleet.profiles import parse_status
+from mdm.fleet.session import Fleet
+from mdm.fleet.transport import StepFailed, Transport
+from mdm.operators import roles
+from mdm.policies import service
+from mdm.store import audit, transaction
+from mdm.store.db import Database
+from mdm.timeutil import now
+
+
+class PolicyNotApplied(StepFailed):
+    kind = "policy_not_applied"
+
+
+def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
+    """Resolve and return the plan (devices, old → new hash); changes nothing anywhere."""
+    service.validate(db, folder)
+    rows = service.plan(db, service.load(folder), selectors)
+    view = service._plan_view(rows)
+    return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
+            "selected": len(view)}
+
+
+def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet: Fleet,
+         max_fail_percent: float | None = None,
+         progress: contact.Progress | None = None) -> dict[str, Any]:
+    """Push every selected device its policy; exit 1 names every device that failed."""
+    from mdm.fleet.executor import Step
+
+    if max_fail_percent is not None and not 0 <= max_fail_percent <= 100:
+        raise InputError(f"--max-fail-percent {max_fail_percent} is not 0-100")
+    service.validate(db, folder)  # nothing is pushed from an invalid tree
+    roles.require(db, operator, "policy.push")
+    tree = service.load(folder)
+    rows = service.plan(db, tree, selectors)
+    by_serial = {r["serial"]: r for r in rows}
+    _store_versions(db, operator, rows)
+    profile = fleet.profile
+
+    def status(t: Transport) -> tuple[dict[str, Any] | None, str | None]:
+        result = t.run(profile.status_command())
+        if not result.ok:
+            raise StepFailed(t.target.name, f"reading the DPC status failed"
+                                            f" (exit {result.exit_status})")
+        return parse_status(result.text)
+
+    def apply(t: Transport) -> dict[str, Any]:
+        compiled = by_serial[t.target.name]["compiled"]
+        before, file_sha = status(t)
+        if (before or {}).get("policySha256") == compiled.sha256 and \
+                (before or {}).get("state") == "APPLIED" and file_sha == compiled.sha256:
+            return {"changed": False, "status": before, "file": file_sha}
+        t.put(compiled.body, profile.paths["dpc_inbox"])
+        result = t.run(profile.actions["apply_policy"])
+        after, file_sha = status(t)
+        reported = (after or {}).get("policySha256")
+        if reported != compiled.sha256 or (after or {}).get("state") != "APPLIED":
+            raise PolicyNotApplied(t.target.name, f"the DPC reports {str(reported)[:12]}"
+                                   f" ({(after or {}).get('state')}), expected"
+                                   f" {compiled.sha256[:12]}; apply exit {result.exit_status}")
+        return {"changed": True, "status": after, "file": file_sha}
+
+    outcome = contact.Outcome()
+    unchanged: list[str] = []
+
+    def record(batch: list[tuple[dict[str, Any], Any]]) -> None:
+        if not batch:
+            return
+        with transaction(db):
+            at = now()
+            for row, result in batch:
+                if result.error_kind == "cancelled":
+                    outcome.skipped.append({"serial": row["serial"], "reason": "not attempted:"
+                                            " the run stopped early"})
+                elif result.ok:
+                    _record_applied(db, operator, row, result.value("apply"), at, outcome,
+                                    unchanged)
+                else:
+                    _record_failed(db, row, result, at)
+                    contact.record_failure(db, operator, row, result, at)
+                    outcome.failed.append(contact.failure(row, result))
+
+    def too_many(failed: int, finished: int) -> bool:
+        return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
+
+    outcome.interrupted = contact.run_and_record(
+        db, rows, [Step("apply", apply)], fleet.connect,
+        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress, too_many)
+    summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
+               "changed": len(outcome.done)}
+    stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \
+        max_fail_percent * len(rows)
+    summary["stopped_early"] = stopped
+    if outcome.failed:
+        why = (f"; stopped early: more than {max_fail_percent:g}% failed" if stopped else "")
+        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) did not take"
+                             f" the policy{why}", outcome.problems(), summary)
+    return summary
+
+
+def _store_versions(db: Database, operator: str, rows: list[dict[str, Any]]) -> None:
+    """Store each compiled version once (by sha256) before any device is sent it."""
+    versions = {r["compiled"].sha256: r["compiled"] for r in rows if r["change"]}
+    with transaction(db):
+        new = [sha for sha in versions
+               if not db.scalar("SELECT 1 FROM policy_versions WHERE sha256 = ?", [sha])]
+        at = now()
+        for sha in new:
+            c = versions[sha]
+            db.execute("INSERT INTO policy_versions (sha256, body, layers, created_at,"
+                       " created_by) VALUES (?, ?, ?, ?, ?)",
+                       [sha, c.body.decode(), c.document["name"], at, operator])
+        if new:
+            audit.record(db, operator, "policy.versions", "policies", None, {"stored": new})
+
+
+def _record_applied(db: Database, operator: str, row: dict[str, Any], value: dict[str, Any],
+                    at: str, outcome: contact.Outcome, unchanged: list[str]) -> None:
+    sha = row["compiled"].sha256
+    status = value["status"]
+    if not value["changed"]:
+        unchanged.append(row["serial"])
+        if row["applied_policy"] != sha:  # already right on the device: note what it runs
+            db.execute("UPDATE devices SET applied_policy = ?, applied_policy_at = ?"
+                       " WHERE id = ?", [sha, at, row["id"]])
+        return
+    for event in ("sent", "applied"):
+        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
+                   " VALUES (?, ?, ?, ?, ?)", [row["id"], sha, event, at, json.dumps(
+                       {"violations": status.get("nonComplianceDetails", [])}
+                       if event == "applied" else None)])
+    db.execute("UPDATE devices SET applied_policy = ?, applied_policy_at = ?, last_seen = ?,"
+               " last_contact_at = ?, last_contact_error = NULL WHERE id = ?",
+               [sha, at, at, at, row["id"]])
+    db.execute("UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE"
+               " device_id = ?", [json.dumps(status, sort_keys=True), value["file"], row["id"]])
+    violations = status.get("nonComplianceDetails", [])
+    audit.record(db, operator, "policy.push", f"device:{row['serial']}",
+                 {"policy": row["applied_policy"]},
+                 {"policy": sha, "layers": row["compiled"].document["name"],
+                  "violations": len(violations)})
+    outcome.done.append({"serial": row["serial"], "from": row["applied_policy"], "to": sha,
+                         "violations": violations})
+
+
+def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> None:
+    sent = any(s.name == "apply" for s in result.steps) and result.error_kind in (
+        "policy_not_applied",)
+    if sent:
+        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
+                   " VALUES (?, ?, 'sent', ?, NULL)", [row["id"], row["compiled"].sha256, at])
+    db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
+               " VALUES (?, ?, 'failed', ?, ?)", [row["id"], row["compiled"].sha256, at,
+                                                 json.dumps({"error": result.error})])

@@ -1,0 +1,310 @@
+"""Policies as the force's users see them: validate, show, compile, diff, push, history.
+
+Nothing is pushed from a tree that does not validate. A push sends each device its own
+compiled policy through the device profile (inbox written atomically, the DPC's apply
+broadcast, status read back) and records success only when the device reports the
+expected sha256. A device already running its policy is not written to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from mdm.devices import selector
+from mdm.errors import InputError, Problem
+from mdm.groups.service import memberships
+from mdm.officers import service as officers
+from mdm.policies import compile as compiler
+from mdm.policies.layering import Effective, Subject, merge
+from mdm.policies.loader import Layer, load_tree
+from mdm.policies.schema import FRONT_LINE, FRONT_LINE_MAX_LOCK
+from mdm.store.db import Database
+
+BASELINE_MUST_SET = ("password.min_length", "password.max_failed_attempts_before_wipe",
+                     "lock.auto_lock_seconds", "encryption", "developer_options",
+                     "unknown_sources", "updates.max_patch_age_days",
+                     "compliance.max_offline_days")
+
+
+@dataclass
+class Tree:
+    folder: Path
+    layers: list[Layer]
+    warnings: list[Problem]
+    today: date
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def load(folder: Path) -> Tree:
+    """Load the policy tree, refusing it (exit 2) if any file has a problem."""
+    layers, problems = load_tree(folder)
+    if problems:
+        raise InputError(f"{folder}: {len(problems)} problem(s) in the policy tree;"
+                         " nothing was done", "fix them, then run mdm policy validate",
+                         problems=problems)
+    return Tree(folder, layers, [], _today())
+
+
+# -- whom policies are for ------------------------------------------------------------
+
+_SUBJECT_SQL = (
+    "SELECT d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy, d.last_seen,"
+    " o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
+    " o.worker_type, o.rank, o.area, o.station")
+
+
+def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
+    return Subject(row.get("serial"), row.get("officer_id"), row.get("worker_type"),
+                   row.get("rank"), row.get("area"), row.get("station"),
+                   frozenset(groups.get(row.get("officer_id") or "", set())))
+
+
+def devices(db: Database, selectors: list[str],
+            statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
+    """Return the selected devices with their holders, as policy subjects."""
+    where, args = selector.to_sql(selectors)
+    marks = ", ".join("?" for _ in statuses)
+    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
+                    " ORDER BY d.serial", [*args, *statuses])
+    groups = memberships(db)
+    for row in rows:
+        row["subject"] = _subject(row, groups)
+    return rows
+
+
+class Resolver:
+    """Effective policies and compiled versions, cached per distinct kind of subject."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.exception_serials = {s for layer in tree.layers if layer.kind == "device"
+                                  for s in layer.match}
+        self._cache: dict[Subject, tuple[Effective, compiler.Compiled]] = {}
+
+    def resolve(self, subject: Subject) -> tuple[Effective, compiler.Compiled]:
+        key = subject if subject.serial in self.exception_serials else Subject(
+            None, None, subject.worker_type, subject.rank, subject.area, subject.station,
+            subject.groups)
+        if key not in self._cache:
+            effective = merge(self.tree.layers, subject, self.tree.today)
+            self._cache[key] = (effective, compiler.compile_policy(effective))
+        return self._cache[key]
+
+
+# -- validate ---------------------------------------------------------------------------
+
+def validate(db: Database, folder: Path) -> dict[str, Any]:
+    """Check every file, then every layer against the inventory; all problems at once."""
+    tree = load(folder)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    baseline = next(layer for layer in tree.layers if layer.kind == "baseline")
+    for key in BASELINE_MUST_SET:
+        if key not in baseline.settings:
+            problems.append(Problem(baseline.where(), f"the baseline does not set {key}",
+                                    "the baseline must set every security setting", key))
+    people = db.query("SELECT o.officer_id, o.worker_type, o.rank, o.area, o.station"
+                      " FROM officers o WHERE o.status != 'LEAVER'")
+    groups = memberships(db)
+    serials = {r[0] for r in db.execute("SELECT serial FROM devices")}
+    if not people:
+        warnings.append(Problem(str(folder), "the inventory has no officers yet: layer"
+                                " selectors were not checked against anyone"))
+    else:
+        problems += _unmatched(tree.layers, people, groups, serials, db, warnings)
+    for layer in tree.layers:
+        if layer.kind == "device" and layer.expired(tree.today):
+            warnings.append(Problem(layer.where("expires"), f"exception {layer.name!r} expired"
+                                    f" on {layer.expires}; it no longer applies",
+                                    "remove the file or renew it with a reason", "expires"))
+    subjects = {Subject(None, None, p["worker_type"], p["rank"], p["area"], p["station"],
+                        frozenset(groups.get(p["officer_id"], set()))) for p in people}
+    subjects.add(Subject())  # a device nobody holds
+    for layer in tree.layers:
+        if layer.kind == "device":
+            subjects |= {Subject(serial=s) for s in layer.match}
+    problems += _check_effective(tree, subjects)
+    if problems:
+        raise InputError(f"{folder}: {len(problems)} problem(s); nothing may be pushed from"
+                         " this tree", "fix them and validate again", problems=problems)
+    return {"folder": str(folder), "files": len(tree.layers),
+            "layers": [{"layer": x.name, "kind": x.kind, "match": list(x.match),
+                        "file": x.file} for x in tree.layers],
+            "subjects_checked": len(subjects),
+            "warnings": [w.as_dict() for w in warnings], "ok": True}
+
+
+def _unmatched(layers: list[Layer], people: list[dict[str, Any]], groups: dict[str, set[str]],
+               serials: set[str], db: Database, warnings: list[Problem]) -> list[Problem]:
+    known = {kind: {str(p[kind]).upper().replace(" ", "_") for p in people if p[kind]}
+             for kind in ("worker_type", "rank", "area", "station")}
+    group_names = {g for members in groups.values() for g in members}
+    all_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
+    problems = []
+    for layer in layers:
+        missing = []
+        for value in layer.match:
+            norm = value.upper().replace(" ", "_")
+            if layer.kind in known and norm not in known[layer.kind]:
+                missing.append((value, f"{layer.kind} {value!r} matches no serving officer",
+                                "check the spelling against mdm officers list"))
+            elif layer.kind == "group" and value not in group_names:
+                missing.append((value, f"group {value!r} has no members",
+                                "add members with mdm groups add" if value in all_groups
+                                else "create it with mdm groups create"))
+            elif layer.kind == "device" and value not in serials:
+                missing.append((value, f"device {value!r} is not in the inventory",
+                                "check the serial"))
+        if layer.kind != "baseline" and len(missing) == len(layer.match):
+            problems += [Problem(layer.where("match"), f"{text}: layer {layer.name!r} applies"
+                                 " to no one", hint, "match") for _, text, hint in missing]
+        else:
+            warnings += [Problem(layer.where("match"), text, hint, "match")
+                         for _, text, hint in missing]
+    return problems
+
+
+def _check_effective(tree: Tree, subjects: set[Subject]) -> list[Problem]:
+    by_name = {layer.name: layer for layer in tree.layers}
+    problems: dict[str, Problem] = {}
+    for subject in sorted(subjects, key=repr):
+        effective = merge(tree.layers, subject, tree.today)
+        for key, first, second in effective.conflicts:
+            text = (f"conflicts with layer {first.name!r} ({first.where(key)}) on {key}:"
+                    f" both apply to {_describe(subject)}")
+            problems.setdefault(f"c{key}{first.name}{second.name}", Problem(
+                second.where(key), text,
+                "make one layer more specific, or agree the value", key))
+        lock = effective.settings.get("lock.auto_lock_seconds")
+        if subject.worker_type in FRONT_LINE and lock and lock > FRONT_LINE_MAX_LOCK:
+            source = by_name[effective.sources["lock.auto_lock_seconds"]]
+            problems.setdefault(f"l{source.name}", Problem(
+                source.where("lock.auto_lock_seconds"),
+                f"gives front-line staff ({subject.worker_type}) a {lock} s lock",
+                f"front line locks within {FRONT_LINE_MAX_LOCK} s", "lock.auto_lock_seconds"))
+    return list(problems.values())
+
+
+def _describe(subject: Subject) -> str:
+    parts = [p for p in (subject.worker_type, subject.rank, subject.area, subject.station)
+             if p] + sorted(subject.groups) + ([subject.serial] if subject.serial else [])
+    return " / ".join(parts) or "devices nobody holds"
+
+
+# -- show, compile, diff, history -------------------------------------------------------
+
+def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[Subject, str]:
+    """Return the subject for a device (with its holder) or for an officer."""
+    groups = memberships(db)
+    if serial:
+        found = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?", [serial])
+        if not found:
+            from mdm.devices.service import get
+
+            found = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?",
+                             [get(db, serial)["serial"]])
+        return _subject(found[0], groups), f"device {found[0]['serial']}"
+    if officer:
+        person = officers.resolve(db, officer)
+        return _subject(person, groups), f"officer {person['officer_id']}"
+    raise InputError("give --device SERIAL or --officer ID")
+
+
+def show(db: Database, folder: Path, serial: str | None, officer: str | None) -> dict[str, Any]:
+    """Return the effective policy for a device or officer, each setting with its layer."""
+    tree = load(folder)
+    subject, label = subject_for(db, serial, officer)
+    effective, compiled = Resolver(tree).resolve(subject)
+    rows = []
+    for key, value in sorted(effective.settings.items()):
+        if key == "apps.install":
+            for package, entry in sorted(value.items()):
+                rows.append({"setting": f"apps.install.{package}", "value": entry,
+                             "layer": effective.sources[f"apps.install.{package}"]})
+        else:
+            rows.append({"setting": key, "value": value, "layer": effective.sources[key]})
+    return {"for": label, "layers": effective.layers, "sha256": compiled.sha256,
+            "settings": rows}
+
+
+def compile_for(db: Database, folder: Path, serial: str | None,
+                officer: str | None) -> compiler.Compiled:
+    """Return the compiled policy for a device or officer."""
+    tree = load(folder)
+    subject, _ = subject_for(db, serial, officer)
+    return Resolver(tree).resolve(subject)[1]
+
+
+def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    if isinstance(doc, list) and doc and all(isinstance(v, dict) and "packageName" in v
+                                             for v in doc):
+        return _flat({v["packageName"]: v for v in doc}, prefix)
+    if isinstance(doc, list):
+        return _flat({str(i): v for i, v in enumerate(doc)}, prefix)
+    return {prefix: doc}
+
+
+def diff(db: Database, folder: Path, selectors: list[str]) -> list[dict[str, Any]]:
+    """Say, device by device, what pushing the current tree would change."""
+    tree = load(folder)
+    resolver = Resolver(tree)
+    out = []
+    bodies: dict[str, dict[str, Any]] = {}
+    for row in devices(db, selectors):
+        _, compiled = resolver.resolve(row["subject"])
+        current = row["applied_policy"]
+        if current == compiled.sha256:
+            continue
+        if current and current not in bodies:
+            body = db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?", [current])
+            bodies[current] = json.loads(body) if body else {}
+        old = _flat(bodies.get(current, {})) if current else {}
+        new = _flat(compiled.document)
+        changes = [{"field": k, "from": old.get(k), "to": new.get(k)}
+                   for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        out.append({"serial": row["serial"], "from": current, "to": compiled.sha256,
+                    "changes": changes})
+    return out
+
+
+def history(db: Database, serial: str) -> list[dict[str, Any]]:
+    """Return a device's policy history: versions sent, applied, reported, failed."""
+    from mdm.devices.service import get
+
+    device = get(db, serial)
+    rows = db.query("SELECT e.at, e.event, e.sha256, e.detail, v.layers FROM policy_events e"
+                    " LEFT JOIN policy_versions v ON v.sha256 = e.sha256"
+                    " WHERE e.device_id = ? ORDER BY e.id", [device["id"]])
+    for r in rows:
+        r["detail"] = json.loads(r["detail"]) if r["detail"] else None
+    return rows
+
+
+# -- push ---------------------------------------------------------------------------------
+
+def plan(db: Database, tree: Tree, selectors: list[str]) -> list[dict[str, Any]]:
+    """Resolve which devices get which policy (old → new); contacts nobody."""
+    resolver = Resolver(tree)
+    rows = devices(db, selectors)
+    for row in rows:
+        _, compiled = resolver.resolve(row["subject"])
+        row["compiled"] = compiled
+        row["change"] = row["applied_policy"] != compiled.sha256
+    return rows
+
+
+def _plan_view(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"serial": r["serial"], "holder": r["holder"], "from": r["applied_policy"],
+             "to": r["compiled"].sha256, "change": r["change"]} for r in rows]

@@ -1,0 +1,185 @@
+"""Policy push and compliance against real sshd devices: proven by the sha256 they report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mdm.timeutil import format_utc
+from tests.helpers import db_fingerprint, rows
+
+pytestmark = pytest.mark.lab
+SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
+
+
+@pytest.fixture
+def fleet(mdm: Any, lab: Any, enrolled: Any, inventory: Any, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Four enrolled lab devices held by a constable, a PCSO, a Special and a pilot officer."""
+    folder = tmp_path / "policies"
+    shutil.copytree(SHIPPED, folder)
+    monkeypatch.setenv("MDM_POLICIES", str(folder))
+    devices = enrolled(4)
+    people = inventory["roster"]
+    pick = {kind: next(p for p in people if p["worker_type"] == kind and p["status"] == "ACTIVE")
+            for kind in ("OFFICER", "PCSO", "SPECIAL")}
+    pilot = next(p for p in people if p["worker_type"] == "OFFICER"
+                 and p["officer_id"] != pick["OFFICER"]["officer_id"])
+    mdm("groups", "create", "pilot")
+    mdm("groups", "add", "pilot", pilot["officer_id"])
+    holders = [pick["OFFICER"], pick["PCSO"], pick["SPECIAL"], pilot]
+    for device, person in zip(devices, holders, strict=True):
+        mdm("assign", device.serial, person["officer_id"])
+    return {"devices": devices, "holders": holders, "folder": folder}
+
+
+def _status(device: Any) -> dict[str, Any]:
+    return json.loads((device.path / "mdm-dpc" / "status.json").read_text())
+
+
+def _device_state(device: Any) -> tuple[str, ...]:
+    files = ["log/events", "settings/global", "settings/system", "packages"]
+    inbox = device.path / "mdm-dpc" / "inbox" / "policy.json"
+    return tuple((device.path / f).read_text() for f in files) + (
+        inbox.read_text() if inbox.exists() else "",)
+
+
+def test_check_changes_nothing_then_push_changes_the_dpc_then_a_second_push_is_a_no_op(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    devices = fleet["devices"]
+    before_db = db_fingerprint(db_path)
+    before_devices = [_device_state(d) for d in devices]
+    logs = [(d.path / "log" / "commands").read_text() for d in devices]
+    plan = mdm.json("policy", "push", "--check")
+    assert plan["would_change"] == 4 and {r["from"] for r in plan["devices"]} == {None}
+    assert db_fingerprint(db_path) == before_db
+    assert [_device_state(d) for d in devices] == before_devices
+    assert [(d.path / "log" / "commands").read_text() for d in devices] == logs
+
+    first = mdm.json("policy", "push")
+    assert first["changed"] == 4 and first["unchanged"] == []
+    expected = {r["serial"]: r["to"] for r in plan["devices"]}
+    for device in devices:
+        status = _status(device)
+        inbox = (device.path / "mdm-dpc" / "inbox" / "policy.json").read_bytes()
+        assert status["policySha256"] == expected[device.serial]
+        assert hashlib.sha256(inbox).hexdigest() == expected[device.serial]
+        assert "screen_off_timeout=120000" in (device.path / "settings" / "system").read_text()
+    assert len({expected[d.serial] for d in devices}) >= 3  # PCSO, Special, pilot differ
+    assert rows(db_path, "SELECT COUNT(*) FROM policy_events WHERE event = 'applied'") == [(4,)]
+    stored = rows(db_path, "SELECT sha256, body FROM policy_versions")
+    assert all(hashlib.sha256(body.encode()).hexdigest() == sha for sha, body in stored)
+
+    states = [_device_state(d) for d in devices]
+    second = mdm.json("policy", "push")
+    assert second["changed"] == 0 and sorted(second["unchanged"]) == sorted(
+        d.serial for d in devices)
+    assert [_device_state(d) for d in devices] == states  # not written to
+    history = mdm.json("policy", "history", devices[0].serial)
+    assert [h["event"] for h in history] == ["sent", "applied"]
+
+
+def test_a_tampered_inbox_or_a_different_hash_is_drift_and_push_repairs_it(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    devices = fleet["devices"]
+    mdm("policy", "push")
+    inbox = devices[0].path / "mdm-dpc" / "inbox" / "policy.json"
+    inbox.write_text(inbox.read_text().replace('"passwordMinimumLength":6',
+                                               '"passwordMinimumLength":4'))
+    status = _status(devices[1])
+    status["policySha256"] = "0" * 64
+    (devices[1].path / "mdm-dpc" / "status.json").write_text(json.dumps(status))
+    mdm("devices", "refresh")
+    report = {r["serial"]: r for r in mdm.json("compliance", "report")["devices"]}
+    assert "policy_tampered" in [x["code"] for x in report[devices[0].serial]["reasons"]]
+    assert "policy_drift" in [x["code"] for x in report[devices[1].serial]["reasons"]]
+    repaired = mdm.json("policy", "push")
+    assert sorted(d["serial"] for d in repaired["done"]) == sorted(
+        [devices[0].serial, devices[1].serial])
+
+
+def test_compliance_reasons_role_windows_and_provisioning(mdm: Any, lab: Any,
+                                                         fleet: dict[str, Any],
+                                                         db_path: Path) -> None:
+    officer, pcso, special, pilot = fleet["devices"]
+    mdm("policy", "push")
+    lab.lab.fault(pcso.serial, "unencrypted")
+    settings = pilot.path / "settings" / "global"
+    settings.write_text(settings.read_text().replace("adb_enabled=0", "adb_enabled=1"))
+    mdm("devices", "refresh")
+    conn = sqlite3.connect(db_path)
+    ten_days_ago = format_utc(datetime.now(UTC) - timedelta(days=10))
+    conn.execute("UPDATE devices SET last_seen = ? WHERE serial IN (?, ?)",
+                 (ten_days_ago, officer.serial, special.serial))
+    conn.commit()
+    conn.close()
+    result = mdm.json("compliance", "report")
+    report = {r["serial"]: r for r in result["devices"]}
+    codes = {s: [x["code"] for x in r["reasons"]] for s, r in report.items()}
+    assert "not_encrypted" in codes[pcso.serial]
+    assert "developer_options_on" in codes[pilot.serial]
+    assert "not_seen" in codes[officer.serial]
+    assert "not_seen" not in codes[special.serial]  # a Special may go 30 days unseen
+    assert result["summary"]["group"]["pilot"]["non_compliant"] == 1
+    assert result["provisioned"] == [special.serial]  # compliant: enrolled → provisioned
+
+    conn = sqlite3.connect(db_path)
+    recent = rows(db_path, "SELECT MAX(last_seen) FROM devices")[0][0]
+    conn.execute("UPDATE devices SET last_seen = ? WHERE serial = ?", (recent, officer.serial))
+    conn.commit()
+    conn.close()
+    mdm("operators", "add", "hd", "--role", "helpdesk")
+    as_helpdesk = mdm.json("compliance", "report", operator="hd")
+    assert as_helpdesk["ready_to_provision"] == [officer.serial]
+    result = mdm.json("compliance", "report")
+    assert result["provisioned"] == [officer.serial]
+    assert rows(db_path, "SELECT status FROM devices WHERE serial = ?", (officer.serial,)) == [
+        ("provisioned",)]
+    assert mdm.json("audit", "log", "--subject", officer.serial)[-1]["action"] == \
+        "devices.provision"
+    csv_text = mdm("compliance", "report", "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("serial,status,compliant")
+    assert "not_encrypted" in csv_text
+
+
+def test_a_run_stops_when_more_than_max_fail_percent_fail(mdm: Any, lab: Any,
+                                                          fleet: dict[str, Any]) -> None:
+    devices = sorted(fleet["devices"], key=lambda d: d.serial)
+    lab.lab.fault(devices[0].serial, "offline")
+    out = mdm.json("policy", "push", "--max-fail-percent", "25", "--concurrency", "1", code=1)
+    assert out["stopped_early"] is False and len(out["failed"]) == 1  # 25% is not > 25%
+    lab.lab.fault(devices[1].serial, "offline")
+    mdm("policy", "push", "--check")
+    out = mdm.json("policy", "push", "--max-fail-percent", "25", "--concurrency", "1", code=1)
+    assert out["failed"] and [f["serial"] for f in out["failed"]] == [devices[0].serial,
+                                                                      devices[1].serial]
+    assert out["stopped_early"] is True
+
+
+def test_nothing_is_pushed_from_an_invalid_tree(mdm: Any, fleet: dict[str, Any],
+                                                db_path: Path) -> None:
+    base = fleet["folder"] / "00-baseline.yaml"
+    base.write_text(base.read_text().replace("min_length: 6", "min_length: 4"))
+    before = [_device_state(d) for d in fleet["devices"]]
+    err = mdm("policy", "push", code=2).stderr
+    assert "password.min_length: 4 is below the minimum of 6" in err
+    assert [_device_state(d) for d in fleet["devices"]] == before
+    assert rows(db_path, "SELECT COUNT(*) FROM policy_versions") == [(0,)]
+
+
+def test_diff_shows_what_a_yaml_change_would_change(mdm: Any, fleet: dict[str, Any]) -> None:
+    mdm("policy", "push")
+    assert mdm.json("policy", "diff") == []
+    special = fleet["folder"] / "11-special.yaml"
+    special.write_text(special.read_text() + "  lock:\n    auto_lock_seconds: 90\n")
+    changes = mdm.json("policy", "diff")
+    assert [c["serial"] for c in changes] == [fleet["devices"][2].serial]
+    fields = {c["field"]: (c["from"], c["to"]) for c in changes[0]["changes"]}
+    assert fields["maximumTimeToLock"] == ("120000", "90000")
