@@ -50,6 +50,17 @@ def parse_address(text: str) -> tuple[str, str, int]:
     return user, match["host"].strip("[]"), port
 
 
+def run_checked(transport: Any, command: str, what: str) -> str:
+    """Run a device command that must succeed; return its output."""
+    from mdm.fleet.transport import StepFailed
+
+    result = transport.run(command)
+    if not result.ok:
+        raise StepFailed(transport.target.name, f"{what} failed (exit {result.exit_status}):"
+                         f" {result.stderr.decode(errors='replace').strip()[:200]}")
+    return str(result.text)
+
+
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
     """Return the fleet target for a device row (its pinned key unless one is given)."""
     user, host, port = parse_address(row["address"])

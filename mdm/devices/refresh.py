@@ -12,7 +12,7 @@ from mdm.devices import contact, selector
 from mdm.devices.lifecycle import Status
 from mdm.errors import PartialFailure
 from mdm.fleet.session import Fleet
-from mdm.fleet.transport import StepFailed, Transport
+from mdm.fleet.transport import Transport
 from mdm.operators import roles
 from mdm.store import audit, transaction
 from mdm.store.db import Database
@@ -39,11 +39,8 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
     rows = enrolled_devices(db, selectors)
 
     def facts(transport: Transport) -> dict[str, Any]:
-        result = transport.run(fleet.profile.facts_command())
-        if not result.ok:
-            raise StepFailed(transport.target.name,
-                             f"reading facts failed (exit {result.exit_status})")
-        return fleet.profile.parse_facts(result.text)
+        output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
+        return fleet.profile.parse_facts(output)
 
     outcome = contact.Outcome()
 

@@ -120,10 +120,8 @@ def enrol(db: Database, operator: str, requests: list[Request], fleet: Fleet,
 
     def identity(transport: Transport) -> dict[str, Any]:
         row = by_serial[transport.target.name]
-        result = transport.run(fleet.profile.facts_command())
-        if not result.ok:
-            raise StepFailed(row["serial"], f"reading facts failed (exit {result.exit_status})")
-        facts = fleet.profile.parse_facts(result.text)
+        facts = fleet.profile.parse_facts(
+            contact.run_checked(transport, fleet.profile.facts_command(), "reading facts"))
         props = facts["props"]
         seen = {"serial": props.get("ro.serialno", ""),
                 "manufacturer": props.get("ro.product.manufacturer", ""),

@@ -54,7 +54,9 @@ def load_credentials(path: str | None = None) -> Credentials:
                          "create one with: mdm keys init (or set MDM_KEY)")
     secret = os.environ.get("MDM_KEY_PASSPHRASE")
     try:
-        pkey = paramiko.PKey.from_path(str(file), password=secret.encode() if secret else None)
+        # paramiko's stubs say str, but the key loader underneath needs bytes
+        pkey = paramiko.PKey.from_path(str(file), password=secret.encode() if secret  # type: ignore[arg-type]
+                                       else None)
     except (paramiko.PasswordRequiredException, TypeError):
         if secret:
             raise InputError(f"cannot load the operator key {file}",

@@ -7,7 +7,7 @@ station driving USB phones with `adb`) slots in without touching them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Timeouts:
 class Credentials:
     """The operator's key (already loaded); never printed or stored."""
 
-    pkey: object | None = field(default=None, repr=False)
+    pkey: Any = field(default=None, repr=False)  # a paramiko PKey (not imported here)
     allow_agent: bool = False
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdm import ui
 from mdm.cliopts import JsonOpt, OutputOpt, app_context, deliver, wants_json
 from mdm.errors import InputError
+
+if TYPE_CHECKING:
+    from mdm.lab.lab import Lab
 
 app = typer.Typer(no_args_is_help=True,
                   help="Run a lab of real sshd devices on 127.0.x.y (demo, tests, rehearsal).")
@@ -18,8 +21,8 @@ LabDir = Annotated[Path | None, typer.Option("--lab-dir", envvar="MDM_LAB", show
                                              help="Lab folder (default: inventory/lab).")]
 
 
-def _lab(lab_dir: Path | None):  # noqa: ANN202 - keeps mdm.lab out of start-up
-    from mdm.lab.lab import Lab
+def _lab(lab_dir: Path | None) -> Lab:
+    from mdm.lab.lab import Lab  # imported here to keep it out of start-up
 
     return Lab(lab_dir)
 

@@ -76,7 +76,8 @@ def _has_alias(text: str) -> int | None:
 
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            return int(event.start_mark.line) + 1
+            mark = event.start_mark
+            return int(mark.line) + 1 if mark is not None else 1
     return None
 
 
@@ -101,7 +102,7 @@ def load_file(path: Path) -> tuple[Layer | None, list[Problem]]:
         return None, [Problem(name, "is not UTF-8 text", "save it as UTF-8")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{name}, line {mark.line + 1}" if mark else name
+        where = f"{name}, line {mark.line + 1}" if mark is not None else name
         return None, [Problem(where, f"is not valid YAML: {getattr(exc, 'problem', exc)}",
                               "check the indentation and quoting on that line")]
     if not isinstance(data, dict):
@@ -177,6 +178,7 @@ def _flatten(settings: dict[str, Any], lines: dict[tuple[str, ...], int], name: 
 
     for key, value in settings.items():
         key = str(key)
+        candidates: list[tuple[tuple[str, ...], str, Any]]
         if key in FIELDS:
             candidates = [((key,), key, value)]
         elif key in SECTIONS and isinstance(value, dict):

@@ -55,11 +55,8 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
     profile = fleet.profile
 
     def status(t: Transport) -> tuple[dict[str, Any] | None, str | None]:
-        result = t.run(profile.status_command())
-        if not result.ok:
-            raise StepFailed(t.target.name, f"reading the DPC status failed"
-                                            f" (exit {result.exit_status})")
-        return parse_status(result.text)
+        return parse_status(contact.run_checked(t, profile.status_command(),
+                                                "reading the DPC status"))
 
     def apply(t: Transport) -> dict[str, Any]:
         compiled = by_serial[t.target.name]["compiled"]

@@ -26,13 +26,14 @@ class Field:
     maximum: int | None = None
     max_length: int | None = None
 
-    def check(self, value: Any) -> str | None:
+    def check(self, given: object) -> str | None:
         """Say what is wrong with a value, or None."""
         expected = self.type if isinstance(self.type, tuple) else (self.type,)
-        if isinstance(value, bool) and bool not in expected:
+        if isinstance(given, bool) and bool not in expected:
             return f"must be {_names(expected)}, not yes/no"
-        if not isinstance(value, expected):
-            return f"must be {_names(expected)}, not {type(value).__name__}"
+        if not isinstance(given, expected):
+            return f"must be {_names(expected)}, not {type(given).__name__}"
+        value: Any = given  # its type is now one of `expected`
         if self.choices and value not in self.choices:
             return f"{value!r} is not one of: {', '.join(self.choices)}"
         if self.minimum is not None and value < self.minimum:
