@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mdm.errors import MdmError
+from mdm.errors import ExitCode, MdmError
 
 
 def _out() -> Console:
@@ -98,8 +98,16 @@ def error(exc: MdmError) -> None:
     console = _err()
     console.print("[bold red]error:[/bold red] ", end="")
     console.print(exc.message, markup=False)
-    for problem in exc.problems:
-        console.print("  - " + str(problem), markup=False)
+    if exc.code == ExitCode.PARTIAL and exc.problems:  # failed devices: a table
+        t = Table(show_lines=False)
+        for column in ("device", "failure", "what happened", "what to do"):
+            t.add_column(column, overflow="fold")
+        for p in exc.problems:
+            t.add_row(p.where.removeprefix("device "), p.field, p.message, p.hint)
+        console.print(t)
+    else:
+        for problem in exc.problems:
+            console.print("  - " + str(problem), markup=False)
     if exc.hint:
         console.print("[yellow]what to do:[/yellow] ", end="")
         console.print(exc.hint, markup=False)

@@ -54,3 +54,11 @@ def test_domain_code_never_imports_the_cli() -> None:
         if path.name in ("cli.py", "__main__.py", "docgen.py"):
             continue
         assert "mdm.cli" not in _imports(path), path
+
+
+def test_host_keys_are_never_auto_accepted() -> None:
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        for policy in ("AutoAdd", "Warning"):  # spelled apart so this file is no match
+            assert policy + "Policy" not in text, path
+    assert "RejectPolicy()" in (PKG / "fleet" / "ssh.py").read_text()

@@ -109,3 +109,41 @@ def test_the_private_key_never_reaches_the_inventory(mdm, lab, enrolled, db_path
     body = b"".join(secret.splitlines()[1:-1])
     blob = b"".join(p.read_bytes() for p in db_path.parent.glob("mdm.db*"))
     assert len(body) > 40 and body[:40] not in blob
+
+
+def test_ctrl_c_records_what_finished_and_a_rerun_completes(mdm, lab, enrolled, db_path,
+                                                            operator_key) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mdm.lab.lab import _descendants
+
+    devices = enrolled(12)
+    for device in devices:
+        lab.lab.fault(device.serial, "slow", delay=1)
+    env = {**os.environ, "MDM_DB": str(db_path), "MDM_OPERATOR": "admin",
+           "MDM_KEY": str(operator_key)}
+    proc = subprocess.Popen([sys.executable, "-m", "mdm", "devices", "refresh",
+                             "--concurrency", "3"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    seen = rows(db_path, "SELECT COUNT(*) FROM devices WHERE last_contact_at > enrolled_at")
+    assert 3 <= seen[0][0] < 12  # the first wave and the devices in flight, not the rest
+    assert mdm.json("audit", "verify")["ok"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            _descendants(lab.lab._pid(d)) for d in devices):
+        time.sleep(0.1)
+    assert not any(_descendants(lab.lab._pid(d)) for d in devices)  # no session left
+    for device in devices:
+        lab.lab.fault(device.serial, "slow", clear=True)
+    assert mdm.json("devices", "refresh")["selected"] == 12
+    assert rows(db_path, "SELECT COUNT(*) FROM devices WHERE last_contact_at > enrolled_at"
+                ) == [(12,)]

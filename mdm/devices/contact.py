@@ -125,11 +125,9 @@ class Outcome:
     done: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"done": self.done, "failed": self.failed, "skipped": self.skipped,
-                "interrupted": self.interrupted}
+        return {"done": self.done, "failed": self.failed, "skipped": self.skipped}
 
     def problems(self) -> list[Problem]:
         return [Problem(f"device {f['serial']}", f["error"], f.get("hint", ""), f["kind"])
@@ -167,12 +165,12 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
                    connect: Callable[[Target], Any], targets: Iterable[Target],
                    record: Callable[[list[tuple[dict[str, Any], DeviceResult]]], None],
                    concurrency: int, progress: Progress | None = None,
-                   stop_when: Callable[[int, int], bool] | None = None) -> bool:
+                   stop_when: Callable[[int, int], bool] | None = None) -> list[str]:
     """Run steps on every target; call `record` with batches from this thread.
 
     `stop_when(failed, finished)` is asked after each device; when it says yes, no more
-    devices are started. Returns True if the run was interrupted (Ctrl-C); what finished
-    is recorded first.
+    devices are started. Returns the serials never attempted. On Ctrl-C, what finished
+    (including devices in flight) is recorded, then KeyboardInterrupt propagates.
     """
     from mdm.fleet.executor import Executor
 
@@ -182,22 +180,22 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
     if progress:
         progress.start(len(targets))
     batch: list[tuple[dict[str, Any], DeviceResult]] = []
-    failed = finished = 0
+    seen: set[str] = set()
+    failed = 0
     try:
         for result in executor.run(targets, steps):
-            batch.append((by_serial[result.target.name], result))
-            if result.error_kind != "cancelled":
-                finished += 1
-                failed += not result.ok
-            if stop_when and stop_when(failed, finished):
-                executor.cancel()
             if progress:
                 progress.advance()
+            if result.error_kind == "cancelled":
+                continue
+            seen.add(result.target.name)
+            batch.append((by_serial[result.target.name], result))
+            failed += not result.ok
+            if stop_when and stop_when(failed, len(seen)):
+                executor.cancel()
             if len(batch) >= BATCH:
                 record(batch)
                 batch = []
-    except KeyboardInterrupt:
+    finally:
         record(batch)
-        return True
-    record(batch)
-    return False
+    return [t.name for t in targets if t.name not in seen]

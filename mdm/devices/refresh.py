@@ -60,7 +60,7 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
                          {"reached": sum(r.ok for _, r in batch),
                           "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
 
-    outcome.interrupted = contact.run_and_record(
+    contact.run_and_record(
         db, rows, [Step("facts", facts)], fleet.connect,
         [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
     summary = {**outcome.as_dict(), "selected": len(rows)}

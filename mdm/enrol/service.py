@@ -159,7 +159,7 @@ def enrol(db: Database, operator: str, requests: list[Request], fleet: Fleet,
                                      "host_key": fp, "host_key_check": how})
 
     targets = [contact.target_of(r, host_key="") for r in rows]
-    outcome.interrupted = contact.run_and_record(
+    contact.run_and_record(
         db, rows, [Step("identity", identity)], connect_checked, targets, record,
         fleet.concurrency, progress)
     summary = outcome.as_dict()
@@ -177,8 +177,9 @@ def _failure(row: dict[str, Any], result: Any, tofu: bool) -> dict[str, Any]:
     out = contact.failure(row, result)
     if result.error_kind == "host_key" and not out.get("expected_fingerprint"):
         out["error"] = f"offers host key {out['offered_fingerprint']}; not confirmed"
-        out["hint"] = (f"check the fingerprint on the device, then re-run with --host-key"
-                       f" {out['offered_fingerprint']} (or --trust-on-first-use at the bench)")
+        out["hint"] = (f"check {out['offered_fingerprint']} on the device, then give it with"
+                       " --host-key (or in the host_key column of --from), or use"
+                       " --trust-on-first-use at the bench")
     elif result.error_kind == "host_key":
         out["hint"] = "a different device (or an interceptor) answered: do not enrol it"
     elif result.error_kind == "identity_mismatch":

@@ -64,7 +64,6 @@ class DeviceResult:
 @dataclass
 class RunResult:
     results: list[DeviceResult] = field(default_factory=list)
-    interrupted: bool = False
 
     @property
     def succeeded(self) -> list[DeviceResult]:
@@ -136,34 +135,55 @@ class Executor:
         """Start no more devices; devices in flight stop after their current step."""
         self._cancel.set()
 
-    def run(self, targets: Sequence[Target], steps: Sequence[Step],
-            on_result: Callable[[DeviceResult], None] | None = None) -> Iterator[DeviceResult]:
-        """Yield one DeviceResult per target as each finishes (in completion order)."""
+    def run(self, targets: Sequence[Target], steps: Sequence[Step]) -> Iterator[DeviceResult]:
+        """Yield one DeviceResult per target as each finishes (in completion order).
+
+        On Ctrl-C: no new device starts, devices in flight finish their current step and
+        their results are still yielded, then KeyboardInterrupt is raised. A second
+        Ctrl-C stops at once.
+        """
         self._cancel.clear()
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(targets) or 1)),
                                   thread_name_prefix="mdm-fleet")
         pending: set[Future[DeviceResult]] = set()
         queue = iter(targets)
-        try:
+        interrupted = False
+
+        def fill() -> None:
             for target in queue:
                 pending.add(pool.submit(self._one, target, steps))
                 if len(pending) >= self.concurrency * 2:
-                    break
+                    return
+
+        try:
+            fill()
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                try:
+                    done, still = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    if interrupted:
+                        raise
+                    interrupted = True
+                    self.cancel()
+                    for future in pending:
+                        future.cancel()  # only those not yet started
+                    pending = {f for f in pending if not f.cancelled()}
+                    continue
+                pending = set(still)
                 for future in done:
-                    yield future.result()
-                for target in queue:
-                    pending.add(pool.submit(self._one, target, steps))
-                    if len(pending) >= self.concurrency * 2:
-                        break
+                    if not future.cancelled():
+                        yield future.result()
+                if not interrupted:
+                    fill()
         except BaseException:
-            self._cancel.set()
+            self.cancel()
             raise
         finally:
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+        if interrupted:
+            raise KeyboardInterrupt
 
     def run_all(self, targets: Sequence[Target], steps: Sequence[Step]) -> RunResult:
         """Run and collect every result."""

@@ -83,10 +83,7 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
         with transaction(db):
             at = now()
             for row, result in batch:
-                if result.error_kind == "cancelled":
-                    outcome.skipped.append({"serial": row["serial"], "reason": "not attempted:"
-                                            " the run stopped early"})
-                elif result.ok:
+                if result.ok:
                     _record_applied(db, operator, row, result.value("apply"), at, outcome,
                                     unchanged)
                 else:
@@ -97,9 +94,11 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
 
-    outcome.interrupted = contact.run_and_record(
+    not_attempted = contact.run_and_record(
         db, rows, [Step("apply", apply)], fleet.connect,
         [contact.target_of(r) for r in rows], record, fleet.concurrency, progress, too_many)
+    outcome.skipped += [{"serial": s, "reason": "not attempted: the run stopped early"}
+                        for s in not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
                "changed": len(outcome.done)}
     stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \
@@ -134,9 +133,16 @@ def _record_applied(db: Database, operator: str, row: dict[str, Any], value: dic
     status = value["status"]
     if not value["changed"]:
         unchanged.append(row["serial"])
-        if row["applied_policy"] != sha:  # already right on the device: note what it runs
+        if row["applied_policy"] != sha:
+            # Already running it, but we had not recorded that (say, a run cut short after
+            # the device applied it): record what the device proves it runs.
             db.execute("UPDATE devices SET applied_policy = ?, applied_policy_at = ?"
                        " WHERE id = ?", [sha, at, row["id"]])
+            db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
+                       " VALUES (?, ?, 'reported', ?, ?)",
+                       [row["id"], sha, at, json.dumps({"state": status.get("state")})])
+            audit.record(db, operator, "policy.confirmed", f"device:{row['serial']}",
+                         {"policy": row["applied_policy"]}, {"policy": sha})
         return
     for event in ("sent", "applied"):
         db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
