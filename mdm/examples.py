@@ -84,12 +84,12 @@ def generate_roster(total: int = 1480, seed: int = 2015) -> list[dict[str, Any]]
         forename, surname = rng.choice(FORENAMES), rng.choice(SURNAMES)
         if worker_type == "STAFF":
             collar = ""
+        elif total > 3000:  # large forces prefix a division code, as the Met does
+            collar = f"{rng.choice('ABCDEFGHJK')}{rng.choice('NSEW')}{i % 100000}"
         else:
             band = "senior" if senior and worker_type == "OFFICER" else (
                 worker_type if worker_type in ("PCSO", "SPECIAL") else "low")
-            collar = str(next_collar[band]) if total <= 3000 else f"{band[:1].upper()}{i}"
-            if total > 3000:  # large forces prefix a division code, as the Met does
-                collar = f"{rng.choice('ABCDEFGHJK')}{rng.choice('NSEW')}{i % 100000}"
+            collar = str(next_collar[band])
             next_collar[band] += 1
         team = ("ADMIN" if worker_type == "STAFF" else "NPT" if worker_type == "PCSO"
                 else rng.choice(TEAMS))

@@ -165,14 +165,12 @@ def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path]) -> Callable[[i
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        mdm("operators", "add", "admin", code=0) if not _has_admin() else None
+        if not mdm.json("operators", "list"):
+            mdm("operators", "add", "admin")
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
         mdm("enrol", "import", path)
         return devices
-
-    def _has_admin() -> bool:
-        return bool(mdm.json("operators", "list"))
 
     return take
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
 from mdm.fleet.transport import Target
-from mdm.store import audit
+from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -159,6 +159,39 @@ def record_failure(db: Database, operator: str, row: dict[str, Any],
                    {"reason": "host key changed", "address": row["address"],
                     "expected": getattr(exc, "expected", None),
                     "offered": getattr(exc, "offered", None)})
+
+
+Batch = list[tuple[dict[str, Any], "DeviceResult"]]
+
+
+def recorder(db: Database, operator: str, outcome: Outcome,
+             on_ok: Callable[[dict[str, Any], DeviceResult, str], None],
+             on_fail: Callable[[dict[str, Any], DeviceResult, str], None] | None = None,
+             describe: Callable[[dict[str, Any], DeviceResult], dict[str, Any]] | None = None,
+             after: Callable[[Batch], None] | None = None) -> Callable[[Batch], None]:
+    """Return a function that records one batch of results in one transaction.
+
+    Successes go to `on_ok`; failures are recorded (last contact, quarantine), passed to
+    `on_fail`, and described in the outcome; `after` may add a summary audit row.
+    """
+
+    def record(batch: Batch) -> None:
+        if not batch:
+            return
+        with transaction(db):
+            at = now()
+            for row, result in batch:
+                if result.ok:
+                    on_ok(row, result, at)
+                    continue
+                if on_fail:
+                    on_fail(row, result, at)
+                record_failure(db, operator, row, result, at)
+                outcome.failed.append((describe or failure)(row, result))
+            if after:
+                after(batch)
+
+    return record
 
 
 def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence[Step],

@@ -14,9 +14,8 @@ from mdm.errors import PartialFailure
 from mdm.fleet.session import Fleet
 from mdm.fleet.transport import Transport
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit
 from mdm.store.db import Database
-from mdm.timeutil import now
 
 REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
 
@@ -44,21 +43,16 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
 
     outcome = contact.Outcome()
 
-    def record(batch: list[tuple[dict[str, Any], Any]]) -> None:
-        if not batch:
-            return
-        with transaction(db):
-            at = now()
-            for row, result in batch:
-                if result.ok:
-                    contact.record_facts(db, row["id"], result.value("facts"), at)
-                    outcome.done.append({"serial": row["serial"], "last_seen": at})
-                else:
-                    contact.record_failure(db, operator, row, result, at)
-                    outcome.failed.append(contact.failure(row, result))
-            audit.record(db, operator, "devices.refresh", "devices", None,
-                         {"reached": sum(r.ok for _, r in batch),
-                          "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
+    def reached(row: dict[str, Any], result: Any, at: str) -> None:
+        contact.record_facts(db, row["id"], result.value("facts"), at)
+        outcome.done.append({"serial": row["serial"], "last_seen": at})
+
+    def batch_summary(batch: contact.Batch) -> None:
+        audit.record(db, operator, "devices.refresh", "devices", None,
+                     {"reached": sum(r.ok for _, r in batch),
+                      "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
+
+    record = contact.recorder(db, operator, outcome, reached, after=batch_summary)
 
     contact.run_and_record(
         db, rows, [Step("facts", facts)], fleet.connect,

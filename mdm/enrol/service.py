@@ -21,9 +21,8 @@ from mdm.errors import InputError, PartialFailure, Problem
 from mdm.fleet.session import Fleet
 from mdm.fleet.transport import StepFailed, Target, Transport
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit
 from mdm.store.db import Database
-from mdm.timeutil import now
 
 ENROLLABLE = (Status.DELIVERED, Status.QUARANTINED, Status.WIPED, Status.IN_REPAIR)
 
@@ -135,28 +134,25 @@ def enrol(db: Database, operator: str, requests: list[Request], fleet: Fleet,
 
     outcome = contact.Outcome(skipped=skipped)
 
-    def record(batch: list[tuple[dict[str, Any], Any]]) -> None:
-        with transaction(db):
-            at = now()
-            for row, result in batch:
-                if not result.ok:
-                    outcome.failed.append(_failure(row, result, tofu))
-                    continue
-                offered = row["offered_key"]
-                fp = fingerprint_of_line(offered)
-                previous = {"status": row["status"], "host_key": row["host_key_fingerprint"]}
-                check_transition(row["serial"], row["status"], Status.ENROLLED)
-                db.execute("UPDATE devices SET status = ?, status_changed_at = ?, address = ?,"
-                           " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
-                           " WHERE id = ?", [Status.ENROLLED.value, at, row["address"], offered,
-                                             fp, at, row["id"]])
-                contact.record_facts(db, row["id"], result.value("identity"), at)
-                how = "confirmed" if row["expected_fp"] else "trusted on first use"
-                audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
-                             {"status": Status.ENROLLED.value, "address": row["address"],
-                              "host_key": fp, "host_key_check": how})
-                outcome.done.append({"serial": row["serial"], "address": row["address"],
-                                     "host_key": fp, "host_key_check": how})
+    def enrolled(row: dict[str, Any], result: Any, at: str) -> None:
+        offered = row["offered_key"]
+        fp = fingerprint_of_line(offered)
+        previous = {"status": row["status"], "host_key": row["host_key_fingerprint"]}
+        check_transition(row["serial"], row["status"], Status.ENROLLED)
+        db.execute("UPDATE devices SET status = ?, status_changed_at = ?, address = ?,"
+                   " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
+                   " WHERE id = ?", [Status.ENROLLED.value, at, row["address"], offered,
+                                     fp, at, row["id"]])
+        contact.record_facts(db, row["id"], result.value("identity"), at)
+        how = "confirmed" if row["expected_fp"] else "trusted on first use"
+        audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
+                     {"status": Status.ENROLLED.value, "address": row["address"],
+                      "host_key": fp, "host_key_check": how})
+        outcome.done.append({"serial": row["serial"], "address": row["address"],
+                             "host_key": fp, "host_key_check": how})
+
+    record = contact.recorder(db, operator, outcome, enrolled,
+                              describe=lambda row, result: _failure(row, result, tofu))
 
     targets = [contact.target_of(r, host_key="") for r in rows]
     contact.run_and_record(

@@ -77,19 +77,11 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
     outcome = contact.Outcome()
     unchanged: list[str] = []
 
-    def record(batch: list[tuple[dict[str, Any], Any]]) -> None:
-        if not batch:
-            return
-        with transaction(db):
-            at = now()
-            for row, result in batch:
-                if result.ok:
-                    _record_applied(db, operator, row, result.value("apply"), at, outcome,
-                                    unchanged)
-                else:
-                    _record_failed(db, row, result, at)
-                    contact.record_failure(db, operator, row, result, at)
-                    outcome.failed.append(contact.failure(row, result))
+    def applied(row: dict[str, Any], result: Any, at: str) -> None:
+        _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
+
+    record = contact.recorder(db, operator, outcome, applied,
+                              lambda row, result, at: _record_failed(db, row, result, at))
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
