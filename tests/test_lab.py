@@ -46,13 +46,20 @@ def test_a_passphrase_protected_key_loads_with_its_passphrase(mdm, tmp_path,
     assert load_credentials().allow_agent  # left to ssh-agent
 
 
-def test_lab_up_status_faults_manifest_and_down(mdm, tmp_path, monkeypatch,
-                                                operator_key) -> None:
-    from mdm.lab.lab import become_subreaper
+@pytest.fixture
+def own_lab(tmp_path, monkeypatch, operator_key):
+    """A lab of this test's own, stopped whatever happens."""
+    from mdm.lab.lab import Lab, become_subreaper
 
     become_subreaper()
     monkeypatch.setenv("MDM_KEY", str(operator_key))
     monkeypatch.setenv("MDM_LAB", str(tmp_path / "lab"))
+    yield tmp_path / "lab"
+    Lab(tmp_path / "lab").down()
+
+
+def test_lab_up_status_faults_manifest_and_down(mdm, own_lab) -> None:
+    tmp_path = own_lab.parent
     devices = mdm.json("lab", "up", "3")
     assert [d["running"] for d in devices] == [True, True, True]
     assert all(d["address"].startswith("127.0.") for d in devices)

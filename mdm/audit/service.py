@@ -16,9 +16,9 @@ _CHECKPOINT = re.compile(r"^(\d+):([0-9a-f]{64})$")
 def log(db: Database, subject: str | None, limit: int | None) -> list[dict[str, Any]]:
     """Return audit rows, oldest first, optionally for one subject (e.g. device:SERIAL)."""
     clauses, args = [], []
-    if subject:
-        clauses.append("(subject = ? OR subject LIKE ? OR subject = ?)")
-        args += [subject, f"%:{subject}", subject]
+    if subject:  # "R58F…" matches "device:R58F…"; "device:R58F…" matches itself
+        clauses.append("(subject = ? OR substr(subject, instr(subject, ':') + 1) = ?)")
+        args += [subject, subject]
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = f"SELECT * FROM audit {where} ORDER BY seq"
     if limit:

@@ -14,7 +14,7 @@ from mdm.store.db import Database
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
                 "order_number", "status", "status_changed_at", "created_at", "address",
                 "host_key_fingerprint", "enrolled_at", "last_seen", "last_contact_at",
-                "last_contact_error")
+                "last_contact_error", "applied_policy", "applied_policy_at")
 _HOLDER_SELECT = (
     "SELECT d.*, o.officer_id AS holder_id, o.collar_number AS holder_collar,"
     " o.forename || ' ' || o.surname AS holder_name, a.opened_at AS held_since"

@@ -31,8 +31,7 @@ class PolicyNotApplied(StepFailed):
 
 def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
     """Resolve and return the plan (devices, old → new hash); changes nothing anywhere."""
-    service.validate(db, folder)
-    rows = service.plan(db, service.load(folder), selectors)
+    rows = service.plan(db, service.checked_tree(db, folder), selectors)
     view = service._plan_view(rows)
     return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
             "selected": len(view)}
@@ -46,9 +45,8 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
 
     if max_fail_percent is not None and not 0 <= max_fail_percent <= 100:
         raise InputError(f"--max-fail-percent {max_fail_percent} is not 0-100")
-    service.validate(db, folder)  # nothing is pushed from an invalid tree
+    tree = service.checked_tree(db, folder)  # nothing is pushed from an invalid tree
     roles.require(db, operator, "policy.push")
-    tree = service.load(folder)
     rows = service.plan(db, tree, selectors)
     by_serial = {r["serial"]: r for r in rows}
     _store_versions(db, operator, rows)

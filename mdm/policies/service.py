@@ -36,6 +36,7 @@ class Tree:
     layers: list[Layer]
     warnings: list[Problem]
     today: date
+    subjects_checked: int = 0
 
 
 def _today() -> date:
@@ -102,6 +103,16 @@ class Resolver:
 
 def validate(db: Database, folder: Path) -> dict[str, Any]:
     """Check every file, then every layer against the inventory; all problems at once."""
+    tree = checked_tree(db, folder)
+    return {"folder": str(folder), "files": len(tree.layers),
+            "layers": [{"layer": x.name, "kind": x.kind, "match": list(x.match),
+                        "file": x.file} for x in tree.layers],
+            "subjects_checked": tree.subjects_checked,
+            "warnings": [w.as_dict() for w in tree.warnings], "ok": True}
+
+
+def checked_tree(db: Database, folder: Path) -> Tree:
+    """Load the tree and check it against the inventory; refuse it (exit 2) if anything is wrong."""
     tree = load(folder)
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -134,11 +145,8 @@ def validate(db: Database, folder: Path) -> dict[str, Any]:
     if problems:
         raise InputError(f"{folder}: {len(problems)} problem(s); nothing may be pushed from"
                          " this tree", "fix them and validate again", problems=problems)
-    return {"folder": str(folder), "files": len(tree.layers),
-            "layers": [{"layer": x.name, "kind": x.kind, "match": list(x.match),
-                        "file": x.file} for x in tree.layers],
-            "subjects_checked": len(subjects),
-            "warnings": [w.as_dict() for w in warnings], "ok": True}
+    tree.warnings, tree.subjects_checked = warnings, len(subjects)
+    return tree
 
 
 def _unmatched(layers: list[Layer], people: list[dict[str, Any]], groups: dict[str, set[str]],
