@@ -93,3 +93,21 @@ def test_local_times_are_uk_time(mdm) -> None:
     assert parse_instant("2015-01-05T14:32") == "2015-01-05T14:32:00.000000Z"  # GMT
     assert parse_instant("2015-01-05T14:32Z") == "2015-01-05T14:32:00.000000Z"
     assert "not a date" in mdm("custody", "X", "--at", "yesterday", code=2).stderr
+
+
+def test_device_export_is_spreadsheet_safe_and_logged(mdm, inventory) -> None:
+    import csv
+    import io
+    import json
+
+    serials, people = _ids(inventory)
+    mdm("assign", serials[0], people[0]["officer_id"])
+    exported = list(csv.DictReader(io.StringIO(mdm("devices", "export").stdout)))
+    assert len(exported) == 20
+    held = next(r for r in exported if r["serial"] == serials[0])
+    assert held["holder_id"] == people[0]["officer_id"]
+    as_json = json.loads(mdm("devices", "export", "--format", "json").stdout)
+    assert {d["serial"] for d in as_json} == set(serials)
+    assert "not supported" in mdm("devices", "export", "--format", "xlsx", code=2).stderr
+    assert [r["action"] for r in mdm.json("audit", "log", "--subject", "devices")] == [
+        "devices.export", "devices.export"]

@@ -83,3 +83,12 @@ def test_two_operators_importing_at_once(tmp_path: Path) -> None:
     check = subprocess.run([sys.executable, "-m", "mdm", "audit", "verify", "--json"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and '"rows": 3' in check.stdout
+
+
+def test_a_file_that_is_not_an_inventory_is_refused_cleanly(mdm, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("this is not a database\n" * 100)
+    err = mdm("--db", str(bogus), "devices", "find", "x", code=2).stderr
+    assert "is not a usable inventory" in err
+    err = mdm("--db", str(tmp_path / "missing" / "x.db"), "devices", "find", "x", code=2).stderr
+    assert "does not exist" in err

@@ -124,7 +124,10 @@ class Lab:
         if self.devices():
             raise InputError(f"a lab is already up in {self.root}",
                              "stop it first with: mdm lab down")
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        try:  # sshd's privilege-separation directory, needed when it runs as root
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        except PermissionError:
+            pass  # not root: sshd runs unprivileged and does not need it
         self.root.mkdir(parents=True, exist_ok=True)
         port = _free_port(_address(0))
         rows = examples.generate_manifest(count, seed=seed, order=LAB_ORDER, tac=LAB_TAC)
