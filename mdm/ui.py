@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mdm.errors import ExitCode, MdmError
@@ -119,12 +118,20 @@ class _Bar:
     def __init__(self, description: str, enabled: bool) -> None:
         self._description = description
         self._enabled = enabled
-        self._bar: Progress | None = None
+        self._bar: Any = None
         self._task: Any = None
 
     def start(self, total: int) -> None:
         if not self._enabled or total <= 1 or self._bar is not None:
             return
+        from rich.progress import (  # only fleet commands need it: keep it off start-up
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), console=_err(),
                              transient=True)

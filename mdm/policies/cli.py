@@ -18,7 +18,6 @@ from mdm.cliopts import (
     export_format,
     wants_json,
 )
-from mdm.policies import service
 
 app = typer.Typer(no_args_is_help=True, help="Validate, inspect, compile and push policies.")
 compliance_app = typer.Typer(no_args_is_help=True, help="Judge devices against their policy.")
@@ -40,6 +39,8 @@ def _folder(policies: Path | None) -> Path:
 @app.command("validate")
 def validate(ctx: typer.Context, policies: PoliciesOpt = None, json: JsonOpt = False) -> None:
     """Check every policy file (keys, types, ranges, conflicts, selectors); exit 2 if bad."""
+    from mdm.policies import service
+
     c = app_context(ctx)
     result = service.validate(c.db(), _folder(policies))
     if wants_json(ctx, json):
@@ -55,6 +56,8 @@ def validate(ctx: typer.Context, policies: PoliciesOpt = None, json: JsonOpt = F
 def show(ctx: typer.Context, device: DeviceOpt = None, officer: OfficerOpt = None,
          policies: PoliciesOpt = None, json: JsonOpt = False) -> None:
     """Show the effective policy for a device or officer, each setting with its layer."""
+    from mdm.policies import service
+
     c = app_context(ctx)
     result = service.show(c.db(), _folder(policies), device, officer)
     if wants_json(ctx, json):
@@ -70,6 +73,8 @@ def compile_(ctx: typer.Context, device: DeviceOpt = None, officer: OfficerOpt =
     """Print the Android Management API policy JSON for a device or officer."""
     import json
 
+    from mdm.policies import service
+
     c = app_context(ctx)
     compiled = service.compile_for(c.db(), _folder(policies), device, officer)
     ui.write_text(json.dumps(compiled.document, indent=2, sort_keys=True) + "\n")
@@ -80,6 +85,8 @@ def compile_(ctx: typer.Context, device: DeviceOpt = None, officer: OfficerOpt =
 def diff(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
          json: JsonOpt = False) -> None:
     """Show, device by device, what pushing the current policy files would change."""
+    from mdm.policies import service
+
     c = app_context(ctx)
     result = service.diff(c.db(), _folder(policies), selectors or [])
     if wants_json(ctx, json):
@@ -125,6 +132,8 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
 def history(ctx: typer.Context, serial: Annotated[str, typer.Argument(help="Device serial.")],
             json: JsonOpt = False) -> None:
     """Show a device's policy versions: sent, applied, reported, failed."""
+    from mdm.policies import service
+
     c = app_context(ctx)
     ui.render(service.history(c.db(), serial), wants_json(ctx, json),
               ["at", "event", "sha256", "layers", "detail"], f"Policy history of {serial}")
