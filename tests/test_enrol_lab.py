@@ -126,10 +126,16 @@ def test_ctrl_c_records_what_finished_and_a_rerun_completes(mdm, lab, enrolled, 
         lab.lab.fault(device.serial, "slow", delay=1)
     env = {**os.environ, "MDM_DB": str(db_path), "MDM_OPERATOR": "admin",
            "MDM_KEY": str(operator_key)}
+    logs = {d.path / "log" / "commands": "" for d in devices}
+    for log in logs:
+        logs[log] = log.read_text()
     proc = subprocess.Popen([sys.executable, "-m", "mdm", "devices", "refresh",
                              "--concurrency", "3"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.8)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and all(log.read_text() == before
+                                              for log, before in logs.items()):
+        time.sleep(0.02)  # wait until the first wave is past its delay and running
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
