@@ -183,3 +183,24 @@ def test_diff_shows_what_a_yaml_change_would_change(mdm: Any, fleet: dict[str, A
     assert [c["serial"] for c in changes] == [fleet["devices"][2].serial]
     fields = {c["field"]: (c["from"], c["to"]) for c in changes[0]["changes"]}
     assert fields["maximumTimeToLock"] == ("120000", "90000")
+
+
+def test_compile_prints_the_version_that_push_stores(mdm: Any, fleet: dict[str, Any],
+                                                     db_path: Path) -> None:
+    pcso = fleet["devices"][1]
+    result = mdm("policy", "compile", "--device", pcso.serial)
+    doc = json.loads(result.stdout)
+    apps = {a["packageName"]: a["installType"] for a in doc["applications"]}
+    assert apps["uk.police.cumbria.custody"] == "BLOCKED"
+    sha = result.stderr.split()[-1]
+    mdm("policy", "push", pcso.serial)
+    body = rows(db_path, "SELECT body FROM policy_versions WHERE sha256 = ?", (sha,))[0][0]
+    assert json.loads(body) == doc and hashlib.sha256(body.encode()).hexdigest() == sha
+    (pcso.path / "packages").write_text(
+        (pcso.path / "packages").read_text().replace("uk.police.cumbria.vpn", "x.removed"))
+    mdm("policy", "push", pcso.serial, "--check")
+    pushed = mdm.json("policy", "push", pcso.serial)  # unchanged policy: nothing written
+    assert pushed["changed"] == 0
+    mdm("devices", "refresh", pcso.serial)
+    report = mdm.json("compliance", "report", pcso.serial)["devices"][0]
+    assert [r["code"] for r in report["reasons"]] == ["app_missing"]

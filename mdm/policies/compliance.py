@@ -44,7 +44,11 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
         fail("policy_tampered", "the policy file on the device is not the one the DPC applied")
     if status and status.get("state") not in (None, "APPLIED"):
         fail("dpc_error", f"the DPC reports {status.get('state')}: {status.get('error', '')}")
+    packages = json.loads(facts["packages"]) if facts.get("packages") else {}
     for item in (status or {}).get("nonComplianceDetails", []):
+        if item.get("settingName") == "applications" and item.get("packageName") in \
+                effective.apps():
+            continue  # judged below from the package list, with versions
         fail("dpc_violation", f"{item.get('settingName')}: {item.get('nonComplianceReason')}"
              + (f" ({item['packageName']})" if item.get("packageName") else ""))
     max_age = s.get("updates.max_patch_age_days")
@@ -65,7 +69,6 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
     minimum = s.get("updates.minimum_api_level")
     if minimum and (facts.get("sdk") or 0) < minimum:
         fail("os_too_old", f"Android API {facts.get('sdk')} is below the minimum {minimum}")
-    packages = json.loads(facts["packages"]) if facts.get("packages") else {}
     for package, entry in sorted(effective.apps().items()):
         have = packages.get(package)
         if entry["type"] == "required" and have is None:
