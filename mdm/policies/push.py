@@ -32,7 +32,7 @@ class PolicyNotApplied(StepFailed):
 def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
     """Resolve and return the plan (devices, old → new hash); changes nothing anywhere."""
     rows = service.plan(db, service.checked_tree(db, folder), selectors)
-    view = service._plan_view(rows)
+    view = service.plan_view(rows)
     return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
             "selected": len(view)}
 

@@ -313,6 +313,7 @@ def plan(db: Database, tree: Tree, selectors: list[str]) -> list[dict[str, Any]]
     return rows
 
 
-def _plan_view(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def plan_view(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the plan as users see it: serial, holder, old → new version, change?"""
     return [{"serial": r["serial"], "holder": r["holder"], "from": r["applied_policy"],
              "to": r["compiled"].sha256, "change": r["change"]} for r in rows]

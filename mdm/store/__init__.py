@@ -88,7 +88,3 @@ def transaction(db: Database) -> Iterator[Database]:
     else:
         conn.execute("COMMIT")
 
-
-def checkpoint(db: Database) -> None:
-    """Fold the WAL into the main file (used before hashing or copying the file)."""
-    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
