@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
-from mdm.fleet.transport import Target
+from mdm.fleet.transport import StepFailed, Target
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -52,8 +52,6 @@ def parse_address(text: str) -> tuple[str, str, int]:
 
 def run_checked(transport: Any, command: str, what: str) -> str:
     """Run a device command that must succeed; return its output."""
-    from mdm.fleet.transport import StepFailed
-
     result = transport.run(command)
     if not result.ok:
         raise StepFailed(transport.target.name, f"{what} failed (exit {result.exit_status}):"

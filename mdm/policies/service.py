@@ -212,13 +212,11 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
     """Return the subject for a device (with its holder) or for an officer."""
     groups = memberships(db)
     if serial:
-        found = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?", [serial])
-        if not found:
-            from mdm.devices.service import get
+        from mdm.devices.service import get  # finds by serial (any case) or IMEI
 
-            found = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?",
-                             [get(db, serial)["serial"]])
-        return _subject(found[0], groups), f"device {found[0]['serial']}"
+        exact = get(db, serial)["serial"]
+        row = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?", [exact])[0]
+        return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
         return _subject(person, groups), f"officer {person['officer_id']}"
