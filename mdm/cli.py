@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,26 +26,51 @@ from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
 
 
+def _wants_json(ctx: Any) -> bool:
+    """Say whether this run asked for JSON (globally, or a command's --json)."""
+    obj = ctx.obj
+    return (isinstance(obj, AppContext) and obj.json) or "--json" in ctx.meta.get("mdm.args", ())
+
+
 class MdmGroup(TyperGroup):
-    """The one place that turns errors into messages and exit codes."""
+    """The one place that turns errors into messages and exit codes.
+
+    Under `--json` an error is one JSON object on stderr (`error`, `where`, `what_to_do`,
+    `exit_code`, `problems`); otherwise it is a message for a person.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["mdm.args"] = list(args)  # so a usage error can still answer in JSON
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MdmError as exc:
-            ui.error(exc)
-            if getattr(exc, "result", None) is not None:
-                obj = ctx.obj
-                if isinstance(obj, AppContext) and obj.json:
-                    ui.emit_json(exc.result)  # type: ignore[attr-defined]
+            ui.error(exc, as_json=_wants_json(ctx))
+            if getattr(exc, "result", None) is not None and _wants_json(ctx):
+                ui.emit_json(exc.result)  # type: ignore[attr-defined]
             raise typer.Exit(int(exc.code)) from None
+        except click.UsageError as exc:
+            if not _wants_json(ctx):
+                raise  # click prints the usage and the error, exit 2
+            where = exc.ctx.command_path if exc.ctx else "mdm"
+            ui.error(MdmError(exc.format_message(), f"see {where} --help", ExitCode.USAGE,
+                              where="the command line"), as_json=True)
+            raise typer.Exit(exc.exit_code) from None
         except sqlite3.OperationalError as exc:
             ui.error(MdmError(f"inventory error: {exc}",
-                              "another operator may hold a long write; try again"))
+                              "another operator may hold a long write; try again",
+                              ExitCode.PARTIAL), as_json=_wants_json(ctx))
             raise typer.Exit(int(ExitCode.PARTIAL)) from None
         except KeyboardInterrupt:
-            ui.info("interrupted: finished work is recorded; run the command again to resume")
-            raise typer.Exit(130) from None
+            if _wants_json(ctx):
+                ui.error(MdmError("interrupted", "finished work is recorded; run the command"
+                                  " again to resume", ExitCode.INTERRUPTED), as_json=True)
+            else:
+                ui.info("interrupted: finished work is recorded; run the command again to"
+                        " resume")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
 app = typer.Typer(
@@ -65,8 +91,13 @@ def root(
     operator: Annotated[str | None, typer.Option("--operator", envvar="MDM_OPERATOR",
                                                  help="Who is acting (default: the OS user).",
                                                  show_default=False)] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout (and errors as"
+                                                       " a JSON object on stderr).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say more.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no success lines or"
+                                                              " progress bars; errors and"
+                                                              " warnings still show.")
+                     ] = False,
     key: Annotated[str | None, typer.Option("--key", envvar="MDM_KEY", show_default=False,
                                             help="The operator's SSH private key"
                                                  " (default: ~/.config/mdm/id_ed25519).")
@@ -75,6 +106,7 @@ def root(
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
     from mdm.store import resolve_path
 
+    ui.configure(quiet=quiet)
     obj = AppContext(db_path=resolve_path(str(db) if db else None),
                      operator=operator or default_operator(), json=json, verbose=verbose,
                      key=key)
@@ -102,6 +134,11 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: never a traceback, never locals
         if "-v" in sys.argv or "--verbose" in sys.argv:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-              file=sys.stderr)
-        sys.exit(70)
+        try:
+            ui.error(MdmError(f"internal error: {type(exc).__name__}: {exc}",
+                              "run with -v for details, and report it", ExitCode.INTERNAL),
+                     as_json="--json" in sys.argv)
+        except Exception:  # the printer itself failed: plain words, still literal
+            print("internal error: " + ui.literal(f"{type(exc).__name__}: {exc}"),
+                  file=sys.stderr)
+        sys.exit(int(ExitCode.INTERNAL))

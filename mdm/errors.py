@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     OK = 0
     PARTIAL = 1  # the operation ran, some devices failed (each named)
     USAGE = 2  # bad input or usage; nothing changed
+    INTERNAL = 70  # a bug (EX_SOFTWARE): never raised on purpose
+    INTERRUPTED = 130  # Ctrl-C: finished work is recorded
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class MdmError(Exception):
     hint: str = ""
     code: ExitCode = ExitCode.USAGE
     problems: list[Problem] = field(default_factory=list)
+    where: str = ""  # the file, row, field or device, when the error has one place
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -1,21 +1,115 @@
-"""All terminal output: the only module that imports rich.
+r"""All terminal output: the only module that imports rich.
 
 Data goes to stdout (a table, or JSON with `--json`); messages, progress and errors go
-to stderr, so `mdm ... --json | jq` always sees clean JSON.
+to stderr, so `mdm ... --json | jq` always sees clean JSON. `-q` silences the success
+lines and progress bars, never an error or a warning.
+
+Text from outside is data. A surname, a serial, a device's stderr or a reason typed last
+year may hold rich markup (`[/x]`, `[link=…]`) or terminal control (ESC sequences that
+clear the screen or set the window title, a right-to-left override that reverses what
+follows). Every value printed here goes through `literal()`, which shows control and
+invisible characters as escapes (`\x1b`, `\n`, `\u202e`, as Python's repr does), and
+reaches rich as a `Text`, which rich never parses as markup. Only this module's own fixed
+strings carry markup. JSON stays exact data: it is valid JSON whose strings decode to the
+very values stored, with the same characters written as `\u` escapes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mdm.errors import ExitCode, MdmError
+
+
+@dataclass
+class _Settings:
+    quiet: bool = False
+
+
+_settings = _Settings()
+
+
+def configure(quiet: bool = False) -> None:
+    """Set this run's output options (the root command calls this once per run)."""
+    _settings.quiet = quiet
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(ch: str) -> str:
+    """Write one unprintable character as a Python-style escape."""
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def literal(value: object) -> str:
+    """Return a value as text that prints exactly as it reads.
+
+    Every character Python's repr would escape (C0 and C1 controls, DEL, bidi and other
+    format characters, line separators, unusual spaces, lone surrogates) is written as
+    an escape, so nothing in it can move the cursor, set a title or reorder the line.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _literal_lines(text: str) -> str:
+    """Like `literal`, but keep line ends and tabs: for CSV or TSV shown on a terminal."""
+    if text.isprintable():
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        keep = ch in "\n\t" or (ch == "\r" and text[i + 1:i + 2] == "\n")
+        out.append(ch if keep or ch.isprintable() else _escape(ch))
+    return "".join(out)
+
+
+def _text(value: object) -> Text:
+    """Return a value as rich Text: literal, and never read as markup or emoji."""
+    return Text(literal(value))
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code > 0xFFFF:  # JSON spells these as a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def json_text(data: object, indent: int | None = 2) -> str:
+    """Return data as JSON that decodes to the same values and prints no control character.
+
+    json.dumps escapes C0 controls; DEL, C1 controls, bidi overrides and the like are
+    escaped here too (still valid JSON, still the exact value once decoded).
+    """
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _NOT_ASCII.sub(_json_escape, text)
 
 
 def _out() -> Console:
@@ -26,31 +120,40 @@ def _err() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def emit_json(data: object) -> None:
     """Write data as JSON on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def write_text(text: str) -> None:
-    """Write raw text (CSV, a fingerprint) on stdout."""
-    sys.stdout.write(text)
+    """Write raw text (CSV, a fingerprint) on stdout: exact if piped, made visible on a terminal."""
+    sys.stdout.write(_literal_lines(text) if _is_terminal(sys.stdout) else text)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object) -> Text:
     if value is None:
-        return ""
+        return Text("")
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return Text("yes" if value else "no")
     if isinstance(value, Mapping | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
+        return _text(json.dumps(value, ensure_ascii=False, default=str))
+    return _text(value)
+
+
+def _title(title: str) -> Text | None:
+    return _text(title) if title else None
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
-    """Print rows as a table with the given columns."""
-    t = Table(title=title or None, show_lines=False)
+    """Print rows as a table with the given columns (every cell printed literally)."""
+    t = Table(title=_title(title), show_lines=False)
     for c in columns:
-        t.add_column(c)
+        t.add_column(_text(c))
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns), style=None)
     _out().print(t)
@@ -59,12 +162,12 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str 
 
 
 def record(data: Mapping[str, Any], title: str = "") -> None:
-    """Print one record as a two-column table."""
-    t = Table(title=title or None, show_header=False)
+    """Print one record as a two-column table (every value printed literally)."""
+    t = Table(title=_title(title), show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
     for k, v in data.items():
-        t.add_row(k, _cell(v))
+        t.add_row(_text(k), _cell(v))
     _out().print(t)
 
 
@@ -78,46 +181,62 @@ def render(data: object, as_json: bool, columns: Sequence[str] | None = None,
     elif isinstance(data, Mapping):
         record(data, title)
     else:
-        _out().print(str(data))
+        _out().print(_text(data))
 
 
 def info(message: str) -> None:
-    """Print a message for the person at the terminal (stderr)."""
-    _err().print(message, markup=False)
+    """Print a message for the person at the terminal (stderr), literally."""
+    _err().print(_text(message))
 
 
 def success(message: str) -> None:
-    """Print a short confirmation (stderr)."""
-    _err().print("[green]✓[/green] ", end="")
-    _err().print(message, markup=False)
+    """Print a short confirmation (stderr), literally; `-q` silences it."""
+    if _settings.quiet:
+        return
+    console = _err()
+    console.print("[green]✓[/green] ", end="")
+    console.print(_text(message))
 
 
-def error(exc: MdmError) -> None:
-    """Print an error with every problem and the hint, on stderr."""
+def error_object(exc: MdmError) -> dict[str, Any]:
+    """Describe an error as data: what, where, what to do, and every problem."""
+    places = {p.where for p in exc.problems}
+    where = getattr(exc, "where", "") or (places.pop() if len(places) == 1 else None)
+    hint = exc.hint or (exc.problems[0].hint if len(exc.problems) == 1 else "")
+    return {"error": exc.message, "where": where or None, "what_to_do": hint or None,
+            "exit_code": int(exc.code), "problems": [p.as_dict() for p in exc.problems]}
+
+
+def error(exc: MdmError, as_json: bool = False) -> None:
+    """Print an error with every problem and the hint on stderr (one JSON object with --json)."""
+    if as_json:
+        sys.stderr.write(json_text(error_object(exc), indent=None) + "\n")
+        return
     console = _err()
     console.print("[bold red]error:[/bold red] ", end="")
-    console.print(exc.message, markup=False)
+    console.print(_text(exc.message))
     if exc.code == ExitCode.PARTIAL and exc.problems:  # failed devices: a table
         t = Table(show_lines=False)
         for column in ("device", "failure", "what happened", "what to do"):
             t.add_column(column, overflow="fold")
         for p in exc.problems:
-            t.add_row(p.where.removeprefix("device "), p.field, p.message, p.hint)
+            t.add_row(_text(p.where.removeprefix("device ")), _text(p.field),
+                      _text(p.message), _text(p.hint))
         console.print(t)
     else:
         for problem in exc.problems:
-            console.print("  - " + str(problem), markup=False)
+            console.print(_text("  - " + str(problem)))
     if exc.hint:
         console.print("[yellow]what to do:[/yellow] ", end="")
-        console.print(exc.hint, markup=False)
+        console.print(_text(exc.hint))
 
 
 class _Bar:
     """A progress bar on stderr that learns its total when the work is known."""
 
     def __init__(self, description: str, enabled: bool) -> None:
-        self._description = description
-        self._enabled = enabled
+        self._description = literal(description)
+        self._enabled = enabled and not _settings.quiet
         self._bar: Any = None
         self._task: Any = None
 
@@ -132,7 +251,7 @@ class _Bar:
             TimeElapsedColumn,
         )
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+        self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), console=_err(),
                              transient=True)
         self._bar.start()
