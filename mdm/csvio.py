@@ -5,7 +5,8 @@ spaces, every cell kept as text (so leading zeros survive). Problems come back a
 list of `Problem`s naming file, row and column; nothing is half-read.
 
 Writing: cells that a spreadsheet would run as a formula (`= + - @`, tab, CR) are
-neutralised with a leading apostrophe (OWASP's CSV injection advice).
+neutralised with a leading apostrophe (OWASP's CSV injection advice). Booleans are
+written `true`/`false`, as JSON writes them and as the roster import reads them.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def read_rows(path: Path, required: Sequence[str],
 
 
 def neutralise(value: object) -> str:
-    """Render a value for a CSV cell that no spreadsheet will evaluate."""
+    """Render a value for a CSV cell that no spreadsheet will evaluate (booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Any
 
 WORKER_TYPES = ("OFFICER", "PCSO", "SPECIAL", "STAFF")
 STATUSES = ("ACTIVE", "ABSENT", "LEAVER")
@@ -45,6 +46,14 @@ def parse_bool(value: str) -> bool | None:
     if v in _FALSE:
         return False
     return None
+
+
+def with_booleans(row: dict[str, Any]) -> dict[str, Any]:
+    """Give a stored officer's yes/no columns as True/False (unknown stays None)."""
+    for c in BOOLEAN:
+        if row.get(c) is not None:
+            row[c] = bool(row[c])
+    return row
 
 
 def parse_date(value: str) -> str | None:

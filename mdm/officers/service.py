@@ -199,7 +199,7 @@ def resolve(db: Database, ref: str) -> dict[str, Any]:
                 "SELECT * FROM officers WHERE collar_number = ? ORDER BY updated_at DESC"):
         found = db.query(sql, [ref.upper() if "collar" in sql else ref])
         if len(found) == 1 or (found and "ORDER BY" in sql):
-            return found[0]
+            return m.with_booleans(found[0])
     raise NotFound(f"no officer with id, payroll or collar number {ref!r}",
                    "search with: mdm officers list --json, or check the roster import")
 
@@ -238,7 +238,7 @@ def list_officers(db: Database, filters: dict[str, str | None],
            " ORDER BY o.area, o.station, o.surname, o.forename")
     if limit:
         sql += f" LIMIT {int(limit)}"
-    return db.query(sql, args)
+    return [m.with_booleans(r) for r in db.query(sql, args)]
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:

@@ -34,9 +34,10 @@ def add(db: Database, operator: str, name: str, role: str) -> dict[str, Any]:
                    " VALUES (:name, :role, :active, :created_at, :created_by)", row)
         audit.record(db, operator, "operators.add", f"operator:{name}", None,
                      {"role": role, "first_operator": first})
-    return {**row, "first_operator": first}
+    return {**row, "active": True, "first_operator": first}
 
 
 def list_all(db: Database) -> list[dict[str, Any]]:
     """List every operator with their role."""
-    return db.query("SELECT * FROM operators ORDER BY name")
+    return [{**r, "active": bool(r["active"])}
+            for r in db.query("SELECT * FROM operators ORDER BY name")]
