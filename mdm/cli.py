@@ -54,8 +54,8 @@ class MdmGroup(TyperGroup):
         except click.UsageError as exc:
             if not _wants_json(ctx):
                 raise  # click prints the usage and the error, exit 2
-            where = exc.ctx.command_path if exc.ctx else "mdm"
-            ui.error(MdmError(exc.format_message(), f"see {where} --help", ExitCode.USAGE,
+            command = " ".join(["mdm", *(exc.ctx.command_path.split()[1:] if exc.ctx else [])])
+            ui.error(MdmError(exc.format_message(), f"see {command} --help", ExitCode.USAGE,
                               where="the command line"), as_json=True)
             raise typer.Exit(exc.exit_code) from None
         except sqlite3.OperationalError as exc:
