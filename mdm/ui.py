@@ -201,7 +201,7 @@ def success(message: str) -> None:
 def error_object(exc: MdmError) -> dict[str, Any]:
     """Describe an error as data: what, where, what to do, and every problem."""
     places = {p.where for p in exc.problems}
-    where = getattr(exc, "where", "") or (places.pop() if len(places) == 1 else None)
+    where = exc.where or (places.pop() if len(places) == 1 else None)
     hint = exc.hint or (exc.problems[0].hint if len(exc.problems) == 1 else "")
     return {"error": exc.message, "where": where or None, "what_to_do": hint or None,
             "exit_code": int(exc.code), "problems": [p.as_dict() for p in exc.problems]}

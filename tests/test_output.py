@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 
-from mdm import csvio, examples
+import pytest
+
+from mdm import cli, csvio, examples
 from mdm.officers.models import BOOLEAN
 
 
@@ -82,3 +85,22 @@ def test_booleans_are_true_and_false_in_json_and_in_csv(mdm, inventory, files) -
     assert (again["inserted"], again["updated"]) == (0, 0)  # the export reads back as it is
     assert csvio.write_csv([{"a": True, "b": False, "c": None}], ["a", "b", "c"]) == \
         "a,b,c\r\ntrue,false,\r\n"
+
+
+def test_an_internal_error_is_one_literal_line_or_a_json_object(monkeypatch, capsys) -> None:
+    def broken() -> None:
+        raise ValueError("[/x]\x1b]0;pwned\x07")
+
+    monkeypatch.setattr(cli, "app", broken)
+    for argv, as_json in ((["mdm", "officers", "list"], False),
+                          (["mdm", "--json", "officers", "list"], True)):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        assert exited.value.code == 70
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and "Traceback" not in err
+        if as_json:
+            assert json.loads(err)["error"] == "internal error: ValueError: [/x]\x1b]0;pwned\x07"
+        else:
+            assert "internal error: ValueError: [/x]\\x1b]0;pwned\\x07" in err and "-v" in err
