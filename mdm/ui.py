@@ -70,15 +70,13 @@ def literal(value: object) -> str:
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
+# Candidates for escaping in whole lines of text: all but printable ASCII, tab, LF and CRLF.
+_LINES_SUSPECT = re.compile(r"\r(?!\n)|[^\x20-\x7e\t\n\r]")
+
+
 def _literal_lines(text: str) -> str:
     """Like `literal`, but keep line ends and tabs: for CSV or TSV shown on a terminal."""
-    if text.isprintable():
-        return text
-    out = []
-    for i, ch in enumerate(text):
-        keep = ch in "\n\t" or (ch == "\r" and text[i + 1:i + 2] == "\n")
-        out.append(ch if keep or ch.isprintable() else _escape(ch))
-    return "".join(out)
+    return _LINES_SUSPECT.sub(lambda m: m[0] if m[0].isprintable() else _escape(m[0]), text)
 
 
 def _text(value: object) -> Text:
@@ -86,7 +84,7 @@ def _text(value: object) -> Text:
     return Text(literal(value))
 
 
-_NOT_ASCII = re.compile(r"[^\x00-\x7e]")
+_NON_ASCII_OR_DEL = re.compile(r"[^\x00-\x7e]")  # json.dumps has escaped C0 already
 
 
 def _json_escape(match: re.Match[str]) -> str:
@@ -109,7 +107,7 @@ def json_text(data: object, indent: int | None = 2) -> str:
     text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
     if text.isascii() and "\x7f" not in text:
         return text
-    return _NOT_ASCII.sub(_json_escape, text)
+    return _NON_ASCII_OR_DEL.sub(_json_escape, text)
 
 
 def _out() -> Console:

@@ -209,6 +209,9 @@ def test_literal_leaves_nothing_a_terminal_would_obey(text: str) -> None:
     assert shown.isprintable()
     if text.isprintable():
         assert shown == text
+    lines = ui._literal_lines(text)  # CSV on a terminal: line ends and tabs stay
+    assert lines.replace("\r\n", "").replace("\n", "").replace("\t", "").isprintable()
+    assert lines.count("\n") == text.count("\n")
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
