@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from mdm import ui
@@ -30,6 +31,14 @@ ConcurrencyOpt = Annotated[int | None, typer.Option(
 SelectorArg = Annotated[list[str] | None, typer.Argument(
     help="all, a serial, or key=value[,key=value] (status, model, order, station, area,"
          " team, rank, worker_type, officer); several are OR-ed.", show_default=False)]
+ListFormatOpt = Annotated[str | None, typer.Option(
+    "--format", click_type=click.Choice(ui.FORMATS, case_sensitive=False), show_default=False,
+    help="table, tsv, csv, json (one array) or jsonl (one object a line)"
+         " [default: table on a terminal, tsv when piped; --json is --format json].")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", min=1, show_default=False,
+    help=f"Show at most N rows [default: {ui.PAGE} in a table on a terminal, else all].")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Show every row, even on a terminal.")]
 InputFile = Annotated[Path, typer.Argument(help="A CSV file.", show_default=False)]
 
 
@@ -43,6 +52,23 @@ def app_context(ctx: typer.Context) -> AppContext:
 def wants_json(ctx: typer.Context, flag: bool) -> bool:
     """Say whether to print JSON: the command's --json or the global one."""
     return flag or app_context(ctx).json
+
+
+def list_format(ctx: typer.Context, fmt: str | None, json: bool) -> str | None:
+    """Resolve a list's --format and --json (the same as --format json); None: choose."""
+    if wants_json(ctx, json):
+        if fmt and fmt.lower() != "json":
+            raise InputError(f"--json and --format {fmt} ask for different things",
+                             "give one of them")
+        return "json"
+    return fmt.lower() if fmt else None
+
+
+def row_limit(limit: int | None, all_: bool) -> int | None:
+    """Resolve --limit and --all into a listing's limit (None: the format's default)."""
+    if all_ and limit:
+        raise InputError("--all and --limit ask for different things", "give one of them")
+    return ui.ALL if all_ else limit
 
 
 def export_format(fmt: str) -> str:

@@ -16,12 +16,16 @@ very values stored, with the same characters written as `\u` escapes.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from rich.console import Console
@@ -98,16 +102,20 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{code:04x}"
 
 
+def _json_clean(text: str) -> str:
+    """Escape what json.dumps leaves raw (DEL, C1, bidi controls): still the same value."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _NON_ASCII_OR_DEL.sub(_json_escape, text)
+
+
 def json_text(data: object, indent: int | None = 2) -> str:
     """Return data as JSON that decodes to the same values and prints no control character.
 
     json.dumps escapes C0 controls; DEL, C1 controls, bidi overrides and the like are
     escaped here too (still valid JSON, still the exact value once decoded).
     """
-    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
-    if text.isascii() and "\x7f" not in text:
-        return text
-    return _NON_ASCII_OR_DEL.sub(_json_escape, text)
+    return _json_clean(json.dumps(data, indent=indent, ensure_ascii=False, default=str))
 
 
 def _out() -> Console:
@@ -229,19 +237,320 @@ def error(exc: MdmError, as_json: bool = False) -> None:
         console.print(_text(exc.hint))
 
 
-class _Bar:
-    """A progress bar on stderr that learns its total when the work is known."""
+# -- lists ------------------------------------------------------------------------------
 
-    def __init__(self, description: str, enabled: bool) -> None:
+FORMATS = ("table", "tsv", "csv", "json", "jsonl")
+PAGE = 50  # rows a table shows on a terminal unless --limit or --all
+ALL = 0  # limit=ALL: every row
+_CHUNK = 500  # rows written (or drawn as one table) at a time
+_GAP = 2  # between two columns of a table: one space of padding, one of divider
+_FOLD_FROM = 16  # a column folds only when wider than this, and never below it
+
+
+def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
+            key_columns: Collection[str] = (), fmt: str | None = None,
+            limit: int | None = None, total: int | Callable[[], int] | None = None,
+            noun: str = "rows", title: str = "", drop: Sequence[str] = (),
+            tail: bool = False) -> int:
+    """Print a list of rows, streamed, in the format asked for; return how many were printed.
+
+    The one way every `mdm … list` prints, in one call::
+
+        ui.listing(service.iter_officers(db, filters), COLUMNS, key_columns=("officer_id",),
+                   fmt=list_format(ctx, fmt, json), limit=row_limit(limit, all_),
+                   total=lambda: service.count_officers(db, filters), noun="officers")
+
+    - `rows`: any iterable of mappings, best a lazy one (`Database.iter_query`): it is read
+      one row at a time and never held whole, and only as far as the limit needs.
+    - `fmt`: None picks `table` when stdout is a terminal, else `tsv`. `table` is a rich
+      table sized to the terminal: `key_columns` (ids, serials, collar numbers, dates) are
+      never cut or wrapped; other columns fold, and when even that does not fit, columns
+      are left out (`drop` first, in its order, then from the right) and a note on stderr
+      names them. `tsv` and `csv` have a header line and one line per row; `json` is one
+      array, `jsonl` one object per line. Tables, TSV and CSV show `columns`; JSON shows
+      every field of each row, as exact data. TSV and CSV write every value as `literal`
+      does (a tab, a line end or a control character as a visible escape, so one row is
+      one line); CSV cells are also neutralised for spreadsheets (`csvio.neutralise`).
+    - `limit`: at most this many rows; None means a page (`PAGE`) for a table and every
+      row otherwise; `ALL` means every row. `tail=True` keeps the last rows instead of
+      the first (for logs, oldest first); the whole iterable is then read and counted.
+    - `total`: how many rows there are in all (a number, or a function called only when
+      the list was cut short). When rows were left out, stderr says
+      "showing 50 of 45,000 officers; --all for every row" (`-q` silences it).
+    """
+    fmt = fmt or ("table" if _is_terminal(sys.stdout) else "tsv")
+    if limit is None:
+        limit = PAGE if fmt == "table" else ALL
+    stream: Iterator[Mapping[str, Any]] = iter(rows)
+    more = False
+    if limit and tail:
+        kept: deque[Mapping[str, Any]] = deque(maxlen=limit)
+        seen = 0
+        for row in stream:
+            kept.append(row)
+            seen += 1
+        stream, more = iter(kept), seen > limit
+        total = seen if total is None else total
+    elif limit:
+        stream = _Counted(stream, limit)
+    writer = {"table": _write_table, "tsv": _write_tsv, "csv": _write_csv,
+              "json": _write_json, "jsonl": _write_jsonl}[fmt]
+    try:
+        shown, notes = writer(stream, columns, set(key_columns), title, drop)
+        if isinstance(stream, _Counted):
+            more = stream.more()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mdm … | head`: the reader has all it wants
+        _quiet_stdout()
+        return 0
+    if more or (isinstance(total, int) and total > shown):
+        count = total() if callable(total) else total
+        notes.append(f"showing {shown:,} of {count:,} {noun}; --all for every row"
+                     if count is not None else
+                     f"showing the {'last' if tail else 'first'} {shown:,} {noun};"
+                     " --all for every row")
+    if fmt == "table" and not shown:
+        notes.append(f"no {noun}")
+    for note in notes if not _settings.quiet else ():
+        info(note)
+    return shown
+
+
+class _Counted(Iterator[Mapping[str, Any]]):
+    """Pass on at most `limit` rows; then say whether the source had more."""
+
+    def __init__(self, source: Iterator[Mapping[str, Any]], limit: int) -> None:
+        self._source, self._left = source, limit
+
+    def __next__(self) -> Mapping[str, Any]:
+        if self._left <= 0:
+            raise StopIteration
+        self._left -= 1
+        return next(self._source)
+
+    def more(self) -> bool:
+        return self._left <= 0 and next(self._source, None) is not None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the exit flush finds no closed pipe."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def _plain(value: object) -> str:
+    """Write one value for TSV or CSV: literal text, true/false, JSON for structures."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return literal(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping | list):
+        return literal(_COMPACT.encode(value))
+    return literal(value)
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+
+Notes = list[str]
+
+
+def _chunks(rows: Iterator[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any]]]:
+    while chunk := list(islice(rows, _CHUNK)):
+        yield chunk
+
+
+# A TSV line that needs no escaping: printable ASCII and its own tabs only.
+_TSV_ODD = re.compile(r"[^\t\x20-\x7e]")
+
+
+def _tsv_line(values: list[object]) -> str:
+    """One TSV line of values made `_plain`, quickly when they are plain ASCII text already."""
+    line = "\t".join(["" if v is None else v if v.__class__ is str else _plain(v)
+                      for v in values])
+    if _TSV_ODD.search(line) is None and line.count("\t") == len(values) - 1:
+        return line
+    return "\t".join([_plain(v) for v in values])
+
+
+def _write_tsv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+               title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+    write, shown = sys.stdout.write, 0
+    write("\t".join(columns) + "\n")
+    for chunk in _chunks(rows):
+        write("".join(_tsv_line([row.get(c) for c in columns]) + "\n" for row in chunk))
+        shown += len(chunk)
+    return shown, []
+
+
+def _write_csv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+               title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+    import csv
+
+    from mdm.csvio import neutralise
+
+    buffer = io.StringIO()
+    writer, shown = csv.writer(buffer, lineterminator="\r\n"), 0
+    writer.writerow(columns)
+    for chunk in _chunks(rows):
+        writer.writerows([neutralise(_plain(row.get(c))) for c in columns] for row in chunk)
+        sys.stdout.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+        shown += len(chunk)
+    sys.stdout.write(buffer.getvalue())
+    return shown, []
+
+
+def _write_json(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+                title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+    write, encode, shown = sys.stdout.write, _COMPACT.encode, 0
+    for chunk in _chunks(rows):
+        write(("[\n" if not shown else ",\n")
+              + ",\n".join(_json_clean(encode(dict(row))) for row in chunk))
+        shown += len(chunk)
+    write("\n]\n" if shown else "[]\n")
+    return shown, []
+
+
+def _write_jsonl(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+    write, encode, shown = sys.stdout.write, _COMPACT.encode, 0
+    for chunk in _chunks(rows):
+        write("".join(_json_clean(encode(dict(row))) + "\n" for row in chunk))
+        shown += len(chunk)
+    return shown, []
+
+
+@dataclass
+class _Col:
+    name: str
+    key: bool
+    least: int  # narrowest it may be drawn (a key column: its longest value)
+    most: int  # as wide as it would like to be
+    width: int = 0
+
+
+def _head(name: str, width: int) -> Text:
+    """A column's heading, its words (split at _) put on as many lines as the width needs."""
+    lines: list[str] = []
+    for word in name.split("_"):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += "_" + word
+        else:
+            lines.append(word)
+    return Text("\n".join(lines), style="bold")
+
+
+def _layout(columns: Sequence[str], keys: set[str], cells: list[list[Text]], width: int,
+            drop: Sequence[str]) -> tuple[list[_Col], list[str]]:
+    """Choose the columns and their widths: keys whole, long text folded, the rest left out.
+
+    A key column is never narrower than its longest value. Short values (a rank, a
+    station) are shown whole or not at all: only a column wider than `_FOLD_FROM` folds,
+    and never below it. Columns are left out (`drop` first, then from the right) until
+    the rest fit; spare width then goes to folded columns, and last to key headings.
+    """
+    cols = []
+    for i, name in enumerate(columns):
+        longest = max((row[i].cell_len for row in cells), default=0)
+        word = max(len(w) for w in name.split("_"))
+        if name in keys:
+            cols.append(_Col(name, True, max(longest, word), max(longest, len(name))))
+        else:
+            most = max(longest, len(name), 1)
+            cols.append(_Col(name, False, min(most, max(word, _FOLD_FROM)), most))
+    order = [n for n in drop if n in columns and n not in keys]
+    order += [c.name for c in reversed(cols) if not c.key and c.name not in order]
+    dropped: list[str] = []
+
+    def need() -> int:
+        return sum(c.width for c in cols) + _GAP * (len(cols) - 1)
+
+    for c in cols:
+        c.width = c.least
+    while need() > width and order:
+        dropped.append(order.pop(0))
+        cols = [c for c in cols if c.name != dropped[-1]]
+    for growing_keys in (False, True):  # share what is left, evenly, up to natural widths
+        while (spare := width - need()) > 0:
+            growing = [c for c in cols if c.key == growing_keys and c.width < c.most]
+            if not growing:
+                break
+            for c in growing[:spare]:
+                c.width += 1
+    return cols, dropped
+
+
+def _write_table(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+    from rich import box
+
+    shown, notes, first = 0, [], True
+    cols: list[_Col] = []
+    index = {name: i for i, name in enumerate(columns)}
+    for chunk in _chunks(rows):
+        cells = [[_cell(row.get(c)) for c in columns] for row in chunk]
+        if first:
+            cols, dropped = _layout(columns, keys, cells, _out().width, drop)
+            if dropped:
+                notes.append("not shown, to fit the terminal: " + ", ".join(dropped)
+                             + " (--format tsv shows every column)")
+        for c in cols:  # a later key value longer than the first page's: widen, never cut
+            if c.key:
+                c.width = max([c.width] + [row[index[c.name]].cell_len for row in cells])
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  show_header=first,
+                  title=_title(title) if first else None, title_justify="left")
+        for c in cols:
+            t.add_column(_head(c.name, c.width), width=c.width, no_wrap=c.key,
+                         overflow="fold")
+        for row in cells:
+            t.add_row(*(row[index[c.name]] for c in cols))
+        need = sum(c.width for c in cols) + _GAP * (len(cols) - 1)
+        console = _out()
+        if need > console.width:  # key columns alone are wider: let the terminal wrap
+            console = Console(file=sys.stdout, highlight=False, width=need)
+        console.print(t)
+        shown += len(chunk)
+        first = False
+    return shown, notes
+
+
+# -- progress ---------------------------------------------------------------------------
+
+class _Bar:
+    """A progress bar on stderr that learns its total when the work is known.
+
+    It appears only on a terminal, only without -q, and only once the work has taken
+    longer than `delay` seconds, so quick runs print nothing.
+    """
+
+    def __init__(self, description: str, enabled: bool, delay: float) -> None:
         self._description = literal(description)
-        self._enabled = enabled and not _settings.quiet
+        self._enabled = enabled and not _settings.quiet and _is_terminal(sys.stderr)
+        self._delay = delay
+        self._started = 0.0
+        self._total = 0
+        self._done = 0
         self._bar: Any = None
         self._task: Any = None
 
     def start(self, total: int) -> None:
-        if not self._enabled or total <= 1 or self._bar is not None:
+        if not self._enabled or total <= 1 or self._total:
             return
-        from rich.progress import (  # only fleet commands need it: keep it off start-up
+        self._total, self._started = total, time.monotonic()
+        self._show()
+
+    def _show(self) -> None:
+        if time.monotonic() - self._started < self._delay:
+            return
+        from rich.progress import (  # only long runs need it: keep it off start-up
             BarColumn,
             MofNCompleteColumn,
             Progress,
@@ -253,11 +562,15 @@ class _Bar:
                              MofNCompleteColumn(), TimeElapsedColumn(), console=_err(),
                              transient=True)
         self._bar.start()
-        self._task = self._bar.add_task(self._description, total=total)
+        self._task = self._bar.add_task(self._description, total=self._total,
+                                        completed=self._done)
 
-    def advance(self) -> None:
+    def advance(self, steps: int = 1) -> None:
+        self._done += steps
         if self._bar is not None:
-            self._bar.advance(self._task)
+            self._bar.advance(self._task, steps)
+        elif self._total:
+            self._show()
 
     def stop(self) -> None:
         if self._bar is not None:
@@ -265,9 +578,12 @@ class _Bar:
 
 
 @contextmanager
-def progress(description: str, enabled: bool = True) -> Iterator[_Bar]:
-    """Show a progress bar on stderr while the block runs (call .start(total), .advance())."""
-    bar = _Bar(description, enabled)
+def progress(description: str, enabled: bool = True, delay: float = 1.0) -> Iterator[_Bar]:
+    """Show a progress bar on stderr while the block runs (call .start(total), .advance(n)).
+
+    Shown only on a terminal, never with -q, and only after `delay` seconds of work.
+    """
+    bar = _Bar(description, enabled, delay)
     try:
         yield bar
     finally:

@@ -8,7 +8,7 @@ connection in `sqlite_utils.Database` for the migrations, imported only when nee
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,15 @@ class Database:
         cols = [c[0] for c in cursor.description]
         return [dict(zip(cols, row, strict=True)) for row in cursor]
 
+    def iter_query(self, sql: str, params: Params = ()) -> Iterator[dict[str, Any]]:
+        """Run a query now and yield its rows as dicts, one at a time, from the cursor.
+
+        For lists that may run to tens of thousands of rows: nothing is held beyond the
+        rows being written, and a reader that stops early (a page, a closed pipe) stops
+        the query.
+        """
+        return _rows(self.conn.execute(sql, params))
+
     def scalar(self, sql: str, params: Params = ()) -> Any:
         """Return the first column of the first row, or None."""
         row = self.conn.execute(sql, params).fetchone()
@@ -47,3 +56,13 @@ class Database:
         import sqlite_utils
 
         return sqlite_utils.Database(self.conn)
+
+
+def _rows(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    cols = [c[0] for c in cursor.description]
+    try:
+        while batch := cursor.fetchmany(500):
+            for row in batch:
+                yield dict(zip(cols, row, strict=True))
+    finally:
+        cursor.close()
