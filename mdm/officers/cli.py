@@ -8,14 +8,19 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    AllOpt,
     FormatOpt,
     InputFile,
     JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
     OutputOpt,
     ReasonOpt,
     app_context,
     deliver,
     export_format,
+    list_format,
+    row_limit,
     wants_json,
 )
 from mdm.officers import service
@@ -44,14 +49,20 @@ def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
 @app.command("list")
 def list_(ctx: typer.Context, area: Filter = None, station: Filter = None,
           worker_type: Filter = None, rank: Filter = None, status: Filter = None,
-          team: Filter = None, limit: Annotated[int | None, typer.Option()] = None,
+          team: Filter = None,
+          name: Annotated[str | None, typer.Option(
+              help="A surname or its start, 'forename surname', or a collar or payroll"
+                   " number.", show_default=False)] = None,
+          fmt: ListFormatOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
           json: JsonOpt = False) -> None:
-    """List officers, filtered by area, station, worker type, rank, status or team."""
+    """List officers, filtered by area, station, worker type, rank, status, team or name."""
     c = app_context(ctx)
-    rows = service.list_officers(c.db(), {"area": area, "station": station,
-                                          "worker_type": worker_type, "rank": rank,
-                                          "status": status, "team": team}, limit)
-    ui.render(rows, wants_json(ctx, json), service.LIST_COLUMNS, "Officers")
+    filters = {"area": area, "station": station, "worker_type": worker_type, "rank": rank,
+               "status": status, "team": team, "name": name}
+    ui.listing(service.iter_officers(c.db(), filters), service.LIST_COLUMNS,
+               key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
+               fmt=list_format(ctx, fmt, json), limit=row_limit(limit, all_),
+               total=lambda: service.count_officers(c.db(), filters), noun="officers")
 
 
 @app.command("show")

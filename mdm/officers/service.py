@@ -8,6 +8,9 @@ record is part of the chain of custody of every device they held.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -215,30 +218,92 @@ def show(db: Database, ref: str) -> dict[str, Any]:
     return officer
 
 
-FILTERS = ("area", "station", "worker_type", "rank", "status", "team", "district")
+FILTERS = ("area", "station", "worker_type", "rank", "status", "team", "district", "name")
 LIST_COLUMNS = ("officer_id", "collar_number", "forename", "surname", "worker_type", "rank",
                 "area", "station", "team", "status", "device")
+KEY_COLUMNS = ("officer_id", "collar_number", "device")
+DROP_FIRST = ("team", "status", "worker_type", "area", "rank", "forename")
+_LIST = ("SELECT o.*, d.serial AS device FROM officers o"
+         " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
+         " LEFT JOIN devices d ON d.id = a.device_id")
 
 
-def list_officers(db: Database, filters: dict[str, str | None],
-                  limit: int | None = None) -> list[dict[str, Any]]:
-    """List officers matching every given filter, with the device each holds now."""
+def _allowed(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    """Refuse a filter value that can match nothing, naming the values that can."""
+    if value.upper() not in allowed:
+        raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of "
+                         + ", ".join(allowed), "the values are not case-sensitive")
+    return value.upper()
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for values starting with `text` (its own % and _ taken literally)."""
+    return re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def _name_clause(value: str) -> tuple[str, list[str]]:
+    """Match a person as the helpdesk types them: collar or payroll, surname prefix,
+    "forename surname" or "surname, forename" (all case-insensitive, all indexed)."""
+    text = " ".join(value.split())
+    if any(ch.isdigit() for ch in text):
+        return "(o.collar_number = ? OR o.payroll_no = ?)", [text.upper(), text.upper()]
+    surname = "o.surname LIKE ? ESCAPE '\\'"
+    if "," in text:
+        last, first = (part.strip() for part in text.split(",", 1))
+        return (f"({surname} AND o.forename LIKE ? ESCAPE '\\')",
+                [_like_prefix(last), _like_prefix(first)])
+    if " " in text:  # "Jo Smith", or a surname with a space in it ("Van Dyke")
+        first, last = text.split(" ", 1)
+        return (f"({surname} OR ({surname} AND o.forename LIKE ? ESCAPE '\\'))",
+                [_like_prefix(text), _like_prefix(last), _like_prefix(first)])
+    return surname, [_like_prefix(text)]
+
+
+def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
+    """Turn list filters into SQL that the indexes serve; case never matters."""
     clauses, args = [], []
     for key, value in filters.items():
         if value is None:
             continue
         if key not in FILTERS:
             raise InputError(f"cannot filter on {key!r}")
-        clauses.append(f"o.{key} = ? COLLATE NOCASE")
-        args.append(m.normalise_rank(value) if key == "rank" else value)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = ("SELECT o.*, d.serial AS device FROM officers o"
-           " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
-           f" LEFT JOIN devices d ON d.id = a.device_id {where}"
-           " ORDER BY o.area, o.station, o.surname, o.forename")
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return [m.with_booleans(r) for r in db.query(sql, args)]
+        if key == "name":
+            clause, more = _name_clause(value)
+            clauses.append(clause)
+            args += more
+        elif key in ("worker_type", "status", "rank"):
+            allowed = {"worker_type": m.WORKER_TYPES, "status": m.STATUSES,
+                       "rank": m.RANKS + m.SPECIAL_RANKS}[key]
+            clauses.append(f"o.{key} = ?")
+            args.append(_allowed(key, m.normalise_rank(value) if key == "rank" else value,
+                                 allowed))
+        elif key in m.UPPER:  # stored upper-case by the import: an exact, indexed match
+            clauses.append(f"o.{key} = ?")
+            args.append(value.strip().upper())
+        else:  # station, district: as HR spells them, matched without regard to case
+            clauses.append(f"o.{key} = ? COLLATE NOCASE")
+            args.append(value.strip())
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def iter_officers(db: Database, filters: dict[str, str | None]) -> Iterator[dict[str, Any]]:
+    """Yield officers matching every given filter, with the device each holds now."""
+    where, args = _where(filters)
+    rows = db.iter_query(f"{_LIST} {where} ORDER BY o.area, o.station, o.surname,"
+                         " o.forename, o.officer_id", args)
+    return (m.with_booleans(r) for r in rows)
+
+
+def count_officers(db: Database, filters: dict[str, str | None]) -> int:
+    """Count the officers matching every given filter."""
+    where, args = _where(filters)
+    return int(db.scalar(f"SELECT COUNT(*) FROM officers o {where}", args))
+
+
+def list_officers(db: Database, filters: dict[str, str | None],
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """List officers matching every given filter, with the device each holds now."""
+    return list(islice(iter_officers(db, filters), limit))
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:

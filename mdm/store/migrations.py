@@ -213,3 +213,10 @@ def m007_policies_and_groups(db: Database) -> None:
             PRIMARY KEY (group_name, officer_id)
         )""")
     db.execute("CREATE INDEX group_members_officer ON group_members (officer_id)")
+
+
+@migrations()
+def m008_list_indexes(db: Database) -> None:
+    # `officers list --station kendal`: stations are kept as HR spells them and matched
+    # without regard to case, so the index that serves the match folds case too.
+    db.execute("CREATE INDEX officers_station_nocase ON officers (station COLLATE NOCASE)")
