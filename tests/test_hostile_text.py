@@ -130,14 +130,20 @@ def test_exports_are_exact_data_piped_and_visible_on_a_terminal(mdm, hostile, tm
 
 
 def test_custody_views_and_messages_print_names_and_reasons_literally(mdm, hostile,
-                                                                      inventory) -> None:
+                                                                      inventory,
+                                                                      monkeypatch) -> None:
     assigned = hostile["assigned"].stderr
     assert SHOWN in assigned and not any(raw in assigned for raw in RAW)  # names the holder
     officer = hostile["person"]["officer_id"]
     at = run(mdm, "custody", hostile["serial"]).stdout
     assert SHOWN in at
+    piped = run(mdm, "custody", "--officer", officer).stdout
+    assert SHOWN in piped.splitlines()[1].split("\t")  # TSV: the reason, one escaped cell
+    piped_check = ui._is_terminal
+    monkeypatch.setattr(ui, "_is_terminal", lambda stream: True)
     held = run(mdm, "custody", "--officer", officer).stdout
     assert held.count(SHOWN) >= 2  # the title (the holder's name) and the reason
+    monkeypatch.setattr(ui, "_is_terminal", piped_check)
     other = inventory["delivery"][1]["serial_number"]
     refused = run(mdm, "assign", other, officer, code=2).stderr
     assert SHOWN in refused and "already holds" in refused

@@ -8,7 +8,15 @@ import typer
 
 from mdm import ui
 from mdm.audit import service
-from mdm.cliopts import JsonOpt, app_context, wants_json
+from mdm.cliopts import (
+    AllOpt,
+    JsonOpt,
+    ListFormatOpt,
+    app_context,
+    list_format,
+    row_limit,
+    wants_json,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Read, verify and checkpoint the audit log.")
 
@@ -17,13 +25,16 @@ app = typer.Typer(no_args_is_help=True, help="Read, verify and checkpoint the au
 def log(ctx: typer.Context,
         subject: Annotated[str | None, typer.Option(help="e.g. a serial, device:SERIAL,"
                                                          " operator:NAME.")] = None,
-        limit: Annotated[int | None, typer.Option(help="Only the newest N rows.")] = None,
-        json: JsonOpt = False) -> None:
+        limit: Annotated[int | None, typer.Option(
+            min=1, help=f"Only the newest N rows [default: the newest {ui.PAGE} in a table"
+                        " on a terminal, else all].", show_default=False)] = None,
+        fmt: ListFormatOpt = None, all_: AllOpt = False, json: JsonOpt = False) -> None:
     """Show the audit log, oldest first."""
     c = app_context(ctx)
     rows = service.log(c.db(), subject, limit)
-    ui.render(rows, wants_json(ctx, json),
-              ["seq", "at", "operator", "action", "subject", "before", "after"], "Audit log")
+    ui.listing(rows, ["seq", "at", "operator", "action", "subject", "before", "after"],
+               key_columns=("seq", "at"), fmt=list_format(ctx, fmt, json),
+               limit=row_limit(limit, all_), tail=True, noun="audit rows")
 
 
 @app.command("verify")

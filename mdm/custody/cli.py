@@ -69,9 +69,13 @@ def custody(ctx: typer.Context,
     as_json = wants_json(ctx, json)
     if officer and not serial:
         result = service.officer_devices(c.db(), officer)
-        ui.render(result if as_json else result["custody"], as_json,
-                  ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
-                  f"Devices held by {result['name']}")
+        if as_json:
+            ui.emit_json(result)
+            return
+        ui.listing(result["custody"], ["serial", "opened_at", "open_reason", "closed_at",
+                                       "close_reason"],
+                   key_columns=("serial", "opened_at", "closed_at"), limit=ui.ALL,
+                   noun="devices", title=f"Devices held by {result['name']}")
         return
     if not serial or officer:
         raise InputError("give a device serial (with --at), or --officer alone",

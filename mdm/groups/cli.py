@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, ReasonOpt, app_context, wants_json
+from mdm.cliopts import (
+    AllOpt,
+    JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
+    ReasonOpt,
+    app_context,
+    list_format,
+    row_limit,
+    wants_json,
+)
 from mdm.groups import service
 
 app = typer.Typer(no_args_is_help=True, help="Named groups of officers (pilot, waves).")
@@ -52,20 +62,28 @@ def remove(ctx: typer.Context, name: Name, officers: Officers = None,
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: ListFormatOpt = None, limit: LimitOpt = None,
+          all_: AllOpt = False, json: JsonOpt = False) -> None:
     """List groups and how many officers each has."""
     c = app_context(ctx)
-    ui.render(service.list_groups(c.db()), wants_json(ctx, json),
-              ["name", "members", "description", "created_at", "created_by"], "Groups")
+    ui.listing(service.list_groups(c.db()),
+               ["name", "members", "description", "created_at", "created_by"],
+               key_columns=("name", "members", "created_at"), fmt=list_format(ctx, fmt, json),
+               limit=row_limit(limit, all_), noun="groups")
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: Name, json: JsonOpt = False) -> None:
-    """Show a group's members and the device each holds."""
+def show(ctx: typer.Context, name: Name, fmt: ListFormatOpt = None, limit: LimitOpt = None,
+         all_: AllOpt = False, json: JsonOpt = False) -> None:
+    """Show a group's members and the device each holds (JSON: the group with every member)."""
     c = app_context(ctx)
-    group = service.show(c.db(), name)
-    if wants_json(ctx, json):
-        ui.emit_json(group)
+    fmt = list_format(ctx, fmt, json)
+    if fmt == "json":
+        ui.emit_json(service.show(c.db(), name))
         return
-    ui.table(group["members"], ["officer_id", "collar_number", "name", "worker_type", "rank",
-                                "area", "station", "device"], f"Group {name}")
+    group = service.get(c.db(), name)
+    about = f": {group['description']}" if group["description"] else ""
+    ui.listing(service.iter_members(c.db(), name), service.MEMBER_COLUMNS,
+               key_columns=("officer_id", "collar_number", "device"), fmt=fmt,
+               limit=row_limit(limit, all_), total=group["members"], noun="members",
+               title=f"Group {name}{about}", drop=("added_at", "worker_type", "area"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,18 +99,37 @@ def list_groups(db: Database) -> list[dict[str, Any]]:
                     " ON m.group_name = g.name GROUP BY g.name ORDER BY g.name")
 
 
+MEMBER_COLUMNS = ("officer_id", "collar_number", "name", "worker_type", "rank", "area",
+                  "station", "device", "added_at")
+_MEMBERS = (
+    "SELECT o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
+    " o.worker_type, o.rank, o.area, o.station, d.serial AS device, m.added_at"
+    " FROM group_members m JOIN officers o ON o.officer_id = m.officer_id"
+    " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
+    " LEFT JOIN devices d ON d.id = a.device_id WHERE m.group_name = ?"
+    " ORDER BY o.area, o.station, o.surname, o.officer_id")
+
+
+def get(db: Database, name: str) -> dict[str, Any]:
+    """Return a group's own record and how many members it has."""
+    _need(db, name)
+    info = db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
+    info["members"] = db.scalar("SELECT COUNT(*) FROM group_members WHERE group_name = ?",
+                                [name])
+    return info
+
+
+def iter_members(db: Database, name: str) -> Iterator[dict[str, Any]]:
+    """Yield a group's members (with the device each holds), one at a time."""
+    _need(db, name)
+    return db.iter_query(_MEMBERS, [name])
+
+
 def show(db: Database, name: str) -> dict[str, Any]:
     """Show a group and its members (with the device each holds)."""
     _need(db, name)
-    members = db.query(
-        "SELECT o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
-        " o.worker_type, o.rank, o.area, o.station, d.serial AS device, m.added_at"
-        " FROM group_members m JOIN officers o ON o.officer_id = m.officer_id"
-        " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
-        " LEFT JOIN devices d ON d.id = a.device_id WHERE m.group_name = ?"
-        " ORDER BY o.area, o.station, o.surname", [name])
     info = db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
-    return {**info, "members": members}
+    return {**info, "members": db.query(_MEMBERS, [name])}
 
 
 def memberships(db: Database) -> dict[str, set[str]]:

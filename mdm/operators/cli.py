@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, app_context, wants_json
+from mdm.cliopts import (
+    AllOpt,
+    JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
+    app_context,
+    list_format,
+    row_limit,
+    wants_json,
+)
 from mdm.operators import service
 
 app = typer.Typer(no_args_is_help=True, help="Register operators and their roles.")
@@ -29,8 +38,10 @@ def add(ctx: typer.Context,
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: ListFormatOpt = None, limit: LimitOpt = None,
+          all_: AllOpt = False, json: JsonOpt = False) -> None:
     """List operators and their roles."""
     c = app_context(ctx)
-    ui.render(service.list_all(c.db()), wants_json(ctx, json),
-              ["name", "role", "active", "created_at", "created_by"], "Operators")
+    ui.listing(service.list_all(c.db()), ["name", "role", "active", "created_at", "created_by"],
+               key_columns=("name", "role", "created_at"), fmt=list_format(ctx, fmt, json),
+               limit=row_limit(limit, all_), noun="operators")
