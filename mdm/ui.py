@@ -528,24 +528,30 @@ class _Bar:
     """A progress bar on stderr that learns its total when the work is known.
 
     It appears only on a terminal, only without -q, and only once the work has taken
-    longer than `delay` seconds, so quick runs print nothing.
+    longer than `delay` seconds, so quick runs print nothing. Work in phases calls
+    `start` again for each (`start(n, "writing")`).
     """
 
     def __init__(self, description: str, enabled: bool, delay: float) -> None:
         self._description = literal(description)
         self._enabled = enabled and not _settings.quiet and _is_terminal(sys.stderr)
         self._delay = delay
-        self._started = 0.0
+        self._started = time.monotonic()
+        self._label = self._description
         self._total = 0
         self._done = 0
         self._bar: Any = None
         self._task: Any = None
 
-    def start(self, total: int) -> None:
-        if not self._enabled or total <= 1 or self._total:
+    def start(self, total: int, phase: str = "") -> None:
+        if not self._enabled or total <= 1:
             return
-        self._total, self._started = total, time.monotonic()
-        self._show()
+        self._label = f"{self._description}: {literal(phase)}" if phase else self._description
+        self._total, self._done = total, 0
+        if self._bar is not None:
+            self._bar.update(self._task, description=self._label, total=total, completed=0)
+        else:
+            self._show()
 
     def _show(self) -> None:
         if time.monotonic() - self._started < self._delay:
@@ -562,8 +568,7 @@ class _Bar:
                              MofNCompleteColumn(), TimeElapsedColumn(), console=_err(),
                              transient=True)
         self._bar.start()
-        self._task = self._bar.add_task(self._description, total=self._total,
-                                        completed=self._done)
+        self._task = self._bar.add_task(self._label, total=self._total, completed=self._done)
 
     def advance(self, steps: int = 1) -> None:
         self._done += steps
@@ -581,7 +586,8 @@ class _Bar:
 def progress(description: str, enabled: bool = True, delay: float = 1.0) -> Iterator[_Bar]:
     """Show a progress bar on stderr while the block runs (call .start(total), .advance(n)).
 
-    Shown only on a terminal, never with -q, and only after `delay` seconds of work.
+    Shown only on a terminal, never with -q, and only once the block has run `delay`
+    seconds; `.start(total, phase)` again begins the next phase of the same work.
     """
     bar = _Bar(description, enabled, delay)
     try:

@@ -74,7 +74,8 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
            reason: ReasonOpt = None) -> None:
     """Export every device and its holder as CSV (spreadsheet-safe) or JSON; logged."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
+    with ui.progress("exporting devices") as bar:
+        body, count = service.export(c.db(), c.operator, export_format(fmt), reason, bar)
     deliver(body, output, count)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from mdm import csvio
 from mdm.errors import NotFound
 from mdm.operators import roles
+from mdm.progress import Progress, counted
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 
@@ -88,11 +89,15 @@ def show(db: Database, ref: str) -> dict[str, Any]:
 EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "held_since")
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           progress: Progress | None = None) -> tuple[str, int]:
     """Export every device with its current holder, as CSV or JSON; the export is logged."""
     rows = db.query(f"{_HOLDER_SELECT} ORDER BY d.serial", [])
-    body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
-            else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
+    if progress:
+        progress.start(len(rows))
+    body = (csvio.write_csv(counted(rows, progress), EXPORT_COLUMNS) if fmt == "csv"
+            else json.dumps([{c: r[c] for c in EXPORT_COLUMNS}
+                             for r in counted(rows, progress)], indent=2) + "\n")
     with transaction(db):
         roles.require(db, operator, "devices.export")
         audit.record(db, operator, "devices.export", "devices", None,

@@ -18,7 +18,8 @@ app = typer.Typer(no_args_is_help=True, help="Import deliveries and enrol device
 def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
     """Import a supplier's delivery manifest CSV; every device lands or nothing changes."""
     c = app_context(ctx)
-    result = manifest.import_manifest(c.db(), c.operator, path)
+    with ui.progress(f"importing {path.name}") as bar:
+        result = manifest.import_manifest(c.db(), c.operator, path, bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

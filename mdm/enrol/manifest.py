@@ -16,6 +16,7 @@ from mdm.devices.lifecycle import Status
 from mdm.enrol import identity
 from mdm.errors import InputError, Problem
 from mdm.operators import roles
+from mdm.progress import Progress, counted
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -104,12 +105,15 @@ def _check_against_inventory(db: Database, records: list[dict[str, Any]],
     return problems
 
 
-def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
+def import_manifest(db: Database, operator: str, path: Path,
+                    progress: Progress | None = None) -> dict[str, Any]:
     """Import a delivery manifest: every device lands as `delivered`, or nothing changes."""
     where = str(path)
     rows = csvio.read_rows(path, REQUIRED, ALIASES)
+    if progress:
+        progress.start(len(rows), "checking rows")
     records, problems = [], []
-    for row in rows:
+    for row in counted(rows, progress):
         rec, row_problems = _check_row(row, where)
         records.append(rec)
         problems += row_problems
@@ -134,10 +138,16 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
                                 rec["order_number"], Status.DELIVERED.value, stamp,
                                 json.dumps(rec["supplier"], sort_keys=True), stamp))
             imei_rows += [(rec[c], device_id) for c in ("imei1", "imei2") if rec[c]]
-        db.executemany(
-            "INSERT INTO devices (id, serial, imei1, imei2, manufacturer, model, marketing_name,"
-            " order_number, status, status_changed_at, supplier, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", device_rows)
+        if progress:
+            progress.start(len(device_rows), "writing devices")
+        for start in range(0, len(device_rows), 5000):
+            batch = device_rows[start:start + 5000]
+            db.executemany(
+                "INSERT INTO devices (id, serial, imei1, imei2, manufacturer, model,"
+                " marketing_name, order_number, status, status_changed_at, supplier, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+            if progress:
+                progress.advance(len(batch))
         db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imei_rows)
         orders = sorted({r["order_number"] for r in records if r["order_number"]})
         result = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),

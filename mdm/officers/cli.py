@@ -35,7 +35,8 @@ Filter = Annotated[str | None, typer.Option(show_default=False)]
 def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
     """Import or re-import an HR roster CSV; every row lands or nothing changes."""
     c = app_context(ctx)
-    result = service.import_roster(c.db(), c.operator, path)
+    with ui.progress(f"importing {path.name}") as bar:
+        result = service.import_roster(c.db(), c.operator, path, bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
         return
@@ -86,6 +87,7 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
            reason: ReasonOpt = None) -> None:
     """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
+    with ui.progress("exporting officers") as bar:
+        body, count = service.export(c.db(), c.operator, export_format(fmt), reason, bar)
     deliver(body, output, count)
 

@@ -18,6 +18,7 @@ from mdm import csvio
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
+from mdm.progress import Progress, counted
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -77,14 +78,17 @@ def _check_row(row: csvio.Row, where: str) -> tuple[dict[str, Any], list[Problem
     return rec, problems
 
 
-def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
+def import_roster(db: Database, operator: str, path: Path,
+                  progress: Progress | None = None) -> dict[str, Any]:
     """Import or re-import an HR roster export: all rows land, or nothing changes."""
     where = str(path)
     rows = csvio.read_rows(path, m.REQUIRED, ALIASES)
+    if progress:
+        progress.start(len(rows), "checking rows")
     problems: list[Problem] = []
     records: list[dict[str, Any]] = []
     first_line: dict[str, dict[str, int]] = {"officer_id": {}, "payroll_no": {}}
-    for row in rows:
+    for row in counted(rows, progress):
         rec, row_problems = _check_row(row, where)
         problems += row_problems
         for key in ("officer_id", "payroll_no"):
@@ -109,7 +113,7 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
             raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
                              "fix the rows listed and import the file again",
                              problems=problems)
-        result = _write(db, records, existing)
+        result = _write(db, records, existing, progress)
         result["file"] = path.name
         result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         summary = {k: result[k] for k in ("file", "sha256", "rows", "inserted", "updated",
@@ -149,8 +153,8 @@ def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, 
     return problems
 
 
-def _write(db: Database, records: list[dict[str, Any]],
-           existing: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _write(db: Database, records: list[dict[str, Any]], existing: dict[str, dict[str, Any]],
+           progress: Progress | None) -> dict[str, Any]:
     stamp = now()
     inserts: list[dict[str, Any]] = []
     changes: dict[str, dict[str, list[Any]]] = {}
@@ -166,12 +170,17 @@ def _write(db: Database, records: list[dict[str, Any]],
             changes[rec["officer_id"]] = diff
             if "status" in diff and clean["status"] == "LEAVER":
                 new_leavers.append(rec["officer_id"])
+    if progress:
+        progress.start(len(inserts) + len(changes), "writing changes")
     if inserts:
         cols = list(inserts[0])
-        db.executemany(
-            f"INSERT INTO officers ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})",
-            inserts)
-    for oid, diff in changes.items():
+        sql = (f"INSERT INTO officers ({', '.join(cols)})"
+               f" VALUES ({', '.join(':' + c for c in cols)})")
+        for start in range(0, len(inserts), 5000):
+            db.executemany(sql, inserts[start:start + 5000])
+            if progress:
+                progress.advance(len(inserts[start:start + 5000]))
+    for oid, diff in counted(changes.items(), progress):
         sets = ", ".join(f"{c} = ?" for c in diff)
         db.execute(f"UPDATE officers SET {sets}, updated_at = ? WHERE officer_id = ?",
                    [new for _, new in diff.values()] + [stamp, oid])
@@ -306,14 +315,18 @@ def list_officers(db: Database, filters: dict[str, str | None],
     return list(islice(iter_officers(db, filters), limit))
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           progress: Progress | None = None) -> tuple[str, int]:
     """Export every officer as CSV or JSON; the export itself is logged (a disclosure)."""
     import json
 
     rows = list_officers(db, {})
+    if progress:
+        progress.start(len(rows))
     columns = list(m.COLUMNS) + ["device", "created_at", "updated_at"]
-    body = (csvio.write_csv(rows, columns) if fmt == "csv"
-            else json.dumps([{c: r[c] for c in columns} for r in rows], indent=2) + "\n")
+    body = (csvio.write_csv(counted(rows, progress), columns) if fmt == "csv"
+            else json.dumps([{c: r[c] for c in columns} for r in counted(rows, progress)],
+                            indent=2) + "\n")
     with transaction(db):
         roles.require(db, operator, "officers.export")
         audit.record(db, operator, "officers.export", "officers", None,
