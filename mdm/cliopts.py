@@ -34,10 +34,10 @@ SelectorArg = Annotated[list[str] | None, typer.Argument(
 ListFormatOpt = Annotated[str | None, typer.Option(
     "--format", click_type=click.Choice(ui.FORMATS, case_sensitive=False), show_default=False,
     help="table, tsv, csv, json (one array) or jsonl (one object a line)"
-         " [default: table on a terminal, tsv when piped; --json is --format json].")]
+         " (default: table on a terminal, tsv when piped; --json is --format json).")]
 LimitOpt = Annotated[int | None, typer.Option(
     "--limit", min=1, show_default=False,
-    help=f"Show at most N rows [default: {ui.PAGE} in a table on a terminal, else all].")]
+    help=f"Show at most N rows (default: {ui.PAGE} in a table on a terminal, else all).")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Show every row, even on a terminal.")]
 InputFile = Annotated[Path, typer.Argument(help="A CSV file.", show_default=False)]
 

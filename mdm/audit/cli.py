@@ -26,8 +26,8 @@ def log(ctx: typer.Context,
         subject: Annotated[str | None, typer.Option(help="e.g. a serial, device:SERIAL,"
                                                          " operator:NAME.")] = None,
         limit: Annotated[int | None, typer.Option(
-            min=1, help=f"Only the newest N rows [default: the newest {ui.PAGE} in a table"
-                        " on a terminal, else all].", show_default=False)] = None,
+            min=1, help=f"Only the newest N rows (default: the newest {ui.PAGE} in a table"
+                        " on a terminal, else all).", show_default=False)] = None,
         fmt: ListFormatOpt = None, all_: AllOpt = False, json: JsonOpt = False) -> None:
     """Show the audit log, oldest first."""
     c = app_context(ctx)
