@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,20 +29,8 @@ app = typer.Typer(no_args_is_help=True,
                   help="Import and look up officers, PCSOs, Specials and staff.")
 
 
-def _filter(help_: str) -> Any:
-    """A list filter's option: matched without regard to case."""
-    return typer.Option(help=help_ + " Any case.", show_default=False)
-
-
-Area = Annotated[str | None, _filter("Area, e.g. SOUTH.")]
-Station = Annotated[str | None, _filter("Station, e.g. Kendal.")]
-WorkerType = Annotated[str | None, _filter("OFFICER, PCSO, SPECIAL or STAFF.")]
-Rank = Annotated[str | None, _filter("A rank or its short form, e.g. CONSTABLE, PC, 'Chief"
-                                     " Inspector', DCI.")]
-Status = Annotated[str | None, _filter("ACTIVE, ABSENT or LEAVER.")]
-Team = Annotated[str | None, _filter("Team, e.g. NPT.")]
-Name = Annotated[str | None, _filter("A surname or its start, 'forename surname',"
-                                     " 'surname, forename', or a collar or payroll number.")]
+Filter = Annotated[str | None, typer.Option(help="Only officers with this value (any case).",
+                                            show_default="any")]
 
 
 @app.command("import")
@@ -62,11 +50,21 @@ def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
 
 
 @app.command("list")
-def list_(ctx: typer.Context, area: Area = None, station: Station = None,
-          worker_type: WorkerType = None, rank: Rank = None, status: Status = None,
-          team: Team = None, name: Name = None, fmt: ListFormatOpt = None,
-          limit: LimitOpt = None, all_: AllOpt = False, json: JsonOpt = False) -> None:
-    """List officers, filtered by area, station, worker type, rank, status, team or name."""
+def list_(ctx: typer.Context,
+          name: Annotated[str | None, typer.Option(
+              "--name", show_default="everyone",
+              help="Search: a surname or its start, 'forename surname', or a collar number.")
+          ] = None,
+          area: Filter = None, station: Filter = None,
+          worker_type: Annotated[str | None, typer.Option(
+              show_default="all", help="OFFICER, PCSO, SPECIAL or STAFF (any case).")] = None,
+          rank: Annotated[str | None, typer.Option(
+              show_default="all", help="A rank, e.g. sergeant, PC, 'chief inspector'.")] = None,
+          status: Annotated[str | None, typer.Option(
+              show_default="all", help="ACTIVE, ABSENT or LEAVER (any case).")] = None,
+          team: Filter = None, fmt: ListFormatOpt = None, limit: LimitOpt = None,
+          all_: AllOpt = False, json: JsonOpt = False) -> None:
+    """List officers: search by name or collar, filter by area, station, type, rank, team."""
     c = app_context(ctx)
     filters = {"area": area, "station": station, "worker_type": worker_type, "rank": rank,
                "status": status, "team": team, "name": name}

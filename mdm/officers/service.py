@@ -8,7 +8,6 @@ record is part of the chain of custody of every device they held.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -237,35 +236,49 @@ _LIST = ("SELECT o.*, d.serial AS device FROM officers o"
          " LEFT JOIN devices d ON d.id = a.device_id")
 
 
-def _allowed(key: str, value: str, allowed: tuple[str, ...]) -> str:
-    """Refuse a filter value that can match nothing, naming the values that can."""
-    if value.upper() not in allowed:
-        raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of "
-                         + ", ".join(allowed), "the values are not case-sensitive")
-    return value.upper()
+_VOCABULARY = {"worker_type": m.WORKER_TYPES, "status": m.STATUSES,
+               "rank": m.RANKS + m.SPECIAL_RANKS}
 
 
-def _like_prefix(text: str) -> str:
-    """A LIKE pattern for values starting with `text` (its own % and _ taken literally)."""
-    return re.sub(r"([\\%_])", r"\\\1", text) + "%"
+def canonical_filter(key: str, value: str) -> str:
+    """Return a worker type, rank or status as stored, whatever its case; refuse others."""
+    allowed = _VOCABULARY[key]
+    wanted = m.normalise_rank(value) if key == "rank" else value.strip().upper()
+    if wanted in allowed:
+        return wanted
+    raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of the allowed values",
+                     "use one of: " + ", ".join(allowed) + " (any case)")
 
 
-def _name_clause(value: str) -> tuple[str, list[str]]:
-    """Match a person as the helpdesk types them: collar or payroll, surname prefix,
-    "forename surname" or "surname, forename" (all case-insensitive, all indexed)."""
-    text = " ".join(value.split())
-    if any(ch.isdigit() for ch in text):
-        return "(o.collar_number = ? OR o.payroll_no = ?)", [text.upper(), text.upper()]
-    surname = "o.surname LIKE ? ESCAPE '\\'"
-    if "," in text:
-        last, first = (part.strip() for part in text.split(",", 1))
-        return (f"({surname} AND o.forename LIKE ? ESCAPE '\\')",
-                [_like_prefix(last), _like_prefix(first)])
-    if " " in text:  # "Jo Smith", or a surname with a space in it ("Van Dyke")
-        first, last = text.split(" ", 1)
-        return (f"({surname} OR ({surname} AND o.forename LIKE ? ESCAPE '\\'))",
-                [_like_prefix(text), _like_prefix(last), _like_prefix(first)])
-    return surname, [_like_prefix(text)]
+def _name_clause(name: str) -> tuple[str, list[str]]:
+    """Match people as the helpdesk types them: surname prefix, 'forename surname', collar."""
+    text = " ".join(name.replace(",", " , ").split())
+    if not text.strip(" ,"):
+        raise InputError("--name is empty", "give a surname (or its start), 'forename"
+                                            " surname', or a collar number")
+
+    def prefix(column: str, value: str) -> tuple[str, list[str]]:
+        # A range on the NOCASE index rather than LIKE, which could not use it.
+        return (f"(o.{column} >= ? COLLATE NOCASE AND o.{column} < ? COLLATE NOCASE)",
+                [value, value + "\U0010ffff"])
+
+    clauses: list[tuple[str, list[str]]] = [
+        ("(o.collar_number = ? OR o.payroll_no = ? OR o.officer_id = ?)",
+         [text.upper(), text, text])]
+    if "," in text:  # "Armstrong, Emma"
+        surname, _, forename = (p.strip() for p in text.partition(","))
+        pairs = [(forename, surname)]
+    else:
+        words = text.split(" ")
+        splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+        pairs = [("", text)] + splits + [(last, first) for first, last in splits]
+    for forename, surname in pairs:
+        sql, args = prefix("surname", surname)
+        if forename:
+            first, more = prefix("forename", forename)
+            sql, args = f"({sql} AND {first})", args + more
+        clauses.append((sql, args))
+    return "(" + " OR ".join(c for c, _ in clauses) + ")", [a for _, x in clauses for a in x]
 
 
 def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
@@ -280,16 +293,13 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
             clause, more = _name_clause(value)
             clauses.append(clause)
             args += more
-        elif key in ("worker_type", "status", "rank"):
-            allowed = {"worker_type": m.WORKER_TYPES, "status": m.STATUSES,
-                       "rank": m.RANKS + m.SPECIAL_RANKS}[key]
+        elif key in _VOCABULARY:
             clauses.append(f"o.{key} = ?")
-            args.append(_allowed(key, m.normalise_rank(value) if key == "rank" else value,
-                                 allowed))
-        elif key in m.UPPER:  # stored upper-case by the import: an exact, indexed match
+            args.append(canonical_filter(key, value))
+        elif key in m.UPPER:  # area, team: stored upper-case, so an exact, indexed match
             clauses.append(f"o.{key} = ?")
             args.append(value.strip().upper())
-        else:  # station, district: as HR spells them, matched without regard to case
+        else:  # station, district: as HR spells them, matched whatever the case
             clauses.append(f"o.{key} = ? COLLATE NOCASE")
             args.append(value.strip())
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -310,9 +320,9 @@ def count_officers(db: Database, filters: dict[str, str | None]) -> int:
 
 
 def list_officers(db: Database, filters: dict[str, str | None],
-                  limit: int | None = None) -> list[dict[str, Any]]:
-    """List officers matching every given filter, with the device each holds now."""
-    return list(islice(iter_officers(db, filters), limit))
+                  limit: int | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    """List officers matching every given filter (and a name search), with their device."""
+    return list(islice(iter_officers(db, {**filters, "name": name}), limit))
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
