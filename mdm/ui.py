@@ -279,6 +279,8 @@ def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
       "showing 50 of 45,000 officers; --all for every row" (`-q` silences it).
     """
     fmt = fmt or ("table" if _is_terminal(sys.stdout) else "tsv")
+    if fmt not in FORMATS:
+        raise ValueError(f"no list format {fmt!r}")
     if limit is None:
         limit = PAGE if fmt == "table" else ALL
     stream: Iterator[Mapping[str, Any]] = iter(rows)
@@ -407,12 +409,17 @@ def _write_csv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: 
     return shown, []
 
 
+def _json_row(row: Mapping[str, Any]) -> str:
+    """One row as compact JSON (the encoder takes a dict as it is, not any mapping)."""
+    return _json_clean(_COMPACT.encode(row if type(row) is dict else dict(row)))
+
+
 def _write_json(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
-    write, encode, shown = sys.stdout.write, _COMPACT.encode, 0
+    write, shown = sys.stdout.write, 0
     for chunk in _chunks(rows):
         write(("[\n" if not shown else ",\n")
-              + ",\n".join(_json_clean(encode(dict(row))) for row in chunk))
+              + ",\n".join(_json_row(row) for row in chunk))
         shown += len(chunk)
     write("\n]\n" if shown else "[]\n")
     return shown, []
@@ -420,9 +427,9 @@ def _write_json(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys:
 
 def _write_jsonl(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
                  title: str, drop: Sequence[str]) -> tuple[int, Notes]:
-    write, encode, shown = sys.stdout.write, _COMPACT.encode, 0
+    write, shown = sys.stdout.write, 0
     for chunk in _chunks(rows):
-        write("".join(_json_clean(encode(dict(row))) + "\n" for row in chunk))
+        write("".join(_json_row(row) + "\n" for row in chunk))
         shown += len(chunk)
     return shown, []
 
