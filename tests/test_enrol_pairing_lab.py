@@ -112,6 +112,15 @@ def test_an_address_bound_to_another_device_is_refused(mdm, lab, enrolled, deliv
                          " ORDER BY serial = ?", (a.serial, b.serial, b.serial)) == [
         (a.serial, "enrolled", a.address), (b.serial, "delivered", None)]
     assert _untouched([b, c]) and not listener.contacted()
+    # An enrolled device is skipped, and told apart if the file gives it another address;
+    # a malformed address refuses the file even for a device that would be skipped.
+    out = mdm.json("enrol", "device", a.serial, "--address", listener.address,
+                   "--trust-on-first-use")
+    assert out["skipped"] == [{"serial": a.serial, "status": "enrolled",
+                               "reason": f"already enrolled, at {a.address}"}]
+    plan = files("bad.csv", f"serial_number,address\n{a.serial},{a.address}:22\n")
+    assert [r["row"] for r in _refused(mdm, db_path, plan)] == [2]
+    assert not listener.contacted()
 
 
 def _set_prop(device: Any, key: str, value: str) -> None:

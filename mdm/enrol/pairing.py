@@ -249,8 +249,8 @@ def _against_inventory(db: Database, requests: list[Request], bad: set[tuple[int
                 out.append(Refusal(req, "address", req.address,
                                    f"address {req.address!r} belongs to device"
                                    f" {holder['serial']} ({holder['status']})",
-                                   "check the address; if that device has moved, enrol it"
-                                   " at its new address first, or retire it"))
+                                   f"check the address; if {holder['serial']} has really"
+                                   " moved, re-enrol it at its new address first"))
         if req.host_key and (i, "host_key") not in bad:
             holder = bindings.by_key.get(req.host_key)
             if holder and holder["serial"] != req.serial:
@@ -275,8 +275,14 @@ def _unknown(db: Database, req: Request) -> Refusal:
 
 def _add(plan: Plan, device: dict[str, Any], req: Request) -> None:
     if device["status"] in (Status.ENROLLED, Status.PROVISIONED):
+        try:
+            moved = bool(device["address"]) and address_key(device["address"]) != address_key(
+                req.address)
+        except InputError:
+            moved = False  # a bad address: the set is being refused anyway
         plan.skipped.append({"serial": device["serial"], "status": device["status"],
-                             "reason": "already enrolled"})
+                             "reason": f"already enrolled, at {device['address']}" if moved
+                             else "already enrolled"})
     elif device["status"] in ENROLLABLE:
         plan.rows.append({**device, "address": req.address, "expected_fp": req.host_key,
                           "where": req.where})
