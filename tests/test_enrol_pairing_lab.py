@@ -199,3 +199,31 @@ def test_concurrent_tofu_enrolment_pins_every_device_its_own_key(mdm, lab, files
         for d in devices:
             public = (d.path / "etc" / "host_key.pub").read_text().split()[:2]
             assert pinned[d.serial] == " ".join(public), f"round {round_}, {d.serial}"
+
+
+def test_two_devices_offering_one_host_key_get_one_pin(mdm, lab, delivered, files,
+                                                       db_path) -> None:
+    a, b = delivered(2)
+    keys = [b.path / "etc" / name for name in ("host_key", "host_key.pub")]
+    saved = [k.read_bytes() for k in keys]
+
+    def restart(device: Any) -> None:  # sshd reads its host key when it starts
+        lab.lab.fault(device.serial, "offline")
+        lab.lab.fault(device.serial, "offline", clear=True)
+
+    try:  # b is a clone of a's image: the same host key
+        for name, key in zip(("host_key", "host_key.pub"), keys, strict=True):
+            key.write_bytes((a.path / "etc" / name).read_bytes())
+        restart(b)
+        plan = files("plan.csv", f"serial_number,address\n{a.serial},{a.address}\n"
+                                 f"{b.serial},{b.address}\n")
+        out = mdm.json("enrol", "devices", "--from", plan, "--trust-on-first-use", code=1)
+        assert len(out["done"]) == 1 and len(out["failed"]) == 1
+        assert out["failed"][0]["kind"] == "conflict"
+        assert "is pinned for device " + out["done"][0]["serial"] in out["failed"][0]["error"]
+        assert rows(db_path, "SELECT COUNT(*), COUNT(DISTINCT host_key_fingerprint) FROM devices"
+                             " WHERE host_key IS NOT NULL") == [(1, 1)]
+    finally:
+        for key, data in zip(keys, saved, strict=True):
+            key.write_bytes(data)
+        restart(b)

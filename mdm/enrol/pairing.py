@@ -9,6 +9,7 @@ named by file, row, field and value; nothing changes and no device is contacted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -97,6 +98,7 @@ def read_file(path: Path) -> list[Request]:
                     r.values.get("host_key") or None, str(path), r.line) for r in rows]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # one file checks each address several times
 def address_key(text: str) -> tuple[str, int]:
     """Return the (host, port) an address reaches, normalised: the user does not count."""
     _, host, port = contact.parse_address(text)
@@ -284,8 +286,7 @@ def _add(plan: Plan, device: dict[str, Any], req: Request) -> None:
                              "reason": f"already enrolled, at {device['address']}" if moved
                              else "already enrolled"})
     elif device["status"] in ENROLLABLE:
-        plan.rows.append({**device, "address": req.address, "expected_fp": req.host_key,
-                          "where": req.where})
+        plan.rows.append({**device, "address": req.address, "expected_fp": req.host_key})
 
 
 def plan(db: Database, requests: list[Request]) -> Plan:
