@@ -41,22 +41,24 @@ def device(ctx: typer.Context,
     """Enrol one device: check identity against the manifest and pin its SSH host key."""
     c = app_context(ctx)
     result = service.enrol(c.db(), c.operator, [service.Request(serial, address, host_key)],
-                           c.fleet(), tofu=tofu)
+                           c.fleet, tofu=tofu)
     _render(ctx, json, result)
 
 
 @app.command("devices")
 def devices(ctx: typer.Context,
-            from_: Annotated[Path, typer.Option("--from", help="CSV: serial_number,address"
-                                                               "[,host_key].")],
+            from_: Annotated[Path, typer.Option(
+                "--from", help="CSV: serial_number,address[,host_key]. Checked whole first:"
+                               " a repeated serial, address or key, or an address another"
+                               " device holds, refuses the file (exit 2).")],
             tofu: TofuOpt = False, concurrency: ConcurrencyOpt = None,
             json: JsonOpt = False) -> None:
     """Enrol many devices at once from a CSV; failures are listed and the rest go on."""
     c = app_context(ctx)
     requests = service.requests_from_file(from_)
     with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
-        result = service.enrol(c.db(), c.operator, requests, c.fleet(concurrency), tofu=tofu,
-                               progress=bar)
+        result = service.enrol(c.db(), c.operator, requests, lambda: c.fleet(concurrency),
+                               tofu=tofu, progress=bar)
     _render(ctx, json, result)
 
 
