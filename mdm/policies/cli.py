@@ -24,16 +24,21 @@ compliance_app = typer.Typer(no_args_is_help=True, help="Judge devices against t
 
 PoliciesOpt = Annotated[Path | None, typer.Option(
     "--policies", envvar="MDM_POLICIES", show_default=False,
-    help="Policy folder (default: playbooks/policies).")]
+    help="Policy folder (default: `policies` in mdm.toml, else playbooks/policies).")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="A device serial.")]
 OfficerOpt = Annotated[str | None, typer.Option("--officer", help="Officer id, payroll or"
                                                                   " collar number.")]
 
 
 def _folder(policies: Path | None) -> Path:
-    from mdm.policies.loader import default_dir
+    """Return the policy folder: --policies, else MDM_POLICIES or mdm.toml's `policies`."""
+    import click
 
-    return policies or default_dir()
+    from mdm import config
+
+    obj = click.get_current_context().find_root().obj
+    settings = getattr(obj, "settings", None) or config.load()
+    return policies or settings.policies
 
 
 @app.command("validate")
