@@ -213,6 +213,13 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
 
 # -- checking values ---------------------------------------------------------------------------
 
+class EntryError(ValueError):
+    """A bad entry of a table setting (a channel of policy.tracks, an action of roles)."""
+
+    def __init__(self, entry: str, message: str) -> None:
+        super().__init__(f"{entry}: {message}")
+        self.entry = entry
+
 def _suggest(word: str, options: Any) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f"did you mean {close[0]!r}?" if close else ""
@@ -258,16 +265,19 @@ def check_tracks(value: object) -> dict[str, dict[str, str]]:
         raise ValueError("must be a table: channel = \"track id\"")
     out: dict[str, dict[str, str]] = {}
     for channel, ids in value.items():
-        _check_channel(str(channel))
-        if isinstance(ids, dict):
-            per_app = {}
-            for package, track in ids.items():
-                if not _PACKAGE.match(str(package)):
-                    raise ValueError(f"{channel}: {package!r} is not an Android package name")
-                per_app[str(package)] = _check_track(track)
-            out[str(channel)] = per_app
-        else:
-            out[str(channel)] = {"*": _check_track(ids)}
+        try:
+            _check_channel(str(channel))
+            if isinstance(ids, dict):
+                per_app = {}
+                for package, track in ids.items():
+                    if not _PACKAGE.match(str(package)):
+                        raise ValueError(f"{package!r} is not an Android package name")
+                    per_app[str(package)] = _check_track(track)
+                out[str(channel)] = per_app
+            else:
+                out[str(channel)] = {"*": _check_track(ids)}
+        except ValueError as exc:
+            raise EntryError(str(channel), str(exc)) from None
     return out
 
 
@@ -297,11 +307,11 @@ def check_roles(value: object) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for action, roles in value.items():
         if action not in PERMISSIONS:
-            raise ValueError(f"{action!r} is not an action. {_suggest(action, PERMISSIONS)}"
+            raise EntryError(action, f"is not an action. {_suggest(action, PERMISSIONS)}"
                              f" Actions: {', '.join(sorted(PERMISSIONS))}")
         if not isinstance(roles, list) or not roles or \
                 not all(isinstance(r, str) and r in ROLES for r in roles):
-            raise ValueError(f"{action}: give a list of roles from {', '.join(ROLES)}")
+            raise EntryError(action, f"give a list of roles from {', '.join(ROLES)}")
         out[action] = tuple(roles)
     return out
 
@@ -389,6 +399,7 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
     base = path.parent if path else None
     in_file: dict[str, tuple[Any, int]] = {}
     problems: list[Problem] = []
+    lines: dict[tuple[str, ...], int] = {}
     if path is not None:
         data, lines = _read(path)
         in_file = _flatten(data, lines, path, problems)
@@ -400,6 +411,8 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
             try:
                 file_value = Value(_convert(spec, raw, base, False), f"{path}:{line}")
             except ValueError as exc:
+                if isinstance(exc, EntryError):  # point at the entry's own line
+                    line = lines.get((*spec.key.split("."), exc.entry), line)
                 problems.append(Problem(f"{path}:{line}", str(exc), spec.doc, spec.key))
         env_value = os.environ.get(spec.env) if spec.env else None
         if options.get(spec.key) not in (None, ""):
