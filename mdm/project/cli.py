@@ -44,7 +44,11 @@ def show(ctx: typer.Context, json: JsonOpt = False) -> None:
     if wants_json(ctx, json):
         ui.emit_json(result)
         return
-    rows = [{"setting": key, "value": "" if v["value"] in (None, {}) else v["value"],
-             "from": v["source"]} for key, v in result["settings"].items()]
+    file = result["file"] or ""
+    empty = {"roles": "(the built-in table)", "policy.tracks": "(none)"}
+    rows = [{"setting": key, "value": v["value"] if v["value"] not in (None, {})
+             else empty.get(key, "(not set)"),
+             "from": v["source"].replace(file, Path(file).name) if file else v["source"]}
+            for key, v in result["settings"].items()]
     ui.table(rows, ["setting", "value", "from"],
              f"Settings (project file: {result['file'] or 'none found'})")
