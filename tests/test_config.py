@@ -76,7 +76,7 @@ def test_options_beat_variables_which_beat_the_file(mdm: Any, project: Path,
 
 def test_without_a_project_file_the_old_defaults_hold(mdm: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MDM_CONFIG", "MDM_DB"):
+    for name in ("MDM_CONFIG", "MDM_DB", "MDM_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mdm.toml").unlink()

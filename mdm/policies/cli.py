@@ -54,7 +54,8 @@ def validate(ctx: typer.Context, policies: PoliciesOpt = None, json: JsonOpt = F
         ui.emit_json(result)
         return
     for w in result["warnings"]:
-        ui.info(f"warning: {w['where']}: {w['message']}")
+        ui.info(f"warning: {w['where']}: {w['message']}"
+                + (f" — {w['hint']}" if w["hint"] else ""))
     ui.success(f"{result['files']} layers valid ({result['subjects_checked']} kinds of"
                " officer and device checked)")
 
