@@ -24,6 +24,7 @@ from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
+from mdm.project import cli as project_cli
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -82,12 +83,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from mdm import __version__
+
+        ui.write_text(f"mdm {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB",
-                                            help="Inventory file (default: inventory/mdm.db).",
-                                            show_default=False)] = None,
+    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
+                                            help="Inventory file (default: `inventory` in"
+                                                 " mdm.toml, else inventory/mdm.db).")] = None,
     operator: Annotated[str | None, typer.Option("--operator", envvar="MDM_OPERATOR",
                                                  help="Who is acting (default: the OS user).",
                                                  show_default=False)] = None,
@@ -102,14 +111,24 @@ def root(
                                             help="The operator's SSH private key"
                                                  " (default: ~/.config/mdm/id_ed25519).")
                    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print mdm's version and exit.")] = False,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
-    from mdm.store import resolve_path
+    from click.core import ParameterSource
+
+    from mdm import config
 
     ui.configure(quiet=quiet)
-    obj = AppContext(db_path=resolve_path(str(db) if db else None),
+    typed = {name: value for name, value in (("inventory", db), ("operator", operator),
+                                             ("key", key))
+             if ctx.get_parameter_source({"inventory": "db"}.get(name, name))
+             == ParameterSource.COMMANDLINE}
+    # `mdm init --force` must be able to replace a broken mdm.toml, so it reads none.
+    settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
+    obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
                      operator=operator or default_operator(), json=json, verbose=verbose,
-                     key=key)
+                     key=key, settings=settings)
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 
@@ -124,6 +143,8 @@ app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(project_cli.app, name="config")
+app.command("init")(project_cli.init)
 custody_cli.mount(app)
 
 

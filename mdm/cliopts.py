@@ -21,12 +21,13 @@ def _mark_json(ctx: typer.Context, value: bool) -> bool:
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.",
                                        callback=_mark_json)]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).",
+                                               show_default="none")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="csv or json.")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o",
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", show_default="stdout",
                                                 help="Write to this file instead of stdout.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
-    "--concurrency", "-c", help="Devices worked on at once [default: 16].", show_default=False)]
+    "--concurrency", "-c", help="Devices worked on at once.", show_default="16")]
 SelectorArg = Annotated[list[str] | None, typer.Argument(
     help="all, a serial, or key=value[,key=value] (status, model, order, station, area,"
          " team, rank, worker_type, officer); several are OR-ed.", show_default=False)]

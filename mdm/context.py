@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mdm.config import Settings
     from mdm.fleet.session import Fleet
     from mdm.store.db import Database
 
@@ -25,6 +26,7 @@ class AppContext:
     json: bool = False
     verbose: bool = False
     key: str | None = None  # the operator's private key path (else MDM_KEY, else default)
+    settings: Settings | None = None  # options, MDM_* variables, mdm.toml, defaults
     _db: Database | None = field(default=None, repr=False)
 
     def db(self) -> Database:

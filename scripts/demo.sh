@@ -19,6 +19,14 @@ trap 'mdm lab down >/dev/null 2>&1 || true' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 EX=inventory/examples
 
+step "Project settings: mdm.toml names the AMAPI enterprise and the pilot's Play track"
+# Example values for the demo: a real force uses its own enterprise id and track ids.
+mdm init $DEMO --enterprise-id LC04demo2015 --track pilot=4697324522958512346
+export MDM_CONFIG=$DEMO/mdm.toml   # the demo's folder is not above this one, so name it
+cp -r playbooks/policies $DEMO/policies   # the demo edits its own copy of the policy layers
+export MDM_POLICIES=$DEMO/policies
+mdm config show
+
 step "Register operators (the first becomes admin)"
 mdm operators add demo-admin
 mdm operators add rm.jones --role rollout
@@ -95,13 +103,12 @@ done
 mdm devices find Hodgson || true
 
 step "Security policy as code: validate the force's layers, see one device's effective policy"
-cp -r playbooks/policies $DEMO/policies
-export MDM_POLICIES=$DEMO/policies
 mdm policy validate
 pcso_device=$(mdm devices find "$(pick PCSO 1)" --json | grep '"serial"' | cut -d'"' -f4)
 mdm policy show --device "$pcso_device"
 mdm policy compile --device "$pcso_device" > $DEMO/pcso-policy.json
 sed -n '1,25p' $DEMO/pcso-policy.json
+grep '"name"' $DEMO/pcso-policy.json   # enterprises/{id}/policies/{layers}
 
 step "Push: the plan first (--check changes nothing), then for real, then again (no-op)"
 mdm --operator it.patel policy push --check

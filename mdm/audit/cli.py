@@ -16,8 +16,10 @@ app = typer.Typer(no_args_is_help=True, help="Read, verify and checkpoint the au
 @app.command("log")
 def log(ctx: typer.Context,
         subject: Annotated[str | None, typer.Option(help="e.g. a serial, device:SERIAL,"
-                                                         " operator:NAME.")] = None,
-        limit: Annotated[int | None, typer.Option(help="Only the newest N rows.")] = None,
+                                                         " operator:NAME.",
+                                                    show_default="every subject")] = None,
+        limit: Annotated[int | None, typer.Option(help="Only the newest N rows.",
+                                                  show_default="all rows")] = None,
         json: JsonOpt = False) -> None:
     """Show the audit log, oldest first."""
     c = app_context(ctx)
@@ -29,7 +31,8 @@ def log(ctx: typer.Context,
 @app.command("verify")
 def verify(ctx: typer.Context,
            checkpoint: Annotated[str | None, typer.Option(
-               help="SEQ:HASH from `mdm audit checkpoint`, kept outside the inventory.")] = None,
+               help="SEQ:HASH from `mdm audit checkpoint`, kept outside the inventory.",
+               show_default="none: the chain alone")] = None,
            json: JsonOpt = False) -> None:
     """Prove the audit chain unbroken, or name the first broken row (exit 1)."""
     c = app_context(ctx)

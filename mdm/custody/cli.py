@@ -60,9 +60,11 @@ def reassign(ctx: typer.Context, serial: Serial, officer: Officer, reason: Reaso
 def custody(ctx: typer.Context,
             serial: Annotated[str | None, typer.Argument(help="Device serial or IMEI.")] = None,
             at: Annotated[str | None, typer.Option(
-                "--at", help="An instant: 2015-04-03T14:32 (UK local) or …Z (UTC).")] = None,
+                "--at", help="An instant: 2015-04-03T14:32 (UK local) or …Z (UTC).",
+                show_default="now")] = None,
             officer: Annotated[str | None, typer.Option(
-                "--officer", help="Which devices this officer held, and when.")] = None,
+                "--officer", help="Which devices this officer held, and when.",
+                show_default="none")] = None,
             json: JsonOpt = False) -> None:
     """Answer who held a device at an instant, or which devices an officer held."""
     c = app_context(ctx)

@@ -36,7 +36,8 @@ def device(ctx: typer.Context,
            serial: Annotated[str, typer.Argument(help="The delivered device's serial.")],
            address: Annotated[str, typer.Option(help="[user@]host[:port] of its SSH endpoint.")],
            host_key: Annotated[str | None, typer.Option(
-               help="The fingerprint you checked on the device: SHA256:…")] = None,
+               help="The fingerprint you checked on the device: SHA256:…",
+               show_default="none: needs --trust-on-first-use")] = None,
            tofu: TofuOpt = False, json: JsonOpt = False) -> None:
     """Enrol one device: check identity against the manifest and pin its SSH host key."""
     c = app_context(ctx)

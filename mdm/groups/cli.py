@@ -20,7 +20,8 @@ Officers = Annotated[list[str] | None, typer.Argument(
 
 @app.command("create")
 def create(ctx: typer.Context, name: Name,
-           description: Annotated[str | None, typer.Option()] = None) -> None:
+           description: Annotated[str | None, typer.Option(
+               help="What the group is for.", show_default="none")] = None) -> None:
     """Create an empty group."""
     c = app_context(ctx)
     service.create(c.db(), c.operator, name, description)
@@ -30,7 +31,8 @@ def create(ctx: typer.Context, name: Name,
 @app.command("add")
 def add(ctx: typer.Context, name: Name, officers: Officers = None,
         from_: Annotated[Path | None, typer.Option("--from", help="CSV with an officer_id"
-                                                                  " column.")] = None,
+                                                                  " column.",
+                                                   show_default="none")] = None,
         json: JsonOpt = False) -> None:
     """Add officers to a group (all found, or nothing changes)."""
     c = app_context(ctx)

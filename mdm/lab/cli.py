@@ -18,13 +18,18 @@ app = typer.Typer(no_args_is_help=True,
                   help="Run a lab of real sshd devices on 127.0.x.y (demo, tests, rehearsal).")
 
 LabDir = Annotated[Path | None, typer.Option("--lab-dir", envvar="MDM_LAB", show_default=False,
-                                             help="Lab folder (default: inventory/lab).")]
+                                             help="Lab folder (default: `lab` in mdm.toml,"
+                                                  " else inventory/lab).")]
 
 
 def _lab(lab_dir: Path | None) -> Lab:
+    import click
+
+    from mdm import config
     from mdm.lab.lab import Lab  # imported here to keep it out of start-up
 
-    return Lab(lab_dir)
+    obj = click.get_current_context().find_root().obj
+    return Lab(lab_dir or (getattr(obj, "settings", None) or config.load()).lab)
 
 
 @app.command("up")

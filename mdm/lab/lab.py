@@ -67,12 +67,16 @@ def _free_port(host: str) -> int:
 
 
 def _factory_props(serial: str, patch: str) -> dict[str, str]:
+    # A Note 4 as the bench leaves it in 2015: Samsung's 5.1.1, whose builds report a
+    # security patch level (the lab's is recent, so its devices can be compliant today).
+    build = examples.NOTE4_2015
     return {
         "ro.serialno": serial, "ro.boot.serialno": serial,
         "ro.product.manufacturer": "samsung", "ro.product.model": "SM-N910F",
         "ro.product.brand": "samsung", "ro.product.name": "trltexx",
-        "ro.build.version.release": "6.0.1", "ro.build.version.sdk": "23",
-        "ro.build.version.security_patch": patch, "ro.build.id": "MMB29M",
+        "ro.build.version.release": build.release, "ro.build.version.sdk": str(build.sdk),
+        "ro.build.version.security_patch": patch, "ro.build.id": build.build_id,
+        "ro.build.display.id": f"{build.build_id}.{build.firmware}",
         "ro.crypto.state": "encrypted", "ro.crypto.type": "block",
     }
 

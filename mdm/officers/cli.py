@@ -23,7 +23,8 @@ from mdm.officers import service
 app = typer.Typer(no_args_is_help=True,
                   help="Import and look up officers, PCSOs, Specials and staff.")
 
-Filter = Annotated[str | None, typer.Option(show_default=False)]
+Filter = Annotated[str | None, typer.Option(help="Only officers with this value (any case).",
+                                            show_default="any")]
 
 
 @app.command("import")
@@ -44,7 +45,8 @@ def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
 @app.command("list")
 def list_(ctx: typer.Context, area: Filter = None, station: Filter = None,
           worker_type: Filter = None, rank: Filter = None, status: Filter = None,
-          team: Filter = None, limit: Annotated[int | None, typer.Option()] = None,
+          team: Filter = None, limit: Annotated[int | None, typer.Option(
+              help="At most this many rows.", show_default="all")] = None,
           json: JsonOpt = False) -> None:
     """List officers, filtered by area, station, worker type, rank, status or team."""
     c = app_context(ctx)

@@ -1,5 +1,7 @@
 """Which roles may run which command: one table, checked inside each write.
 
+A project's `mdm.toml` may replace the roles of any action (`[roles]`, see mdm/config.py).
+
 This is accountability on a shared inventory (every change names a registered operator
 with a role fit for it), not a security boundary: anyone who can write the inventory
 file can change it. The audit chain and its external checkpoints are what detect that.
@@ -38,7 +40,9 @@ def role_of(db: Database, operator: str) -> str | None:
 
 def require(db: Database, operator: str, action: str) -> str:
     """Refuse the action unless the operator is registered with a role that may run it."""
-    allowed = PERMISSIONS[action]
+    from mdm import config  # the project's [roles] rules, if any, replace the table's
+
+    allowed = frozenset(config.load().roles.get(action, PERMISSIONS[action]))
     role = role_of(db, operator)
     if role is None:
         has_any = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone()

@@ -68,7 +68,8 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
         fail("developer_options_on", "developer options or USB debugging are on")
     minimum = s.get("updates.minimum_api_level")
     if minimum and (facts.get("sdk") or 0) < minimum:
-        fail("os_too_old", f"Android API {facts.get('sdk')} is below the minimum {minimum}")
+        fail("os_too_old", f"Android API {facts.get('sdk') or 'unknown'} is below the"
+             f" minimum {minimum}: update the OS before handover")
     for package, entry in sorted(effective.apps().items()):
         have = packages.get(package)
         if entry["type"] == "required" and have is None:
