@@ -70,10 +70,8 @@ def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
 def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in statuses)
-    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
-                    " ORDER BY d.serial", [*args, *statuses])
+    where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
+    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
     groups = memberships(db)
     for row in rows:
         row["subject"] = _subject(row, groups)
