@@ -51,7 +51,8 @@ def _devices(db: Database, rows: list[csvio.Row], found: _Rows) -> dict[int, dic
     """Find each row's device; name rows whose device is missing or already on a row."""
     refs = [r.values.get("serial_number", "") for r in rows]
     known = devices.get_many(db, refs)
-    out, first = {}, {}
+    out: dict[int, dict[str, Any]] = {}
+    first: dict[int, int] = {}
     for row, ref in zip(rows, refs, strict=True):
         device = known.get(ref.strip())
         if not ref:
@@ -77,55 +78,35 @@ def assign_file(db: Database, operator: str, path: Path, reason: str | None) -> 
     """Allocate every (device, officer) pair in a CSV file, or change nothing."""
     rows = csvio.read_rows(path, ["serial_number", "officer"], ALIASES)
     found = _Rows(path)
+    reason = reason.strip() if reason and reason.strip() else None
     with transaction(db):
         roles.require(db, operator, "custody.assign")
         by_line = _devices(db, rows, found)
         people = officers.resolve_many(db, [r.values.get("officer", "") for r in rows])
         ids = [p["officer_id"] for p in people.values()]
         held_by = _open_by_officer(db, ids)
-        pairs, warned, first_holder = [], [], {}
+        pairs: list[tuple[csvio.Row, dict[str, Any], dict[str, Any], str]] = []
+        warned: list[str] = []
+        first_holder: dict[str, int] = {}
         for row in rows:
             device = by_line.get(row.line)
-            ref = row.values.get("officer", "")
-            person = people.get(ref.strip())
-            why = row.values.get("reason") or reason
-            if not ref:
-                found.bad(row, "officer", "is empty", "give an officer id, payroll or collar"
-                                                      " number")
-            elif person is None:
-                found.bad(row, "officer", f"no officer with id, payroll or collar number"
-                          f" {ref!r}", "find them with: mdm officers list --name NAME")
-            elif person["status"] == "LEAVER":
-                found.bad(row, "officer", f"{describe(person)} is a leaver",
-                          "allocate to a serving officer")
-            elif person["officer_id"] in first_holder:
-                found.bad(row, "officer", f"{describe(person)} is also on row"
-                          f" {first_holder[person['officer_id']]}",
-                          "an officer holds one device at a time")
-            elif person["officer_id"] in held_by:
-                serial = held_by[person["officer_id"]]
-                found.bad(row, "officer", f"{describe(person)} already holds device {serial}",
-                          f"take it back first (mdm unassign {serial} --reason …)")
-            elif person.get("device_eligible") == 0 and not reason:
-                found.bad(row, "officer", f"{describe(person)} is marked not device-eligible"
-                          " in the roster", "check with the rollout manager; to allocate"
-                          " anyway, run again with --reason '…'")
+            ref = row.values.get("officer", "").strip()
+            person = people.get(ref)
+            problem = _person_problem(ref, person, first_holder, held_by, reason)
+            if problem:
+                found.bad(row, "officer", *problem)
             if person is not None:
                 first_holder.setdefault(person["officer_id"], row.line)
-            if device is not None and device["status"] not in ASSIGNABLE:
-                found.bad(row, "serial_number", f"device {device['serial']} is"
-                          f" {device['status']}", "only delivered, enrolled or provisioned"
-                          " devices can be allocated")
-            elif device is not None and device["holder_id"]:
-                found.bad(row, "serial_number", f"device {device['serial']} is held by"
-                          f" {describe(_holder(device))}",
-                          f"use: mdm reassign {device['serial']} OFFICER --reason …")
+            problem = _device_problem(device) if device is not None else None
+            if problem:
+                found.bad(row, "serial_number", *problem)
             if device is None or person is None:
                 continue
             if person.get("device_eligible") == 0:
                 warned.append(f"{path}, row {row.line}: {describe(person)} is marked not"
                               f" device-eligible in the roster (allocated: {reason})")
-            pairs.append((row, device, person, why or "allocated"))
+            pairs.append((row, device, person, row.values.get("reason") or reason
+                          or "allocated"))
         found.refuse_if_any()
         at = now()
         db.executemany("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
@@ -177,6 +158,42 @@ def unassign_file(db: Database, operator: str, path: Path,
         audit.record(db, operator, "custody.unassign", f"file:{path.name}", None,
                      {**facts, "at": at, "returned": listed})
     return {**facts, "at": at, "returned": listed}
+
+
+def _person_problem(ref: str, person: dict[str, Any] | None, first_holder: dict[str, int],
+                    held_by: dict[str, str], reason: str | None) -> tuple[str, str] | None:
+    """Say what stops this row's person being given a device, if anything."""
+    if not ref:
+        return "is empty", "give an officer id, payroll or collar number"
+    if person is None:
+        return (f"no officer with id, payroll or collar number {ref!r}",
+                "find them with: mdm officers list --name NAME")
+    who = describe(person)
+    if person["status"] == "LEAVER":
+        return f"{who} is a leaver", "allocate to a serving officer"
+    if person["officer_id"] in first_holder:
+        return (f"{who} is also on row {first_holder[person['officer_id']]}",
+                "an officer holds one device at a time")
+    if person["officer_id"] in held_by:
+        serial = held_by[person["officer_id"]]
+        return (f"{who} already holds device {serial}",
+                f"take it back first (mdm unassign {serial} --reason …)")
+    if person.get("device_eligible") == 0 and not reason:
+        return (f"{who} is marked not device-eligible in the roster",
+                "check with the rollout manager; to allocate anyway, run again with"
+                " --reason '…'")
+    return None
+
+
+def _device_problem(device: dict[str, Any]) -> tuple[str, str] | None:
+    """Say what stops this row's device being allocated, if anything."""
+    if device["status"] not in ASSIGNABLE:
+        return (f"device {device['serial']} is {device['status']}",
+                "only delivered, enrolled or provisioned devices can be allocated")
+    if device["holder_id"]:
+        return (f"device {device['serial']} is held by {describe(_holder(device))}",
+                f"use: mdm reassign {device['serial']} OFFICER --reason …")
+    return None
 
 
 def _holder(device: dict[str, Any]) -> dict[str, Any]:

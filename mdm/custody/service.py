@@ -21,7 +21,8 @@ from mdm.timeutil import now
 
 _HISTORY = (
     "SELECT a.id, d.serial, a.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
-    " o.payroll_no, o.station, a.opened_at, a.opened_by, a.open_reason, a.closed_at, a.closed_by, a.close_reason"
+    " o.payroll_no, o.station, a.opened_at, a.opened_by, a.open_reason, a.closed_at,"
+    " a.closed_by, a.close_reason"
     " FROM assignments a JOIN devices d ON d.id = a.device_id"
     " JOIN officers o ON o.officer_id = a.officer_id")
 

@@ -81,8 +81,8 @@ def show(ctx: typer.Context,
 @app.command("list")
 def list_(ctx: typer.Context, selectors: SelectorArg = None,
           limit: Annotated[int | None, typer.Option(
-              "--limit", min=1, help="Show at most N devices [default: 50 on a table,"
-                                     " all with --json].", show_default=False)] = None,
+              "--limit", min=1, help="Show at most N devices (default: 50 on a table,"
+                                     " every one with --json).", show_default=False)] = None,
           all_: Annotated[bool, typer.Option("--all", help="Show every selected device.")
                           ] = False,
           json: JsonOpt = False) -> None:

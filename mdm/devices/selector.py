@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 from mdm.devices.lifecycle import Status
 from mdm.errors import InputError, Problem
 from mdm.officers import models as officer_vocab
@@ -223,8 +224,8 @@ def _unknown_value(db: Database, term: Term) -> tuple[str, str]:
         return (f"matches no device: no member of group {term.value} holds a device",
                 f"see the group with: mdm groups show {term.value}")
     if term.value.lower() in (k.lower() for k in known) or term.key in _ENUMS:
-        holder = " held by anyone with" if term.key not in _DEVICE_KEYS else " with"
-        return (f"matches no device: no device is{holder} {label} {term.value}",
+        whose = "with" if term.key in _DEVICE_KEYS else "is held by anyone with"
+        return (f"matches no device: no device {whose} {label} {term.value}",
                 "check with: mdm devices list")
     close = difflib.get_close_matches(term.value.upper(), [k.upper() for k in known], n=3)
     suggestions = [k for k in known if k.upper() in close]

@@ -125,7 +125,8 @@ def list_devices(db: Database, selectors: list[str],
     sql = (f"SELECT d.serial, d.imei1, d.manufacturer, d.model, d.order_number, d.status,"
            " d.last_seen, d.applied_policy, o.officer_id AS holder_id,"
            " o.collar_number AS holder_collar, o.forename || ' ' || o.surname AS holder_name,"
-           " o.payroll_no AS holder_payroll, o.station AS holder_station, o.area AS holder_area, a.opened_at AS held_since"
+           " o.payroll_no AS holder_payroll, o.station AS holder_station,"
+           " o.area AS holder_area, a.opened_at AS held_since"
            f" {selector.FROM} WHERE {where} ORDER BY d.serial")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
