@@ -168,18 +168,17 @@ def _person_problem(ref: str, person: dict[str, Any] | None, first_holder: dict[
     if person is None:
         return (f"no officer with id, payroll or collar number {ref!r}",
                 "find them with: mdm officers list --name NAME")
-    who = describe(person)
     if person["status"] == "LEAVER":
-        return f"{who} is a leaver", "allocate to a serving officer"
+        return f"{describe(person)} is a leaver", "allocate to a serving officer"
     if person["officer_id"] in first_holder:
-        return (f"{who} is also on row {first_holder[person['officer_id']]}",
+        return (f"{describe(person)} is also on row {first_holder[person['officer_id']]}",
                 "an officer holds one device at a time")
     if person["officer_id"] in held_by:
         serial = held_by[person["officer_id"]]
-        return (f"{who} already holds device {serial}",
+        return (f"{describe(person)} already holds device {serial}",
                 f"take it back first (mdm unassign {serial} --reason …)")
     if person.get("device_eligible") == 0 and not reason:
-        return (f"{who} is marked not device-eligible in the roster",
+        return (f"{describe(person)} is marked not device-eligible in the roster",
                 "check with the rollout manager; to allocate anyway, run again with"
                 " --reason '…'")
     return None

@@ -133,14 +133,15 @@ def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, 
         owner = payroll_owner.get(rec["payroll_no"])
         if owner and owner != rec["officer_id"] and final[owner]["payroll_no"] == rec["payroll_no"]:
             problems.append(Problem(loc, f"payroll number {rec['payroll_no']!r} belongs to"
-                                    f" officer {owner} in the inventory",
+                                    f" {m.describe(existing[owner])} (officer {owner}) in the"
+                                    " inventory",
                                     "check the officer_id and payroll_no columns", "payroll_no"))
         collar = rec["collar_number"]
         if collar and rec["status"] != "LEAVER" and collar_owner[collar] != rec["officer_id"]:
             other = final[collar_owner[collar]]
             problems.append(Problem(loc, f"collar number {collar!r} is also held by"
-                                    f" {other['forename']} {other['surname']}"
-                                    f" ({collar_owner[collar]}), who is not a leaver",
+                                    f" {m.describe(other)} (officer {collar_owner[collar]}),"
+                                    " who is not a leaver",
                                     "a collar number belongs to one serving person at a time",
                                     "collar_number"))
     return problems

@@ -18,6 +18,7 @@ from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.groups.service import memberships
 from mdm.officers import service as officers
+from mdm.officers.models import describe
 from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
 from mdm.policies.loader import Layer, load_tree
@@ -217,7 +218,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
-        return _subject(person, groups), f"officer {person['officer_id']}"
+        return _subject(person, groups), describe(person)
     raise InputError("give --device SERIAL or --officer ID")
 
 
