@@ -29,8 +29,9 @@ OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", show_default="
 ConcurrencyOpt = Annotated[int | None, typer.Option(
     "--concurrency", "-c", help="Devices worked on at once.", show_default="16")]
 SelectorArg = Annotated[list[str] | None, typer.Argument(
-    help="all, a serial, or key=value[,key=value] (status, model, order, station, area,"
-         " team, rank, worker_type, officer); several are OR-ed.", show_default=False)]
+    help="all, a serial or IMEI, or key=value[,key=value] (status, model, order,"
+         " manufacturer, station, area, district, team, rank, worker_type, officer, group);"
+         " several are OR-ed; one that selects no device is refused.", show_default=False)]
 InputFile = Annotated[Path, typer.Argument(help="A CSV file.", show_default=False)]
 
 

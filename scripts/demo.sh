@@ -39,11 +39,9 @@ mdm --operator rm.jones officers import $EX/roster.csv
 step "IT staff import the supplier's delivery manifest"
 mdm --operator it.patel enrol import $EX/manifest-PO-2015-00417.csv
 
-step "Allocate devices to the 55 pilot officers"
-tail -n +2 $EX/pilot-allocation.csv | tr -d '\r' | while IFS=, read -r serial officer; do
-  mdm --operator rm.jones assign "$serial" "$officer" --reason "pilot group" 2>/dev/null
-done
-echo "pilot allocated: $(mdm devices export --format json | grep -c '"holder_id": "')"
+step "Allocate devices to the 55 pilot officers: one file, all pairs or none, one audit row"
+mdm --operator rm.jones assign --from $EX/pilot-allocation.csv --reason "pilot group"
+mdm devices list --limit 5
 
 first=$(sed -n 2p $EX/pilot-allocation.csv | cut -d, -f1)
 second_officer=$(sed -n 2p $EX/roster.csv | cut -d, -f1)
@@ -82,6 +80,8 @@ mdm lab fault "$(lab_serial 9)" offline --clear
 mdm --operator it.patel enrol devices --from $DEMO/enrol-plan.csv || true
 
 step "Gather facts from the fleet; one phone now answers with another host key"
+mdm --operator it.patel devices refresh station=Kendall \
+  || echo "(exit $?: a selector that matches no device is refused, never a run over none)"
 mdm lab fault "$(lab_serial 2)" swapped
 mdm --operator it.patel devices refresh \
   || echo "(exit $?: the swapped phone is refused and quarantined, the rest recorded)"
@@ -92,7 +92,7 @@ mdm --operator rm.jones groups create pilot --description "first users, mixed ra
 mdm --operator rm.jones groups add pilot --from $EX/pilot-allocation.csv
 pick() {  # officers of a worker type who hold no device yet (not pilot, not the swap above)
   awk -F, -v kind="$1" -v n="$2" -v swapped="$second_officer" 'NR==FNR { skip[$2]=1; next }
-    FNR>1 && !($1 in skip) && $1 != swapped && $8==kind { print $1; if (++c >= n) exit }' \
+    FNR>1 && !($1 in skip) && $1 != swapped && $8==kind && $16=="true" { print $1; if (++c >= n) exit }' \
     $EX/pilot-allocation.csv $EX/roster.csv
 }
 { pick OFFICER 5; pick PCSO 2; pick SPECIAL 2; pick STAFF 1; } > $DEMO/lab-holders.txt
@@ -120,11 +120,18 @@ printf '  lock:\n    auto_lock_seconds: 90\n' >> $DEMO/policies/11-special.yaml
 mdm policy diff
 mdm --operator it.patel policy push status=enrolled
 
-step "Compliance: one phone loses its encryption; judge every device, provision the rest"
+step "Compliance: one phone loses its encryption; the report names it (exit 1), changes nothing"
 mdm lab fault "$(lab_serial 6)" unencrypted
 mdm --operator it.patel devices refresh || true
-mdm --operator it.patel compliance report
+mdm compliance report || echo "(exit $?: the devices that are not compliant are named above)"
 mdm policy history "$(lab_serial 6)"
+
+step "Provision: compliant enrolled devices move to provisioned; the unencrypted phone is named"
+mdm --operator it.patel devices provision --check \
+  || echo "(exit $?: --check changed nothing; one device would stay enrolled)"
+mdm --operator it.patel devices provision \
+  || echo "(exit $?: the others are provisioned; the unencrypted phone stays enrolled)"
+mdm devices list status=provisioned
 
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify

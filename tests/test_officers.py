@@ -58,7 +58,10 @@ def test_leaver_still_holding_a_device_is_reported(mdm, inventory, files) -> Non
     people[0]["status"] = "LEAVER"
     result = mdm.json("officers", "import", files("r2.csv", people, examples.ROSTER_COLUMNS))
     assert result["leavers_holding_devices"] == [
-        {"officer_id": people[0]["officer_id"], "serial": serial}]
+        {"officer_id": people[0]["officer_id"], "serial": serial,
+         "name": f"{people[0]['forename']} {people[0]['surname']}",
+         "collar_number": people[0]["collar_number"] or None,
+         "payroll_no": people[0]["payroll_no"], "station": people[0]["station"]}]
 
 
 def test_every_bad_row_is_listed_and_nothing_changes(mdm, inventory, files, db_path) -> None:

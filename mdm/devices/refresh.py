@@ -21,12 +21,10 @@ REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
 
 
 def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
-    """Return the enrolled or provisioned devices the selectors pick, with pinned keys."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in REACHABLE)
-    return db.query(f"SELECT d.* {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
-                    " AND d.host_key IS NOT NULL ORDER BY d.serial",
-                    [*args, *(s.value for s in REACHABLE)])
+    """Return the enrolled or provisioned devices the selectors pick; refuse picking none."""
+    where, args = selector.select(db, selectors, [s.value for s in REACHABLE])
+    return db.query(f"SELECT d.* {selector.FROM} WHERE {where} AND d.host_key IS NOT NULL"
+                    " ORDER BY d.serial", args)
 
 
 def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,

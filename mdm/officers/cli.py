@@ -19,6 +19,7 @@ from mdm.cliopts import (
     wants_json,
 )
 from mdm.officers import service
+from mdm.officers.models import describe
 
 app = typer.Typer(no_args_is_help=True,
                   help="Import and look up officers, PCSOs, Specials and staff.")
@@ -39,20 +40,31 @@ def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
                f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"
                " but not in this file")
     for h in result["leavers_holding_devices"]:
-        ui.info(f"leaver {h['officer_id']} still holds device {h['serial']}: take it back")
+        ui.info(f"leaver {describe(h)} still holds device {h['serial']}: take it back"
+                f" (mdm unassign {h['serial']} --reason 'returned: leaver')")
 
 
 @app.command("list")
-def list_(ctx: typer.Context, area: Filter = None, station: Filter = None,
-          worker_type: Filter = None, rank: Filter = None, status: Filter = None,
+def list_(ctx: typer.Context,
+          name: Annotated[str | None, typer.Option(
+              "--name", show_default=False,
+              help="Search: a surname or its start, 'forename surname', or a collar number.")
+          ] = None,
+          area: Filter = None, station: Filter = None,
+          worker_type: Annotated[str | None, typer.Option(
+              show_default=False, help="OFFICER, PCSO, SPECIAL or STAFF (any case).")] = None,
+          rank: Annotated[str | None, typer.Option(
+              show_default=False, help="A rank, e.g. sergeant, PC, 'chief inspector'.")] = None,
+          status: Annotated[str | None, typer.Option(
+              show_default=False, help="ACTIVE, ABSENT or LEAVER (any case).")] = None,
           team: Filter = None, limit: Annotated[int | None, typer.Option(
               help="At most this many rows.", show_default="all")] = None,
           json: JsonOpt = False) -> None:
-    """List officers, filtered by area, station, worker type, rank, status or team."""
+    """List officers: search by name or collar, filter by area, station, type, rank, team."""
     c = app_context(ctx)
     rows = service.list_officers(c.db(), {"area": area, "station": station,
                                           "worker_type": worker_type, "rank": rank,
-                                          "status": status, "team": team}, limit)
+                                          "status": status, "team": team}, limit, name)
     ui.render(rows, wants_json(ctx, json), service.LIST_COLUMNS, "Officers")
 
 
@@ -67,7 +79,7 @@ def show(ctx: typer.Context,
         ui.emit_json(officer)
         return
     custody = officer.pop("custody")
-    ui.record(officer, f"Officer {officer['officer_id']}")
+    ui.record(officer, f"Officer {describe(officer)}")
     ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
              "Devices held")
 

@@ -154,11 +154,11 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
                "--format", "-f", help="Export as csv or json (with -o).",
                show_default="none: a table, or JSON with --json")] = None,
            output: OutputOpt = None, json: JsonOpt = False) -> None:
-    """Judge each device from its latest facts; compliant enrolled devices become provisioned."""
+    """Judge each device from its latest facts (reads only); exit 1 if any is not compliant."""
     from mdm.policies import report as reporter
 
     c = app_context(ctx)
-    result = reporter.report(c.db(), c.operator, _folder(policies), selectors or [])
+    result = reporter.report(c.db(), _folder(policies), selectors or [])
     if fmt:
         body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
         deliver(body, output, result["total"])
@@ -174,8 +174,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
                 continue
             ui.table([{by: k, **v} for k, v in sorted(result["summary"][by].items())],
                      [by, "total", "compliant", "non_compliant"], f"By {by}")
-        if result["provisioned"]:
-            ui.success(f"{len(result['provisioned'])} device(s) now provisioned")
         if result["ready_to_provision"]:
-            ui.info(f"{len(result['ready_to_provision'])} device(s) ready to provision"
-                    " (needs the it or admin role)")
+            ui.info(f"{len(result['ready_to_provision'])} compliant enrolled device(s) ready:"
+                    " mdm devices provision (it or admin role)")
+    reporter.require_compliant(result)

@@ -18,6 +18,7 @@ from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.groups.service import memberships
 from mdm.officers import service as officers
+from mdm.officers.models import describe
 from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
 from mdm.policies.loader import Layer, load_tree
@@ -92,10 +93,8 @@ def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
 def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in statuses)
-    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
-                    " ORDER BY d.serial", [*args, *statuses])
+    where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
+    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
     groups = memberships(db)
     for row in rows:
         row["subject"] = _subject(row, groups)
@@ -270,7 +269,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
-        return _subject(person, groups), f"officer {person['officer_id']}"
+        return _subject(person, groups), describe(person)
     raise InputError("give --device SERIAL or --officer ID")
 
 
