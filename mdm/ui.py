@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mdm.errors import ExitCode, MdmError
+from mdm.errors import ExitCode, MdmError, Problem
 
 
 def _out() -> Console:
@@ -92,6 +93,24 @@ def success(message: str) -> None:
     _err().print(message, markup=False)
 
 
+PROBLEMS_PER_KIND = 20
+
+
+def problem_lines(problems: Sequence[Problem]) -> list[str]:
+    """List problems as lines: the first 20 of each kind (column), then a count of the rest."""
+    shown: Counter[str] = Counter()
+    lines = []
+    for p in problems:
+        shown[p.field] += 1
+        if shown[p.field] <= PROBLEMS_PER_KIND:
+            lines.append("  - " + str(p))
+    for kind, count in shown.items():
+        if count > PROBLEMS_PER_KIND:
+            about = f" with {kind}" if kind else ""
+            lines.append(f"  … and {count - PROBLEMS_PER_KIND:,} more{about}")
+    return lines
+
+
 def error(exc: MdmError) -> None:
     """Print an error with every problem and the hint, on stderr."""
     console = _err()
@@ -105,8 +124,8 @@ def error(exc: MdmError) -> None:
             t.add_row(p.where.removeprefix("device "), p.field, p.message, p.hint)
         console.print(t)
     else:
-        for problem in exc.problems:
-            console.print("  - " + str(problem), markup=False)
+        for line in problem_lines(exc.problems):
+            console.print(line, markup=False)
     if exc.hint:
         console.print("[yellow]what to do:[/yellow] ", end="")
         console.print(exc.hint, markup=False)

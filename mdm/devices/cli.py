@@ -9,6 +9,7 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     FormatOpt,
     JsonOpt,
     OutputOpt,
@@ -71,10 +72,11 @@ def show(ctx: typer.Context,
 
 @app.command("export")
 def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
-           reason: ReasonOpt = None) -> None:
+           force: ForceOpt = False, reason: ReasonOpt = None) -> None:
     """Export every device and its holder as CSV (spreadsheet-safe) or JSON; logged."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
+    body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
+                                 force)
     deliver(body, output, count)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports
 from mdm.errors import NotFound
-from mdm.operators import roles
-from mdm.store import audit, transaction
 from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
@@ -88,13 +87,12 @@ def show(db: Database, ref: str) -> dict[str, Any]:
 EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "held_since")
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
-    """Export every device with its current holder, as CSV or JSON; the export is logged."""
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           output: Path | None = None, force: bool = False) -> tuple[str, int]:
+    """Export every device with its current holder, as CSV or JSON; logged as a disclosure."""
     rows = db.query(f"{_HOLDER_SELECT} ORDER BY d.serial", [])
     body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
             else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "devices.export")
-        audit.record(db, operator, "devices.export", "devices", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason})
+    exports.deliver(db, operator, "devices.export", "devices",
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force)
     return body, len(rows)

@@ -10,12 +10,13 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     JsonOpt,
     OutputOpt,
     SelectorArg,
     app_context,
-    deliver,
     export_format,
+    save,
     wants_json,
 )
 
@@ -143,7 +144,7 @@ def history(ctx: typer.Context, serial: Annotated[str, typer.Argument(help="Devi
 def report(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
            fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv or json, to"
                                                    " export (with -o).")] = None,
-           output: OutputOpt = None, json: JsonOpt = False) -> None:
+           output: OutputOpt = None, force: ForceOpt = False, json: JsonOpt = False) -> None:
     """Judge each device from its latest facts; compliant enrolled devices become provisioned."""
     from mdm.policies import report as reporter
 
@@ -151,7 +152,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
     result = reporter.report(c.db(), c.operator, _folder(policies), selectors or [])
     if fmt:
         body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
-        deliver(body, output, result["total"])
+        save(body, output, result["total"], force)
     elif wants_json(ctx, json):
         ui.emit_json(result)
     else:
