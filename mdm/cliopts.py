@@ -59,19 +59,19 @@ def export_format(fmt: str) -> str:
     return fmt
 
 
-def deliver(body: str, output: Path | None, count: int) -> None:
-    """Print an export on stdout, or confirm the file the service wrote (and recorded)."""
+def deliver(body: str, output: Path | None, count: int, force: bool = False) -> None:
+    """Print CSV/JSON on stdout, or write it safely to a new file (0600) and confirm."""
+    if output is not None:
+        safefile.write(output, body.encode("utf-8"), force)
+    exported(body, output, count)
+
+
+def exported(body: str, output: Path | None, count: int) -> None:
+    """Print an export on stdout, or confirm the file its service wrote (and recorded)."""
     if output is None:
         ui.write_text(body)
     else:
         ui.success(f"{count} rows written to {output}")
-
-
-def save(body: str, output: Path | None, count: int, force: bool = False) -> None:
-    """Print a report on stdout, or write it safely to a new file (0600) and confirm."""
-    if output is not None:
-        safefile.write(output, body.encode("utf-8"), force)
-    deliver(body, output, count)
 
 
 @contextmanager

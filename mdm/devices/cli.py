@@ -16,8 +16,8 @@ from mdm.cliopts import (
     ReasonOpt,
     SelectorArg,
     app_context,
-    deliver,
     export_format,
+    exported,
     wants_json,
 )
 from mdm.devices import service
@@ -77,7 +77,7 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
                                  force)
-    deliver(body, output, count)
+    exported(body, output, count)
 
 
 @app.command("refresh")

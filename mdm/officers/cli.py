@@ -16,8 +16,8 @@ from mdm.cliopts import (
     OutputOpt,
     ReasonOpt,
     app_context,
-    deliver,
     export_format,
+    exported,
     problems_to,
     wants_json,
 )
@@ -85,5 +85,5 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
                                  force)
-    deliver(body, output, count)
+    exported(body, output, count)
 

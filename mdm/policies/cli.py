@@ -15,8 +15,8 @@ from mdm.cliopts import (
     OutputOpt,
     SelectorArg,
     app_context,
+    deliver,
     export_format,
-    save,
     wants_json,
 )
 
@@ -152,7 +152,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
     result = reporter.report(c.db(), c.operator, _folder(policies), selectors or [])
     if fmt:
         body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
-        save(body, output, result["total"], force)
+        deliver(body, output, result["total"], force)
     elif wants_json(ctx, json):
         ui.emit_json(result)
     else:
