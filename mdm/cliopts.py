@@ -80,6 +80,8 @@ def problems_to(path: Path | None, source: Path | None = None) -> Iterator[None]
     if path is not None and source is not None and path.resolve() == source.resolve():
         raise InputError(f"--errors {path} is the file being imported",
                          "give another file name for the list of problems")
+    if path is not None:
+        safefile.check_target(path, force=True)  # a bad --errors path fails before any work
     try:
         yield
     except InputError as exc:

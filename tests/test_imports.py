@@ -76,13 +76,15 @@ def test_3000_bad_rows_show_20_and_count_the_rest_and_errors_has_all(
     assert report.read_text(encoding="utf-8").strip() == ",".join(csvio.PROBLEM_COLUMNS)
 
 
-def test_errors_never_overwrite_the_file_being_imported(mdm: Any, inventory: Any,
+def test_a_bad_errors_path_is_refused_before_the_import(mdm: Any, inventory: Any,
                                                        files: Files) -> None:
     path = files("bad.csv", _bad_manifest(3), examples.MANIFEST_COLUMNS)
     text = path.read_text()
     assert "is the file being imported" in mdm("enrol", "import", path, "--errors", path,
                                                code=2).stderr
     assert path.read_text() == text
+    assert "there is no folder" in mdm("enrol", "import", path, "--errors",
+                                       path.parent / "no" / "e.csv", code=2).stderr
 
 
 def test_reimporting_a_manifest_says_so_in_one_line(mdm: Any, inventory: Any, tmp_path: Path,
