@@ -109,8 +109,6 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
     where = str(path)
     raw = csvio.read_bytes(path)
     sha256 = hashlib.sha256(raw).hexdigest()
-    if seen := imports.already_imported(db, "devices.import", path, sha256):
-        return seen
     rows = csvio.parse_rows(raw, path, REQUIRED, ALIASES)
     records, problems = [], []
     for row in rows:
@@ -124,7 +122,7 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
     with transaction(db):
         roles.require(db, operator, "devices.import")
         if seen := imports.already_imported(db, "devices.import", path, sha256):
-            return seen  # a colleague imported the same file a moment ago
+            return seen  # the same bytes again: one line, instead of a problem per row
         problems = _check_against_inventory(db, records, where)
         if problems:
             raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",

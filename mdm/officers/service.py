@@ -80,8 +80,6 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
     where = str(path)
     raw = csvio.read_bytes(path)
     sha256 = hashlib.sha256(raw).hexdigest()
-    if seen := imports.already_imported(db, "officers.import", path, sha256):
-        return seen
     rows = csvio.parse_rows(raw, path, m.REQUIRED, ALIASES)
     problems: list[Problem] = []
     records: list[dict[str, Any]] = []
@@ -106,7 +104,7 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
     with transaction(db):
         roles.require(db, operator, "officers.import")
         if seen := imports.already_imported(db, "officers.import", path, sha256):
-            return seen  # a colleague imported the same file a moment ago
+            return seen  # the same bytes again: one line, instead of a problem per row
         existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
         problems = _check_against_inventory(records, existing, where)
         if problems:
