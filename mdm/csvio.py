@@ -181,6 +181,7 @@ def problems_csv(problems: Iterable[Problem]) -> str:
     for p in problems:
         match = _WHERE_ROW.match(p.where)
         rows.append({"row": match["row"] if match else "", "field": p.field,
-                     "problem": p.message if match else f"{p.where}: {p.message}",
+                     "problem": p.message if match or not p.where
+                     else f"{p.where}: {p.message}",
                      "hint": p.hint})
     return write_csv(rows, PROBLEM_COLUMNS)
