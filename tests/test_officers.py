@@ -47,8 +47,11 @@ def test_reimport_updates_in_place_and_never_deletes(mdm, inventory, files, db_p
                 (dropped["officer_id"],)) == [(1,)]
     log = mdm.json("audit", "log", "--subject", "roster:later.csv")
     assert log[-1]["after"]["changes"][leaver["officer_id"]]["status"] == ["ACTIVE", "LEAVER"]
-    again = mdm.json("officers", "import", files("later.csv", people, examples.ROSTER_COLUMNS))
+    again = mdm.json("officers", "import", files("again.csv", people[::-1],
+                                                 examples.ROSTER_COLUMNS))
     assert (again["inserted"], again["updated"]) == (0, 0)
+    same = mdm.json("officers", "import", files("later.csv", people, examples.ROSTER_COLUMNS))
+    assert same["already_imported"]["operator"] == "admin"
 
 
 def test_leaver_still_holding_a_device_is_reported(mdm, inventory, files) -> None:

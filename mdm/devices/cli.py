@@ -9,14 +9,15 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     FormatOpt,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
     SelectorArg,
     app_context,
-    deliver,
     export_format,
+    exported,
     wants_json,
 )
 from mdm.devices import service
@@ -100,12 +101,13 @@ def list_(ctx: typer.Context, selectors: SelectorArg = None,
 
 @app.command("export")
 def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "csv",
-           output: OutputOpt = None, reason: ReasonOpt = None) -> None:
+           output: OutputOpt = None, force: ForceOpt = False,
+           reason: ReasonOpt = None) -> None:
     """Export the selected devices (default all) and holders as CSV or JSON; logged."""
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
-                                 selectors or [])
-    deliver(body, output, count)
+                                 selectors or [], output, force)
+    exported(body, output, count)
 
 
 @app.command("provision")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports
 from mdm.devices import selector
 from mdm.errors import NotFound
-from mdm.operators import roles
-from mdm.store import audit, transaction
 from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
@@ -137,15 +136,14 @@ EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "h
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
-           selectors: list[str] | None = None) -> tuple[str, int]:
-    """Export the selected devices (default all) with their holders, as CSV or JSON; logged."""
+           selectors: list[str] | None = None, output: Path | None = None,
+           force: bool = False) -> tuple[str, int]:
+    """Export the selected devices (default all) with their holders; logged as a disclosure."""
     where, args = selector.select(db, selectors or [], allow_none=True)
     rows = db.query(f"{_HOLDER_SELECT} WHERE {where} ORDER BY d.serial", args)
     body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
             else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "devices.export")
-        audit.record(db, operator, "devices.export", "devices", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason,
-                      "selectors": selectors or ["all"]})
+    exports.deliver(db, operator, "devices.export", "devices",
+                    {"rows": len(rows), "format": fmt, "reason": reason,
+                     "selectors": selectors or ["all"]}, body, output, force)
     return body, len(rows)

@@ -8,19 +8,31 @@ from typing import Annotated, Any
 import typer
 
 from mdm import ui
-from mdm.cliopts import ConcurrencyOpt, InputFile, JsonOpt, app_context, wants_json
+from mdm.cliopts import (
+    ConcurrencyOpt,
+    ErrorsOpt,
+    InputFile,
+    JsonOpt,
+    app_context,
+    problems_to,
+    wants_json,
+)
 from mdm.enrol import manifest, service
 
 app = typer.Typer(no_args_is_help=True, help="Import deliveries and enrol devices.")
 
 
 @app.command("import")
-def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
+            json: JsonOpt = False) -> None:
     """Import a supplier's delivery manifest CSV; every device lands or nothing changes."""
     c = app_context(ctx)
-    result = manifest.import_manifest(c.db(), c.operator, path)
+    with problems_to(errors, path):
+        result = manifest.import_manifest(c.db(), c.operator, path)
     if wants_json(ctx, json):
         ui.emit_json(result)
+    elif result.get("already_imported"):
+        ui.info(result["already_imported"]["message"])
     else:
         ui.success(f"{result['devices']} devices delivered (orders: "
                    f"{', '.join(result['orders']) or 'none given'})")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, OutputOpt, app_context, deliver, wants_json
+from mdm.cliopts import ForceOpt, JsonOpt, OutputOpt, app_context, deliver, wants_json
 from mdm.errors import InputError
 
 if TYPE_CHECKING:
@@ -87,16 +87,16 @@ def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
 
 
 @app.command("manifest")
-def manifest(output: OutputOpt = None, lab_dir: LabDir = None) -> None:
+def manifest(output: OutputOpt = None, force: ForceOpt = False, lab_dir: LabDir = None) -> None:
     """Print the supplier manifest (CSV) for the lab's devices, for `mdm enrol import`."""
     from mdm import csvio, examples
 
     rows = _lab(lab_dir).manifest()
-    deliver(csvio.write_csv(rows, examples.MANIFEST_COLUMNS), output, len(rows))
+    deliver(csvio.write_csv(rows, examples.MANIFEST_COLUMNS), output, len(rows), force)
 
 
 @app.command("addresses")
-def addresses(output: OutputOpt = None, lab_dir: LabDir = None,
+def addresses(output: OutputOpt = None, force: ForceOpt = False, lab_dir: LabDir = None,
               host_keys: Annotated[bool, typer.Option(
                   "--host-keys", help="Add each device's host-key fingerprint, as a supplier"
                                       " or bench check would give it.")] = False) -> None:
@@ -106,4 +106,4 @@ def addresses(output: OutputOpt = None, lab_dir: LabDir = None,
     rows = [{"serial": r["serial"], "address": r["address"],
              "fingerprint": r["fingerprint"] if host_keys else ""}
             for r in _lab(lab_dir).status()]
-    deliver(manifest_csv(rows), output, len(rows))
+    deliver(manifest_csv(rows), output, len(rows), force)

@@ -8,14 +8,17 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    ErrorsOpt,
+    ForceOpt,
     FormatOpt,
     InputFile,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
     app_context,
-    deliver,
     export_format,
+    exported,
+    problems_to,
     wants_json,
 )
 from mdm.officers import service
@@ -29,12 +32,17 @@ Filter = Annotated[str | None, typer.Option(help="Only officers with this value 
 
 
 @app.command("import")
-def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
+            json: JsonOpt = False) -> None:
     """Import or re-import an HR roster CSV; every row lands or nothing changes."""
     c = app_context(ctx)
-    result = service.import_roster(c.db(), c.operator, path)
+    with problems_to(errors, path):
+        result = service.import_roster(c.db(), c.operator, path)
     if wants_json(ctx, json):
         ui.emit_json(result)
+        return
+    if result.get("already_imported"):
+        ui.info(result["already_imported"]["message"])
         return
     ui.success(f"{result['rows']} rows: {result['inserted']} new, {result['updated']} updated,"
                f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"
@@ -86,9 +94,10 @@ def show(ctx: typer.Context,
 
 @app.command("export")
 def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
-           reason: ReasonOpt = None) -> None:
+           force: ForceOpt = False, reason: ReasonOpt = None) -> None:
     """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
-    deliver(body, output, count)
+    body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
+                                 force)
+    exported(body, output, count)
 

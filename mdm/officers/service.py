@@ -1,7 +1,8 @@
 """Import the HR roster, find officers, list and export them.
 
 A re-import of a later export updates officers in place: transfers and promotions are
-field changes, leavers arrive with status LEAVER. Nobody is ever deleted: an officer's
+field changes, leavers arrive with status LEAVER; the very same file again (by sha256) is
+recognised and changes nothing. Nobody is ever deleted: an officer's
 record is part of the chain of custody of every device they held.
 """
 
@@ -11,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports, imports
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
@@ -77,7 +78,9 @@ def _check_row(row: csvio.Row, where: str) -> tuple[dict[str, Any], list[Problem
 def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
     """Import or re-import an HR roster export: all rows land, or nothing changes."""
     where = str(path)
-    rows = csvio.read_rows(path, m.REQUIRED, ALIASES)
+    raw = csvio.read_bytes(path)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    rows = csvio.parse_rows(raw, path, m.REQUIRED, ALIASES)
     problems: list[Problem] = []
     records: list[dict[str, Any]] = []
     first_line: dict[str, dict[str, int]] = {"officer_id": {}, "payroll_no": {}}
@@ -100,6 +103,8 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
 
     with transaction(db):
         roles.require(db, operator, "officers.import")
+        if seen := imports.already_imported(db, "officers.import", path, sha256):
+            return seen  # the same bytes again: one line, instead of a problem per row
         existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
         problems = _check_against_inventory(records, existing, where)
         if problems:
@@ -108,7 +113,7 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
                              problems=problems)
         result = _write(db, records, existing)
         result["file"] = path.name
-        result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        result["sha256"] = sha256
         summary = {k: result[k] for k in ("file", "sha256", "rows", "inserted", "updated",
                                           "unchanged", "not_in_file")}
         audit.record(db, operator, "officers.import", f"roster:{path.name}", None,
@@ -319,16 +324,15 @@ def list_officers(db: Database, filters: dict[str, str | None],
     return [m.with_booleans(r) for r in db.query(sql, args)]
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
-    """Export every officer as CSV or JSON; the export itself is logged (a disclosure)."""
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           output: Path | None = None, force: bool = False) -> tuple[str, int]:
+    """Export every officer as CSV or JSON, to stdout or a file; logged as a disclosure."""
     import json
 
     rows = list_officers(db, {})
     columns = list(m.COLUMNS) + ["device", "created_at", "updated_at"]
     body = (csvio.write_csv(rows, columns) if fmt == "csv"
             else json.dumps([{c: r[c] for c in columns} for r in rows], indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "officers.export")
-        audit.record(db, operator, "officers.export", "officers", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason})
+    exports.deliver(db, operator, "officers.export", "officers",
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force)
     return body, len(rows)

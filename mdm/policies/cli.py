@@ -10,6 +10,7 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     JsonOpt,
     OutputOpt,
     SelectorArg,
@@ -153,7 +154,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
            fmt: Annotated[str | None, typer.Option(
                "--format", "-f", help="Export as csv or json (with -o).",
                show_default="none: a table, or JSON with --json")] = None,
-           output: OutputOpt = None, json: JsonOpt = False) -> None:
+           output: OutputOpt = None, force: ForceOpt = False, json: JsonOpt = False) -> None:
     """Judge each device from its latest facts (reads only); exit 1 if any is not compliant."""
     from mdm.policies import report as reporter
 
@@ -161,7 +162,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
     result = reporter.report(c.db(), _folder(policies), selectors or [])
     if fmt:
         body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
-        deliver(body, output, result["total"])
+        deliver(body, output, result["total"], force)
     elif wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -66,18 +66,18 @@ def parse_status(output: str) -> tuple[dict[str, Any] | None, str | None]:
 
 def load(name_or_path: str = "android") -> Profile:
     """Load a built-in profile by name, or a profile YAML file by path."""
-    import yaml
+    from mdm import yamlio
 
     path = Path(name_or_path)
     if not path.suffix:
         path = BUILTIN / f"{name_or_path}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError:
+    if not path.is_file():
         raise InputError(f"no device profile {name_or_path!r}",
-                         "use 'android' or the path of a profile YAML file") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+                         "use 'android' or the path of a profile YAML file")
+    data = yamlio.load(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a device profile must be a mapping of facts, paths and"
+                         " actions", "copy the built-in android profile and edit it")
     missing = [f"{section}.{key}" for section, keys in
                (("facts", FACT_SECTIONS),
                 ("paths", ("dpc_inbox", "dpc_status", "staging")),
@@ -87,4 +87,5 @@ def load(name_or_path: str = "android") -> Profile:
     if missing:
         raise InputError(f"{path}: the profile lacks " + ", ".join(missing),
                          "copy the built-in android profile and edit it")
-    return Profile(data.get("name", path.stem), data["facts"], data["paths"], data["actions"])
+    return Profile(str(data.get("name") or path.stem), data["facts"], data["paths"],
+                   data["actions"])
