@@ -34,9 +34,16 @@ STATUS_TEXT_FIELDS = ("state", "error", "policyName", "appliedAt", "reportedAt")
 DETAIL_TEXT_FIELDS = ("settingName", "nonComplianceReason", "packageName", "fieldPath",
                       "installationFailureReason", "specificNonComplianceReason")
 
-_PROP = re.compile(r"\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]", re.DOTALL)
-_PKG_LINE = re.compile(r"package:(?P<name>\S*)(?: versionCode:(?P<code>\S*))?\s*")
+# A section is matched whole, one line at a time, as "\n" + section + "\n" (with "\r\n"
+# made "\n"): each pattern starts with "\n", so the search jumps from line to line, and
+# looks ahead for the next. Lines of no known shape are noise and skipped, except a
+# "package:" line, which must be sound.
+_PROP = re.compile(r"\n\[([^\]\n]+)\]: \[([^\n]*)\](?=\n)")
+_SETTING = re.compile(r"\n([^=\n]+)=([^\n]*)(?=\n)")
+_PKG = re.compile(r"\npackage:([A-Za-z0-9_.]{1,255})(?: versionCode:([0-9]{1,19}))?[ \t]*(?=\n)")
 _PKG_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_PKG_ANY_LINE = re.compile(r"^package:.*$", re.MULTILINE)
+_PKG_LINE = re.compile(r"package:(?P<name>\S*)(?: versionCode:(?P<code>\S*))?\s*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -82,27 +89,33 @@ def _sections(text: str, boundary: str, names: tuple[str, ...]) -> list[str]:
     return parts
 
 
-def _lines(text: str) -> list[str]:
-    # Only "\n" ends a line (a value may hold other line breaks); "\r\n" is tolerated.
-    return [line.removesuffix("\r") for line in text.split("\n")]
+def _lines(text: str) -> str:
+    return f"\n{text}\n".replace("\r\n", "\n")
 
 
-def _add(into: dict[str, Any], key: str, value: Any, what: str) -> None:
-    if len(key) > MAX_KEY:
-        raise BadOutput(f"a {what} name of {len(key)} characters (at most {MAX_KEY})")
-    if key in into:
-        raise BadOutput(f"{what} {key!r} is listed twice")
-    if len(into) >= MAX_ENTRIES:
+def _entries(pairs: list[tuple[str, str]], what: str, truncated: list[str],
+             section: str) -> dict[str, str]:
+    """Return name → value for one section: unique names, capped names and values."""
+    if len(pairs) > MAX_ENTRIES:
         raise BadOutput(f"more than {MAX_ENTRIES} {what}s")
-    into[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadOutput(f"{what} {key[:MAX_KEY]!r} is listed twice")
+            seen.add(key)
+    longest = max(map(len, out), default=0)
+    if longest > MAX_KEY:
+        raise BadOutput(f"a {what} name of {longest} characters (at most {MAX_KEY})")
+    if max(map(len, out.values()), default=0) > MAX_VALUE:
+        for key in [k for k, v in out.items() if len(v) > MAX_VALUE]:
+            out[key] = _cap(out[key], f"{section}.{key}", truncated)
+    return out
 
 
 def _props(text: str, truncated: list[str]) -> dict[str, str]:
-    props: dict[str, str] = {}
-    for line in _lines(text):
-        if m := _PROP.fullmatch(line):
-            _add(props, m["key"], _cap(m["value"], f"props.{m['key'][:MAX_KEY]}", truncated),
-                 "prop")
+    props = _entries(_PROP.findall(_lines(text)), "prop", truncated, "props")
     sdk = props.get("ro.build.version.sdk", "")
     if sdk and not (_DIGITS.fullmatch(sdk) and len(sdk) <= 4):
         raise BadOutput(f"ro.build.version.sdk {sdk[:40]!r} is not an API level")
@@ -124,31 +137,29 @@ def _is_date(text: str) -> bool:
 
 
 def _packages(text: str) -> dict[str, int]:
-    packages: dict[str, int] = {}
-    for line in _lines(text):
-        if not line.startswith("package:"):
-            continue
-        m = _PKG_LINE.fullmatch(line)
-        if not m or not _PKG_NAME.fullmatch(m["name"]) or len(m["name"]) > 255:
-            raise BadOutput(f"the line {line[:60]!r} does not name a package")
-        name, code = m["name"], m["code"] or "0"
-        # Length first: int() of thousands of digits is slow, then refused by Python.
-        if not _DIGITS.fullmatch(code) or len(code) > 19 or int(code) > MAX_VERSION_CODE:
-            shown = code if len(code) <= 20 else f"{code[:12]}… ({len(code)} characters)"
-            raise BadOutput(f"package {name}: versionCode {shown!r} is not one a device"
-                            " can have")
-        _add(packages, name, int(code), "package")
-    return packages
+    text = _lines(text)
+    found = _PKG.findall(text)
+    if len(found) != text.count("\npackage:"):  # some "package:" line is not sound
+        for line in _PKG_ANY_LINE.findall(text):
+            m = _PKG_LINE.fullmatch(line)
+            if not m or not _PKG_NAME.fullmatch(m["name"]) or len(m["name"]) > 255:
+                raise BadOutput(f"the line {line[:60]!r} does not name a package")
+            code = m["code"]
+            if code is not None and not (_DIGITS.fullmatch(code) and len(code) <= 19):
+                shown = code if len(code) <= 20 else f"{code[:12]}… ({len(code)} characters)"
+                raise BadOutput(f"package {m['name']}: versionCode {shown!r} is not one a"
+                                " device can have")
+        raise BadOutput("a package line is not 'package:NAME versionCode:N'")
+    out = {name: int(code or 0) for name, code in _entries(found, "package", [], "packages")
+           .items()}
+    if max(out.values(), default=0) > MAX_VERSION_CODE:
+        name = max(out, key=out.__getitem__)
+        raise BadOutput(f"package {name}: versionCode {out[name]} is not one a device can have")
+    return out
 
 
 def _settings(text: str, truncated: list[str]) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for line in _lines(text):
-        key, sep, value = line.partition("=")
-        if sep:
-            _add(settings, key, _cap(value, f"settings.{key[:MAX_KEY]}", truncated),
-                 "setting")
-    return settings
+    return _entries(_SETTING.findall(_lines(text)), "setting", truncated, "settings")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
