@@ -85,6 +85,23 @@ def test_refresh_fails_the_hostile_device_alone_and_records_the_rest(
 
 
 @pytest.mark.lab
+@pytest.mark.parametrize("shape", ["dpc-status-list", "huge-versioncode", "binary-output"])
+def test_enrolment_refuses_the_hostile_device_alone(mdm: Any, lab: Any, delivered: Any,
+                                                    files: Any, db_path: Path,
+                                                    shape: str) -> None:
+    devices = delivered(3)
+    lab.lab.fault(devices[1].serial, shape)
+    plan = files("plan.csv", "serial_number,address,host_key\n" + "".join(
+        f"{d.serial},{d.address},{lab.fingerprint(d)}\n" for d in devices))
+    out = mdm.json("enrol", "devices", "--from", plan, code=1)
+    assert [(f["serial"], f["kind"]) for f in out["failed"]] == [
+        (devices[1].serial, "malformed_output")]
+    assert REFRESH_SHAPES[shape] in out["failed"][0]["error"]
+    status = dict(rows(db_path, "SELECT serial, status FROM devices"))
+    assert [status[d.serial] for d in devices] == ["enrolled", "delivered", "enrolled"]
+
+
+@pytest.mark.lab
 def test_an_oversized_prop_is_stored_truncated_and_flagged(mdm: Any, lab: Any,
                                                            three: list[Any],
                                                            db_path: Path) -> None:
