@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mdm.fleet.transport import CommandResult, Target
+from mdm.fleet.transport import MAX_OUTPUT, CommandResult, OutputTooLarge, Target
 
 Reply = tuple[int, bytes, bytes] | Callable[[str, bytes | None], tuple[int, bytes, bytes]]
 
@@ -26,12 +26,14 @@ class FakeTransport:
         return self
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None) -> CommandResult:
+            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
         assert not self.closed, "run() after close()"
         self.commands.append(command)
         for pattern, reply in self.replies:
             if pattern.search(command):
                 code, out, err = reply(command, stdin) if callable(reply) else reply
+                if max(len(out), len(err)) > (MAX_OUTPUT if max_output is None else max_output):
+                    raise OutputTooLarge(self.target.name, "printed too much; stopped reading")
                 return CommandResult(command, code, out, err, 0.0)
         raise AssertionError(f"unexpected command on {self.target.name}: {command!r}")
 

@@ -19,6 +19,7 @@ def transport(request: pytest.FixtureRequest) -> Any:
         fake.expect(r"^exit 3$", (3, b"", b""))
         fake.expect(r"^echo oops >&2", (1, b"", b"oops\n"))
         fake.expect(r"^cat$", echo_stdin)
+        fake.expect(r"^head -c 2000 /dev/zero$", (0, bytes(2000), b""))
         yield fake
         return
     lab = request.getfixturevalue("lab")
@@ -49,6 +50,14 @@ def test_run_returns_output_and_exit_status(transport: Any) -> None:
 def test_stdin_reaches_the_command(transport: Any) -> None:
     data = bytes(range(256)) * 64
     assert transport.run("cat", stdin=data).stdout == data
+
+
+def test_output_past_max_output_raises_and_within_it_is_whole(transport: Any) -> None:
+    from mdm.fleet.transport import OutputTooLarge
+
+    with pytest.raises(OutputTooLarge):
+        transport.run("head -c 2000 /dev/zero", max_output=1000)
+    assert transport.run("head -c 2000 /dev/zero", max_output=2000).stdout == bytes(2000)
 
 
 def test_put_returns_the_sha256_and_refuses_unsafe_paths(transport: Any) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
-from mdm.fleet.transport import StepFailed, Target
+from mdm.fleet.transport import OutputTooLarge, StepFailed, Target
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -50,13 +50,19 @@ def parse_address(text: str) -> tuple[str, str, int]:
     return user, match["host"].strip("[]"), port
 
 
-def run_checked(transport: Any, command: str, what: str) -> str:
-    """Run a device command that must succeed; return its output."""
-    result = transport.run(command)
+def run_checked(transport: Any, command: str, what: str,
+                max_output: int | None = None) -> str:
+    """Run a device command that must succeed; return its output, which must be UTF-8."""
+    from mdm.fleet.deviceout import decode
+
+    try:
+        result = transport.run(command, max_output=max_output)
+    except OutputTooLarge as exc:
+        raise OutputTooLarge(exc.target, f"{what}: {exc.message}") from None
     if not result.ok:
         raise StepFailed(transport.target.name, f"{what} failed (exit {result.exit_status}):"
                          f" {result.stderr.decode(errors='replace').strip()[:200]}")
-    return str(result.text)
+    return decode(result.stdout, what, transport.target.name)
 
 
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
@@ -66,7 +72,11 @@ def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
 
 
 def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -> None:
-    """Store the latest facts of one device (inside the caller's transaction)."""
+    """Store the latest facts of one device (inside the caller's transaction).
+
+    The facts come from the profile's parser: checked against its schema, every value
+    within its cap (cut values are listed in facts["truncated"]).
+    """
     props = facts["props"]
     sdk = props.get("ro.build.version.sdk", "")
     db.execute(
@@ -79,7 +89,8 @@ def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -
         " packages = excluded.packages, dpc_status = excluded.dpc_status,"
         " props = excluded.props, settings = excluded.settings,"
         " policy_file_sha256 = excluded.policy_file_sha256",
-        [device_id, at, props.get("ro.build.version.release"), int(sdk) if sdk.isdigit() else None,
+        [device_id, at, props.get("ro.build.version.release"),
+         int(sdk) if sdk.isascii() and sdk.isdigit() else None,
          props.get("ro.build.version.security_patch") or None, props.get("ro.crypto.state"),
          json.dumps(facts["packages"], sort_keys=True),
          json.dumps(facts["dpc_status"], sort_keys=True) if facts["dpc_status"] else None,

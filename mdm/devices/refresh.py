@@ -1,7 +1,10 @@
 """Gather facts from many enrolled devices at once and record them with `last_seen`.
 
 An unreachable device is recorded as such (last contact time and error) and named in
-the report; it never stops the run. A device offering a changed host key is quarantined.
+the report; it never stops the run. So is a device whose answer is refused (output that
+breaks the facts schema, is not UTF-8, or passes the size cap): its previous facts stay,
+and the refusal is its last contact error. A device offering a changed host key is
+quarantined. Values cut to their cap are named per device and in the audit row.
 """
 
 from __future__ import annotations
@@ -37,18 +40,25 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
 
     def facts(transport: Transport) -> dict[str, Any]:
         output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
-        return fleet.profile.parse_facts(output)
+        return fleet.profile.parse_facts(output, transport.target.name)
 
     outcome = contact.Outcome()
 
     def reached(row: dict[str, Any], result: Any, at: str) -> None:
-        contact.record_facts(db, row["id"], result.value("facts"), at)
-        outcome.done.append({"serial": row["serial"], "last_seen": at})
+        facts = result.value("facts")
+        contact.record_facts(db, row["id"], facts, at)
+        outcome.done.append({"serial": row["serial"], "last_seen": at,
+                             "truncated": facts["truncated"]})
 
     def batch_summary(batch: contact.Batch) -> None:
-        audit.record(db, operator, "devices.refresh", "devices", None,
-                     {"reached": sum(r.ok for _, r in batch),
-                      "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
+        details: dict[str, Any] = {
+            "reached": sum(r.ok for _, r in batch),
+            "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)}
+        cut = {row["serial"]: r.value("facts")["truncated"] for row, r in batch
+               if r.ok and r.value("facts")["truncated"]}
+        if cut:
+            details["truncated"] = cut
+        audit.record(db, operator, "devices.refresh", "devices", None, details)
 
     record = contact.recorder(db, operator, outcome, reached, after=batch_summary)
 
@@ -57,6 +67,7 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
         [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
-        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) were not reached",
+        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"
+                             " refreshed",
                              outcome.problems(), summary)
     return summary

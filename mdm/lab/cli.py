@@ -69,7 +69,11 @@ def down(lab_dir: LabDir = None,
 def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
           kind: Annotated[str | None, typer.Argument(
               help="offline, slow, swapped, identity, unencrypted, pm-install-fail,"
-                   " corrupt-upload.", show_default=False)] = None,
+                   " corrupt-upload; weak-cipher, weak-mac, weak-kex (what sshd offers);"
+                   " dpc-forged-separator, dpc-status-list, dpc-sha-list,"
+                   " dpc-details-strings, binary-output, huge-facts, huge-prop,"
+                   " huge-versioncode, patch-unknown (hostile output). See docs/fleet.md.",
+              show_default=False)] = None,
           clear: Annotated[bool, typer.Option("--clear", help="Switch it off (all faults"
                                                               " if no KIND).")] = False,
           delay: Annotated[float, typer.Option(help="Seconds, for slow.")] = 3.0,

@@ -4,7 +4,8 @@ Per device, over one connection: read the DPC's status and the policy file's sha
 both already show the expected version, write nothing. Otherwise upload the policy to the
 DPC's inbox (temporary name, sha256 checked on the device, rename), broadcast the apply
 action, and read the status back: success is recorded only when the DPC reports the
-expected sha256.
+expected sha256. A status that breaks its schema (or is too large, or not UTF-8) fails
+that device before anything is written to it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from mdm.devices import contact
 from mdm.errors import InputError, PartialFailure
-from mdm.fleet.profiles import parse_status
+from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
 from mdm.fleet.session import Fleet
 from mdm.fleet.transport import StepFailed, Transport
 from mdm.operators import roles
@@ -52,25 +53,25 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
     _store_versions(db, operator, rows)
     profile = fleet.profile
 
-    def status(t: Transport) -> tuple[dict[str, Any] | None, str | None]:
-        return parse_status(contact.run_checked(t, profile.status_command(),
-                                                "reading the DPC status"))
+    def status(t: Transport) -> StatusReading:
+        return profile.parse_status(contact.run_checked(
+            t, profile.status_command(), "reading the DPC status", STATUS_OUTPUT), t.target.name)
 
     def apply(t: Transport) -> dict[str, Any]:
         compiled = by_serial[t.target.name]["compiled"]
-        before, file_sha = status(t)
+        before, file_sha, cut = status(t)
         if (before or {}).get("policySha256") == compiled.sha256 and \
                 (before or {}).get("state") == "APPLIED" and file_sha == compiled.sha256:
-            return {"changed": False, "status": before, "file": file_sha}
+            return {"changed": False, "status": before, "file": file_sha, "truncated": cut}
         t.put(compiled.body, profile.paths["dpc_inbox"])
-        result = t.run(profile.actions["apply_policy"])
-        after, file_sha = status(t)
+        result = t.run(profile.actions["apply_policy"], max_output=STATUS_OUTPUT)
+        after, file_sha, cut = status(t)
         reported = (after or {}).get("policySha256")
         if reported != compiled.sha256 or (after or {}).get("state") != "APPLIED":
             raise PolicyNotApplied(t.target.name, f"the DPC reports {str(reported)[:12]}"
                                    f" ({(after or {}).get('state')}), expected"
                                    f" {compiled.sha256[:12]}; apply exit {result.exit_status}")
-        return {"changed": True, "status": after, "file": file_sha}
+        return {"changed": True, "status": after, "file": file_sha, "truncated": cut}
 
     outcome = contact.Outcome()
     unchanged: list[str] = []
@@ -148,9 +149,10 @@ def _record_applied(db: Database, operator: str, row: dict[str, Any], value: dic
     audit.record(db, operator, "policy.push", f"device:{row['serial']}",
                  {"policy": row["applied_policy"]},
                  {"policy": sha, "layers": row["compiled"].document["name"],
-                  "violations": len(violations)})
+                  "violations": len(violations),
+                  **({"truncated": value["truncated"]} if value["truncated"] else {})})
     outcome.done.append({"serial": row["serial"], "from": row["applied_policy"], "to": sha,
-                         "violations": violations})
+                         "violations": violations, "truncated": value["truncated"]})
 
 
 def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> None:

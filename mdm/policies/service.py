@@ -80,6 +80,7 @@ def load(folder: Path, target: compiler.Target | None = None) -> Tree:
 
 _SUBJECT_SQL = (
     "SELECT d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy, d.last_seen,"
+    " d.last_contact_error,"
     " o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
     " o.worker_type, o.rank, o.area, o.station")
 

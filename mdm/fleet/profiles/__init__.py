@@ -6,19 +6,15 @@ profile ships with mdm; a force can supply its own YAML with the same keys.
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mdm.errors import InputError
+from mdm.fleet import deviceout
+from mdm.fleet.deviceout import FACT_SECTIONS, StatusReading
 
 BUILTIN = Path(__file__).parent
-SEPARATOR = "----mdm-section----"
-FACT_SECTIONS = ("props", "packages", "settings", "dpc_status", "policy_file")
-_PROP = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
-_PKG = re.compile(r"^package:(?P<name>\S+)(?: versionCode:(?P<code>\d+))?")
 
 
 @dataclass(frozen=True)
@@ -27,41 +23,28 @@ class Profile:
     facts: dict[str, str]
     paths: dict[str, str]
     actions: dict[str, str]
+    # Made afresh each time a profile is loaded (once per command run): device output
+    # cannot pose as a section boundary it never saw.
+    boundary: str = field(default_factory=deviceout.new_boundary, repr=False, compare=False)
+
+    def _joined(self, sections: tuple[str, ...]) -> str:
+        return f" ; echo {self.boundary} ; ".join(f"{{ {self.facts[k]} ; }}" for k in sections)
 
     def facts_command(self) -> str:
         """One command that prints every fact section, so facts cost one round trip."""
-        parts = [self.facts[k] for k in FACT_SECTIONS]
-        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+        return self._joined(FACT_SECTIONS)
 
     def status_command(self) -> str:
         """One command that prints the DPC status and the policy file's sha256."""
-        parts = [self.facts["dpc_status"], self.facts["policy_file"]]
-        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+        return self._joined(deviceout.STATUS_SECTIONS)
 
-    def parse_facts(self, output: str) -> dict[str, Any]:
-        """Parse the facts command's output: props, packages, settings, DPC status."""
-        sections = output.split(SEPARATOR + "\n")
-        if len(sections) != len(FACT_SECTIONS):
-            raise ValueError("the device's facts output has the wrong number of sections")
-        props = {m["key"]: m["value"] for line in sections[0].splitlines()
-                 if (m := _PROP.match(line))}
-        packages = {m["name"]: int(m["code"] or 0) for line in sections[1].splitlines()
-                    if (m := _PKG.match(line))}
-        settings = dict(line.split("=", 1) for line in sections[2].splitlines() if "=" in line)
-        status, policy_file = parse_status(sections[3] + SEPARATOR + "\n" + sections[4])
-        return {"props": props, "packages": packages, "settings": settings,
-                "dpc_status": status, "policy_file_sha256": policy_file}
+    def parse_facts(self, output: str, device: str = "the device") -> dict[str, Any]:
+        """Parse the facts command's output; MalformedOutput says why a device's is refused."""
+        return deviceout.parse_facts(output, self.boundary, device)
 
-
-def parse_status(output: str) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse the status command's output: the DPC's status JSON and the policy file's hash."""
-    status_text, _, file_text = output.partition(SEPARATOR + "\n")
-    try:
-        status = json.loads(status_text) if status_text.strip() else None
-    except ValueError:
-        status = {"state": "UNREADABLE"}
-    digest = file_text.split()[0] if file_text.split() else None
-    return status, digest
+    def parse_status(self, output: str, device: str = "the device") -> StatusReading:
+        """Parse the status command's output: the DPC status and the policy file's sha256."""
+        return deviceout.parse_status(output, self.boundary, device)
 
 
 def load(name_or_path: str = "android") -> Profile:
