@@ -32,7 +32,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the --output fi
                                                        " exists.")]
 ErrorsOpt = Annotated[Path | None, typer.Option(
     "--errors", help="Write every problem found to this CSV file (row, field, problem, hint).",
-    show_default=False)]
+    show_default="none")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
     "--concurrency", "-c", help="Devices worked on at once.", show_default="16")]
 SelectorArg = Annotated[list[str] | None, typer.Argument(

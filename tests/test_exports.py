@@ -6,6 +6,7 @@ import csv
 import errno
 import io
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,11 +113,13 @@ def test_the_file_is_in_place_when_recorded_and_removed_if_recording_fails(
 
 def test_the_compliance_export_is_written_the_same_safe_way(mdm: Any, inventory: Any,
                                                             tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "mdm.db") as conn:  # a report judges enrolled devices
+        conn.execute("UPDATE devices SET status = 'enrolled'")
     out = tmp_path / "compliance.csv"
     out.write_text("keep me")
     assert "already exists" in mdm("compliance", "report", "-f", "csv", "-o", out,
                                    code=2).stderr
     assert out.read_text() == "keep me"
-    mdm("compliance", "report", "-f", "csv", "-o", out, "--force")
+    mdm("compliance", "report", "-f", "csv", "-o", out, "--force", code=1)  # none compliant
     assert out.read_text(encoding="utf-8").startswith("serial,")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600

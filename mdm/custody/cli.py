@@ -21,7 +21,7 @@ MaybeSerial = Annotated[str | None, typer.Argument(help="Device serial number or
 MaybeOfficer = Annotated[str | None, typer.Argument(help="Officer id, payroll or collar number.",
                                                     show_default=False)]
 FromOpt = Annotated[Path | None, typer.Option(
-    "--from", show_default=False,
+    "--from", show_default="none: one pair on the command line",
     help="A CSV file: serial_number, officer (id, payroll or collar number), optional reason;"
          " every row lands or nothing changes.")]
 

@@ -55,16 +55,16 @@ def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
 @app.command("list")
 def list_(ctx: typer.Context,
           name: Annotated[str | None, typer.Option(
-              "--name", show_default=False,
+              "--name", show_default="everyone",
               help="Search: a surname or its start, 'forename surname', or a collar number.")
           ] = None,
           area: Filter = None, station: Filter = None,
           worker_type: Annotated[str | None, typer.Option(
-              show_default=False, help="OFFICER, PCSO, SPECIAL or STAFF (any case).")] = None,
+              show_default="all", help="OFFICER, PCSO, SPECIAL or STAFF (any case).")] = None,
           rank: Annotated[str | None, typer.Option(
-              show_default=False, help="A rank, e.g. sergeant, PC, 'chief inspector'.")] = None,
+              show_default="all", help="A rank, e.g. sergeant, PC, 'chief inspector'.")] = None,
           status: Annotated[str | None, typer.Option(
-              show_default=False, help="ACTIVE, ABSENT or LEAVER (any case).")] = None,
+              show_default="all", help="ACTIVE, ABSENT or LEAVER (any case).")] = None,
           team: Filter = None, limit: Annotated[int | None, typer.Option(
               help="At most this many rows.", show_default="all")] = None,
           json: JsonOpt = False) -> None:
