@@ -71,13 +71,16 @@ def root(
                                             help="The operator's SSH private key"
                                                  " (default: ~/.config/mdm/id_ed25519).")
                    ] = None,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", envvar="MDM_WAIT", min=0, show_default=False,
+        help="Seconds a write waits for another operator's write [default: 30].")] = None,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
     from mdm.store import resolve_path
 
     obj = AppContext(db_path=resolve_path(str(db) if db else None),
                      operator=operator or default_operator(), json=json, verbose=verbose,
-                     key=key)
+                     key=key, wait=wait)
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 
