@@ -205,9 +205,27 @@ def test_mdm_itself_cannot_commit_an_evidential_change_without_its_audit_row(
                    [held["serials"][5]])
     assert rows(db_path, "SELECT status FROM devices WHERE serial = ?",
                 (held["serials"][5],)) == [("delivered",)]
+    with pytest.raises(RuntimeError, match="without an audit row"), transaction(db):
+        db.execute("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
+                   " open_reason) VALUES (?, ?, 't', 'admin', 'x')",
+                   [device_id(db_path, held["serials"][5]), held["people"][9]])
     with transaction(db):  # contact times are not evidence: no audit row needed
         db.execute("UPDATE devices SET last_seen = 'now' WHERE serial = ?", [held["serials"][5]])
     db.conn.close()
+
+
+def test_a_change_outside_mdm_is_not_sealed_by_the_next_write(mdm, held, db_path) -> None:
+    serials, people = held["serials"], held["people"]
+    attack(db_path, f"UPDATE devices SET status = 'retired' WHERE serial = '{serials[4]}'",
+           "INSERT INTO assignments (device_id, officer_id, opened_at, opened_by, open_reason)"
+           f" VALUES ({device_id(db_path, serials[5])}, '{people[8]}',"
+           " '2015-01-01T00:00:00.000000Z', 'admin', 'allocated')",
+           "INSERT INTO operators VALUES ('mallory', 'admin', 1, 't', 'admin')")
+    mdm("assign", serials[6], people[9])  # an honest write afterwards seals only its own
+    found = refused(mdm)
+    assert (found["state_mismatch"]["table"], found["state_mismatch"]["key"]) == (
+        "operators", "mallory")
+    assert found["state_problems"] == 3  # mallory, the retired device, the custody row
 
 
 # -- a damaged file is a finding, never a crash -------------------------------------------

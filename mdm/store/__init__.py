@@ -80,6 +80,7 @@ def connect(path: Path, *, create: bool = True, wait: float = DEFAULT_WAIT,
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        evidence.register(conn)
     except sqlite3.DatabaseError as exc:
         raise MdmError(f"{path} is not a usable inventory: {exc}",
                        "check the path given by --db / MDM_DB") from None
@@ -162,6 +163,7 @@ def transaction(db: Database) -> Iterator[Database]:
     conn = db.conn
     _begin(db)
     try:
+        evidence.begin(db)
         yield db
         unsealed = evidence.unsealed(db)
         if unsealed:
@@ -173,3 +175,5 @@ def transaction(db: Database) -> Iterator[Database]:
     except BaseException:
         _rollback(conn)
         raise
+    finally:
+        evidence.end(db)

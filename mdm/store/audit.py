@@ -30,7 +30,8 @@ TABLES = ("audit", "audit_state", "audit_pending", "audit_head")
 SAFEGUARDS = ("audit_no_update", "audit_no_delete", "audit_state_no_update",
               "audit_state_no_delete", "assignments_close_only", "assignments_no_delete",
               *(f"{t}_evidence_{op}" for t in evidence.EVIDENCE
-                for op in ("insert", "update", "delete")))
+                for op in ("insert", "update", "delete")
+                if not (op == "insert" and t in evidence.APPENDED)))
 
 
 def _canonical(row: dict[str, Any]) -> bytes:
@@ -160,6 +161,7 @@ class _Verifier:
         self.bad: tuple[int, str] | None = None  # (first bad seq, reason)
         self.latest: dict[tuple[Any, Any], tuple[int, Any]] = {}
         self.findings: list[StateFinding] = []
+        self.found: set[tuple[Any, Any]] = set()
         self.problems = 0
         self.proved = 0
         self.reading = "the log"  # what was being read, should the file turn out damaged
@@ -169,6 +171,9 @@ class _Verifier:
             self.bad = (seq, reason)
 
     def finding(self, table: Any, key: Any, reason: str, seq: int | None = None) -> None:
+        if (table, key) in self.found:
+            return  # one finding per row is enough
+        self.found.add((table, key))
         self.problems += 1
         if len(self.findings) < 1:
             label = evidence.describe(self.db, table, key) if table in evidence.EVIDENCE \
@@ -203,7 +208,7 @@ class _Verifier:
             while pending is not None and (not isinstance(pending[0], int)
                                            or pending[0] <= seq):
                 if pending[0] == seq:
-                    lines.append(evidence.state_line(*pending[1:]))
+                    lines.append(evidence.state_entry(*pending[1:]))
                     self.latest[(pending[1], pending[2])] = (seq, pending[3])
                 else:
                     self.orphan(pending)
