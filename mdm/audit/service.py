@@ -7,14 +7,16 @@ import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mdm.audit import signing
 from mdm.errors import ExitCode, InputError, MdmError
 from mdm.fleet.keys import fingerprint
 from mdm.store import audit
 from mdm.store.db import Database
 from mdm.timeutil import now, parse_instant
+
+if TYPE_CHECKING:
+    from mdm.audit import signing
 
 _CHECKPOINT = re.compile(r"^(\d+):([0-9a-f]{64})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -101,6 +103,8 @@ def parse_checkpoint(text: str) -> tuple[int, str]:
 def verify(db: Database, checkpoint: str | None = None,
            signer: str | None = None) -> dict[str, Any]:
     """Prove the chain and the evidential rows, up to a checkpoint (SEQ:HASH or a signed file)."""
+    from mdm.audit import signing  # only a signed checkpoint needs it
+
     signed: signing.Checkpoint | None = None
     cp: tuple[int, str] | None = None
     if checkpoint is None:
@@ -172,6 +176,8 @@ def checkpoint(db: Database) -> dict[str, Any]:
 
 def signed_checkpoint(db: Database, key_path: Path, passphrase: str | None) -> dict[str, Any]:
     """Sign the chain's head with an ed25519 key kept outside the inventory."""
+    from mdm.audit import signing
+
     key, key_blob = signing.load_signing_key(key_path, passphrase)
     result = audit.verify(db)
     if not result.ok:  # never vouch for a log that does not verify
