@@ -171,6 +171,15 @@ def test_a_dropped_and_recreated_log_is_found(mdm, held, db_path) -> None:
     assert (table, key) == ("operators", "admin") and "no audit row records" in reason
 
 
+def test_a_dropped_log_is_named_by_verify_and_by_every_other_command(mdm, held,
+                                                                    db_path) -> None:
+    attack(db_path, "DROP TABLE audit")
+    found = refused(mdm)
+    assert found["first_bad_seq"] == 1 and "table audit is missing" in found["reason"]
+    err = mdm("audit", "log", code=1).stderr
+    assert "missing part of its schema (no such table: audit)" in err
+
+
 def test_a_log_cut_back_and_rechained_is_found(mdm, held, db_path) -> None:
     # Cut the log back to just after the roster and manifest imports, forge one row in
     # place of the custody history, and fix up the head record: a knowing forgery.

@@ -157,7 +157,10 @@ class Tampered(MdmError):
                          f" {result.state.reason}" + (f" (and {more} more)" if more else ""))
         if result.safeguards_missing:
             lines.append("safeguard triggers removed: " + ", ".join(result.safeguards_missing))
+        damaged = "is damaged" in result.reason
         super().__init__("\n".join(lines),
+                         "stop writing to the file and restore it from a backup; check the"
+                         " copy with `mdm audit verify`" if damaged else
                          "treat the inventory as tampered with; compare it with a backup and"
                          " your signed checkpoints", ExitCode.PARTIAL)
         self.result = result.as_dict()

@@ -17,7 +17,8 @@ from pathlib import Path
 from mdm.errors import ExitCode, InputError, MdmError
 
 # Primary result codes (https://sqlite.org/rescode.html).
-_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_ERROR, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT = 1, 5, 6, 8, 10, 11
+_FULL, _CANTOPEN, _NOTADB = 13, 14, 26
 # The WAL write lock is byte 120 of the -shm file (WAL_WRITE_LOCK in SQLite's wal.c).
 _WAL_WRITE_LOCK = 120
 
@@ -82,6 +83,10 @@ def translate(exc: sqlite3.Error, path: Path, wait: float) -> MdmError | None:
                           "check that the file and its folder exist and are yours to write")
     if code in (_BUSY, _LOCKED):
         return busy_error(path, wait)
+    if code == _ERROR and str(exc).startswith(("no such table", "no such column")):
+        return StoreError(f"the inventory {path} is missing part of its schema ({exc}):"
+                          " it was damaged or altered outside mdm",
+                          "run `mdm audit verify`, and restore the file from a backup")
     return None
 
 
