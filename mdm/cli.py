@@ -59,10 +59,16 @@ class MdmGroup(TyperGroup):
             ui.error(MdmError(exc.format_message(), f"see {command} --help", ExitCode.USAGE,
                               where="the command line"), as_json=True)
             raise typer.Exit(exc.exit_code) from None
-        except sqlite3.OperationalError as exc:
-            ui.error(MdmError(f"inventory error: {exc}",
-                              "another operator may hold a long write; try again",
-                              ExitCode.PARTIAL), as_json=_wants_json(ctx))
+        except sqlite3.DatabaseError as exc:  # met outside the store's own calls
+            from mdm.store.failures import translate
+
+            obj = ctx.obj
+            path = obj.db_path if isinstance(obj, AppContext) else Path("the inventory")
+            error = translate(exc, path, obj.wait or 30 if isinstance(obj, AppContext) else 30)
+            ui.error(error or MdmError(f"inventory error: {exc}",
+                                       "run `mdm audit verify`; if it fails, restore the"
+                                       " inventory from a backup", ExitCode.PARTIAL),
+                     as_json=_wants_json(ctx))
             raise typer.Exit(int(ExitCode.PARTIAL)) from None
         except KeyboardInterrupt:
             if _wants_json(ctx):
@@ -113,6 +119,9 @@ def root(
                    ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print mdm's version and exit.")] = False,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", envvar="MDM_WAIT", min=0, show_default="30, or wait in mdm.toml",
+        help="Seconds a write waits for another operator's write.")] = None,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
     from click.core import ParameterSource
@@ -128,7 +137,8 @@ def root(
     settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
     obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
                      operator=operator or default_operator(), json=json, verbose=verbose,
-                     key=key, settings=settings)
+                     key=key, settings=settings,
+                     wait=wait if wait is not None else (settings.wait if settings else None))
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 

@@ -19,6 +19,12 @@ def default_operator() -> str:
     return os.environ.get("MDM_OPERATOR") or getpass.getuser()
 
 
+def _waiting(pid: int | None) -> None:
+    from mdm import ui
+
+    ui.info(f"waiting for another mdm write{f' (pid {pid})' if pid else ''} to finish…")
+
+
 @dataclass
 class AppContext:
     db_path: Path
@@ -27,14 +33,16 @@ class AppContext:
     verbose: bool = False
     key: str | None = None  # the operator's private key path (else MDM_KEY, else default)
     settings: Settings | None = None  # options, MDM_* variables, mdm.toml, defaults
+    wait: float | None = None  # seconds a write waits for another's (--wait); None: default
     _db: Database | None = field(default=None, repr=False)
 
-    def db(self) -> Database:
-        """Open the inventory on first use (and migrate it)."""
+    def db(self, create: bool = False) -> Database:
+        """Open the inventory on first use (and migrate it); only `create` may make one."""
         if self._db is None:
-            from mdm.store import connect
+            from mdm.store import DEFAULT_WAIT, connect
 
-            self._db = connect(self.db_path)
+            wait = DEFAULT_WAIT if self.wait is None else self.wait
+            self._db = connect(self.db_path, create=create, wait=wait, on_wait=_waiting)
         return self._db
 
     def fleet(self, concurrency: int | None = None) -> Fleet:

@@ -136,3 +136,5 @@ mdm devices list status=provisioned
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint
+mdm audit checkpoint --sign "$MDM_KEY" -o $DEMO/checkpoint.txt  # signed: anyone can check it
+mdm audit verify --checkpoint $DEMO/checkpoint.txt --signer "$MDM_KEY.pub"

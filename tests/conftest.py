@@ -175,12 +175,13 @@ def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture
-def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path]) -> Callable[[int], list[Any]]:
+def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
+              db_path: Path) -> Callable[[int], list[Any]]:
     """Take N lab devices and import their delivery into this test's inventory."""
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        if not mdm.json("operators", "list"):
+        if not db_path.exists() or not mdm.json("operators", "list"):
             mdm("operators", "add", "admin")
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
