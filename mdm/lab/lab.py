@@ -323,7 +323,8 @@ class Lab:
         """Return the PIDs of every running lab daemon and of what its sessions run."""
         table = _process_table()
         out: list[int] = []
-        for d in [*self.devices(), *self.stations()]:
+        daemons: list[LabDevice | LabStation] = [*self.devices(), *self.stations()]
+        for d in daemons:
             pid = self._pid(d)
             out += ([pid] + _descendants(pid, table) if pid else []) + self._sessions(d, table)
         return list(dict.fromkeys(out))
