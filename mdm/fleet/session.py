@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mdm.fleet.executor import DEFAULT_CONCURRENCY
 from mdm.fleet.profiles import Profile, load
 from mdm.fleet.transport import Target, Timeouts, Transport
+
+if TYPE_CHECKING:
+    from mdm.fleet.station import Routes
 
 
 @dataclass
@@ -20,11 +24,19 @@ class Fleet:
 
 def ssh_fleet(key: str | None = None, profile: str = "android",
               concurrency: int = DEFAULT_CONCURRENCY,
-              timeouts: Timeouts | None = None) -> Fleet:
-    """Return a Fleet that reaches devices over SSH with the operator's key."""
+              timeouts: Timeouts | None = None, routes: Routes | None = None) -> Fleet:
+    """Return a Fleet that reaches devices over SSH with the operator's key.
+
+    Devices that `routes` puts on a provisioning station are reached through it (SSH to
+    the station, then adb); the rest directly.
+    """
     from mdm.fleet import ssh
 
     t = timeouts or Timeouts()
     credentials = ssh.load_credentials(key)
-    return Fleet(ssh.connector(credentials, t), lambda target: ssh.keyscan(target, t),
-                 load(profile), concurrency)
+    connect = ssh.connector(credentials, t)
+    if routes is not None and routes.devices:
+        from mdm.fleet.station import StationConnector
+
+        connect = StationConnector(routes, credentials, t).route(connect)
+    return Fleet(connect, lambda target: ssh.keyscan(target, t), load(profile), concurrency)
