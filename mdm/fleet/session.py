@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mdm.fleet.executor import DEFAULT_CONCURRENCY
 from mdm.fleet.profiles import Profile, load
-from mdm.fleet.transport import Target, Timeouts, Transport
+from mdm.fleet.transport import Credentials, Target, Timeouts, Transport
 
 if TYPE_CHECKING:
     from mdm.fleet.station import Routes
@@ -20,6 +20,16 @@ class Fleet:
     keyscan: Callable[[Target], str]
     profile: Profile
     concurrency: int = DEFAULT_CONCURRENCY
+    credentials: Credentials | None = None  # for the stations' connections
+    timeouts: Timeouts | None = None
+
+    def through(self, routes: Routes) -> Callable[[Target], Transport]:
+        """Return a connect function that reaches routed devices through their stations."""
+        from mdm.fleet.station import StationConnector
+
+        if self.credentials is None:
+            raise RuntimeError("this fleet has no credentials to reach stations with")
+        return StationConnector(routes, self.credentials, self.timeouts).route(self.connect)
 
 
 def ssh_fleet(key: str | None = None, profile: str = "android",
@@ -34,9 +44,8 @@ def ssh_fleet(key: str | None = None, profile: str = "android",
 
     t = timeouts or Timeouts()
     credentials = ssh.load_credentials(key)
-    connect = ssh.connector(credentials, t)
+    fleet = Fleet(ssh.connector(credentials, t), lambda target: ssh.keyscan(target, t),
+                  load(profile), concurrency, credentials, t)
     if routes is not None and routes.devices:
-        from mdm.fleet.station import StationConnector
-
-        connect = StationConnector(routes, credentials, t).route(connect)
-    return Fleet(connect, lambda target: ssh.keyscan(target, t), load(profile), concurrency)
+        fleet.connect = fleet.through(routes)
+    return fleet

@@ -213,3 +213,21 @@ def m007_policies_and_groups(db: Database) -> None:
             PRIMARY KEY (group_name, officer_id)
         )""")
     db.execute("CREATE INDEX group_members_officer ON group_members (officer_id)")
+
+
+@migrations()
+def m008_stations(db: Database) -> None:
+    # Provisioning stations: Linux machines that drive USB-attached phones with adb.
+    db.execute("""
+        CREATE TABLE stations (
+            name TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            host_key TEXT NOT NULL,
+            host_key_fingerprint TEXT NOT NULL,
+            concurrency INTEGER NOT NULL DEFAULT 8 CHECK (concurrency BETWEEN 1 AND 64),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )""")
+    # A device's route: through this station (adb), or directly (NULL: its address, SSH).
+    db.execute("ALTER TABLE devices ADD COLUMN station TEXT REFERENCES stations (name)")
+    db.execute("CREATE INDEX devices_station ON devices (station)")
