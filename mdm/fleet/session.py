@@ -22,6 +22,7 @@ class Fleet:
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Credentials | None = None  # for the stations' connections
     timeouts: Timeouts | None = None
+    direct: Callable[[Target], Transport] | None = None  # SSH to the device, whatever its route
 
     def through(self, routes: Routes) -> Callable[[Target], Transport]:
         """Return a connect function that reaches routed devices through their stations."""
@@ -29,7 +30,8 @@ class Fleet:
 
         if self.credentials is None:
             raise RuntimeError("this fleet has no credentials to reach stations with")
-        return StationConnector(routes, self.credentials, self.timeouts).route(self.connect)
+        return StationConnector(routes, self.credentials, self.timeouts).route(
+            self.direct or self.connect)
 
 
 def ssh_fleet(key: str | None = None, profile: str = "android",
@@ -46,6 +48,7 @@ def ssh_fleet(key: str | None = None, profile: str = "android",
     credentials = ssh.load_credentials(key)
     fleet = Fleet(ssh.connector(credentials, t), lambda target: ssh.keyscan(target, t),
                   load(profile), concurrency, credentials, t)
+    fleet.direct = fleet.connect
     if routes is not None and routes.devices:
         fleet.connect = fleet.through(routes)
     return fleet

@@ -212,9 +212,8 @@ class StationTransport:
         finish = (f'h=$(sha256sum {tmp}) && h=${{h%% *}} && echo "$h" &&'
                   f' if [ "$h" = {expected} ]; then chmod {mode} {tmp} && mv -f {tmp} {final}'
                   f' && rm -f {final}.mdm-*; else rm -f {tmp}; exit 3; fi')
-        gone = (f'st=$(adb -s {s} get-state 2>&1); printf "%s\\n" "{token}upload to'
-                f' {_plain(remote_path)} interrupted: $(head -c 300 "$E" | tr "\\n" " ")'
-                f' [now: $st]" >&2; exit {_STATION_SAYS}')
+        gone = (f'st=$(adb -s {s} get-state 2>&1); printf "%s\\n" "{token}interrupted:'
+                f' $(head -c 300 "$E" | tr "\\n" " ") [now: $st]" >&2; exit {_STATION_SAYS}')
         script = (self._get_state(token)
                   + 'L=$(mktemp) && E=$(mktemp) || exit 1; trap \'rm -f "$L" "$E"\' EXIT; '
                   + 'cat > "$L" || exit 1; '
@@ -227,9 +226,10 @@ class StationTransport:
         said = result.stderr.decode("utf-8", "replace")
         if result.exit_status == _STATION_SAYS and said.startswith(token):
             if "interrupted" in said and "[now: device]" not in said:
-                raise DeviceUnplugged(self.target.name, f"on station {self.station}:"
-                                      f" {said[len(token):].strip()[:400]}; nothing was"
-                                      " renamed into place, run the command again")
+                why = said[len(token) + len("interrupted:"):].strip()[:400]
+                raise DeviceUnplugged(self.target.name, f"upload to {remote_path} interrupted"
+                                      f" on station {self.station} ({why}); nothing was"
+                                      " renamed into place: run the command again")
             self._check(result, token)
         seen = result.text.strip()
         if result.exit_status == 3:
@@ -256,10 +256,6 @@ class StationTransport:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _plain(path: str) -> str:
-    return path.replace('"', "").replace("$", "")
 
 
 class StationConnector:

@@ -379,7 +379,8 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
         if holder:
             raise InputError(f"host key {fp} is pinned for device {holder}")
         try:
-            transport = fleet.connect(Target(serial, host, port, user, key_line))
+            transport = (fleet.direct or fleet.connect)(Target(serial, host, port, user,
+                                                              key_line))
         except HostKeyError as exc:
             raise InputError(exc.message) from None
         except FleetError as exc:
