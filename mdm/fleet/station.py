@@ -96,14 +96,26 @@ class Routes:
     devices: dict[str, str] = field(default_factory=dict)  # serial → station name
 
 
+# What IT staff do about each error a station names (the report's "what to do").
+HINTS = {
+    "unauthorized": "unlock the phone and accept the USB debugging prompt (tick 'Always"
+                    " allow from this computer'), then run the command again",
+    "offline": "unplug and replug the phone (or try another hub port), then run it again",
+    "not_attached": "check the phone is plugged into this station with USB debugging on",
+    "unplugged": "plug the phone back in and run the command again: it starts afresh",
+    "station_unreachable": "check the station is on and reachable over SSH, then run the"
+                           " command again",
+}
+
+
 def classify(serial: str, station: str, said: str) -> FleetError:
     """Turn what a station's adb said about a device into a named error."""
     text = said.strip()
     first = text.splitlines()[0] if text else "(no message)"
     where = f"on station {station}: {first}"
     if "unauthorized" in text:
-        return DeviceUnauthorized(serial, f"{where} (accept the USB debugging prompt on"
-                                          " the phone, ticking 'Always allow')")
+        return DeviceUnauthorized(serial, f"{where} (the USB debugging prompt was not"
+                                          " accepted on the phone)")
     if "offline" in text:
         return DeviceOffline(serial, where)
     if "no devices/emulators found" in text or "not found" in text:
@@ -282,6 +294,6 @@ class StationConnector:
         return connect
 
 
-__all__ = ["DeviceNotAttached", "DeviceOffline", "DeviceUnauthorized", "DeviceUnplugged",
+__all__ = ["HINTS", "DeviceNotAttached", "DeviceOffline", "DeviceUnauthorized", "DeviceUnplugged",
            "Routes", "Station", "StationConnector", "StationTransport", "StationUnreachable",
            "classify"]

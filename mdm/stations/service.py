@@ -237,7 +237,7 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
           progress: contact.Progress | None = None) -> dict[str, Any]:
     """Enrol every delivered device plugged into a station; bind each to that station."""
     from mdm.fleet.executor import Step
-    from mdm.fleet.station import classify
+    from mdm.fleet.station import HINTS, classify
 
     roles.require(db, operator, "devices.enrol")
     row = get(db, name)
@@ -259,7 +259,8 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
         elif item["state"] != "device":
             err = classify(item["serial"], name, f"adb shows it {item['state']}")
             outcome.failed.append({"serial": item["serial"], "kind": err.kind,
-                                   "error": err.message, "station": name})
+                                   "error": err.message, "station": name,
+                                   "hint": HINTS.get(err.kind, "")})
         else:
             by_serial[item["serial"]] = found[0]
     if not seen:
@@ -305,7 +306,8 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
                                           if i["serial"] == dev["serial"]), None)})
 
     def describe(dev: dict[str, Any], result: Any) -> dict[str, Any]:
-        return {**contact.failure(dev, result), "station": name}
+        return {**contact.failure(dev, result), "station": name,
+                "hint": HINTS.get(result.error_kind, "")}
 
     record = contact.recorder(db, operator, outcome, enrolled, describe=describe)
     rows = list(by_serial.values())
