@@ -91,10 +91,10 @@ def route(ctx: typer.Context,
           reason: ReasonReq,
           station: Annotated[str | None, typer.Option(
               help="Reach it through this station (adb must see it there).",
-              show_default=False)] = None,
+              show_default="none: give this or --direct")] = None,
           direct: Annotated[str | None, typer.Option(
               help="Reach it directly over SSH at [user@]host[:port].",
-              show_default=False)] = None,
+              show_default="none: give this or --station")] = None,
           host_key: Annotated[str | None, typer.Option(
               help="With --direct: the device's host-key fingerprint, SHA256:…",
               show_default="none: needs --trust-on-first-use")] = None,

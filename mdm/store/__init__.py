@@ -51,7 +51,7 @@ def connect(path: Path) -> Database:
 
 # The number of migrations in mdm/store/migrations.py (a test keeps the two in step).
 # An inventory at this version opens without importing sqlite-utils at all.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _migrate(db: Database) -> None:
