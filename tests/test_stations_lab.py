@@ -62,6 +62,7 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
     assert len(enrol["done"]) == 11
     rows = {r["serial"]: r for r in mdm.json("devices", "list")}
     assert rows[refuser.serial]["status"] == "delivered"
+    assert mdm.json("devices", "show", devices[0].serial)["route"] == "station:bench"
     assert all(rows[d.serial]["status"] == "enrolled" for d in devices if d is not refuser)
 
     refresh = mdm.json("devices", "refresh", "all")
@@ -118,6 +119,7 @@ def test_a_device_moves_from_a_station_to_direct_and_back_audited(
     moved = mdm.json("stations", "route", device.serial, "--direct", device.address,
                      "--host-key", lab.fingerprint(device), "--reason", "issued to the field")
     assert (moved["from"], moved["to"]) == ("station:bench", f"direct:{device.address}")
+    assert mdm.json("devices", "show", device.serial)["route"] == f"direct:{device.address}"
     assert mdm.json("devices", "refresh", "all")["done"][0]["serial"] == device.serial
     assert "adb" not in (device.path / "log" / "commands").read_text().splitlines()[-1]
 
