@@ -225,3 +225,22 @@ def test_station_errors_are_named() -> None:
     assert classify("S1", "bench", "error: device offline").kind == "offline"
     assert classify("S1", "bench", "error: device 'S1' not found").kind == "not_attached"
     assert classify("S1", "bench", "error: no devices/emulators found").kind == "not_attached"
+
+
+def test_a_station_works_on_at_most_its_concurrency_of_devices_at_once(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]], station: Any) -> None:
+    import time
+
+    mdm("operators", "add", "admin")
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    mdm("stations", "add", station.name, "--address", row["address"], "--host-key",
+        row["fingerprint"], "--concurrency", "1")
+    devices = delivered(3)
+    for d in devices:
+        lab.lab.plug(d.serial, station.name)
+    mdm.json("enrol", "station", station.name)
+    for d in devices:  # every shell on it now starts a second late: 2 s per command via adb
+        lab.lab.fault(d.serial, "slow", delay=1.0)
+    started = time.monotonic()
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 3
+    assert time.monotonic() - started >= 5.0  # one device at a time (all at once: ~2.6 s)
