@@ -25,6 +25,7 @@ from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
 from mdm.project import cli as project_cli
+from mdm.stations import cli as stations_cli
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -152,6 +153,7 @@ app.add_typer(policies_cli.app, name="policy")
 app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(stations_cli.app, name="stations")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)

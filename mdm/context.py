@@ -48,8 +48,9 @@ class AppContext:
     def fleet(self, concurrency: int | None = None) -> Fleet:
         """Build the SSH fleet (paramiko is imported only here)."""
         from mdm.fleet.session import ssh_fleet
+        from mdm.stations.service import routes
 
-        fleet = ssh_fleet(self.key)
+        fleet = ssh_fleet(self.key, routes=routes(self.db()))
         if concurrency:
             fleet.concurrency = concurrency
         return fleet

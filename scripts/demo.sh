@@ -58,9 +58,9 @@ printf 'serial_number,manufacturer,model,imei1\nR58F4BAD0001,samsung,SM-N910F,3.
 mdm --operator it.patel enrol import "$bad" || echo "(exit $? as expected: nothing imported)"
 rm -f "$bad"
 
-step "IT staff: an operator key, and a lab of 12 real sshd devices on 127.0.1.x"
+step "IT staff: an operator key, and a lab of 16 real sshd devices on 127.0.1.x"
 mdm keys init
-mdm lab up 12
+mdm lab up 16   # 12 are enrolled over SSH below; 4 go to a provisioning station at the end
 mdm lab status
 
 step "The lab's delivery arrives: import its manifest"
@@ -68,7 +68,7 @@ mdm lab manifest -o $DEMO/lab-delivery.csv
 mdm --operator it.patel enrol import $DEMO/lab-delivery.csv
 
 step "Enrol all 12 over SSH, host keys confirmed against the supplier's list"
-mdm lab addresses --host-keys -o $DEMO/enrol-plan.csv
+mdm lab addresses --host-keys | head -n 13 > $DEMO/enrol-plan.csv
 lab_serial() { sed -n "$(( $1 + 2 ))p" $DEMO/enrol-plan.csv | cut -d, -f1; }
 mdm lab fault "$(lab_serial 4)" identity    # a different phone answers at that address
 mdm lab fault "$(lab_serial 9)" offline     # switched off in a drawer
@@ -132,6 +132,25 @@ mdm --operator it.patel devices provision --check \
 mdm --operator it.patel devices provision \
   || echo "(exit $?: the others are provisioned; the unencrypted phone stays enrolled)"
 mdm devices list status=provisioned
+
+step "A provisioning station: four more phones of the delivery on a USB hub, driven with adb"
+mdm lab station up hq-bench        # a bench machine: its own sshd and host key, and adb
+bench_serials=$(mdm lab status --json | grep '"serial"' | cut -d'"' -f4 | tail -n 4)
+for serial in $bench_serials; do mdm lab plug "$serial" --station hq-bench; done
+refuser=$(echo "$bench_serials" | sed -n 3p)
+mdm lab fault "$refuser" unauthorized   # nobody accepted the USB debugging prompt on it
+mdm lab station status --json > $DEMO/station.json
+mdm --operator it.patel stations add hq-bench \
+  --address "$(grep '"address"' $DEMO/station.json | cut -d'"' -f4)" \
+  --host-key "$(grep '"fingerprint"' $DEMO/station.json | cut -d'"' -f4)"
+mdm stations scan hq-bench
+mdm --operator it.patel enrol station hq-bench \
+  || echo "(exit $?: the unauthorised phone is named; the other three are enrolled)"
+mdm lab fault "$refuser" unauthorized --clear   # the prompt is accepted, 'Always allow'
+mdm --operator it.patel enrol station hq-bench
+mdm --operator it.patel devices refresh $bench_serials
+mdm --operator it.patel policy push $bench_serials
+mdm stations list
 
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify

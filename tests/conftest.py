@@ -204,3 +204,11 @@ def enrolled(mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         return devices
 
     return take
+
+
+@pytest.fixture
+def station(lab: LabPool) -> Any:
+    """The lab's provisioning station `bench` (started once; tests plug devices into it)."""
+    from mdm.fleet.keys import key_path
+
+    return lab.lab.station_up("bench", Path(str(key_path(None)) + ".pub").read_text())

@@ -11,7 +11,7 @@ from mdm.fleet.transport import Target
 from tests.fakes import FakeTransport, echo_stdin
 
 
-@pytest.fixture(params=["fake", "ssh"])
+@pytest.fixture(params=["fake", "ssh", "station"])
 def transport(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         fake = FakeTransport(Target("FAKE0001", "127.0.0.1"))
@@ -25,12 +25,28 @@ def transport(request: pytest.FixtureRequest) -> Any:
     lab = request.getfixturevalue("lab")
     from mdm.fleet.ssh import ParamikoTransport, load_credentials
 
+    if request.param == "station":
+        yield _station_transport(lab, request.getfixturevalue("station"))
+        return
     device = lab.take(1)[0]
     host_key = " ".join((device.path / "etc" / "host_key.pub").read_text().split()[:2])
     real = ParamikoTransport(Target(device.serial, device.host, device.port,
                                     _user(), host_key), load_credentials())
     yield real
     real.close()
+
+
+def _station_transport(lab: Any, station: Any) -> Any:
+    """A device plugged into the lab's station, reached over SSH to the station and adb."""
+    from mdm.fleet.ssh import load_credentials
+    from mdm.fleet.station import Routes, Station, StationConnector
+
+    device = lab.take(1)[0]
+    lab.lab.plug(device.serial, station.name)
+    key = " ".join((station.path / "etc" / "host_key.pub").read_text().split()[:2])
+    routes = Routes({station.name: Station(station.name, Target(
+        station.name, station.host, station.port, _user(), key))}, {device.serial: station.name})
+    return StationConnector(routes, load_credentials()).connect(Target(device.serial, "", 0))
 
 
 def _user() -> str:

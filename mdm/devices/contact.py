@@ -66,7 +66,13 @@ def run_checked(transport: Any, command: str, what: str,
 
 
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
-    """Return the fleet target for a device row (its pinned key unless one is given)."""
+    """Return the fleet target for a device row (its pinned key unless one is given).
+
+    A device reached through a provisioning station may have no address: the fleet's
+    connect function routes it by serial.
+    """
+    if not row.get("address"):
+        return Target(row["serial"], "", 0)
     user, host, port = parse_address(row["address"])
     return Target(row["serial"], host, port, user, host_key or row.get("host_key"))
 

@@ -26,7 +26,8 @@ REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
 def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
     """Return the enrolled or provisioned devices the selectors pick; refuse picking none."""
     where, args = selector.select(db, selectors, [s.value for s in REACHABLE])
-    return db.query(f"SELECT d.* {selector.FROM} WHERE {where} AND d.host_key IS NOT NULL"
+    return db.query(f"SELECT d.* {selector.FROM} WHERE {where}"
+                    " AND (d.host_key IS NOT NULL OR d.station IS NOT NULL)"
                     " ORDER BY d.serial", args)
 
 

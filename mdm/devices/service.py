@@ -75,6 +75,9 @@ def show(db: Database, ref: str) -> dict[str, Any]:
 
     row = get(db, ref)
     out = _public(row)
+    # How mdm reaches it: through a provisioning station (adb), or directly over SSH.
+    out["route"] = (f"station:{row['station']}" if row.get("station")
+                    else f"direct:{row['address']}" if row.get("address") else None)
     out["supplier"] = json.loads(row["supplier"])
     facts = db.query("SELECT collected_at, os_release, sdk, security_patch, crypto_state,"
                      " packages, dpc_status FROM device_facts WHERE device_id = ?", [row["id"]])

@@ -75,6 +75,26 @@ def devices(ctx: typer.Context,
     _render(ctx, json, result)
 
 
+@app.command("station")
+def station(ctx: typer.Context,
+            name: Annotated[str, typer.Argument(help="A registered station's name.",
+                                                show_default=False)],
+            json: JsonOpt = False) -> None:
+    """Enrol every delivered device plugged into a station; each is bound to its route."""
+    from mdm.stations import service as stations
+
+    c = app_context(ctx)
+    with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
+        result = stations.enrol(c.db(), c.operator, name, c.fleet(), progress=bar)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    if result["done"]:
+        ui.table(result["done"], ["serial", "station", "usb"], "Enrolled")
+    for s in result["skipped"]:
+        ui.info(f"{s['serial']}: {s['reason']}")
+
+
 def _render(ctx: typer.Context, json: bool, result: dict[str, Any]) -> None:
     if wants_json(ctx, json):
         ui.emit_json(result)

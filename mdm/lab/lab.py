@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ from mdm.fleet.keys import fingerprint_of_line, generate_ed25519
 
 SSHD = Path("/usr/sbin/sshd")
 BIN = Path(__file__).parent / "bin"
+STATION_BIN = Path(__file__).parent / "station_bin"
 # What each fault does is in docs/fleet.md (a test keeps it and `lab fault --help` whole).
 FAULTS = (
     "offline", "slow", "swapped", "identity", "unencrypted", "pm-install-fail",
@@ -40,6 +42,8 @@ FAULTS = (
     # hostile output: the device alone must fail, the fleet goes on
     "dpc-forged-separator", "dpc-status-list", "dpc-sha-list", "dpc-details-strings",
     "binary-output", "huge-facts", "huge-prop", "huge-versioncode", "patch-unknown",
+    # what a station's adb sees of a plugged device
+    "unauthorized", "unplug-mid-push",
 )
 # Faults the lab's DPC shows in the status file it writes (see bin/dpc).
 DPC_FAULTS = ("dpc-forged-separator", "dpc-status-list", "dpc-sha-list", "dpc-details-strings",
@@ -50,6 +54,28 @@ SSHD_FAULTS = {"weak-cipher": ["Ciphers aes128-cbc"],
 GRACE = 5.0  # seconds a stopped process has between TERM and KILL
 LAB_ORDER = "PO-LAB-0001"
 LAB_TAC = "35332510"
+
+
+@dataclass
+class LabStation:
+    """A provisioning station: its own sshd, and an adb that reaches the devices plugged in."""
+
+    name: str
+    host: str
+    port: int
+    dir: str
+
+    @property
+    def serial(self) -> str:  # what messages name a daemon by
+        return self.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
 
 
 @dataclass
@@ -231,7 +257,7 @@ class Lab:
             "",
         ])
 
-    def _start(self, d: LabDevice) -> None:
+    def _start(self, d: LabDevice | LabStation) -> None:
         if self._pid(d):
             return
         result = subprocess.run([str(SSHD), "-f", str(d.path / "etc" / "sshd_config")],
@@ -247,7 +273,7 @@ class Lab:
                 time.sleep(0.02)
         raise MdmError(f"lab device {d.serial}: sshd is not listening on {d.address}")
 
-    def _pid(self, d: LabDevice) -> int | None:
+    def _pid(self, d: LabDevice | LabStation) -> int | None:
         """Return the daemon's PID if it is running and is still this device's sshd."""
         pid_file = d.path / "run" / "sshd.pid"
         try:
@@ -257,7 +283,7 @@ class Lab:
             return None
         return pid if str(d.path / "etc" / "sshd_config") in cmdline else None
 
-    def _sessions(self, d: LabDevice, table: dict[int, tuple[int, int]]) -> list[int]:
+    def _sessions(self, d: LabDevice | LabStation, table: dict[int, tuple[int, int]]) -> list[int]:
         """Return the PIDs left by the device's sessions, checked to be this device's."""
         folder = d.path / "run" / "sessions"
         sids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()} \
@@ -273,7 +299,7 @@ class Lab:
                     continue
         return out
 
-    def _stop(self, d: LabDevice) -> None:
+    def _stop(self, d: LabDevice | LabStation) -> None:
         table = _process_table()
         pid = self._pid(d)
         victims = ([pid] + _descendants(pid, table) if pid else []) + self._sessions(d, table)
@@ -288,7 +314,7 @@ class Lab:
         """Stop every daemon (and its sessions) by PID; remove the lab unless `keep`."""
         devices = self.devices()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(self._stop, devices))
+            list(pool.map(self._stop, [*devices, *self.stations()]))
         if not keep and self.root.exists():
             shutil.rmtree(self.root)
         return len(devices)
@@ -297,7 +323,8 @@ class Lab:
         """Return the PIDs of every running lab daemon and of what its sessions run."""
         table = _process_table()
         out: list[int] = []
-        for d in self.devices():
+        daemons: list[LabDevice | LabStation] = [*self.devices(), *self.stations()]
+        for d in daemons:
             pid = self._pid(d)
             out += ([pid] + _descendants(pid, table) if pid else []) + self._sessions(d, table)
         return list(dict.fromkeys(out))
@@ -312,6 +339,7 @@ class Lab:
                          "host_key": " ".join(public.split()[:2]),
                          "fingerprint": fingerprint_of_line(public),
                          "running": self._pid(d) is not None,
+                         "stations": self.plugged(d),
                          "faults": sorted(p.name for p in (d.path / "faults").iterdir())})
         return rows
 
@@ -340,8 +368,10 @@ class Lab:
             self.fault(serial, marker.name, clear=True)
 
     def reset(self, serial: str) -> None:
-        """Clear every fault and put the device back to its factory state."""
+        """Clear every fault, unplug it, and put the device back to its factory state."""
         self.clear_all(serial)
+        if self.plugged(self.device(serial)):
+            self.unplug(serial)
         d = self.device(serial)
         factory = d.path / "factory"
         for name in ("props", "packages", "settings/global", "settings/secure",
@@ -359,7 +389,8 @@ class Lab:
                 entry.unlink(missing_ok=True)
 
     def _fault_offline(self, d: LabDevice, on: bool, _delay: float) -> None:
-        (self._stop if on else self._start)(d)
+        if on or not self.plugged(d):  # a plugged device has no network route to start
+            (self._stop if on else self._start)(d)
 
     def _fault_slow(self, d: LabDevice, on: bool, delay: float) -> None:
         # mdm runs each command as `timeout … sh -c CMD`: a `sh` first on the device's PATH
@@ -427,6 +458,115 @@ class Lab:
                    "'\\001-\\377\\000'; /bin/cat; }\n", 0o700)
         else:
             shim.unlink(missing_ok=True)
+
+    # -- stations: sshd plus adb, with USB-attached devices ------------------------------
+    def stations(self) -> list[LabStation]:
+        """Return the lab's provisioning stations (started with `station_up`)."""
+        folder = self.root / "stations"
+        out = []
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            state = entry / "station.json"
+            if state.exists():
+                out.append(LabStation(**json.loads(state.read_text())))
+        return out
+
+    def station(self, name: str) -> LabStation:
+        """Return one lab station by name."""
+        for s in self.stations():
+            if s.name == name:
+                return s
+        raise InputError(f"no lab station {name!r}", "start one with: mdm lab station up NAME")
+
+    def station_up(self, name: str, public_key: str) -> LabStation:
+        """Create (if new) and start a station: its own sshd and host key, and `adb`."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
+            raise InputError(f"station name {name!r} is not 1-31 of a-z, 0-9 and -",
+                             "e.g. hq-bench")
+        if not self.devices():
+            raise InputError("no lab is up", "start one with: mdm lab up N")
+        existing = {s.name: s for s in self.stations()}
+        station = existing.get(name)
+        if station is None:
+            host = f"127.0.250.{1 + len(existing)}"
+            if len(existing) >= 250:
+                raise InputError("a lab has at most 250 stations")
+            station = LabStation(name, host, _free_port(host),
+                                 str(self.root / "stations" / name))
+            home = station.path
+            for sub in ("bin", "etc", "run/sessions", "log", "attached", "adb-tmp"):
+                _mkdir(home / sub)
+            for script in (*STATION_BIN.iterdir(), BIN / "mdm-shell"):
+                text = script.read_text()
+                if text.startswith("#!/usr/bin/env python3"):
+                    text = f"#!{sys.executable} -I" + text[len("#!/usr/bin/env python3"):]
+                _write(home / "bin" / script.name, text, 0o700)
+            _write(home / "log" / "commands", "")
+            generate_ed25519(home / "etc" / "host_key", comment=f"lab-station-{name}")
+            (home / "etc" / "host_key.pub").chmod(0o600)
+            _write(home / "etc" / "authorized_keys", public_key.strip() + "\n")
+            _write(home / "etc" / "sshd_config", self._station_config(station))
+            _write(home / "station.json", json.dumps(asdict(station)))
+        self._start(station)
+        return station
+
+    def _station_config(self, s: LabStation) -> str:
+        home = s.path
+        return "\n".join([
+            f"ListenAddress {s.host}:{s.port}",
+            f"HostKey {home}/etc/host_key",
+            f"PidFile {home}/run/sshd.pid",
+            f"AuthorizedKeysFile {home}/etc/authorized_keys",
+            f"AllowUsers {getpass.getuser()}",
+            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
+            "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
+            "LogLevel ERROR", "MaxSessions 64",
+            f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin TMPDIR={home}/adb-tmp",
+            f"ForceCommand {home}/bin/mdm-shell",
+            "",
+        ])
+
+    def station_down(self, name: str) -> None:
+        """Stop a station's sshd (by PID); its devices stay plugged in."""
+        self._stop(self.station(name))
+
+    def station_status(self) -> list[dict[str, Any]]:
+        """Return each station's name, address, host-key fingerprint, running, devices."""
+        rows = []
+        for s in self.stations():
+            public = (s.path / "etc" / "host_key.pub").read_text()
+            rows.append({"name": s.name, "address": s.address,
+                         "host_key": " ".join(public.split()[:2]),
+                         "fingerprint": fingerprint_of_line(public),
+                         "running": self._pid(s) is not None,
+                         "devices": sorted(p.name for p in (s.path / "attached").iterdir())})
+        return rows
+
+    def plugged(self, d: LabDevice) -> list[str]:
+        """Return the stations a device is plugged into (one, unless its serial is cloned)."""
+        return [s.name for s in self.stations() if (s.path / "attached" / d.serial).exists()]
+
+    def plug(self, serial: str, station: str) -> None:
+        """Plug a device into a station's hub: it leaves the network (its sshd stops)."""
+        d, s = self.device(serial), self.station(station)
+        attached = s.path / "attached"
+        if (attached / serial).exists():
+            return
+        used = {p.read_text().split()[-1] for p in attached.iterdir()}
+        port = next(str(n) for n in range(1, 10_000) if str(n) not in used)
+        self._stop(d)
+        _write(attached / serial, f"{d.dir} {port}\n")
+
+    def unplug(self, serial: str) -> list[str]:
+        """Unplug a device from every station it is in; it is back on the network."""
+        d = self.device(serial)
+        were = self.plugged(d)
+        for name in were:
+            (self.station(name).path / "attached" / serial).unlink(missing_ok=True)
+        if not (d.path / "faults" / "offline").exists():
+            self._start(d)
+        return were
 
     def manifest(self) -> list[dict[str, Any]]:
         """Return the supplier manifest rows for the lab's devices."""

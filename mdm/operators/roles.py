@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "policy.push": frozenset({"admin", "it"}),
     "groups.manage": frozenset({"admin", "rollout"}),
     "devices.provision": frozenset({"admin", "it"}),
+    "stations.manage": frozenset({"admin", "it"}),
 }
 
 

@@ -305,3 +305,21 @@ def m008_audit_state(db: Database) -> None:
     if row:
         db.execute("INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, ?, ?)",
                    list(row))
+
+
+@migrations()
+def m009_stations(db: Database) -> None:
+    # Provisioning stations: Linux machines that drive USB-attached phones with adb.
+    db.execute("""
+        CREATE TABLE stations (
+            name TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            host_key TEXT NOT NULL,
+            host_key_fingerprint TEXT NOT NULL,
+            concurrency INTEGER NOT NULL DEFAULT 8 CHECK (concurrency BETWEEN 1 AND 64),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )""")
+    # A device's route: through this station (adb), or directly (NULL: its address, SSH).
+    db.execute("ALTER TABLE devices ADD COLUMN station TEXT REFERENCES stations (name)")
+    db.execute("CREATE INDEX devices_station ON devices (station)")
