@@ -174,6 +174,10 @@ def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -
     pool.release()
 
 
+def _has_inventory(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
 @pytest.fixture
 def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
               db_path: Path) -> Callable[[int], list[Any]]:
@@ -181,7 +185,7 @@ def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        if not db_path.exists() or not mdm.json("operators", "list"):
+        if not _has_inventory(db_path) or not mdm.json("operators", "list"):
             mdm("operators", "add", "admin")
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
