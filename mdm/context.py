@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mdm.config import Settings
-    from mdm.fleet.session import Fleet
+    from mdm.driver import Drivers
     from mdm.store.db import Database
+
+
+def ssh_drivers(context: AppContext) -> Drivers:
+    """Build the direct-SSH drivers with the operator's key (paramiko is imported here)."""
+    from mdm.driver.routes import ssh_drivers as build
+
+    return build(context.key)
 
 
 def default_operator() -> str:
@@ -27,6 +35,8 @@ class AppContext:
     verbose: bool = False
     key: str | None = None  # the operator's private key path (else MDM_KEY, else default)
     settings: Settings | None = None  # options, MDM_* variables, mdm.toml, defaults
+    # How device commands reach devices; tests replace it with a fake.
+    driver_factory: Callable[[AppContext], Drivers] = field(default=ssh_drivers, repr=False)
     _db: Database | None = field(default=None, repr=False)
 
     def db(self) -> Database:
@@ -37,14 +47,12 @@ class AppContext:
             self._db = connect(self.db_path)
         return self._db
 
-    def fleet(self, concurrency: int | None = None) -> Fleet:
-        """Build the SSH fleet (paramiko is imported only here)."""
-        from mdm.fleet.session import ssh_fleet
-
-        fleet = ssh_fleet(self.key)
+    def drivers(self, concurrency: int | None = None) -> Drivers:
+        """Build what reaches devices for this run, from the driver factory."""
+        drivers = self.driver_factory(self)
         if concurrency:
-            fleet.concurrency = concurrency
-        return fleet
+            drivers.concurrency = concurrency
+        return drivers
 
     def close(self) -> None:
         if self._db is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
-from mdm.fleet.transport import OutputTooLarge, StepFailed, Target
+from mdm.fleet.transport import Target
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -48,21 +48,6 @@ def parse_address(text: str) -> tuple[str, str, int]:
                          "e.g. 10.20.0.15:22 or 127.0.1.4:2222")
     user = match["user"] or os.environ.get("MDM_SSH_USER") or getpass.getuser()
     return user, match["host"].strip("[]"), port
-
-
-def run_checked(transport: Any, command: str, what: str,
-                max_output: int | None = None) -> str:
-    """Run a device command that must succeed; return its output, which must be UTF-8."""
-    from mdm.fleet.deviceout import decode
-
-    try:
-        result = transport.run(command, max_output=max_output)
-    except OutputTooLarge as exc:
-        raise OutputTooLarge(exc.target, f"{what}: {exc.message}") from None
-    if not result.ok:
-        raise StepFailed(transport.target.name, f"{what} failed (exit {result.exit_status}):"
-                         f" {result.stderr.decode(errors='replace').strip()[:200]}")
-    return decode(result.stdout, what, transport.target.name)
 
 
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:

@@ -13,9 +13,8 @@ from typing import Any
 
 from mdm.devices import contact, selector
 from mdm.devices.lifecycle import Status
+from mdm.driver import DeviceDriver, Drivers
 from mdm.errors import PartialFailure
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import Transport
 from mdm.operators import roles
 from mdm.store import audit
 from mdm.store.db import Database
@@ -30,7 +29,7 @@ def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]
                     " ORDER BY d.serial", args)
 
 
-def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
+def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
             progress: contact.Progress | None = None) -> dict[str, Any]:
     """Collect facts from every selected device; exit 1 names the devices not reached."""
     from mdm.fleet.executor import Step
@@ -38,9 +37,8 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
     roles.require(db, operator, "devices.refresh")
     rows = enrolled_devices(db, selectors)
 
-    def facts(transport: Transport) -> dict[str, Any]:
-        output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
-        return fleet.profile.parse_facts(output, transport.target.name)
+    def facts(driver: DeviceDriver) -> dict[str, Any]:
+        return driver.facts()
 
     outcome = contact.Outcome()
 
@@ -63,8 +61,8 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
     record = contact.recorder(db, operator, outcome, reached, after=batch_summary)
 
     contact.run_and_record(
-        db, rows, [Step("facts", facts)], fleet.connect,
-        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
+        db, rows, [Step("facts", facts)], drivers.open,
+        [contact.target_of(r) for r in rows], record, drivers.concurrency, progress)
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"
