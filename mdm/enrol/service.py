@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.driver import DeviceDriver, Drivers
 from mdm.enrol import identity, pairing
@@ -31,6 +30,7 @@ from mdm.errors import PartialFailure
 from mdm.fleet.keys import fingerprint_of_line
 from mdm.fleet.transport import HostKeyError, StepFailed, Target
 from mdm.operators import roles
+from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store.db import Database
 
@@ -70,7 +70,7 @@ def requests_from_file(path: Path) -> list[Request]:
 
 def enrol(db: Database, operator: str, requests: list[Request],
           drivers: Drivers | Callable[[], Drivers], tofu: bool = False,
-          progress: contact.Progress | None = None) -> dict[str, Any]:
+          progress: runs.Progress | None = None) -> dict[str, Any]:
     """Enrol devices; exit 1 (PartialFailure) names every device that was refused.
 
     `drivers` may be a function that builds them, so a bad pairing set is reported before
@@ -102,7 +102,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
     def prove(driver: DeviceDriver) -> Proof:
         return _prove(driver, expect[driver.target.name])
 
-    outcome = contact.Outcome(skipped=plan.skipped)
+    outcome = runs.Outcome(skipped=plan.skipped)
     held: list[pairing.Bindings] = []  # loaded once per recording transaction
 
     def enrolled(row: dict[str, Any], result: Any, at: str) -> None:
@@ -123,7 +123,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
                    " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
                    " WHERE id = ?", [Status.ENROLLED.value, at, proof.address, proof.host_key,
                                      proof.fingerprint, at, row["id"]])
-        contact.record_facts(db, row["id"], proof.facts, at)
+        runs.record_facts(db, row["id"], proof.facts, at)
         audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
                      {"status": Status.ENROLLED.value, "address": proof.address,
                       "host_key": proof.fingerprint, "host_key_check": how,
@@ -133,15 +133,15 @@ def enrol(db: Database, operator: str, requests: list[Request],
         outcome.done.append({"serial": row["serial"], "address": proof.address,
                              "host_key": proof.fingerprint, "host_key_check": how})
 
-    recorder = contact.recorder(db, operator, outcome, enrolled,
+    recorder = runs.recorder(db, operator, outcome, enrolled,
                                 describe=lambda row, result: _failure(row, result, tofu))
 
-    def record(batch: contact.Batch) -> None:
+    def record(batch: runs.Batch) -> None:
         held.clear()  # bindings are read afresh inside each transaction
         recorder(batch)
 
-    targets = [contact.target_of(r, host_key="") for r in rows]
-    contact.run_and_record(
+    targets = [runs.target_of(r, host_key="") for r in rows]
+    runs.run_and_record(
         db, rows, [Step("identity", prove)], connect_checked, targets, record,
         reach.concurrency, progress)
     summary = outcome.as_dict()
@@ -192,7 +192,7 @@ class IdentityMismatch(StepFailed):
 
 
 def _failure(row: dict[str, Any], result: Any, tofu: bool) -> dict[str, Any]:
-    out = contact.failure(row, result)
+    out = runs.failure(row, result)
     if result.error_kind == "host_key" and not out.get("expected_fingerprint"):
         out["error"] = f"offers host key {out['offered_fingerprint']}; not confirmed"
         out["hint"] = (f"check {out['offered_fingerprint']} on the device, then give it with"

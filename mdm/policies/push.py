@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
 from mdm.driver import Applied, DeviceDriver, Drivers, PolicyNotApplied
 from mdm.errors import InputError, PartialFailure
 from mdm.operators import roles
 from mdm.policies import service
+from mdm.runs import record as runs
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -36,7 +36,7 @@ def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
 
 def push(db: Database, operator: str, folder: Path, selectors: list[str], drivers: Drivers,
          max_fail_percent: float | None = None,
-         progress: contact.Progress | None = None) -> dict[str, Any]:
+         progress: runs.Progress | None = None) -> dict[str, Any]:
     """Push every selected device its policy; exit 1 names every device that failed."""
     from mdm.fleet.executor import Step
 
@@ -52,21 +52,21 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
         compiled = by_serial[driver.target.name]["compiled"]
         return driver.apply_policy(compiled.body, compiled.sha256)
 
-    outcome = contact.Outcome()
+    outcome = runs.Outcome()
     unchanged: list[str] = []
 
     def applied(row: dict[str, Any], result: Any, at: str) -> None:
         _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
 
-    record = contact.recorder(db, operator, outcome, applied,
+    record = runs.recorder(db, operator, outcome, applied,
                               lambda row, result, at: _record_failed(db, row, result, at))
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
 
-    not_attempted = contact.run_and_record(
+    not_attempted = runs.run_and_record(
         db, rows, [Step("apply", apply)], drivers.open,
-        [contact.target_of(r) for r in rows], record, drivers.concurrency, progress, too_many)
+        [runs.target_of(r) for r in rows], record, drivers.concurrency, progress, too_many)
     outcome.skipped += [{"serial": s, "reason": "not attempted: the run stopped early"}
                         for s in not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
@@ -98,7 +98,7 @@ def _store_versions(db: Database, operator: str, rows: list[dict[str, Any]]) -> 
 
 
 def _record_applied(db: Database, operator: str, row: dict[str, Any], value: Applied,
-                    at: str, outcome: contact.Outcome, unchanged: list[str]) -> None:
+                    at: str, outcome: runs.Outcome, unchanged: list[str]) -> None:
     sha = row["compiled"].sha256
     status = value.status
     if not value.changed:
