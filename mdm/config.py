@@ -300,7 +300,7 @@ def _tracks_from_env(text: str) -> dict[str, dict[str, str]]:
 
 def check_roles(value: object) -> dict[str, tuple[str, ...]]:
     """Return action → roles from a TOML table, refusing unknown actions and roles."""
-    from mdm.operators.roles import PERMISSIONS, ROLES
+    from mdm.operators.permissions import PERMISSIONS, ROLES
 
     if not isinstance(value, dict):
         raise ValueError("must be a table: \"action\" = [\"role\", …]")
