@@ -126,3 +126,21 @@ def test_the_app_context_builds_drivers_from_a_replaceable_factory(tmp_path: Pat
     fake = FakeDrivers({})
     context = AppContext(tmp_path / "x.db", "admin", driver_factory=lambda c: fake)
     assert context.drivers(7) is fake and fake.concurrency == 7
+
+
+def test_a_push_that_stops_early_names_the_devices_it_never_started(fleet: Any) -> None:
+    from mdm.policies.push import push
+
+    db, drivers = fleet
+    serials = sorted(drivers.devices)[:4]
+    _enrol(db, drivers, serials)
+    drivers.concurrency = 1
+    for serial in serials[:2]:
+        drivers.devices[serial].fail["apply_policy"] = Unreachable(serial, "no route")
+    with pytest.raises(PartialFailure) as caught:
+        push(db, "admin", POLICIES, [], drivers, max_fail_percent=25)
+    result = caught.value.result
+    assert result["stopped_early"] is True
+    never = [s["serial"] for s in result["skipped"]]
+    assert never and set(never) <= set(serials[2:])
+    assert all("apply_policy" not in drivers.devices[s].calls for s in never)

@@ -134,7 +134,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
                              "host_key": proof.fingerprint, "host_key_check": how})
 
     recorder = runs.recorder(db, operator, outcome, enrolled,
-                                describe=lambda row, result: _failure(row, result, tofu))
+                           describe=lambda row, result: _failure(row, result, tofu))
 
     def record(batch: runs.Batch) -> None:
         held.clear()  # bindings are read afresh inside each transaction

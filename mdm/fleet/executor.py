@@ -69,7 +69,10 @@ class DeviceResult:
 
 @dataclass
 class RunResult:
+    """Every device's result of one run, and the devices a stopped run never started."""
+
     results: list[DeviceResult] = field(default_factory=list)
+    not_attempted: list[Target] = field(default_factory=list)
 
     @property
     def succeeded(self) -> list[DeviceResult]:

@@ -59,16 +59,16 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
         _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
 
     record = runs.recorder(db, operator, outcome, applied,
-                              lambda row, result, at: _record_failed(db, row, result, at))
+                           lambda row, result, at: _record_failed(db, row, result, at))
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
 
-    not_attempted = runs.run_and_record(
+    run = runs.run_and_record(
         db, rows, [Step("apply", apply)], drivers.open,
         [runs.target_of(r) for r in rows], record, drivers.concurrency, progress, too_many)
-    outcome.skipped += [{"serial": s, "reason": "not attempted: the run stopped early"}
-                        for s in not_attempted]
+    outcome.skipped += [{"serial": t.name, "reason": "not attempted: the run stopped early"}
+                        for t in run.not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
                "changed": len(outcome.done)}
     stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \

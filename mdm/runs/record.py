@@ -24,7 +24,7 @@ from mdm.store.db import Database
 from mdm.timeutil import now
 
 if TYPE_CHECKING:  # the executor is imported only when a fleet command runs
-    from mdm.fleet.executor import DeviceResult, Step
+    from mdm.fleet.executor import DeviceResult, RunResult, Step
 
 _ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)"
                       r"(?::(?P<port>\d{1,5}))?$")
@@ -192,14 +192,15 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
                    connect: Callable[[Target], Any], targets: Iterable[Target],
                    record: Callable[[list[tuple[dict[str, Any], DeviceResult]]], None],
                    concurrency: int, progress: Progress | None = None,
-                   stop_when: Callable[[int, int], bool] | None = None) -> list[str]:
+                   stop_when: Callable[[int, int], bool] | None = None) -> RunResult:
     """Run steps on every target; call `record` with batches from this thread.
 
     `stop_when(failed, finished)` is asked after each device; when it says yes, no more
-    devices are started. Returns the serials never attempted. On Ctrl-C, what finished
-    (including devices in flight) is recorded, then KeyboardInterrupt propagates.
+    devices are started. Returns the executor's RunResult: every device's result, and the
+    targets never attempted. On Ctrl-C, what finished (including devices in flight) is
+    recorded, then KeyboardInterrupt propagates.
     """
-    from mdm.fleet.executor import Executor
+    from mdm.fleet.executor import Executor, RunResult
 
     by_serial = {r["serial"]: r for r in rows}
     executor = Executor(connect, concurrency=concurrency)
@@ -209,6 +210,7 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
     batch: list[tuple[dict[str, Any], DeviceResult]] = []
     seen: set[str] = set()
     failed = 0
+    run = RunResult()
     try:
         for result in executor.run(targets, steps):
             if progress:
@@ -216,6 +218,7 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
             if result.error_kind == "cancelled":
                 continue
             seen.add(result.target.name)
+            run.results.append(result)
             batch.append((by_serial[result.target.name], result))
             failed += not result.ok
             if stop_when and stop_when(failed, len(seen)):
@@ -225,4 +228,5 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
                 batch = []
     finally:
         record(batch)
-    return [t.name for t in targets if t.name not in seen]
+    run.not_attempted = [t for t in targets if t.name not in seen]
+    return run
