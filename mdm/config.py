@@ -58,6 +58,8 @@ SPECS: tuple[Spec, ...] = (
          "the folder of app builds (APKs) to install"),
     Spec("lab", "MDM_LAB", "path", "inventory/lab", "the lab's folder (mdm lab …)",
          "--lab-dir"),
+    Spec("profiles", "MDM_PROFILES", "path", "playbooks/profiles",
+         "the folder of device profiles (YAML), each naming the device models it serves"),
     Spec("wait", "MDM_WAIT", "seconds", 30,
          "seconds a write waits for another operator's write before giving up"),
     Spec("timezone", "MDM_TIMEZONE", "zone", "Europe/London",

@@ -19,7 +19,8 @@ def ssh_drivers(context: AppContext) -> Drivers:
     """Build the direct-SSH drivers with the operator's key (paramiko is imported here)."""
     from mdm.driver.routes import ssh_drivers as build
 
-    return build(context.key)
+    profiles = context.settings.get("profiles") if context.settings else None
+    return build(context.key, Path(profiles) if profiles else None)
 
 
 def default_operator() -> str:

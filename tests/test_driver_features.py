@@ -144,3 +144,23 @@ def test_a_push_that_stops_early_names_the_devices_it_never_started(fleet: Any) 
     never = [s["serial"] for s in result["skipped"]]
     assert never and set(never) <= set(serials[2:])
     assert all("apply_policy" not in drivers.devices[s].calls for s in never)
+
+
+def test_each_device_gets_the_profile_of_its_model(tmp_path: Path) -> None:
+    from mdm.driver.routes import ShellDrivers
+    from mdm.fleet.profiles import BUILTIN, chooser
+    from tests.fakes import FakeTransport
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    android = (BUILTIN / "android.yaml").read_text()
+    (folder / "s5.yaml").write_text(android.replace("name: android", "name: s5") +
+                                    "models: [SM-G900F]\n")
+    drivers = ShellDrivers(FakeTransport, lambda t: "", chooser(folder))
+    s5 = drivers.open(Target("A1", "10.0.0.1", model="SM-G900F"))
+    note4 = drivers.open(Target("A2", "10.0.0.2", model="SM-N910F"))
+    assert (s5.profile.name, note4.profile.name) == ("s5", "android")
+    (folder / "android.yaml").write_text(android.replace("pm list packages",
+                                                         "cmd package list packages"))
+    local = ShellDrivers(FakeTransport, lambda t: "", chooser(folder))
+    assert "cmd package" in local.open(Target("A3", "10.0.0.3")).profile.facts["packages"]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mdm.driver.shell import ShellDriver
 from mdm.fleet.executor import DEFAULT_CONCURRENCY
-from mdm.fleet.profiles import Profile, load
+from mdm.fleet.profiles import Profile, chooser
 from mdm.fleet.transport import Target, Timeouts, Transport
 
 
@@ -21,25 +22,26 @@ class ShellDrivers:
 
     connect: Callable[[Target], Transport]
     keyscan: Callable[[Target], str]
-    profile: Profile
+    profile_for: Callable[[str | None], Profile]  # device model → its profile
     concurrency: int = DEFAULT_CONCURRENCY
 
     def open(self, target: Target) -> ShellDriver:
         """Connect to a device (its pinned key checked) and return its driver."""
-        return ShellDriver(self.connect(target), self.profile)
+        return ShellDriver(self.connect(target), self.profile_for(target.model))
 
     def offered_key(self, target: Target) -> str:
         """Return the public key line a device offers, without trusting it."""
         return self.keyscan(target)
 
 
-def ssh_drivers(key: str | None = None, profile: str = "android",
+def ssh_drivers(key: str | None = None, profiles: Path | None = None,
                 concurrency: int = DEFAULT_CONCURRENCY,
                 timeouts: Timeouts | None = None) -> ShellDrivers:
     """Return drivers that reach devices directly over SSH with the operator's key."""
     from mdm.fleet import ssh
 
     t = timeouts or Timeouts()
+    choose = chooser(profiles)  # a bad profile is refused before the key is loaded
     credentials = ssh.load_credentials(key)
     return ShellDrivers(ssh.connector(credentials, t), lambda target: ssh.keyscan(target, t),
-                        load(profile), concurrency)
+                        choose, concurrency)

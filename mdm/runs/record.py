@@ -53,7 +53,8 @@ def parse_address(text: str) -> tuple[str, str, int]:
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
     """Return the fleet target for a device row (its pinned key unless one is given)."""
     user, host, port = parse_address(row["address"])
-    return Target(row["serial"], host, port, user, host_key or row.get("host_key"))
+    return Target(row["serial"], host, port, user, host_key or row.get("host_key"),
+                  row.get("model"))
 
 
 def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -> None:
