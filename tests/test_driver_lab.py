@@ -70,8 +70,12 @@ def test_a_dpc_that_will_not_apply_is_named_with_its_own_words(mdm: Any, lab: An
                                                               three: list[Any]) -> None:
     broken = three[0]
     dpc = broken.path / "bin" / "dpc"
+    original = dpc.read_bytes()  # the lab's reset keeps bin/: put the real DPC back after
     dpc.write_text("#!/bin/sh\necho 'dpc: storage is read-only' >&2\nexit 1\n")
-    out = mdm.json("policy", "push", code=1)
+    try:
+        out = mdm.json("policy", "push", code=1)
+    finally:
+        dpc.write_bytes(original)
     assert [(f["serial"], f["kind"]) for f in out["failed"]] == [
         (broken.serial, "policy_not_applied")]
     assert "apply exit 1" in out["failed"][0]["error"]
