@@ -18,8 +18,8 @@ from mdm.custody import cli as custody_cli
 from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
-from mdm.fleet import cli as keys_cli
 from mdm.groups import cli as groups_cli
+from mdm.keys import cli as keys_cli
 from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli

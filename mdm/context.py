@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mdm.config import Settings
+    from mdm.driver import Drivers
     from mdm.fleet.session import Fleet
     from mdm.store.db import Database
+
+
+def ssh_drivers(context: AppContext) -> Drivers:
+    """Build the SSH drivers with the operator's key (paramiko is imported here).
+
+    Devices the inventory routes through a provisioning station are reached through it
+    (SSH to the station, then adb); the rest directly.
+    """
+    from mdm.driver.routes import ssh_drivers as build
+    from mdm.stations.service import routes
+
+    profiles = context.settings.get("profiles") if context.settings else None
+    return build(context.key, Path(profiles) if profiles else None,
+                 routes=routes(context.db()))
 
 
 def default_operator() -> str:
@@ -34,6 +50,8 @@ class AppContext:
     key: str | None = None  # the operator's private key path (else MDM_KEY, else default)
     settings: Settings | None = None  # options, MDM_* variables, mdm.toml, defaults
     wait: float | None = None  # seconds a write waits for another's (--wait); None: default
+    # How device commands reach devices; tests replace it with a fake.
+    driver_factory: Callable[[AppContext], Drivers] = field(default=ssh_drivers, repr=False)
     _db: Database | None = field(default=None, repr=False)
 
     def db(self, create: bool = False) -> Database:
@@ -46,7 +64,7 @@ class AppContext:
         return self._db
 
     def fleet(self, concurrency: int | None = None) -> Fleet:
-        """Build the SSH fleet (paramiko is imported only here)."""
+        """Build the SSH fleet for transport-level work (stations: scan, enrol, move)."""
         from mdm.fleet.session import ssh_fleet
         from mdm.stations.service import routes
 
@@ -54,6 +72,13 @@ class AppContext:
         if concurrency:
             fleet.concurrency = concurrency
         return fleet
+
+    def drivers(self, concurrency: int | None = None) -> Drivers:
+        """Build what reaches devices for this run, from the driver factory."""
+        drivers = self.driver_factory(self)
+        if concurrency:
+            drivers.concurrency = concurrency
+        return drivers
 
     def close(self) -> None:
         if self._db is not None:

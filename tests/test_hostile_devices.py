@@ -147,6 +147,7 @@ def test_compliance_names_a_device_whose_answer_was_refused_and_judges_the_rest(
     mdm("policy", "push")
     lab.lab.fault(hostile.serial, "patch-unknown")
     mdm("devices", "refresh", code=1)
+    # The report exits 1 while any device is not compliant (each reason in the report).
     report = {r["serial"]: r for r in mdm.json("compliance", "report", code=1)["devices"]}
     codes = [x["code"] for x in report[hostile.serial]["reasons"]]
     assert "output_refused" in codes and not report[hostile.serial]["compliant"]

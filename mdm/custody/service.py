@@ -16,27 +16,9 @@ from mdm.officers import service as officers
 from mdm.officers.models import describe
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.custody import HISTORY, officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
-
-_HISTORY = (
-    "SELECT a.id, d.serial, a.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
-    " o.payroll_no, o.station, a.opened_at, a.opened_by, a.open_reason, a.closed_at,"
-    " a.closed_by, a.close_reason"
-    " FROM assignments a JOIN devices d ON d.id = a.device_id"
-    " JOIN officers o ON o.officer_id = a.officer_id")
-
-
-
-def device_history(db: Database, device_id: int) -> list[dict[str, Any]]:
-    """Every assignment of one device, oldest first."""
-    return db.query(f"{_HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at, a.id", [device_id])
-
-
-def officer_history(db: Database, officer_id: str) -> list[dict[str, Any]]:
-    """Every device one officer has held, oldest first."""
-    return db.query(f"{_HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
-                 [officer_id])
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -44,7 +26,7 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 def _open_row(db: Database, column: str, value: object) -> dict[str, Any] | None:
-    found = db.query(f"{_HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
+    found = db.query(f"{HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
     return found[0] if found else None
 
 
@@ -172,7 +154,7 @@ def reassign(db: Database, operator: str, serial: str, officer_ref: str,
 def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
     """Say who held a device at an instant (UTC text), with the assignment that covers it."""
     device = devices.get(db, serial)
-    rows = db.query(f"{_HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
+    rows = db.query(f"{HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
                      " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])
     return {"serial": device["serial"], "at": at, "holder": rows[0] if rows else None}
 

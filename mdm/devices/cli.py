@@ -139,7 +139,7 @@ def refresh(ctx: typer.Context, selectors: SelectorArg = None,
 
     c = app_context(ctx)
     with ui.progress("refreshing", not wants_json(ctx, json)) as bar:
-        result = run(c.db(), c.operator, selectors or [], c.fleet(concurrency), progress=bar)
+        result = run(c.db(), c.operator, selectors or [], c.drivers(concurrency), progress=bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

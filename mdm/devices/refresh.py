@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mdm.devices import contact, selector
+from mdm.devices import selector
 from mdm.devices.lifecycle import Status
+from mdm.driver import DeviceDriver, Drivers
 from mdm.errors import PartialFailure
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import Transport
 from mdm.operators import roles
+from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store.db import Database
 
@@ -31,27 +31,26 @@ def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]
                     " ORDER BY d.serial", args)
 
 
-def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
-            progress: contact.Progress | None = None) -> dict[str, Any]:
+def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
+            progress: runs.Progress | None = None) -> dict[str, Any]:
     """Collect facts from every selected device; exit 1 names the devices not reached."""
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.refresh")
     rows = enrolled_devices(db, selectors)
 
-    def facts(transport: Transport) -> dict[str, Any]:
-        output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
-        return fleet.profile.parse_facts(output, transport.target.name)
+    def facts(driver: DeviceDriver) -> dict[str, Any]:
+        return driver.facts()
 
-    outcome = contact.Outcome()
+    outcome = runs.Outcome()
 
     def reached(row: dict[str, Any], result: Any, at: str) -> None:
         facts = result.value("facts")
-        contact.record_facts(db, row["id"], facts, at)
+        runs.record_facts(db, row["id"], facts, at)
         outcome.done.append({"serial": row["serial"], "last_seen": at,
                              "truncated": facts["truncated"]})
 
-    def batch_summary(batch: contact.Batch) -> None:
+    def batch_summary(batch: runs.Batch) -> None:
         details: dict[str, Any] = {
             "reached": sum(r.ok for _, r in batch),
             "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)}
@@ -61,11 +60,11 @@ def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
             details["truncated"] = cut
         audit.record(db, operator, "devices.refresh", "devices", None, details)
 
-    record = contact.recorder(db, operator, outcome, reached, after=batch_summary)
+    record = runs.recorder(db, operator, outcome, reached, after=batch_summary)
 
-    contact.run_and_record(
-        db, rows, [Step("facts", facts)], fleet.connect,
-        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
+    runs.run_and_record(
+        db, rows, [Step("facts", facts)], drivers.open,
+        [runs.target_of(r) for r in rows], record, drivers.concurrency, progress)
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"

@@ -9,6 +9,7 @@ from typing import Any
 from mdm import csvio, exports
 from mdm.devices import selector
 from mdm.errors import NotFound
+from mdm.store.custody import device_history
 from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
@@ -71,8 +72,6 @@ def find(db: Database, query: str) -> list[dict[str, Any]]:
 
 def show(db: Database, ref: str) -> dict[str, Any]:
     """Return a device's record, its holder now and its whole custody history."""
-    from mdm.custody.service import device_history
-
     row = get(db, ref)
     out = _public(row)
     # How mdm reaches it: through a provisioning station (adb), or directly over SSH.

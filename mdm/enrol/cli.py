@@ -54,7 +54,7 @@ def device(ctx: typer.Context,
     """Enrol one device: check identity against the manifest and pin its SSH host key."""
     c = app_context(ctx)
     result = service.enrol(c.db(), c.operator, [service.Request(serial, address, host_key)],
-                           c.fleet, tofu=tofu)
+                           c.drivers, tofu=tofu)
     _render(ctx, json, result)
 
 
@@ -70,7 +70,7 @@ def devices(ctx: typer.Context,
     c = app_context(ctx)
     requests = service.requests_from_file(from_)
     with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
-        result = service.enrol(c.db(), c.operator, requests, lambda: c.fleet(concurrency),
+        result = service.enrol(c.db(), c.operator, requests, lambda: c.drivers(concurrency),
                                tofu=tofu, progress=bar)
     _render(ctx, json, result)
 

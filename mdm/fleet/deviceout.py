@@ -285,3 +285,11 @@ def parse_status(text: str, boundary: str, device: str) -> StatusReading:
         return _status_sections(dpc, policy_file, [])
     except BadOutput as exc:
         raise MalformedOutput(device, f"DPC status refused: {exc}") from None
+
+
+def parse_packages(text: str, device: str) -> dict[str, int]:
+    """Parse `pm list packages --show-versioncode` output: package name → versionCode."""
+    try:
+        return _packages(text)
+    except BadOutput as exc:
+        raise MalformedOutput(device, f"packages refused: {exc}") from None

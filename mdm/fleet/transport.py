@@ -23,6 +23,7 @@ class Target:
     port: int = 22
     user: str = "root"
     host_key: str | None = None  # pinned public key line ("ssh-ed25519 AAAA…"), if any
+    model: str | None = None  # the device model, which picks its device profile
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.custody import officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -243,8 +244,6 @@ def resolve_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
 def show(db: Database, ref: str) -> dict[str, Any]:
     """Return one officer with the device they hold now and every device they have held."""
     officer = resolve(db, ref)
-    from mdm.custody.service import officer_history
-
     history = officer_history(db, officer["officer_id"])
     officer["device"] = next((h["serial"] for h in history if h["closed_at"] is None), None)
     officer["custody"] = history

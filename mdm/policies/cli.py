@@ -130,7 +130,7 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
         return
     with ui.progress("pushing", not as_json) as bar:
         result = pusher.push(c.db(), c.operator, _folder(policies), selectors or [],
-                             c.fleet(concurrency), max_fail_percent, bar)
+                             c.drivers(concurrency), max_fail_percent, bar)
     if as_json:
         ui.emit_json(result)
     else:

@@ -13,14 +13,15 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status, check_transition
+from mdm.driver.shell import ShellDriver
 from mdm.enrol import identity
 from mdm.enrol.pairing import fingerprint_problem
 from mdm.errors import InputError, NotFound, PartialFailure
 from mdm.fleet.keys import fingerprint_of_line
 from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target, Transport
 from mdm.operators import roles
+from mdm.runs import record as contact
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -272,9 +273,8 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
 
     def prove(transport: Transport) -> dict[str, Any]:
         serial = transport.target.name
-        output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
         try:
-            facts = fleet.profile.parse_facts(output, serial)
+            facts = ShellDriver(transport, fleet.profile).facts()
         except ValueError as exc:
             raise StepFailed(serial, f"unreadable facts: {exc}") from None
         seen_id = identity.observed_of(facts["props"])
@@ -388,7 +388,7 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
         except FleetError as exc:
             raise InputError(f"device {serial}: {exc.message}") from None
     try:
-        said = contact.run_checked(transport, "getprop ro.serialno", "reading the serial")
+        said = str(ShellDriver(transport, fleet.profile).facts()["props"].get("ro.serialno", ""))
     except FleetError as exc:
         raise InputError(f"device {serial} did not answer on the new route: {exc.message}",
                          "check it is plugged in (or on the network), then run it again"

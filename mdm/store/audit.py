@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdm.store import evidence
+import mdm.store.evidence as evidence
 from mdm.store.db import Database
 from mdm.store.failures import StoreError
 from mdm.timeutil import now

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mdm.store import failures
+import mdm.store.failures as failures
 
 if TYPE_CHECKING:
     import sqlite_utils

@@ -294,7 +294,7 @@ def m008_audit_state(db: Database) -> None:
         db.execute(f"INSERT INTO audit_pending (tbl, key) SELECT '{table}', {key} FROM {table}")
         counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     if any(counts.values()):
-        from mdm.store import audit
+        import mdm.store.audit as audit
         from mdm.store.db import Database as Inventory
 
         audit.record(Inventory(db.conn), "mdm", "audit.backfill", "inventory", None,

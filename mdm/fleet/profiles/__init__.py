@@ -1,11 +1,15 @@
 """Device profiles: which shell command or path carries each operation on a device build.
 
 Features never hard-code a device command: they ask the profile. The built-in `android`
-profile ships with mdm; a force can supply its own YAML with the same keys.
+profile ships with mdm; a force can supply its own YAML with the same keys, in its
+profiles folder (`profiles` in mdm.toml, default playbooks/profiles/): a profile listing
+`models:` serves devices of those models, and an `android.yaml` there replaces the
+built-in one for every other device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ class Profile:
     facts: dict[str, str]
     paths: dict[str, str]
     actions: dict[str, str]
+    models: tuple[str, ...] = ()  # the device models it serves (none: any)
     # Made afresh each time a profile is loaded (once per command run): device output
     # cannot pose as a section boundary it never saw.
     boundary: str = field(default_factory=deviceout.new_boundary, repr=False, compare=False)
@@ -70,5 +75,30 @@ def load(name_or_path: str = "android") -> Profile:
     if missing:
         raise InputError(f"{path}: the profile lacks " + ", ".join(missing),
                          "copy the built-in android profile and edit it")
+    models = data.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InputError(f"{path}: models must be a list of device models",
+                         "e.g. models: [SM-N910F, SM-G900F]")
     return Profile(str(data.get("name") or path.stem), data["facts"], data["paths"],
-                   data["actions"])
+                   data["actions"], tuple(models))
+
+
+def chooser(folder: Path | None) -> Callable[[str | None], Profile]:
+    """Return a function giving the profile for a device model (loaded once per run).
+
+    A profile in `folder` that lists the model wins; else the folder's `android.yaml`;
+    else the built-in android profile.
+    """
+    found = [load(str(p)) for p in sorted(folder.glob("*.yaml"))] if folder and \
+        folder.is_dir() else []
+    by_model: dict[str, Profile] = {}
+    for profile in found:
+        for model in profile.models:
+            by_model.setdefault(model, profile)
+    fallback = next((p for p in found if p.name == "android" and not p.models), None) \
+        or load("android")
+
+    def choose(model: str | None) -> Profile:
+        return by_model.get(model or "", fallback)
+
+    return choose
