@@ -78,7 +78,6 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
         if d not in (refuser, yanked):
             assert _policy_file(d).exists(), d.serial
     assert not _policy_file(yanked).exists()  # the half-written upload never took its place
-    assert list(_policy_file(yanked).parent.glob("policy.json.mdm-*"))
 
     lab.lab.plug(yanked.serial, "bench")  # plugged back in: the next run resumes
     again = mdm.json("policy", "push", "all")
@@ -86,7 +85,7 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
     assert _policy_file(yanked).exists()
     assert not list(_policy_file(yanked).parent.glob("policy.json.mdm-*"))
     log = (yanked.path / "log" / "commands").read_text()
-    assert "adb push" in log and "adb shell" in log  # it was reached over adb, not sshd
+    assert "adb shell" in log  # it was reached over adb (the upload streams in one shell), not sshd
 
 
 def test_an_unreachable_station_fails_each_device_once(

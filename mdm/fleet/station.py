@@ -66,6 +66,9 @@ class DeviceNotAttached(FleetError):
     kind = "not_attached"
 
 
+_ADB_LOST = 255  # adb shell's exit status when the device's transport goes away
+
+
 class DeviceUnplugged(FleetError):
     """The phone went away in the middle of a step; nothing was renamed into place."""
 
@@ -208,6 +211,13 @@ class StationTransport:
                   + f"exec adb -s {self._serial} shell {shlex.quote(on_device)}")
         result = self._station_run(script, limit + 2, stdin, max_output)
         self._check(result, token)
+        if result.exit_status == _ADB_LOST:  # adb's own failure: is the phone still there?
+            state = self._station_run(f"adb -s {self._serial} get-state 2>&1", 10)
+            now = state.text.strip()[:120]
+            if now != "device":
+                raise DeviceUnplugged(self.target.name, f"the phone went away during a step"
+                                      f" on station {self.station} (adb: {now}); nothing was"
+                                      " renamed into place: run the command again")
         return CommandResult(command, result.exit_status, result.stdout, result.stderr,
                              result.seconds)
 
