@@ -18,12 +18,14 @@ from mdm.custody import cli as custody_cli
 from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
-from mdm.fleet import cli as keys_cli
 from mdm.groups import cli as groups_cli
+from mdm.keys import cli as keys_cli
 from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
+from mdm.project import cli as project_cli
+from mdm.stations import cli as stations_cli
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -58,10 +60,16 @@ class MdmGroup(TyperGroup):
             ui.error(MdmError(exc.format_message(), f"see {command} --help", ExitCode.USAGE,
                               where="the command line"), as_json=True)
             raise typer.Exit(exc.exit_code) from None
-        except sqlite3.OperationalError as exc:
-            ui.error(MdmError(f"inventory error: {exc}",
-                              "another operator may hold a long write; try again",
-                              ExitCode.PARTIAL), as_json=_wants_json(ctx))
+        except sqlite3.DatabaseError as exc:  # met outside the store's own calls
+            from mdm.store.failures import translate
+
+            obj = ctx.obj
+            path = obj.db_path if isinstance(obj, AppContext) else Path("the inventory")
+            error = translate(exc, path, obj.wait or 30 if isinstance(obj, AppContext) else 30)
+            ui.error(error or MdmError(f"inventory error: {exc}",
+                                       "run `mdm audit verify`; if it fails, restore the"
+                                       " inventory from a backup", ExitCode.PARTIAL),
+                     as_json=_wants_json(ctx))
             raise typer.Exit(int(ExitCode.PARTIAL)) from None
         except KeyboardInterrupt:
             if _wants_json(ctx):
@@ -82,12 +90,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from mdm import __version__
+
+        ui.write_text(f"mdm {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB",
-                                            help="Inventory file (default: inventory/mdm.db).",
-                                            show_default=False)] = None,
+    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
+                                            help="Inventory file (default: `inventory` in"
+                                                 " mdm.toml, else inventory/mdm.db).")] = None,
     operator: Annotated[str | None, typer.Option("--operator", envvar="MDM_OPERATOR",
                                                  help="Who is acting (default: the OS user).",
                                                  show_default=False)] = None,
@@ -102,14 +118,28 @@ def root(
                                             help="The operator's SSH private key"
                                                  " (default: ~/.config/mdm/id_ed25519).")
                    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print mdm's version and exit.")] = False,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", envvar="MDM_WAIT", min=0, show_default="30, or wait in mdm.toml",
+        help="Seconds a write waits for another operator's write.")] = None,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
-    from mdm.store import resolve_path
+    from click.core import ParameterSource
+
+    from mdm import config
 
     ui.configure(quiet=quiet)
-    obj = AppContext(db_path=resolve_path(str(db) if db else None),
+    typed = {name: value for name, value in (("inventory", db), ("operator", operator),
+                                             ("key", key))
+             if ctx.get_parameter_source({"inventory": "db"}.get(name, name))
+             == ParameterSource.COMMANDLINE}
+    # `mdm init --force` must be able to replace a broken mdm.toml, so it reads none.
+    settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
+    obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
                      operator=operator or default_operator(), json=json, verbose=verbose,
-                     key=key)
+                     key=key, settings=settings,
+                     wait=wait if wait is not None else (settings.wait if settings else None))
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 
@@ -123,7 +153,10 @@ app.add_typer(policies_cli.app, name="policy")
 app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(stations_cli.app, name="stations")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(project_cli.app, name="config")
+app.command("init")(project_cli.init)
 custody_cli.mount(app)
 
 

@@ -11,6 +11,7 @@ import csv
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,25 @@ MANIFEST_COLUMNS = ["order_number", "delivery_note", "pallet_id", "box_id", "man
                     "iccid", "msisdn", "carrier", "os_version", "build_id", "ship_date",
                     "enrolment_channel", "warranty_end"]
 SERIAL_CHARS = "0123456789ABCDEFGHJKLMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True)
+class Build:
+    """An Android build of the Galaxy Note 4 (SM-N910F), as `getprop` would report it."""
+
+    release: str  # ro.build.version.release
+    sdk: int  # ro.build.version.sdk: the API level
+    build_id: str  # ro.build.id (Google's)
+    firmware: str  # Samsung's firmware: model, region, bootloader, year, month, revision
+
+
+# What a Note 4 could run during the 2015 rollout: it shipped with KitKat (its firmware
+# ANK4 is from November 2014), Samsung's Lollipop updates reached it during 2015 (5.1.1
+# with monthly security patch levels from October 2015: COJ3), and Android 6.0 (API 23)
+# only in 2016. A delivery arrives on the first; the force updates it at the bench to the
+# second before handover (the lab's devices run it), so the policy asks for API 21.
+NOTE4_SHIPPED = Build("4.4.4", 19, "KTU84P", "N910FXXU1ANK4")
+NOTE4_2015 = Build("5.1.1", 22, "LMY47X", "N910FXXU1COJ3")
 
 
 def _mix(total: int) -> list[tuple[str, str | None]]:
@@ -144,7 +164,8 @@ def generate_manifest(count: int, seed: int = 417, order: str = "PO-2015-00417",
             "wifi_mac": ":".join(f"{rng.randrange(256):02X}" for _ in range(6)),
             "iccid": "8944" + "".join(str(rng.randrange(10)) for _ in range(15)),
             "msisdn": "07" + "".join(str(rng.randrange(10)) for _ in range(9)),
-            "carrier": "EE", "os_version": "4.4.4", "build_id": "N910FXXU1ANK4",
+            "carrier": "EE", "os_version": NOTE4_SHIPPED.release,
+            "build_id": NOTE4_SHIPPED.firmware,
             "ship_date": "2015-03-16", "enrolment_channel": "MANUAL",
             "warranty_end": "2017-03-16",
         })

@@ -13,14 +13,29 @@ from typer.testing import CliRunner
 from mdm import examples
 from mdm.cli import app
 
+ROOT = Path(__file__).resolve().parent.parent
+ENTERPRISE_ID = "LC04mdmtest"
+PILOT_TRACK = "4697000000000000001"
+
 
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point MDM_DB at a temp file, so no test can touch a real inventory."""
+    """Point MDM_DB at a temp file, so no test can touch a real inventory.
+
+    Each test has its own project file (MDM_CONFIG): an AMAPI enterprise id and the pilot
+    channel's Play track id, which compile and push need, and the repository's policies.
+    """
     monkeypatch.setenv("MDM_DB", str(tmp_path / "mdm.db"))
     monkeypatch.setenv("MDM_OPERATOR", "admin")
     monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("MDM_TIMEZONE", raising=False)
+    for name in ("MDM_TIMEZONE", "MDM_POLICIES", "MDM_LAB", "MDM_BUILDS", "MDM_WAIT",
+                 "MDM_ENTERPRISE_ID", "MDM_TRACKS"):
+        monkeypatch.delenv(name, raising=False)
+    project = tmp_path / "mdm.toml"
+    project.write_text(f'policies = "{ROOT / "playbooks" / "policies"}"\n'
+                       f'[policy]\nenterprise_id = "{ENTERPRISE_ID}"\n'
+                       f'[policy.tracks]\npilot = "{PILOT_TRACK}"\n')
+    monkeypatch.setenv("MDM_CONFIG", str(project))
 
 
 class Mdm:
@@ -159,13 +174,18 @@ def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -
     pool.release()
 
 
+def _has_inventory(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
 @pytest.fixture
-def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path]) -> Callable[[int], list[Any]]:
+def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
+              db_path: Path) -> Callable[[int], list[Any]]:
     """Take N lab devices and import their delivery into this test's inventory."""
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        if not mdm.json("operators", "list"):
+        if not _has_inventory(db_path) or not mdm.json("operators", "list"):
             mdm("operators", "add", "admin")
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
@@ -188,3 +208,11 @@ def enrolled(mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         return devices
 
     return take
+
+
+@pytest.fixture
+def station(lab: LabPool) -> Any:
+    """The lab's provisioning station `bench` (started once; tests plug devices into it)."""
+    from mdm.fleet.keys import key_path
+
+    return lab.lab.station_up("bench", Path(str(key_path(None)) + ".pub").read_text())

@@ -289,7 +289,7 @@ def test_imports_and_exports_report_their_progress(mdm, files, db_path) -> None:
     assert bar.phases == [("checking rows", 1100, 1100), ("writing devices", 1100, 1100)]
     for export in (officers.export, devices.export):
         bar = Recorder()
-        export(db, "admin", "csv", None, bar)
+        export(db, "admin", "csv", None, progress=bar)
         assert bar.phases[0][1] == bar.phases[0][2] > 1000
     db.conn.close()
 

@@ -18,6 +18,7 @@ from mdm.policies.loader import Layer, load_tree
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 TODAY = date(2026, 1, 1)
+TARGET = compiler.Target("LC04mdmtest", {"pilot": {"*": "4697000000000000001"}})
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_every_shipped_layer_loads_and_every_subject_compiles_cleanly() -> None:
     for subject in SUBJECTS:
         effective = merge(layers, subject, TODAY)
         assert effective.conflicts == []
-        doc = compiler.compile_policy(effective).document
+        doc = compiler.compile_policy(effective, TARGET).document
         assert not compiler.field_names(doc) & set(compiler.DEPRECATED), subject
         assert doc["passwordPolicies"][0]["passwordMinimumLength"] >= 6
         assert doc["passwordPolicies"][0]["maximumFailedPasswordsForWipe"] <= 10
@@ -60,7 +61,7 @@ def test_every_shipped_layer_loads_and_every_subject_compiles_cleanly() -> None:
 
 def test_the_baseline_compiles_to_current_amapi_fields() -> None:
     layers, _ = load_tree(SHIPPED)
-    doc = compiler.compile_policy(merge(layers, SUBJECTS[0], TODAY)).document
+    doc = compiler.compile_policy(merge(layers, SUBJECTS[0], TODAY), TARGET).document
     for name in ("passwordPolicies", "maximumTimeToLock", "encryptionPolicy",
                  "advancedSecurityOverrides", "cameraAccess", "screenCaptureDisabled",
                  "deviceConnectivityManagement", "alwaysOnVpnPackage", "applications",
@@ -84,14 +85,14 @@ def test_role_variations_apply() -> None:
 
     def apps(subject: Subject) -> dict[str, Any]:
         return {a["packageName"]: a for a in compiler.compile_policy(
-            merge(layers, subject, TODAY)).document["applications"]}
+            merge(layers, subject, TODAY), TARGET).document["applications"]}
 
     pcso = apps(Subject(worker_type="PCSO"))
     assert pcso["uk.police.cumbria.custody"]["installType"] == "BLOCKED"
     staff = apps(Subject(worker_type="STAFF"))
     assert "uk.police.cumbria.enotebook" not in staff
     pilot = apps(Subject(worker_type="OFFICER", rank="CONSTABLE", groups=frozenset({"pilot"})))
-    assert pilot["uk.police.cumbria.enotebook"]["accessibleTrackIds"] == ["pilot"]
+    assert pilot["uk.police.cumbria.enotebook"]["accessibleTrackIds"] == ["4697000000000000001"]
     special = merge(layers, Subject(worker_type="SPECIAL"), TODAY)
     assert special.settings["compliance.max_offline_days"] == 30
     assert special.sources["compliance.max_offline_days"] == "special-constabulary"
@@ -146,7 +147,8 @@ def test_applying_a_layer_twice_changes_nothing(layers: list[Layer], subject: Su
     once = merge(layers, subject, TODAY)
     twice = merge(layers + [data.draw(st.sampled_from(layers))], subject, TODAY)
     assert twice.settings == once.settings
-    assert compiler.compile_policy(twice).sha256 == compiler.compile_policy(once).sha256
+    assert compiler.compile_policy(twice, TARGET).sha256 == \
+        compiler.compile_policy(once, TARGET).sha256
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

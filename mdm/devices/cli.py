@@ -1,4 +1,4 @@
-"""`mdm devices …`: find a device by anything the helpdesk is told, and see its history."""
+"""`mdm devices …`: find, list, show, export, refresh and provision devices."""
 
 from __future__ import annotations
 
@@ -8,22 +8,37 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    AllOpt,
     ConcurrencyOpt,
+    ForceOpt,
     FormatOpt,
     JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
     OutputOpt,
     ReasonOpt,
     SelectorArg,
     app_context,
-    deliver,
     export_format,
+    exported,
+    list_format,
+    row_limit,
     wants_json,
 )
 from mdm.devices import service
+from mdm.officers.models import describe
+from mdm.policies.cli import PoliciesOpt, _folder
 
-app = typer.Typer(no_args_is_help=True, help="Find, show and export devices.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Find, list, show, export, refresh and provision devices.")
 
 FIND_COLUMNS = ["serial", "imei1", "model", "status", "holder", "matched_on"]
+
+
+def _person(row: dict[str, str]) -> str:
+    """Name a holder as people know them: name (collar, station)."""
+    return describe({"name": row["holder_name"], "collar_number": row["holder_collar"],
+                     "payroll_no": row["holder_payroll"], "station": row["holder_station"]})
 
 
 @app.command("find")
@@ -39,7 +54,7 @@ def find(ctx: typer.Context,
         return
     for r in rows:
         h = r["holder"]
-        r["holder"] = f"{h['name']} ({h['collar_number'] or h['officer_id']})" if h else ""
+        r["holder"] = describe(h) if h else ""
     ui.table(rows, FIND_COLUMNS, f"Devices matching {query!r}")
 
 
@@ -55,8 +70,8 @@ def show(ctx: typer.Context,
         return
     custody = device.pop("custody")
     holder = device["holder"]
-    device["holder"] = (f"{holder['name']} (collar {holder['collar_number']}, officer"
-                        f" {holder['officer_id']}) since {holder['since']}" if holder else None)
+    device["holder"] = (f"{describe(holder)}, officer {holder['officer_id']}, since"
+                        f" {holder['since']}" if holder else None)
     facts = device.pop("facts") or {}
     device["facts"] = (f"Android {facts['os_release']} (SDK {facts['sdk']}), patch"
                        f" {facts['security_patch']}, {facts['crypto_state']},"
@@ -69,14 +84,50 @@ def show(ctx: typer.Context,
              "Chain of custody")
 
 
+@app.command("list")
+def list_(ctx: typer.Context, selectors: SelectorArg = None, limit: LimitOpt = None,
+          all_: AllOpt = False, fmt: ListFormatOpt = None, json: JsonOpt = False) -> None:
+    """List devices and their holders, by selector (exit 2 if a selector picks none)."""
+    c = app_context(ctx)
+    fmt = list_format(ctx, fmt, json)
+    rows, total = service.list_devices(c.db(), selectors or [])
+    if fmt not in ("json", "jsonl"):
+        rows = ({**r, "holder": r["holder_name"] and _person(r)} for r in rows)
+    ui.listing(rows, service.LIST_COLUMNS, key_columns=("serial",), fmt=fmt,
+               limit=row_limit(limit, all_), total=total, noun="devices", title="Devices")
+
+
 @app.command("export")
-def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
+def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "csv",
+           output: OutputOpt = None, force: ForceOpt = False,
            reason: ReasonOpt = None) -> None:
-    """Export every device and its holder as CSV (spreadsheet-safe) or JSON; logged."""
+    """Export the selected devices (default all) and holders as CSV or JSON; logged."""
     c = app_context(ctx)
     with ui.progress("exporting devices") as bar:
-        body, count = service.export(c.db(), c.operator, export_format(fmt), reason, bar)
-    deliver(body, output, count)
+        body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
+                                     selectors or [], output, force, bar)
+    exported(body, output, count)
+
+
+@app.command("provision")
+def provision(ctx: typer.Context, selectors: SelectorArg = None,
+              policies: PoliciesOpt = None,
+              check: Annotated[bool, typer.Option("--check", help="Say which devices would"
+                                                  " move; change nothing.")] = False,
+              json: JsonOpt = False) -> None:
+    """Move compliant enrolled devices to provisioned; name the rest and why (exit 1)."""
+    from mdm.devices.provision import provision as run
+
+    c = app_context(ctx)
+    result = run(c.db(), c.operator, _folder(policies), selectors or [], check)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    elif check:
+        ui.success(f"{len(result['provisioned'])} device(s) would be provisioned"
+                   f" ({len(result['already_provisioned'])} already are)")
+    else:
+        ui.success(f"{len(result['provisioned'])} device(s) provisioned"
+                   f" ({len(result['already_provisioned'])} already were)")
 
 
 @app.command("refresh")
@@ -87,7 +138,7 @@ def refresh(ctx: typer.Context, selectors: SelectorArg = None,
 
     c = app_context(ctx)
     with ui.progress("refreshing", not wants_json(ctx, json)) as bar:
-        result = run(c.db(), c.operator, selectors or [], c.fleet(concurrency), progress=bar)
+        result = run(c.db(), c.operator, selectors or [], c.drivers(concurrency), progress=bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -1,163 +1,149 @@
-"""Enrol delivered devices over SSH: check identity, pin the host key, record the facts.
+"""Enrol delivered devices over SSH: prove identity, pin the host key, record the facts.
 
-For each device: read the host key it offers (without trusting it), compare it with the
-fingerprint IT staff confirmed (`--host-key`) or accept it on first use when explicitly
-told (`--trust-on-first-use`, which the audit row records); connect with that key pinned;
-read identity with `getprop` and refuse the device unless serial, manufacturer and model
-match its manifest row; then pin the key and move it delivered → enrolled.
+The pairing set (serial, address, fingerprint) is checked whole before any device is
+contacted (`pairing.plan`). Then, per device: read the host key it offers (without
+trusting it), compare it with the fingerprint IT staff confirmed (`--host-key`) or accept
+it on first use when explicitly told (`--trust-on-first-use`, which the audit row
+records); connect with that key pinned; on that same authenticated session, check the
+negotiated key and read the identity (serial, maker, model, IMEI where the build shows
+one). Only a device that proved both is recorded: pin, address, status, facts and audit
+row in one transaction, after re-checking that nobody took the address or key meanwhile.
+
+Everything a worker learns travels back in its own result (a `Proof`); workers share no
+mutable state, so one device's key or address can never land in another's record.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status, check_transition
-from mdm.errors import InputError, PartialFailure, Problem
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import StepFailed, Target, Transport
+from mdm.driver import DeviceDriver, Drivers
+from mdm.enrol import identity, pairing
+from mdm.enrol.pairing import Request
+from mdm.errors import PartialFailure
+from mdm.fleet.keys import fingerprint_of_line
+from mdm.fleet.transport import HostKeyError, StepFailed, Target
 from mdm.operators import roles
+from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store.db import Database
 
-ENROLLABLE = (Status.DELIVERED, Status.QUARANTINED, Status.WIPED, Status.IN_REPAIR)
+__all__ = ["Proof", "Request", "enrol", "manifest_csv", "requests_from_file"]
 
 
 @dataclass(frozen=True)
-class Request:
+class Proof:
+    """What one connection proved: this device, at this address, holds this key.
+
+    Built inside the worker from its own transport only, and carried back in the result,
+    so nothing one device's connection learns can land in another device's record.
+    """
+
     serial: str
     address: str
-    host_key: str | None = None  # the fingerprint IT staff confirmed, SHA256:…
-    where: str = ""
+    host_key: str  # the public key line the authenticated session was pinned to
+    fingerprint: str
+    identity: identity.Identity
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Expect:
+    """What a device must prove; read-only, shared with the worker threads."""
+
+    address: str  # as the pairing gave it
+    reaches: tuple[str, int]  # the normalised host and port it names
+    fingerprint: str | None
+    identity: identity.Identity
 
 
 def requests_from_file(path: Path) -> list[Request]:
-    """Read `serial_number,address[,host_key]` rows; every bad row is reported at once."""
-    from mdm import csvio
-
-    rows = csvio.read_rows(path, ["serial_number", "address"],
-                           {"serial": "serial_number", "host_key_fingerprint": "host_key"})
-    out, problems = [], []
-    for row in rows:
-        where = f"{path}, row {row.line}"
-        serial, address = row.values.get("serial_number", ""), row.values.get("address", "")
-        fp = row.values.get("host_key") or None
-        for column, value in (("serial_number", serial), ("address", address)):
-            if not value:
-                problems.append(Problem(where, "is empty", f"every row needs its {column}",
-                                        column))
-        if address:
-            try:
-                contact.parse_address(address)
-            except InputError as exc:
-                problems.append(Problem(where, exc.message, exc.hint, "address"))
-        if fp and not fp.startswith("SHA256:"):
-            problems.append(Problem(where, f"{fp!r} is not a SHA256 fingerprint",
-                                    "copy it as ssh-keygen -l prints it: SHA256:…", "host_key"))
-        out.append(Request(serial, address, fp, where))
-    if problems:
-        raise InputError(f"{path}: {len(problems)} problem(s); nothing was done",
-                         problems=problems)
-    return out
+    """Read `serial_number,address[,host_key]` rows; `enrol` checks them all at once."""
+    return pairing.read_file(path)
 
 
-def _plan(db: Database, requests: list[Request]) -> tuple[list[dict[str, Any]],
-                                                          list[dict[str, Any]]]:
-    """Match requests to delivered devices; refuse unknown serials before any SSH."""
-    rows, skipped, problems = [], [], []
-    for req in requests:
-        found = db.query("SELECT * FROM devices WHERE serial = ?", [req.serial])
-        where = req.where or f"device {req.serial}"
-        if not found:
-            problems.append(Problem(where, f"no device {req.serial!r} in the inventory",
-                                    "import its delivery manifest first (mdm enrol import)",
-                                    "serial_number"))
-            continue
-        row = found[0]
-        if row["status"] in (Status.ENROLLED, Status.PROVISIONED):
-            skipped.append({"serial": row["serial"], "status": row["status"],
-                            "reason": "already enrolled"})
-            continue
-        if row["status"] not in ENROLLABLE:
-            problems.append(Problem(where, f"device {req.serial} is {row['status']}",
-                                    "only delivered, quarantined, wiped or repaired devices"
-                                    " are enrolled", "serial_number"))
-            continue
-        row.update(address=req.address, expected_fp=req.host_key)
-        rows.append(row)
-    if problems:
-        raise InputError(f"{len(problems)} device(s) cannot be enrolled; nothing was done",
-                         problems=problems)
-    return rows, skipped
+def enrol(db: Database, operator: str, requests: list[Request],
+          drivers: Drivers | Callable[[], Drivers], tofu: bool = False,
+          progress: runs.Progress | None = None) -> dict[str, Any]:
+    """Enrol devices; exit 1 (PartialFailure) names every device that was refused.
 
-
-def enrol(db: Database, operator: str, requests: list[Request], fleet: Fleet,
-          tofu: bool = False, progress: contact.Progress | None = None) -> dict[str, Any]:
-    """Enrol devices; exit 1 (PartialFailure) names every device that was refused."""
+    `drivers` may be a function that builds them, so a bad pairing set is reported before
+    the operator's key is even loaded.
+    """
     from mdm.fleet.executor import Step
-    from mdm.fleet.keys import fingerprint_of_line
-    from mdm.fleet.transport import HostKeyError
 
     roles.require(db, operator, "devices.enrol")
-    rows, skipped = _plan(db, requests)
-    by_serial = {r["serial"]: r for r in rows}
+    plan = pairing.plan(db, requests)  # a bad set is refused here, before any SSH
+    rows = plan.rows
+    reach: Drivers = drivers() if callable(drivers) else drivers
+    serials = [r["serial"] for r in rows]
+    if len(set(serials)) != len(serials):  # results are matched to rows by serial
+        raise AssertionError("pairing.plan let a serial through twice")
+    expect = {r["serial"]: _Expect(r["address"], pairing.address_key(r["address"]),
+                                   r["expected_fp"], identity.expected_of(r)) for r in rows}
 
-    def connect_checked(target: Target) -> Transport:
-        offered = fleet.keyscan(target)
+    def connect_checked(target: Target) -> DeviceDriver:
+        offered = reach.offered_key(target)
         fp = fingerprint_of_line(offered)
-        expected = by_serial[target.name]["expected_fp"]
-        if expected and expected != fp:
-            raise HostKeyError(target.name, expected, fp)
-        if not expected and not tofu:
+        wanted = expect[target.name].fingerprint
+        if wanted and wanted != fp:
+            raise HostKeyError(target.name, wanted, fp)
+        if not wanted and not tofu:
             raise HostKeyError(target.name, None, fp)
-        by_serial[target.name]["offered_key"] = offered
-        return fleet.connect(Target(target.name, target.host, target.port, target.user, offered))
+        # The connection pins exactly the key just offered: RejectPolicy refuses any other.
+        return reach.open(replace(target, host_key=offered))
 
-    def identity(transport: Transport) -> dict[str, Any]:
-        row = by_serial[transport.target.name]
-        facts = fleet.profile.parse_facts(
-            contact.run_checked(transport, fleet.profile.facts_command(), "reading facts"))
-        props = facts["props"]
-        seen = {"serial": props.get("ro.serialno", ""),
-                "manufacturer": props.get("ro.product.manufacturer", ""),
-                "model": props.get("ro.product.model", "")}
-        wrong = [f"{k} is {seen[k]!r}, the manifest says {row[k]!r}" for k in seen
-                 if (seen[k] != row[k] if k == "serial" else seen[k].lower() != row[k].lower())]
-        if wrong:
-            raise IdentityMismatch(row["serial"], "identity does not match the manifest: "
-                                   + "; ".join(wrong))
-        return facts
+    def prove(driver: DeviceDriver) -> Proof:
+        return _prove(driver, expect[driver.target.name])
 
-    outcome = contact.Outcome(skipped=skipped)
+    outcome = runs.Outcome(skipped=plan.skipped)
+    held: list[pairing.Bindings] = []  # loaded once per recording transaction
 
     def enrolled(row: dict[str, Any], result: Any, at: str) -> None:
-        offered = row["offered_key"]
-        fp = fingerprint_of_line(offered)
+        proof: Proof = result.value("identity")
+        if not held:
+            held.append(pairing.Bindings(db))
+        refused = _still_free(db, held[0], row, proof)
+        if refused:
+            outcome.failed.append({"serial": row["serial"], "address": row["address"],
+                                   "kind": "conflict", "error": refused,
+                                   "attempts": result.attempts,
+                                   "hint": "nothing was pinned; check the inventory and run"
+                                           " the command again"})
+            return
+        how = "confirmed" if row["expected_fp"] else "trusted on first use"
         previous = {"status": row["status"], "host_key": row["host_key_fingerprint"]}
-        check_transition(row["serial"], row["status"], Status.ENROLLED)
         db.execute("UPDATE devices SET status = ?, status_changed_at = ?, address = ?,"
                    " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
-                   " WHERE id = ?", [Status.ENROLLED.value, at, row["address"], offered,
-                                     fp, at, row["id"]])
-        contact.record_facts(db, row["id"], result.value("identity"), at)
-        how = "confirmed" if row["expected_fp"] else "trusted on first use"
+                   " WHERE id = ?", [Status.ENROLLED.value, at, proof.address, proof.host_key,
+                                     proof.fingerprint, at, row["id"]])
+        runs.record_facts(db, row["id"], proof.facts, at)
         audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
-                     {"status": Status.ENROLLED.value, "address": row["address"],
-                      "host_key": fp, "host_key_check": how})
-        outcome.done.append({"serial": row["serial"], "address": row["address"],
-                             "host_key": fp, "host_key_check": how})
+                     {"status": Status.ENROLLED.value, "address": proof.address,
+                      "host_key": proof.fingerprint, "host_key_check": how,
+                      "identity": proof.identity.as_dict()})
+        held[0].bind({"id": row["id"], "serial": row["serial"], "status": Status.ENROLLED.value,
+                      "address": proof.address, "host_key_fingerprint": proof.fingerprint})
+        outcome.done.append({"serial": row["serial"], "address": proof.address,
+                             "host_key": proof.fingerprint, "host_key_check": how})
 
-    record = contact.recorder(db, operator, outcome, enrolled,
-                              describe=lambda row, result: _failure(row, result, tofu))
+    recorder = runs.recorder(db, operator, outcome, enrolled,
+                           describe=lambda row, result: _failure(row, result, tofu))
 
-    targets = [contact.target_of(r, host_key="") for r in rows]
-    contact.run_and_record(
-        db, rows, [Step("identity", identity)], connect_checked, targets, record,
-        fleet.concurrency, progress)
+    def record(batch: runs.Batch) -> None:
+        held.clear()  # bindings are read afresh inside each transaction
+        recorder(batch)
+
+    targets = [runs.target_of(r, host_key="") for r in rows]
+    runs.run_and_record(
+        db, rows, [Step("identity", prove)], connect_checked, targets, record,
+        reach.concurrency, progress)
     summary = outcome.as_dict()
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) were not enrolled",
@@ -165,12 +151,48 @@ def enrol(db: Database, operator: str, requests: list[Request], fleet: Fleet,
     return summary
 
 
+def _prove(driver: DeviceDriver, expect: _Expect) -> Proof:
+    """Prove, on this one authenticated session, who the device is and which key it holds."""
+    target = driver.target
+    name = target.name
+    if (pairing.normal_host(target.host), target.port) != expect.reaches \
+            or not target.host_key:
+        raise StepFailed(name, "the connection is not the one planned for this device")
+    pinned = fingerprint_of_line(target.host_key)
+    seen_by = driver.identity()
+    if seen_by.fingerprint != pinned:
+        raise HostKeyError(name, pinned, seen_by.fingerprint)
+    facts = seen_by.facts
+    seen = identity.observed_of(facts["props"])
+    wrong = identity.mismatches(expect.identity, seen)
+    if wrong:
+        raise IdentityMismatch(name, "identity does not match the manifest: "
+                               + "; ".join(wrong))
+    return Proof(name, expect.address, target.host_key, pinned, seen, facts)
+
+
+def _still_free(db: Database, bindings: pairing.Bindings, row: dict[str, Any],
+                proof: Proof) -> str | None:
+    """Re-check, under the write lock, that this device may still take this pin and address."""
+    status = db.scalar("SELECT status FROM devices WHERE id = ?", [row["id"]])
+    if status != row["status"]:
+        return f"device {row['serial']} became {status} while it was being enrolled"
+    check_transition(row["serial"], status, Status.ENROLLED)
+    if (proof.serial, proof.address) != (row["serial"], row["address"]):
+        return f"the proof is for {proof.serial} at {proof.address}, not this device"
+    if holder := bindings.address_holder(row["id"], row["address"]):
+        return f"address {row['address']} now belongs to device {holder['serial']}"
+    if holder := bindings.key_holder(row["id"], proof.fingerprint):
+        return f"host key {proof.fingerprint} is pinned for device {holder['serial']}"
+    return None
+
+
 class IdentityMismatch(StepFailed):
     kind = "identity_mismatch"
 
 
 def _failure(row: dict[str, Any], result: Any, tofu: bool) -> dict[str, Any]:
-    out = contact.failure(row, result)
+    out = runs.failure(row, result)
     if result.error_kind == "host_key" and not out.get("expected_fingerprint"):
         out["error"] = f"offers host key {out['offered_fingerprint']}; not confirmed"
         out["hint"] = (f"check {out['offered_fingerprint']} on the device, then give it with"

@@ -10,12 +10,14 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     AllOpt,
+    ErrorsOpt,
     JsonOpt,
     LimitOpt,
     ListFormatOpt,
     ReasonOpt,
     app_context,
     list_format,
+    problems_to,
     row_limit,
     wants_json,
 )
@@ -30,7 +32,8 @@ Officers = Annotated[list[str] | None, typer.Argument(
 
 @app.command("create")
 def create(ctx: typer.Context, name: Name,
-           description: Annotated[str | None, typer.Option()] = None) -> None:
+           description: Annotated[str | None, typer.Option(
+               help="What the group is for.", show_default="none")] = None) -> None:
     """Create an empty group."""
     c = app_context(ctx)
     service.create(c.db(), c.operator, name, description)
@@ -40,11 +43,13 @@ def create(ctx: typer.Context, name: Name,
 @app.command("add")
 def add(ctx: typer.Context, name: Name, officers: Officers = None,
         from_: Annotated[Path | None, typer.Option("--from", help="CSV with an officer_id"
-                                                                  " column.")] = None,
-        json: JsonOpt = False) -> None:
+                                                                  " column.",
+                                                   show_default="none")] = None,
+        errors: ErrorsOpt = None, json: JsonOpt = False) -> None:
     """Add officers to a group (all found, or nothing changes)."""
     c = app_context(ctx)
-    result = service.add(c.db(), c.operator, name, officers or [], from_)
+    with problems_to(errors, from_):
+        result = service.add(c.db(), c.operator, name, officers or [], from_)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -9,6 +9,8 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     AllOpt,
+    ErrorsOpt,
+    ForceOpt,
     FormatOpt,
     InputFile,
     JsonOpt,
@@ -17,13 +19,15 @@ from mdm.cliopts import (
     OutputOpt,
     ReasonOpt,
     app_context,
-    deliver,
     export_format,
+    exported,
     list_format,
+    problems_to,
     row_limit,
     wants_json,
 )
 from mdm.officers import service
+from mdm.officers.models import describe
 
 app = typer.Typer(no_args_is_help=True,
                   help="Import and look up officers, PCSOs, Specials and staff.")
@@ -34,19 +38,24 @@ Filter = Annotated[str | None, typer.Option(help="Only officers with this value 
 
 
 @app.command("import")
-def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
+            json: JsonOpt = False) -> None:
     """Import or re-import an HR roster CSV; every row lands or nothing changes."""
     c = app_context(ctx)
-    with ui.progress(f"importing {path.name}") as bar:
+    with problems_to(errors, path), ui.progress(f"importing {path.name}") as bar:
         result = service.import_roster(c.db(), c.operator, path, bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
+        return
+    if result.get("already_imported"):
+        ui.info(result["already_imported"]["message"])
         return
     ui.success(f"{result['rows']} rows: {result['inserted']} new, {result['updated']} updated,"
                f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"
                " but not in this file")
     for h in result["leavers_holding_devices"]:
-        ui.info(f"leaver {h['officer_id']} still holds device {h['serial']}: take it back")
+        ui.info(f"leaver {describe(h)} still holds device {h['serial']}: take it back"
+                f" (mdm unassign {h['serial']} --reason 'returned: leaver')")
 
 
 @app.command("list")
@@ -85,17 +94,18 @@ def show(ctx: typer.Context,
         ui.emit_json(officer)
         return
     custody = officer.pop("custody")
-    ui.record(officer, f"Officer {officer['officer_id']}")
+    ui.record(officer, f"Officer {describe(officer)}")
     ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
              "Devices held")
 
 
 @app.command("export")
 def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
-           reason: ReasonOpt = None) -> None:
+           force: ForceOpt = False, reason: ReasonOpt = None) -> None:
     """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
     c = app_context(ctx)
     with ui.progress("exporting officers") as bar:
-        body, count = service.export(c.db(), c.operator, export_format(fmt), reason, bar)
-    deliver(body, output, count)
+        body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
+                                     force, bar)
+    exported(body, output, count)
 

@@ -1,7 +1,8 @@
 """Import the HR roster, find officers, list and export them.
 
 A re-import of a later export updates officers in place: transfers and promotions are
-field changes, leavers arrive with status LEAVER. Nobody is ever deleted: an officer's
+field changes, leavers arrive with status LEAVER; the very same file again (by sha256) is
+recognised and changes nothing. Nobody is ever deleted: an officer's
 record is part of the chain of custody of every device they held.
 """
 
@@ -13,12 +14,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports, imports
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
 from mdm.progress import Progress, counted
 from mdm.store import audit, transaction
+from mdm.store.custody import officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -81,7 +83,9 @@ def import_roster(db: Database, operator: str, path: Path,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Import or re-import an HR roster export: all rows land, or nothing changes."""
     where = str(path)
-    rows = csvio.read_rows(path, m.REQUIRED, ALIASES)
+    raw = csvio.read_bytes(path)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    rows = csvio.parse_rows(raw, path, m.REQUIRED, ALIASES)
     if progress:
         progress.start(len(rows), "checking rows")
     problems: list[Problem] = []
@@ -106,6 +110,8 @@ def import_roster(db: Database, operator: str, path: Path,
 
     with transaction(db):
         roles.require(db, operator, "officers.import")
+        if seen := imports.already_imported(db, "officers.import", path, sha256):
+            return seen  # the same bytes again: one line, instead of a problem per row
         existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
         problems = _check_against_inventory(records, existing, where)
         if problems:
@@ -114,7 +120,7 @@ def import_roster(db: Database, operator: str, path: Path,
                              problems=problems)
         result = _write(db, records, existing, progress)
         result["file"] = path.name
-        result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        result["sha256"] = sha256
         summary = {k: result[k] for k in ("file", "sha256", "rows", "inserted", "updated",
                                           "unchanged", "not_in_file")}
         audit.record(db, operator, "officers.import", f"roster:{path.name}", None,
@@ -139,14 +145,15 @@ def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, 
         owner = payroll_owner.get(rec["payroll_no"])
         if owner and owner != rec["officer_id"] and final[owner]["payroll_no"] == rec["payroll_no"]:
             problems.append(Problem(loc, f"payroll number {rec['payroll_no']!r} belongs to"
-                                    f" officer {owner} in the inventory",
+                                    f" {m.describe(existing[owner])} (officer {owner}) in the"
+                                    " inventory",
                                     "check the officer_id and payroll_no columns", "payroll_no"))
         collar = rec["collar_number"]
         if collar and rec["status"] != "LEAVER" and collar_owner[collar] != rec["officer_id"]:
             other = final[collar_owner[collar]]
             problems.append(Problem(loc, f"collar number {collar!r} is also held by"
-                                    f" {other['forename']} {other['surname']}"
-                                    f" ({collar_owner[collar]}), who is not a leaver",
+                                    f" {m.describe(other)} (officer {collar_owner[collar]}),"
+                                    " who is not a leaver",
                                     "a collar number belongs to one serving person at a time",
                                     "collar_number"))
     return problems
@@ -191,14 +198,17 @@ def _write(db: Database, records: list[dict[str, Any]], existing: dict[str, dict
             "leavers_holding_devices": holding, "changes": changes}
 
 
-def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, str]]:
+def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, Any]]:
+    """Name each of these people who holds a device now, with the device."""
     if not officer_ids:
         return []
     marks = ", ".join("?" for _ in officer_ids)
-    cursor = db.execute(
-        "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id = a.device_id"
-        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks})", officer_ids)
-    return [{"officer_id": o, "serial": s} for o, s in cursor]
+    return db.query(
+        "SELECT a.officer_id, o.forename || ' ' || o.surname AS name, o.collar_number,"
+        " o.payroll_no, o.station, d.serial FROM assignments a"
+        " JOIN devices d ON d.id = a.device_id JOIN officers o ON o.officer_id = a.officer_id"
+        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks}) ORDER BY o.surname",
+        officer_ids)
 
 
 def resolve(db: Database, ref: str) -> dict[str, Any]:
@@ -215,11 +225,36 @@ def resolve(db: Database, ref: str) -> dict[str, Any]:
                    "search with: mdm officers list --json, or check the roster import")
 
 
+def resolve_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Find many officers at once, as `resolve` finds one; refs not found are left out."""
+    wanted = sorted({r.strip() for r in refs if r.strip()})
+    rows: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(wanted), 300):
+        chunk = wanted[i:i + 300]
+        marks = ", ".join("?" for _ in chunk)
+        for r in db.query(f"SELECT * FROM officers WHERE officer_id IN ({marks}) OR payroll_no"
+                          f" IN ({marks}) OR collar_number IN ({marks})",
+                          [*chunk, *chunk, *(c.upper() for c in chunk)]):
+            rows[r["officer_id"]] = r
+    by_payroll = {r["payroll_no"]: r for r in rows.values()}
+    by_collar: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(rows.values(), key=lambda r: r["updated_at"], reverse=True):
+        if r["collar_number"]:
+            by_collar.setdefault(r["collar_number"], []).append(r)
+    out = {}
+    for ref in wanted:
+        holders = by_collar.get(ref.upper(), [])
+        serving = [r for r in holders if r["status"] != "LEAVER"]
+        found = (rows.get(ref) or by_payroll.get(ref)
+                 or (serving[0] if len(serving) == 1 else holders[0] if holders else None))
+        if found:
+            out[ref] = found
+    return out
+
+
 def show(db: Database, ref: str) -> dict[str, Any]:
     """Return one officer with the device they hold now and every device they have held."""
     officer = resolve(db, ref)
-    from mdm.custody.service import officer_history
-
     history = officer_history(db, officer["officer_id"])
     officer["device"] = next((h["serial"] for h in history if h["closed_at"] is None), None)
     officer["custody"] = history
@@ -326,8 +361,9 @@ def list_officers(db: Database, filters: dict[str, str | None],
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
+           output: Path | None = None, force: bool = False,
            progress: Progress | None = None) -> tuple[str, int]:
-    """Export every officer as CSV or JSON; the export itself is logged (a disclosure)."""
+    """Export every officer as CSV or JSON, to stdout or a file; logged as a disclosure."""
     import json
 
     rows = list_officers(db, {})
@@ -337,8 +373,6 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
     body = (csvio.write_csv(counted(rows, progress), columns) if fmt == "csv"
             else json.dumps([{c: r[c] for c in columns} for r in counted(rows, progress)],
                             indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "officers.export")
-        audit.record(db, operator, "officers.export", "officers", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason})
+    exports.deliver(db, operator, "officers.export", "officers",
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force)
     return body, len(rows)

@@ -25,11 +25,13 @@ app = typer.Typer(no_args_is_help=True, help="Register operators and their roles
 @app.command("add")
 def add(ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="The operator's login name.")],
-        role: Annotated[str, typer.Option(help="admin, it, rollout or helpdesk.")] = "helpdesk",
+        role: Annotated[str, typer.Option(help="admin, it, rollout or helpdesk (the first"
+                                               " operator is admin whatever is given).")
+                        ] = "helpdesk",
         json: JsonOpt = False) -> None:
     """Register an operator with a role (admin only; the first operator becomes admin)."""
     c = app_context(ctx)
-    result = service.add(c.db(), c.operator, name, role)
+    result = service.add(c.db(create=True), c.operator, name, role)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -1,5 +1,7 @@
 """Which roles may run which command: one table, checked inside each write.
 
+A project's `mdm.toml` may replace the roles of any action (`[roles]`, see mdm/config.py).
+
 This is accountability on a shared inventory (every change names a registered operator
 with a role fit for it), not a security boundary: anyone who can write the inventory
 file can change it. The audit chain and its external checkpoints are what detect that.
@@ -8,26 +10,10 @@ file can change it. The audit chain and its external checkpoints are what detect
 from __future__ import annotations
 
 from mdm.errors import InputError, PermissionDenied
+from mdm.operators.permissions import PERMISSIONS, ROLES
 from mdm.store.db import Database
 
-ROLES = ("admin", "it", "rollout", "helpdesk")
-
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "operators.add": frozenset({"admin"}),
-    "officers.import": frozenset({"admin", "rollout"}),
-    "officers.export": frozenset({"admin", "rollout", "helpdesk"}),
-    "devices.import": frozenset({"admin", "it"}),
-    "devices.export": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "devices.enrol": frozenset({"admin", "it"}),
-    "devices.refresh": frozenset({"admin", "it"}),
-    "custody.assign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "custody.unassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "custody.reassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "policy.push": frozenset({"admin", "it"}),
-    "groups.manage": frozenset({"admin", "rollout"}),
-    "devices.provision": frozenset({"admin", "it"}),
-}
-
+__all__ = ["PERMISSIONS", "ROLES", "check_role_name", "require", "role_of"]
 
 def role_of(db: Database, operator: str) -> str | None:
     """Return the operator's role, or None if the operator is not registered and active."""
@@ -38,7 +24,9 @@ def role_of(db: Database, operator: str) -> str | None:
 
 def require(db: Database, operator: str, action: str) -> str:
     """Refuse the action unless the operator is registered with a role that may run it."""
-    allowed = PERMISSIONS[action]
+    from mdm import config  # the project's [roles] rules, if any, replace the table's
+
+    allowed = frozenset(config.load().roles.get(action, PERMISSIONS[action]))
     role = role_of(db, operator)
     if role is None:
         has_any = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone()

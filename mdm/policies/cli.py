@@ -10,6 +10,7 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     JsonOpt,
     OutputOpt,
     SelectorArg,
@@ -24,16 +25,23 @@ compliance_app = typer.Typer(no_args_is_help=True, help="Judge devices against t
 
 PoliciesOpt = Annotated[Path | None, typer.Option(
     "--policies", envvar="MDM_POLICIES", show_default=False,
-    help="Policy folder (default: playbooks/policies).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="A device serial.")]
+    help="Policy folder (default: `policies` in mdm.toml, else playbooks/policies).")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="A device serial (or IMEI);"
+                                               " give this or --officer.", show_default="none")]
 OfficerOpt = Annotated[str | None, typer.Option("--officer", help="Officer id, payroll or"
-                                                                  " collar number.")]
+                                                " collar number; give this or --device.",
+                                                show_default="none")]
 
 
 def _folder(policies: Path | None) -> Path:
-    from mdm.policies.loader import default_dir
+    """Return the policy folder: --policies, else MDM_POLICIES or mdm.toml's `policies`."""
+    import click
 
-    return policies or default_dir()
+    from mdm import config
+
+    obj = click.get_current_context().find_root().obj
+    settings = getattr(obj, "settings", None) or config.load()
+    return policies or settings.policies
 
 
 @app.command("validate")
@@ -47,7 +55,8 @@ def validate(ctx: typer.Context, policies: PoliciesOpt = None, json: JsonOpt = F
         ui.emit_json(result)
         return
     for w in result["warnings"]:
-        ui.info(f"warning: {w['where']}: {w['message']}")
+        ui.info(f"warning: {w['where']}: {w['message']}"
+                + (f" — {w['hint']}" if w["hint"] else ""))
     ui.success(f"{result['files']} layers valid ({result['subjects_checked']} kinds of"
                " officer and device checked)")
 
@@ -105,7 +114,8 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
          check: Annotated[bool, typer.Option("--check", help="Print the plan; change"
                                                              " nothing anywhere.")] = False,
          max_fail_percent: Annotated[float | None, typer.Option(
-             help="Stop starting devices once more than this % have failed.")] = None,
+             help="Stop starting devices once more than this % have failed (0-100).",
+             show_default="no limit")] = None,
          concurrency: ConcurrencyOpt = None, json: JsonOpt = False) -> None:
     """Push each selected device its compiled policy, proven by the sha256 it reports."""
     from mdm.policies import push as pusher
@@ -120,7 +130,7 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
         return
     with ui.progress("pushing", not as_json) as bar:
         result = pusher.push(c.db(), c.operator, _folder(policies), selectors or [],
-                             c.fleet(concurrency), max_fail_percent, bar)
+                             c.drivers(concurrency), max_fail_percent, bar)
     if as_json:
         ui.emit_json(result)
     else:
@@ -141,17 +151,18 @@ def history(ctx: typer.Context, serial: Annotated[str, typer.Argument(help="Devi
 
 @compliance_app.command("report")
 def report(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
-           fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv or json, to"
-                                                   " export (with -o).")] = None,
-           output: OutputOpt = None, json: JsonOpt = False) -> None:
-    """Judge each device from its latest facts; compliant enrolled devices become provisioned."""
+           fmt: Annotated[str | None, typer.Option(
+               "--format", "-f", help="Export as csv or json (with -o).",
+               show_default="none: a table, or JSON with --json")] = None,
+           output: OutputOpt = None, force: ForceOpt = False, json: JsonOpt = False) -> None:
+    """Judge each device from its latest facts (reads only); exit 1 if any is not compliant."""
     from mdm.policies import report as reporter
 
     c = app_context(ctx)
-    result = reporter.report(c.db(), c.operator, _folder(policies), selectors or [])
+    result = reporter.report(c.db(), _folder(policies), selectors or [])
     if fmt:
         body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
-        deliver(body, output, result["total"])
+        deliver(body, output, result["total"], force)
     elif wants_json(ctx, json):
         ui.emit_json(result)
     else:
@@ -164,8 +175,7 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
                 continue
             ui.table([{by: k, **v} for k, v in sorted(result["summary"][by].items())],
                      [by, "total", "compliant", "non_compliant"], f"By {by}")
-        if result["provisioned"]:
-            ui.success(f"{len(result['provisioned'])} device(s) now provisioned")
         if result["ready_to_provision"]:
-            ui.info(f"{len(result['ready_to_provision'])} device(s) ready to provision"
-                    " (needs the it or admin role)")
+            ui.info(f"{len(result['ready_to_provision'])} compliant enrolled device(s) ready:"
+                    " mdm devices provision (it or admin role)")
+    reporter.require_compliant(result)

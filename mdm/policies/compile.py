@@ -5,16 +5,27 @@ Only current field names are used (never `passwordRequirements`, `cameraDisabled
 `autoTimeRequired`, `complianceRules` …), so a force could hand the JSON to Google's API
 unchanged. The bytes are canonical (sorted keys, no spaces): the sha256 of those bytes is
 the policy version, and it is what the device's DPC reports back.
+
+What the API itself demands is checked before anything is compiled (`check`): the policy is
+named `enterprises/{enterpriseId}/policies/{policyId}`, with the enterprise id from the
+project settings and a policy id made of the layer names that apply (`force-baseline.pcso`:
+letters, digits, `-`, `_` and `.` only); `accessibleTrackIds` holds Google Play track ids,
+mapped from release channels in the settings; `blockAfterDays` is less than `wipeAfterDays`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from mdm.errors import InputError, Problem
 from mdm.policies.layering import Effective
+
+if TYPE_CHECKING:
+    from mdm.config import Settings
 
 DEPRECATED = ("passwordRequirements", "installUnknownSourcesAllowed",
               "debuggingFeaturesAllowed", "cameraDisabled", "unmuteMicrophoneDisabled",
@@ -24,6 +35,11 @@ DEPRECATED = ("passwordRequirements", "installUnknownSourcesAllowed",
 _INSTALL = {"required": "FORCE_INSTALLED", "available": "AVAILABLE", "blocked": "BLOCKED"}
 
 
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+DEFAULT_BLOCK_AFTER_DAYS = 0
+DEFAULT_WIPE_AFTER_DAYS = 30
+
+
 @dataclass(frozen=True)
 class Compiled:
     document: dict[str, Any]
@@ -31,15 +47,95 @@ class Compiled:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where compiled policies go: the AMAPI enterprise, and each channel's Play track ids."""
+
+    enterprise_id: str | None = None
+    tracks: dict[str, dict[str, str]] = field(default_factory=dict)  # channel → {pkg|*: id}
+    settings_file: str | None = None  # where the settings came from, for messages
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Target:
+        file = str(settings.file) if settings.file else None
+        return cls(settings.enterprise_id, settings.tracks, file)
+
+    def track_id(self, channel: str, package: str) -> str | None:
+        ids = self.tracks.get(channel, {})
+        return ids.get(package) or ids.get("*")
+
+    def where(self) -> str:
+        return self.settings_file or "mdm.toml (none found; create one with mdm init)"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Something the Android Management API would refuse; `setting` locates it in a layer."""
+
+    setting: str | None  # the policy setting (None: a project setting or a layer name)
+    message: str
+    hint: str
+    layer: str | None = None  # the layer whose name is at fault
+    project: bool = False  # fixed in the project settings (mdm.toml), not in a layer
+
+
+def policy_id(effective: Effective) -> str:
+    """Return the policy id: the names of the layers that apply, joined by dots."""
+    return ".".join(effective.layers)
+
+
+def check(effective: Effective, target: Target, for_api: bool = True) -> list[Issue]:
+    """Return what the API would refuse in this policy (project settings only if for_api)."""
+    s = effective.settings
+    issues: list[Issue] = []
+    for name in effective.layers:
+        if not _LAYER_NAME.match(name):
+            issues.append(Issue(None, f"layer name {name!r} cannot be part of a policy id",
+                                "use letters, digits, - and _ only (the policy id joins"
+                                " layer names with dots)", name))
+    block = s.get("compliance.block_after_days", DEFAULT_BLOCK_AFTER_DAYS)
+    wipe = s.get("compliance.wipe_after_days", DEFAULT_WIPE_AFTER_DAYS)
+    if ("compliance.block_after_days" in s or "compliance.wipe_after_days" in s) \
+            and block >= wipe:
+        key = ("compliance.block_after_days" if "compliance.block_after_days" in s
+               else "compliance.wipe_after_days")
+        issues.append(Issue(key, f"blocks after {block} days but wipes after {wipe}"
+                            f"{'' if 'compliance.wipe_after_days' in s else ' (the default)'}",
+                            "block_after_days must be less than wipe_after_days (the"
+                            " Android Management API refuses the policy otherwise)"))
+    if s.get("updates.system_update") == "windowed" and "updates.window" not in s:
+        issues.append(Issue("updates.system_update", "windowed updates need a window",
+                            "add updates.window, e.g. \"02:00-04:00\""))
+    if not for_api:
+        return issues
+    if not target.enterprise_id:
+        issues.append(Issue(None, "no Android Management API enterprise id is set; a"
+                            " compiled policy is named enterprises/{id}/policies/…",
+                            f"set enterprise_id under [policy] in {target.where()}"
+                            " (or MDM_ENTERPRISE_ID)", project=True))
+    channel = s.get("apps.channel", "stable")
+    if channel != "stable":
+        missing = [package for package, entry in sorted(effective.apps().items())
+                   if entry.get("follows_channel") and not target.track_id(channel, package)]
+        if missing:
+            issues.append(Issue("apps.channel", f"channel {channel!r} has no Google Play"
+                                f" track id for {', '.join(missing)}",
+                                f"set {channel} = \"TRACK_ID\" under [policy.tracks] in"
+                                f" {target.where()} (or MDM_TRACKS={channel}=TRACK_ID)",
+                                project=True))
+    return issues
+
+
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
 
 
-def to_amapi(effective: Effective) -> dict[str, Any]:
-    """Return the AMAPI Policy document for an effective policy."""
+def to_amapi(effective: Effective, target: Target) -> dict[str, Any]:
+    """Return the AMAPI Policy document for an effective policy (run `check` first)."""
     s = effective.settings
-    doc: dict[str, Any] = {"name": "policies/" + "+".join(effective.layers)}
+    doc: dict[str, Any] = {
+        "name": f"enterprises/{target.enterprise_id}/policies/{policy_id(effective)}"}
     password = {k: s[f"password.{k}"] for k in ("quality", "min_length",
                                                  "max_failed_attempts_before_wipe",
                                                  "strong_auth_every_day")
@@ -100,8 +196,9 @@ def to_amapi(effective: Effective) -> dict[str, Any]:
         app: dict[str, Any] = {"packageName": package, "installType": _INSTALL[entry["type"]]}
         if "min_version" in entry:
             app["minimumVersionCode"] = entry["min_version"]
-        if entry.get("follows_channel") and channel != "stable":
-            app["accessibleTrackIds"] = [channel]
+        track = target.track_id(channel, package) if channel != "stable" else None
+        if entry.get("follows_channel") and track:
+            app["accessibleTrackIds"] = [track]
         apps.append(app)
     if apps:
         doc["applications"] = apps
@@ -119,8 +216,10 @@ def to_amapi(effective: Effective) -> dict[str, Any]:
     if "compliance.wipe_after_days" in s or "compliance.block_after_days" in s:
         doc["policyEnforcementRules"] = [{
             "settingName": "passwordPolicies",
-            "blockAction": {"blockAfterDays": s.get("compliance.block_after_days", 0)},
-            "wipeAction": {"wipeAfterDays": s.get("compliance.wipe_after_days", 30),
+            "blockAction": {"blockAfterDays": s.get("compliance.block_after_days",
+                                                    DEFAULT_BLOCK_AFTER_DAYS)},
+            "wipeAction": {"wipeAfterDays": s.get("compliance.wipe_after_days",
+                                                  DEFAULT_WIPE_AFTER_DAYS),
                            "preserveFrp": True},
         }]
     doc["statusReportingSettings"] = {
@@ -138,9 +237,15 @@ def canonical(document: dict[str, Any]) -> bytes:
                       ensure_ascii=False).encode()
 
 
-def compile_policy(effective: Effective) -> Compiled:
+def compile_policy(effective: Effective, target: Target) -> Compiled:
     """Compile an effective policy to its document, canonical bytes and sha256."""
-    doc = to_amapi(effective)
+    issues = check(effective, target)
+    if issues:
+        raise InputError(f"the policy for layers {policy_id(effective)} cannot be compiled"
+                         " for the Android Management API", "fix the settings named",
+                         problems=[Problem(i.layer or i.setting or "settings", i.message,
+                                           i.hint) for i in issues])
+    doc = to_amapi(effective, target)
     body = canonical(doc)
     return Compiled(doc, body, hashlib.sha256(body).hexdigest())
 

@@ -9,7 +9,7 @@ expected sha256. A device already running its policy is not written to.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.groups.service import memberships
 from mdm.officers import service as officers
+from mdm.officers.models import describe
 from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
 from mdm.policies.loader import Layer, load_tree
@@ -37,26 +38,49 @@ class Tree:
     warnings: list[Problem]
     today: date
     subjects_checked: int = 0
+    target: compiler.Target = field(default_factory=compiler.Target)
+
+    def problem(self, effective: Effective, issue: compiler.Issue) -> Problem:
+        """Locate an API issue: the layer file and line that set it, or the settings file."""
+        by_name = {layer.name: layer for layer in self.layers}
+        if issue.layer and issue.layer in by_name:
+            return Problem(by_name[issue.layer].where("layer"), issue.message, issue.hint,
+                           "layer")
+        source = by_name.get(effective.sources.get(issue.setting or "", ""))
+        if issue.setting and source is not None:
+            return Problem(source.where(issue.setting), issue.message, issue.hint,
+                           issue.setting)
+        return Problem(self.target.where(), issue.message, issue.hint,
+                       "policy.enterprise_id" if issue.project else "")
 
 
 def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def load(folder: Path) -> Tree:
-    """Load the policy tree, refusing it (exit 2) if any file has a problem."""
+def load(folder: Path, target: compiler.Target | None = None) -> Tree:
+    """Load the policy tree, refusing it (exit 2) if any file has a problem.
+
+    The compile target (enterprise id, Play tracks) comes from the project settings
+    unless given.
+    """
     layers, problems = load_tree(folder)
     if problems:
         raise InputError(f"{folder}: {len(problems)} problem(s) in the policy tree;"
                          " nothing was done", "fix them, then run mdm policy validate",
                          problems=problems)
-    return Tree(folder, layers, [], _today())
+    if target is None:
+        from mdm import config
+
+        target = compiler.Target.from_settings(config.load())
+    return Tree(folder, layers, [], _today(), target=target)
 
 
 # -- whom policies are for ------------------------------------------------------------
 
 _SUBJECT_SQL = (
     "SELECT d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy, d.last_seen,"
+    " d.last_contact_error,"
     " o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
     " o.worker_type, o.rank, o.area, o.station")
 
@@ -70,10 +94,8 @@ def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
 def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in statuses)
-    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
-                    " ORDER BY d.serial", [*args, *statuses])
+    where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
+    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
     groups = memberships(db)
     for row in rows:
         row["subject"] = _subject(row, groups)
@@ -95,15 +117,26 @@ class Resolver:
             subject.groups)
         if key not in self._cache:
             effective = merge(self.tree.layers, subject, self.tree.today)
-            self._cache[key] = (effective, compiler.compile_policy(effective))
+            issues = compiler.check(effective, self.tree.target)
+            if issues:
+                raise InputError(f"the policy for {_describe(subject)} cannot be compiled"
+                                 " for the Android Management API; nothing was done",
+                                 "fix what is named, then run mdm policy validate",
+                                 problems=[self.tree.problem(effective, i) for i in issues])
+            self._cache[key] = (effective, compiler.compile_policy(effective,
+                                                                   self.tree.target))
         return self._cache[key]
 
 
 # -- validate ---------------------------------------------------------------------------
 
 def validate(db: Database, folder: Path) -> dict[str, Any]:
-    """Check every file, then every layer against the inventory; all problems at once."""
-    tree = checked_tree(db, folder)
+    """Check every file, then every layer against the inventory; all problems at once.
+
+    Project settings that compile and push need (enterprise id, Play tracks) are only
+    warned about here: the tree itself may be fine.
+    """
+    tree = checked_tree(db, folder, for_api=False)
     return {"folder": str(folder), "files": len(tree.layers),
             "layers": [{"layer": x.name, "kind": x.kind, "match": list(x.match),
                         "file": x.file} for x in tree.layers],
@@ -111,8 +144,12 @@ def validate(db: Database, folder: Path) -> dict[str, Any]:
             "warnings": [w.as_dict() for w in tree.warnings], "ok": True}
 
 
-def checked_tree(db: Database, folder: Path) -> Tree:
-    """Load the tree and check it against the inventory; refuse it (exit 2) if anything is wrong."""
+def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
+    """Load the tree and check it against the inventory; refuse it (exit 2) if anything is wrong.
+
+    With `for_api` (push, push --check), a missing enterprise id or Play track id is a
+    problem too; without it (validate), a warning.
+    """
     tree = load(folder)
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -141,7 +178,9 @@ def checked_tree(db: Database, folder: Path) -> Tree:
     for layer in tree.layers:
         if layer.kind == "device":
             subjects |= {Subject(serial=s) for s in layer.match}
-    problems += _check_effective(tree, subjects)
+    found, api_warnings = _check_effective(tree, subjects, for_api)
+    problems += found
+    warnings += api_warnings
     if problems:
         raise InputError(f"{folder}: {len(problems)} problem(s); nothing may be pushed from"
                          " this tree", "fix them and validate again", problems=problems)
@@ -170,7 +209,13 @@ def _unmatched(layers: list[Layer], people: list[dict[str, Any]], groups: dict[s
             elif layer.kind == "device" and value not in serials:
                 missing.append((value, f"device {value!r} is not in the inventory",
                                 "check the serial"))
-        if layer.kind != "baseline" and len(missing) == len(layer.match):
+        # A group layer names a group the rollout fills in over time: until it has
+        # members its devices simply don't match, which is no reason to refuse a push.
+        if layer.kind == "group" and len(missing) == len(layer.match):
+            warnings += [Problem(layer.where("match"), f"{text}: layer {layer.name!r}"
+                                 " applies to no one yet", hint, "match")
+                         for _, text, hint in missing]
+        elif layer.kind != "baseline" and len(missing) == len(layer.match):
             problems += [Problem(layer.where("match"), f"{text}: layer {layer.name!r} applies"
                                  " to no one", hint, "match") for _, text, hint in missing]
         else:
@@ -179,11 +224,17 @@ def _unmatched(layers: list[Layer], people: list[dict[str, Any]], groups: dict[s
     return problems
 
 
-def _check_effective(tree: Tree, subjects: set[Subject]) -> list[Problem]:
+def _check_effective(tree: Tree, subjects: set[Subject],
+                     for_api: bool) -> tuple[list[Problem], list[Problem]]:
     by_name = {layer.name: layer for layer in tree.layers}
     problems: dict[str, Problem] = {}
+    warnings: dict[str, Problem] = {}
     for subject in sorted(subjects, key=repr):
         effective = merge(tree.layers, subject, tree.today)
+        for issue in compiler.check(effective, tree.target):
+            found = tree.problem(effective, issue)
+            into = warnings if issue.project and not for_api else problems
+            into.setdefault(f"a{found.where}{found.message}", found)
         for key, first, second in effective.conflicts:
             text = (f"conflicts with layer {first.name!r} ({first.where(key)}) on {key}:"
                     f" both apply to {_describe(subject)}")
@@ -197,7 +248,7 @@ def _check_effective(tree: Tree, subjects: set[Subject]) -> list[Problem]:
                 source.where("lock.auto_lock_seconds"),
                 f"gives front-line staff ({subject.worker_type}) a {lock} s lock",
                 f"front line locks within {FRONT_LINE_MAX_LOCK} s", "lock.auto_lock_seconds"))
-    return list(problems.values())
+    return list(problems.values()), list(warnings.values())
 
 
 def _describe(subject: Subject) -> str:
@@ -219,7 +270,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
-        return _subject(person, groups), f"officer {person['officer_id']}"
+        return _subject(person, groups), describe(person)
     raise InputError("give --device SERIAL or --officer ID")
 
 

@@ -1,0 +1,1 @@
+"""The project file (`mdm.toml`): `mdm init` writes one, `mdm config show` explains them."""
