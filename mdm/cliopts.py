@@ -70,9 +70,7 @@ def deliver(body: str, output: Path | None, count: int, force: bool = False) -> 
 
 def exported(body: str, output: Path | None, count: int) -> None:
     """Print an export on stdout, or confirm the file its service wrote (and recorded)."""
-    if output is None:
-        ui.write_text(body)
-    else:
+    if output is not None:  # to stdout, the service wrote it (inside its record)
         ui.success(f"{count} rows written to {output}")
 
 

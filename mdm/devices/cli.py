@@ -106,7 +106,7 @@ def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "
     """Export the selected devices (default all) and holders as CSV or JSON; logged."""
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
-                                 selectors or [], output, force)
+                                 selectors or [], output, force, emit=ui.write_out)
     exported(body, output, count)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "h
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
            selectors: list[str] | None = None, output: Path | None = None,
-           force: bool = False) -> tuple[str, int]:
+           force: bool = False, emit: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Export the selected devices (default all) with their holders; logged as a disclosure."""
     where, args = selector.select(db, selectors or [], allow_none=True)
     rows = db.query(f"{_HOLDER_SELECT} WHERE {where} ORDER BY d.serial", args)
@@ -147,5 +148,5 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
             else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
     exports.deliver(db, operator, "devices.export", "devices",
                     {"rows": len(rows), "format": fmt, "reason": reason,
-                     "selectors": selectors or ["all"]}, body, output, force)
+                     "selectors": selectors or ["all"]}, body, output, force, emit)
     return body, len(rows)

@@ -98,6 +98,6 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
-                                 force)
+                                 force, emit=ui.write_out)
     exported(body, output, count)
 

@@ -9,6 +9,7 @@ record is part of the chain of custody of every device they held.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +325,8 @@ def list_officers(db: Database, filters: dict[str, str | None],
 
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
-           output: Path | None = None, force: bool = False) -> tuple[str, int]:
+           output: Path | None = None, force: bool = False,
+           emit: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Export every officer as CSV or JSON, to stdout or a file; logged as a disclosure."""
     import json
 
@@ -333,5 +335,6 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
     body = (csvio.write_csv(rows, columns) if fmt == "csv"
             else json.dumps([{c: r[c] for c in columns} for r in rows], indent=2) + "\n")
     exports.deliver(db, operator, "officers.export", "officers",
-                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force)
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force,
+                    emit)
     return body, len(rows)
