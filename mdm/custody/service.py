@@ -17,8 +17,8 @@ from mdm.officers.models import describe
 from mdm.operators import roles
 from mdm.store import audit, transaction
 from mdm.store.custody import HISTORY, officer_history
-from mdm.timeutil import now
 from mdm.store.db import Database
+from mdm.timeutil import now
 
 
 def _describe(holder: dict[str, Any]) -> str:
