@@ -73,10 +73,10 @@ def checkpoint(ctx: typer.Context,
                sign: Annotated[Path | None, typer.Option(
                    help="Sign it with this ed25519 private key (OpenSSH format, kept off the"
                         " inventory's host; passphrase in MDM_KEY_PASSPHRASE).",
-                   show_default=False)] = None,
+                   show_default="unsigned: SEQ:HASH")] = None,
                output: Annotated[Path | None, typer.Option(
                    "--output", "-o", help="Write the signed checkpoint to this new file.",
-                   show_default=False)] = None,
+                   show_default="stdout")] = None,
                json: JsonOpt = False) -> None:
     """Print the chain's head (SEQ:HASH), or a signed checkpoint, to keep outside the inventory."""
     c = app_context(ctx)
