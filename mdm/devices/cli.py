@@ -107,7 +107,7 @@ def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
                                  selectors or [], output, force, emit=ui.write_out)
-    exported(body, output, count)
+    exported(output, count)
 
 
 @app.command("provision")

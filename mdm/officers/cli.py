@@ -99,5 +99,5 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     c = app_context(ctx)
     body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
                                  force, emit=ui.write_out)
-    exported(body, output, count)
+    exported(output, count)
 
