@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
@@ -163,15 +166,33 @@ custody_cli.mount(app)
 def main() -> None:
     """Run the CLI (the console script's entry point)."""
     try:
-        app()
-    except Exception as exc:  # the last line of defence: never a traceback, never locals
-        if "-v" in sys.argv or "--verbose" in sys.argv:
-            raise
         try:
-            ui.error(MdmError(f"internal error: {type(exc).__name__}: {exc}",
-                              "run with -v for details, and report it", ExitCode.INTERNAL),
-                     as_json="--json" in sys.argv)
-        except Exception:  # the printer itself failed: plain words, still literal
-            print("internal error: " + ui.literal(f"{type(exc).__name__}: {exc}"),
-                  file=sys.stderr)
-        sys.exit(int(ExitCode.INTERNAL))
+            app()
+        finally:
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT):
+            _internal(exc)
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # nothing more can reach the reader
+        ui.error(MdmError(f"could not write the output: {exc.strerror or exc}",
+                          "check where the output goes (a full disk, a closed pipe), or"
+                          " write it to a file with -o FILE", ExitCode.PARTIAL),
+                 as_json="--json" in sys.argv)
+        sys.exit(int(ExitCode.PARTIAL))
+    except Exception as exc:  # the last line of defence: never a traceback, never locals
+        _internal(exc)
+
+
+def _internal(exc: Exception) -> NoReturn:
+    """Report an error nobody foresaw: one line (or JSON), exit 70; -v re-raises it."""
+    if "-v" in sys.argv or "--verbose" in sys.argv:
+        raise exc
+    try:
+        ui.error(MdmError(f"internal error: {type(exc).__name__}: {exc}",
+                          "run with -v for details, and report it", ExitCode.INTERNAL),
+                 as_json="--json" in sys.argv)
+    except Exception:  # the printer itself failed: plain words, still literal
+        print("internal error: " + ui.literal(f"{type(exc).__name__}: {exc}"),
+              file=sys.stderr)
+    sys.exit(int(ExitCode.INTERNAL))

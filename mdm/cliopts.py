@@ -89,16 +89,16 @@ def export_format(fmt: str) -> str:
 
 def deliver(body: str, output: Path | None, count: int, force: bool = False) -> None:
     """Print CSV/JSON on stdout, or write it safely to a new file (0600) and confirm."""
-    if output is not None:
-        safefile.write(output, body.encode("utf-8"), force)
-    exported(body, output, count)
-
-
-def exported(body: str, output: Path | None, count: int) -> None:
-    """Print an export on stdout, or confirm the file its service wrote (and recorded)."""
     if output is None:
-        ui.write_text(body)
-    else:
+        ui.write_out(body)
+        return
+    safefile.write(output, body.encode("utf-8"), force)
+    exported(output, count)
+
+
+def exported(output: Path | None, count: int) -> None:
+    """Confirm the file an export's service wrote; to stdout, the service wrote it itself."""
+    if output is not None:
         ui.success(f"{count} rows written to {output}")
 
 

@@ -136,6 +136,12 @@ def emit_json(data: object) -> None:
     sys.stdout.write(json_text(data) + "\n")
 
 
+def write_out(text: str) -> None:
+    """Write raw text on stdout and flush it, so a failed write is known at once."""
+    write_text(text)
+    sys.stdout.flush()
+
+
 def write_text(text: str) -> None:
     """Write raw text (CSV, a fingerprint) on stdout: exact if piped, made visible on a terminal."""
     sys.stdout.write(_literal_lines(text) if _is_terminal(sys.stdout) else text)
@@ -605,6 +611,11 @@ class _Bar:
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+    def write_out(self, text: str) -> None:
+        """Take the bar down, then write an export's text on stdout (see `write_out`)."""
+        self.stop()
+        write_out(text)
 
 
 @contextmanager

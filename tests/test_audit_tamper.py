@@ -257,6 +257,16 @@ def test_a_corrupted_page_is_a_broken_row_not_a_crash(mdm, held, db_path) -> Non
     assert "broken at row 1" in result.stderr and "damaged" in result.stderr
 
 
+def test_a_damaged_page_outside_the_log_is_found_too(mdm, held, db_path) -> None:
+    page, root = rows(db_path, "PRAGMA page_size")[0][0], rows(
+        db_path, "SELECT rootpage FROM sqlite_master WHERE name = 'officers'")[0][0]
+    with open(db_path, "r+b") as fh:
+        fh.seek((root - 1) * page)
+        fh.write(b"\xff" * page)
+    result = mdm("audit", "verify", code=1)
+    assert "damaged" in result.stderr and "verified" not in result.stderr
+
+
 # -- signed checkpoints -----------------------------------------------------------------
 
 @pytest.fixture

@@ -164,3 +164,14 @@ def test_each_device_gets_the_profile_of_its_model(tmp_path: Path) -> None:
                                                          "cmd package list packages"))
     local = ShellDrivers(FakeTransport, lambda t: "", chooser(folder))
     assert "cmd package" in local.open(Target("A3", "10.0.0.3")).profile.facts["packages"]
+
+
+def test_every_failure_kind_says_what_to_do() -> None:
+    from mdm.runs.record import HINTS, Outcome
+
+    outcome = Outcome()
+    for kind in ("host_key", "malformed_output", "timeout", "unreachable"):
+        outcome.failed.append({"serial": f"R58F4{kind}", "error": "x", "kind": kind})
+    assert [p.hint for p in outcome.problems()] == [
+        HINTS["host_key"], HINTS["malformed_output"], HINTS["timeout"], HINTS["unreachable"]]
+    assert all(p.hint for p in outcome.problems())

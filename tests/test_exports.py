@@ -123,3 +123,22 @@ def test_the_compliance_export_is_written_the_same_safe_way(mdm: Any, inventory:
     mdm("compliance", "report", "-f", "csv", "-o", out, "--force", code=1)  # none compliant
     assert out.read_text(encoding="utf-8").startswith("serial,")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("what", ["officers", "devices"])
+def test_an_export_that_cannot_reach_stdout_records_no_disclosure(mdm: Any, inventory: Any,
+                                                                  what: str) -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "mdm", what, "export"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "no disclosure was recorded" in done.stderr
+    assert not [r for r in mdm.json("audit", "log")
+                if r["action"] == f"{what}.export"]
+    with open("/dev/full", "w") as full:
+        listed = subprocess.run([sys.executable, "-m", "mdm", "officers", "list", "--json"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert listed.returncode == 1 and "could not write the output" in listed.stderr

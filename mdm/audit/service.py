@@ -132,6 +132,7 @@ def verify(db: Database, checkpoint: str | None = None,
     result = audit.verify(db, cp)
     if not result.ok:
         raise Tampered(result)
+    _check_file(db)  # the log is sound: is every other page of the file?
     out = result.as_dict()
     if signed:
         out["checkpoint"] = {"seq": signed.seq, "hash": signed.hash, "at": signed.at,
@@ -139,6 +140,20 @@ def verify(db: Database, checkpoint: str | None = None,
     elif cp:
         out["checkpoint"] = {"seq": cp[0], "hash": cp[1]}
     return out
+
+
+def _check_file(db: Database) -> None:
+    """Refuse a file SQLite itself finds damaged (any page, not only the log's): exit 1."""
+    import sqlite3
+
+    try:
+        found = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        found = [str(exc)]
+    if found != ["ok"]:
+        raise MdmError("the inventory file is damaged: " + "; ".join(map(str, found))[:400],
+                       "stop writing to the file and restore it from a backup; check the"
+                       " copy with `mdm audit verify`", ExitCode.PARTIAL)
 
 
 class Tampered(MdmError):
@@ -158,7 +173,7 @@ class Tampered(MdmError):
         if result.safeguards_missing:
             lines.append("safeguard triggers removed: " + ", ".join(result.safeguards_missing))
         damaged = "is damaged" in result.reason
-        super().__init__("\n".join(lines),
+        super().__init__("; ".join(lines),
                          "stop writing to the file and restore it from a backup; check the"
                          " copy with `mdm audit verify`" if damaged else
                          "treat the inventory as tampered with; compare it with a backup and"

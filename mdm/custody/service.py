@@ -153,6 +153,9 @@ def reassign(db: Database, operator: str, serial: str, officer_ref: str,
 
 def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
     """Say who held a device at an instant (UTC text), with the assignment that covers it."""
+    if at > now():  # both are the inventory's fixed-width UTC text
+        raise InputError(f"{at} is in the future: custody is a record of what happened",
+                         "give a past instant, or leave --at out for now")
     device = devices.get(db, serial)
     rows = db.query(f"{HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
                      " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])

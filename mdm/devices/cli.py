@@ -105,8 +105,8 @@ def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "
     c = app_context(ctx)
     with ui.progress("exporting devices") as bar:
         body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
-                                     selectors or [], output, force, bar)
-    exported(body, output, count)
+                                     selectors or [], output, force, bar, emit=bar.write_out)
+    exported(output, count)
 
 
 @app.command("provision")

@@ -146,7 +146,8 @@ EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "h
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
            selectors: list[str] | None = None, output: Path | None = None,
-           force: bool = False, progress: Progress | None = None) -> tuple[str, int]:
+           force: bool = False, progress: Progress | None = None,
+           emit: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Export the selected devices (default all) with their holders; logged as a disclosure."""
     where, args = selector.select(db, selectors or [], allow_none=True)
     rows = db.query(f"{_HOLDER_SELECT} WHERE {where} ORDER BY d.serial", args)
@@ -157,5 +158,5 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
                              for r in counted(rows, progress)], indent=2) + "\n")
     exports.deliver(db, operator, "devices.export", "devices",
                     {"rows": len(rows), "format": fmt, "reason": reason,
-                     "selectors": selectors or ["all"]}, body, output, force)
+                     "selectors": selectors or ["all"]}, body, output, force, emit)
     return body, len(rows)

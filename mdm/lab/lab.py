@@ -160,6 +160,25 @@ def _write_kv(path: Path, values: dict[str, str]) -> None:
     _write(path, "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
 
 
+
+def _sshd_config(host: str, port: int, home: Path, extra: list[str]) -> str:
+    """Return a lab sshd's config: loopback only, its own key, the forced lab shell."""
+    return "\n".join([
+        f"ListenAddress {host}:{port}",
+        f"HostKey {home}/etc/host_key",
+        f"PidFile {home}/run/sshd.pid",
+        f"AuthorizedKeysFile {home}/etc/authorized_keys",
+        f"AllowUsers {getpass.getuser()}",
+        "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
+        "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
+        "LogLevel ERROR", *extra,
+        f"ForceCommand {home}/bin/mdm-shell",
+        "",
+    ])
+
+
 class Lab:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or default_dir()).absolute()
@@ -239,23 +258,10 @@ class Lab:
 
     def _config(self, d: LabDevice) -> str:
         home = d.path
-        return "\n".join([
-            f"ListenAddress {d.host}:{d.port}",
-            f"HostKey {home}/etc/host_key",
-            f"PidFile {home}/run/sshd.pid",
-            f"AuthorizedKeysFile {home}/etc/authorized_keys",
-            f"AllowUsers {getpass.getuser()}",
-            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
-            "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
-            "LogLevel ERROR",
+        return _sshd_config(d.host, d.port, home, [
             f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin",
-            f"ForceCommand {home}/bin/mdm-shell",
             *[line for fault, lines in SSHD_FAULTS.items()
-              if (home / "faults" / fault).exists() for line in lines],
-            "",
-        ])
+              if (home / "faults" / fault).exists() for line in lines]])
 
     def _start(self, d: LabDevice | LabStation) -> None:
         if self._pid(d):
@@ -511,21 +517,9 @@ class Lab:
 
     def _station_config(self, s: LabStation) -> str:
         home = s.path
-        return "\n".join([
-            f"ListenAddress {s.host}:{s.port}",
-            f"HostKey {home}/etc/host_key",
-            f"PidFile {home}/run/sshd.pid",
-            f"AuthorizedKeysFile {home}/etc/authorized_keys",
-            f"AllowUsers {getpass.getuser()}",
-            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
-            "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
-            "LogLevel ERROR", "MaxSessions 64",
-            f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin TMPDIR={home}/adb-tmp",
-            f"ForceCommand {home}/bin/mdm-shell",
-            "",
-        ])
+        return _sshd_config(s.host, s.port, home, [
+            "MaxSessions 64",
+            f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin TMPDIR={home}/adb-tmp"])
 
     def station_down(self, name: str) -> None:
         """Stop a station's sshd (by PID); its devices stay plugged in."""

@@ -106,6 +106,6 @@ def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
     c = app_context(ctx)
     with ui.progress("exporting officers") as bar:
         body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
-                                     force, bar)
-    exported(body, output, count)
+                                     force, bar, emit=bar.write_out)
+    exported(output, count)
 

@@ -9,7 +9,7 @@ record is part of the chain of custody of every device they held.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -362,7 +362,8 @@ def list_officers(db: Database, filters: dict[str, str | None],
 
 def export(db: Database, operator: str, fmt: str, reason: str | None,
            output: Path | None = None, force: bool = False,
-           progress: Progress | None = None) -> tuple[str, int]:
+           progress: Progress | None = None,
+           emit: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Export every officer as CSV or JSON, to stdout or a file; logged as a disclosure."""
     import json
 
@@ -374,5 +375,6 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
             else json.dumps([{c: r[c] for c in columns} for r in counted(rows, progress)],
                             indent=2) + "\n")
     exports.deliver(db, operator, "officers.export", "officers",
-                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force)
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force,
+                    emit)
     return body, len(rows)

@@ -131,8 +131,26 @@ class Outcome:
         return {"done": self.done, "failed": self.failed, "skipped": self.skipped}
 
     def problems(self) -> list[Problem]:
-        return [Problem(f"device {f['serial']}", f["error"], f.get("hint", ""), f["kind"])
+        return [Problem(f"device {f['serial']}", f["error"],
+                        f.get("hint") or HINTS.get(f["kind"], ""), f["kind"])
                 for f in self.failed]
+
+
+# What an operator does next, by the kind of failure (a feature may give its own hint).
+HINTS = {
+    "unreachable": "check the device is switched on and on the network, then run it again",
+    "timeout": "check the device is switched on and responsive, then run it again",
+    "auth_failed": "check the operator key is authorised on the device (mdm keys show)",
+    "host_key": "the device offers another host key: confirm it is the same phone before"
+                " re-enrolling it; until then it is quarantined",
+    "malformed_output": "the device answered in a shape mdm does not accept: check its build"
+                        " and DPC; the other devices were recorded",
+    "output_too_large": "the device printed more than mdm reads: check its build and DPC",
+    "corrupt_transfer": "run it again; if it repeats, check the device's storage",
+    "step_failed": "read the device's own words above, fix the cause, then run it again",
+    "policy_not_applied": "read the DPC's words above, fix the cause, then push again",
+    "cancelled": "run the command again to finish the rest",
+}
 
 
 def failure(row: dict[str, Any], result: DeviceResult) -> dict[str, Any]:
