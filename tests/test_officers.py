@@ -105,3 +105,12 @@ def test_export_csv_is_spreadsheet_safe_and_logged(mdm, inventory, files) -> Non
     log = mdm.json("audit", "log", "--subject", "officers")
     assert log[-1]["action"] == "officers.export"
     assert log[-1]["after"]["reason"] == "audit request 12"
+
+
+def test_a_place_no_one_has_is_refused_with_a_suggestion(mdm, inventory) -> None:
+    station = inventory["roster"][0]["station"]
+    typo = station + "x"
+    err = mdm("officers", "list", "--station", typo, code=2).stderr
+    assert f"no one in the roster has station '{typo}'" in err and station in err
+    assert "did you mean" in mdm("officers", "list", "--area", "Nroth", code=2).stderr
+    assert mdm.json("officers", "list", "--station", station.upper())  # any case still finds

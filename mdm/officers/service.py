@@ -340,8 +340,29 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+def _check_places(db: Database, filters: dict[str, str | None]) -> None:
+    """Refuse an area, station, district or team that no one in the roster has (exit 2)."""
+    import difflib
+
+    for key in ("area", "station", "district", "team"):
+        value = filters.get(key)
+        if value is None:
+            continue
+        known = [r[0] for r in db.execute(f"SELECT DISTINCT {key} FROM officers"
+                                          f" WHERE {key} IS NOT NULL AND {key} != ''")]
+        if value.strip().upper() in {k.upper() for k in known}:
+            continue
+        near = difflib.get_close_matches(value.strip().upper(), [k.upper() for k in known],
+                                         n=3, cutoff=0.6)
+        spelled = {k.upper(): k for k in known}
+        raise InputError(f"no one in the roster has {key} {value!r}",
+                         (f"did you mean {', '.join(spelled[n] for n in near)}?" if near
+                          else f"see the {key}s with: mdm officers list --format tsv"))
+
+
 def iter_officers(db: Database, filters: dict[str, str | None]) -> Iterator[dict[str, Any]]:
     """Yield officers matching every given filter, with the device each holds now."""
+    _check_places(db, filters)
     where, args = _where(filters)
     rows = db.iter_query(f"{_LIST} {where} ORDER BY o.area, o.station, o.surname,"
                          " o.forename, o.officer_id", args)
