@@ -236,3 +236,19 @@ def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
     out = tmp_path / "report.json"
     invoke(mdm, "compliance", "report", "-o", str(out))
     assert len(json.loads(out.read_text())["devices"]) == 11
+
+
+def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    from mdm.policies import service
+    from mdm.store import connect
+
+    db = connect(db_path)
+    try:
+        whole = service.devices(db, [])  # three scans, joined in Python
+        selected = service.devices(db, ["status=enrolled"])  # one SQL join
+        assert whole == selected and len(whole) == 11
+        assert {r["serial"]: r["holder"] is not None for r in whole} == {
+            s: s in fleet["holders"] for s in fleet["serials"]}
+    finally:
+        db.conn.close()
