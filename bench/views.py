@@ -230,8 +230,9 @@ def main() -> None:
     args = parser.parse_args()
     src = (args.src or ROOT).resolve()
     with tempfile.TemporaryDirectory() as scratch:
-        tmp = args.keep or Path(scratch)
+        tmp = (args.keep or Path(scratch)).resolve()
         tmp.mkdir(parents=True, exist_ok=True)
+        os.chdir(tmp)  # `python -m mdm` looks in the current folder first: not in a checkout
         env = {**os.environ, "MDM_DB": str(tmp / "big.db"), "MDM_OPERATOR": "bench",
                "MDM_POLICIES": str(tmp / "policies"), "MDM_CONFIG": str(tmp / "mdm.toml"),
                "MDM_ENTERPRISE_ID": "LC04bench", "MDM_TRACKS": "pilot=4697000000000000001",
@@ -244,7 +245,10 @@ def main() -> None:
             start = time.perf_counter()
             build(tmp, [sys.executable, "-m", "mdm"], env, args.people, args.devices)
             print(f"set-up: {args.people:,} people, {args.devices:,} devices in"
-                  f" {time.perf_counter() - start:.1f} s ({src})\n")
+                  f" {time.perf_counter() - start:.1f} s")
+        timed = subprocess.run([sys.executable, "-c", "import mdm; print(mdm.__file__)"],
+                               env=env, capture_output=True, text=True, check=True)
+        print(f"timing {Path(timed.stdout.strip()).parent.parent}\n")
         time_views(tmp, env, args)
 
 

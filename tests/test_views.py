@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdm import ui
 from mdm.cli import app
@@ -252,3 +254,34 @@ def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
             s: s in fleet["holders"] for s in fleet["serials"]}
     finally:
         db.conn.close()
+
+
+# -- the formats every device is listed in --------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                           lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
+
+
+@settings(deadline=None)  # a loaded machine must not fail it: the property is what counts
+@given(st.dictionaries(st.text(), JSON_VALUES | st.lists(st.dictionaries(st.text(),
+                                                                          JSON_VALUES))))
+def test_json_with_one_row_a_line_is_the_same_data_and_prints_no_control(data: Any) -> None:
+    text = ui.json_rows_text(data)
+    assert json.loads(text) == data
+    assert text.replace("\n", "").isprintable()
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.text(), st.none() | st.booleans() | st.integers() | st.text()
+                          | st.lists(st.text()))))
+def test_tsv_is_one_line_a_row_and_prints_no_control(rows: list[tuple[Any, Any]]) -> None:
+    text = ui.tsv_text([{"a": a, "b": b} for a, b in rows], ["a", "b"])
+    lines = text.split("\n")
+    assert lines[0] == "a\tb" and lines[-1] == "" and len(lines) == len(rows) + 2
+    assert all(ln.count("\t") == 1 and ln.replace("\t", "").isprintable() for ln in lines[1:-1])
+    for line, (_, b) in zip(lines[1:-1], rows, strict=True):
+        cell = line.split("\t")[1]
+        if isinstance(b, bool):
+            assert cell == ("true" if b else "false")
+        elif b is None:
+            assert cell == ""
