@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from mdm import ui
-from mdm.cliopts import ConcurrencyOpt, JsonOpt, OutputOpt, SelectorArg, app_context, wants_json
+from mdm.cliopts import (
+    ConcurrencyOpt,
+    JsonOpt,
+    OutputOpt,
+    SelectorArg,
+    app_context,
+    deliver,
+    wants_json,
+)
 from mdm.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Validate, inspect, compile and push policies.")
@@ -147,7 +155,7 @@ def _plan(result: dict[str, Any], as_json: bool, every: bool, fmt: str | None) -
     if as_json:
         ui.emit_json_rows(result)
     elif not render.on_terminal(fmt):
-        render.device_list(result["devices"], render.PLAN_COLUMNS, fmt, whole=result)
+        ui.write_text(render.device_list(result["devices"], render.PLAN_COLUMNS, fmt, result))
     else:
         (render.plan_devices if every else render.plan)(result)
 
@@ -177,7 +185,8 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
     if wants_json(ctx, json) and not (fmt or output):
         ui.emit_json_rows(result)
     elif not render.on_terminal(fmt, output):
-        render.device_list(reporter.flat_rows(result), reporter.COLUMNS, fmt, output, result)
+        deliver(render.device_list(reporter.flat_rows(result), reporter.COLUMNS, fmt, result),
+                output, result["total"])
     else:
         (render.compliance_devices if every else render.compliance)(result)
     if result["provisioned"]:

@@ -45,19 +45,13 @@ def on_terminal(fmt: str | None, output: Path | None = None) -> bool:
 
 
 def device_list(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str | None,
-                output: Path | None = None, whole: object = None) -> None:
-    """Write every device as TSV (the default), CSV or JSON (`whole`), to stdout or a file."""
+                whole: object = None) -> str:
+    """Return every device as TSV (the default), CSV or JSON (`whole`, else the rows)."""
     if fmt == "json":
-        body = ui.json_rows_text(whole if whole is not None else list(rows)) + "\n"
-    elif fmt == "csv":
-        body = csvio.write_csv(rows, list(columns))
-    else:
-        body = ui.tsv_text(rows, columns)
-    if output is None:
-        ui.write_text(body)
-        return
-    output.write_text(body, encoding="utf-8", newline="")
-    ui.success(f"{len(rows):,} devices written to {output}")
+        return ui.json_rows_text(whole if whole is not None else list(rows)) + "\n"
+    if fmt == "csv":
+        return csvio.write_csv(rows, list(columns))
+    return ui.tsv_text(rows, columns)
 
 
 def _short(sha: str | None) -> str:

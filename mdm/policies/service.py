@@ -380,13 +380,14 @@ def diff(db: Database, folder: Path, selectors: list[str],
     tree = load(folder)
     rows = _device_rows(db, selectors, serial)
     groups = group_changes(plan(db, tree, [], rows))
+    bodies = {sha: db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?", [sha])
+              for sha in {g["from"] for g in groups if g["from"]}}
+    stored = {sha: json.loads(body) for sha, body in bodies.items() if body is not None}
     for group in groups:
         compiled = group.pop("compiled")
         current = group["from"]
-        body = db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?",
-                         [current]) if current else None
-        group["from_known"] = current is None or body is not None
-        group["fields"] = _changes(json.loads(body) if body else {}, compiled.document)
+        group["from_known"] = current is None or current in stored
+        group["fields"] = _changes(stored.get(current, {}), compiled.document)
     changing = sum(g["devices"] for g in groups)
     return {"device": rows[0]["serial"] if serial else None, "selected": len(rows),
             "would_change": changing, "unchanged": len(rows) - changing, "changes": groups}
