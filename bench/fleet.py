@@ -31,10 +31,10 @@ PAYLOAD = bytes(range(256)) * 16  # 4 KiB
 def run_mdm(lab_dir: Path, key: Path, concurrency: int, db_path: Path) -> dict[str, float]:
     """Push to every lab device through the executor, recording results; measure ourselves."""
     from mdm import ui
-    from mdm.devices import contact
     from mdm.fleet.ssh import connector, load_credentials
     from mdm.fleet.transport import Target
     from mdm.lab.lab import Lab
+    from mdm.runs import record as runs
     from mdm.store import audit, connect, transaction
     from mdm.timeutil import now
 
@@ -67,7 +67,7 @@ def run_mdm(lab_dir: Path, key: Path, concurrency: int, db_path: Path) -> dict[s
     credentials = load_credentials()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with ui.progress("pushing") as bar:
-        contact.run_and_record(db, rows, [Step("push", push)], connector(credentials),
+        runs.run_and_record(db, rows, [Step("push", push)], connector(credentials),
                                targets, record, concurrency, bar)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     ok = sum(1 for _, good in recorded if good)

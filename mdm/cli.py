@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
@@ -18,13 +21,14 @@ from mdm.custody import cli as custody_cli
 from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
-from mdm.fleet import cli as keys_cli
 from mdm.groups import cli as groups_cli
+from mdm.keys import cli as keys_cli
 from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
 from mdm.project import cli as project_cli
+from mdm.stations import cli as stations_cli
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -59,10 +63,16 @@ class MdmGroup(TyperGroup):
             ui.error(MdmError(exc.format_message(), f"see {command} --help", ExitCode.USAGE,
                               where="the command line"), as_json=True)
             raise typer.Exit(exc.exit_code) from None
-        except sqlite3.OperationalError as exc:
-            ui.error(MdmError(f"inventory error: {exc}",
-                              "another operator may hold a long write; try again",
-                              ExitCode.PARTIAL), as_json=_wants_json(ctx))
+        except sqlite3.DatabaseError as exc:  # met outside the store's own calls
+            from mdm.store.failures import translate
+
+            obj = ctx.obj
+            path = obj.db_path if isinstance(obj, AppContext) else Path("the inventory")
+            error = translate(exc, path, obj.wait or 30 if isinstance(obj, AppContext) else 30)
+            ui.error(error or MdmError(f"inventory error: {exc}",
+                                       "run `mdm audit verify`; if it fails, restore the"
+                                       " inventory from a backup", ExitCode.PARTIAL),
+                     as_json=_wants_json(ctx))
             raise typer.Exit(int(ExitCode.PARTIAL)) from None
         except KeyboardInterrupt:
             if _wants_json(ctx):
@@ -113,6 +123,9 @@ def root(
                    ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print mdm's version and exit.")] = False,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", envvar="MDM_WAIT", min=0, show_default="30, or wait in mdm.toml",
+        help="Seconds a write waits for another operator's write.")] = None,
 ) -> None:
     """Enrol, assign and manage the force's smart devices, with an auditable inventory."""
     from click.core import ParameterSource
@@ -128,7 +141,8 @@ def root(
     settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
     obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
                      operator=operator or default_operator(), json=json, verbose=verbose,
-                     key=key, settings=settings)
+                     key=key, settings=settings,
+                     wait=wait if wait is not None else (settings.wait if settings else None))
     ctx.obj = obj
     ctx.call_on_close(obj.close)
 
@@ -142,6 +156,7 @@ app.add_typer(policies_cli.app, name="policy")
 app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(stations_cli.app, name="stations")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)
@@ -151,15 +166,33 @@ custody_cli.mount(app)
 def main() -> None:
     """Run the CLI (the console script's entry point)."""
     try:
-        app()
-    except Exception as exc:  # the last line of defence: never a traceback, never locals
-        if "-v" in sys.argv or "--verbose" in sys.argv:
-            raise
         try:
-            ui.error(MdmError(f"internal error: {type(exc).__name__}: {exc}",
-                              "run with -v for details, and report it", ExitCode.INTERNAL),
-                     as_json="--json" in sys.argv)
-        except Exception:  # the printer itself failed: plain words, still literal
-            print("internal error: " + ui.literal(f"{type(exc).__name__}: {exc}"),
-                  file=sys.stderr)
-        sys.exit(int(ExitCode.INTERNAL))
+            app()
+        finally:
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT):
+            _internal(exc)
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # nothing more can reach the reader
+        ui.error(MdmError(f"could not write the output: {exc.strerror or exc}",
+                          "check where the output goes (a full disk, a closed pipe), or"
+                          " write it to a file with -o FILE", ExitCode.PARTIAL),
+                 as_json="--json" in sys.argv)
+        sys.exit(int(ExitCode.PARTIAL))
+    except Exception as exc:  # the last line of defence: never a traceback, never locals
+        _internal(exc)
+
+
+def _internal(exc: Exception) -> NoReturn:
+    """Report an error nobody foresaw: one line (or JSON), exit 70; -v re-raises it."""
+    if "-v" in sys.argv or "--verbose" in sys.argv:
+        raise exc
+    try:
+        ui.error(MdmError(f"internal error: {type(exc).__name__}: {exc}",
+                          "run with -v for details, and report it", ExitCode.INTERNAL),
+                 as_json="--json" in sys.argv)
+    except Exception:  # the printer itself failed: plain words, still literal
+        print("internal error: " + ui.literal(f"{type(exc).__name__}: {exc}"),
+              file=sys.stderr)
+    sys.exit(int(ExitCode.INTERNAL))

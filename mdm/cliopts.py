@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mdm import ui
+from mdm import csvio, safefile, ui
 from mdm.context import AppContext
-from mdm.errors import InputError
+from mdm.errors import InputError, Problem
 
 
 def _mark_json(ctx: typer.Context, value: bool) -> bool:
@@ -26,11 +28,17 @@ ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in th
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="csv or json.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", show_default="stdout",
                                                 help="Write to this file instead of stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the --output file if it"
+                                                       " exists.")]
+ErrorsOpt = Annotated[Path | None, typer.Option(
+    "--errors", help="Write every problem found to this CSV file (row, field, problem, hint).",
+    show_default="none")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
     "--concurrency", "-c", help="Devices worked on at once.", show_default="16")]
 SelectorArg = Annotated[list[str] | None, typer.Argument(
-    help="all, a serial, or key=value[,key=value] (status, model, order, station, area,"
-         " team, rank, worker_type, officer); several are OR-ed.", show_default=False)]
+    help="all, a serial or IMEI, or key=value[,key=value] (status, model, order,"
+         " manufacturer, station, area, district, team, rank, worker_type, officer, group);"
+         " several are OR-ed; one that selects no device is refused.", show_default=False)]
 InputFile = Annotated[Path, typer.Argument(help="A CSV file.", show_default=False)]
 
 
@@ -53,10 +61,39 @@ def export_format(fmt: str) -> str:
     return fmt
 
 
-def deliver(body: str, output: Path | None, count: int) -> None:
-    """Write an export to stdout, or to a file with a confirmation."""
+def deliver(body: str, output: Path | None, count: int, force: bool = False) -> None:
+    """Print CSV/JSON on stdout, or write it safely to a new file (0600) and confirm."""
     if output is None:
-        ui.write_text(body)
-    else:
-        output.write_text(body, encoding="utf-8", newline="")
+        ui.write_out(body)
+        return
+    safefile.write(output, body.encode("utf-8"), force)
+    exported(output, count)
+
+
+def exported(output: Path | None, count: int) -> None:
+    """Confirm the file an export's service wrote; to stdout, the service wrote it itself."""
+    if output is not None:
         ui.success(f"{count} rows written to {output}")
+
+
+@contextmanager
+def problems_to(path: Path | None, source: Path | None = None) -> Iterator[None]:
+    """Write every problem of the block's InputError to PATH as CSV (header only if none)."""
+    if path is not None and source is not None and path.resolve() == source.resolve():
+        raise InputError(f"--errors {path} is the file being imported",
+                         "give another file name for the list of problems")
+    if path is not None:
+        safefile.check_target(path, force=True)  # a bad --errors path fails before any work
+    try:
+        yield
+    except InputError as exc:
+        problems = exc.problems or [Problem("", exc.message, exc.hint)]
+        if path is not None:
+            safefile.write(path, csvio.problems_csv(problems).encode("utf-8"), force=True)
+            exc.hint = "; ".join(filter(None, [exc.hint, f"every problem is listed in {path}"]))
+        elif len(problems) > ui.PROBLEMS_PER_KIND:
+            exc.hint = "; ".join(filter(None, [exc.hint, "--errors FILE lists every problem"
+                                                         " as CSV"]))
+        raise
+    if path is not None:
+        safefile.write(path, csvio.problems_csv([]).encode("utf-8"), force=True)

@@ -58,6 +58,8 @@ SPECS: tuple[Spec, ...] = (
          "the folder of app builds (APKs) to install"),
     Spec("lab", "MDM_LAB", "path", "inventory/lab", "the lab's folder (mdm lab …)",
          "--lab-dir"),
+    Spec("profiles", "MDM_PROFILES", "path", "playbooks/profiles",
+         "the folder of device profiles (YAML), each naming the device models it serves"),
     Spec("wait", "MDM_WAIT", "seconds", 30,
          "seconds a write waits for another operator's write before giving up"),
     Spec("timezone", "MDM_TIMEZONE", "zone", "Europe/London",
@@ -300,7 +302,7 @@ def _tracks_from_env(text: str) -> dict[str, dict[str, str]]:
 
 def check_roles(value: object) -> dict[str, tuple[str, ...]]:
     """Return action → roles from a TOML table, refusing unknown actions and roles."""
-    from mdm.operators.roles import PERMISSIONS, ROLES
+    from mdm.operators.permissions import PERMISSIONS, ROLES
 
     if not isinstance(value, dict):
         raise ValueError("must be a table: \"action\" = [\"role\", …]")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mdm.errors import ExitCode, MdmError
+from mdm.errors import ExitCode, MdmError, Problem
 
 
 @dataclass
@@ -148,6 +149,12 @@ def emit_json_rows(data: object) -> None:
     sys.stdout.write(json_rows_text(data) + "\n")
 
 
+def write_out(text: str) -> None:
+    """Write raw text on stdout and flush it, so a failed write is known at once."""
+    write_text(text)
+    sys.stdout.flush()
+
+
 def write_text(text: str) -> None:
     """Write raw text (CSV, a fingerprint) on stdout: exact if piped, made visible on a terminal."""
     sys.stdout.write(_literal_lines(text) if _is_terminal(sys.stdout) else text)
@@ -252,6 +259,24 @@ def success(message: str) -> None:
     console.print(_text(message))
 
 
+PROBLEMS_PER_KIND = 20
+
+
+def problem_lines(problems: Sequence[Problem]) -> list[str]:
+    """List problems as lines: the first 20 of each kind (column), then a count of the rest."""
+    shown: Counter[str] = Counter()
+    lines = []
+    for p in problems:
+        shown[p.field] += 1
+        if shown[p.field] <= PROBLEMS_PER_KIND:
+            lines.append("  - " + str(p))
+    for kind, count in shown.items():
+        if count > PROBLEMS_PER_KIND:
+            about = f" with {kind}" if kind else ""
+            lines.append(f"  … and {count - PROBLEMS_PER_KIND:,} more{about}")
+    return lines
+
+
 def error_object(exc: MdmError) -> dict[str, Any]:
     """Describe an error as data: what, where, what to do, and every problem."""
     places = {p.where for p in exc.problems}
@@ -278,8 +303,8 @@ def error(exc: MdmError, as_json: bool = False) -> None:
                       _text(p.message), _text(p.hint))
         console.print(t)
     else:
-        for problem in exc.problems:
-            console.print(_text("  - " + str(problem)))
+        for line in problem_lines(exc.problems):
+            console.print(_text(line))
     if exc.hint:
         console.print("[yellow]what to do:[/yellow] ", end="")
         console.print(_text(exc.hint))

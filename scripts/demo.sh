@@ -39,11 +39,9 @@ mdm --operator rm.jones officers import $EX/roster.csv
 step "IT staff import the supplier's delivery manifest"
 mdm --operator it.patel enrol import $EX/manifest-PO-2015-00417.csv
 
-step "Allocate devices to the 55 pilot officers"
-tail -n +2 $EX/pilot-allocation.csv | tr -d '\r' | while IFS=, read -r serial officer; do
-  mdm --operator rm.jones assign "$serial" "$officer" --reason "pilot group" 2>/dev/null
-done
-echo "pilot allocated: $(mdm devices export --format json | grep -c '"holder_id": "')"
+step "Allocate devices to the 55 pilot officers: one file, all pairs or none, one audit row"
+mdm --operator rm.jones assign --from $EX/pilot-allocation.csv --reason "pilot group"
+mdm devices list --limit 5
 
 first=$(sed -n 2p $EX/pilot-allocation.csv | cut -d, -f1)
 second_officer=$(sed -n 2p $EX/roster.csv | cut -d, -f1)
@@ -60,9 +58,9 @@ printf 'serial_number,manufacturer,model,imei1\nR58F4BAD0001,samsung,SM-N910F,3.
 mdm --operator it.patel enrol import "$bad" || echo "(exit $? as expected: nothing imported)"
 rm -f "$bad"
 
-step "IT staff: an operator key, and a lab of 12 real sshd devices on 127.0.1.x"
+step "IT staff: an operator key, and a lab of 16 real sshd devices on 127.0.1.x"
 mdm keys init
-mdm lab up 12
+mdm lab up 16   # 12 are enrolled over SSH below; 4 go to a provisioning station at the end
 mdm lab status
 
 step "The lab's delivery arrives: import its manifest"
@@ -70,7 +68,7 @@ mdm lab manifest -o $DEMO/lab-delivery.csv
 mdm --operator it.patel enrol import $DEMO/lab-delivery.csv
 
 step "Enrol all 12 over SSH, host keys confirmed against the supplier's list"
-mdm lab addresses --host-keys -o $DEMO/enrol-plan.csv
+mdm lab addresses --host-keys | head -n 13 > $DEMO/enrol-plan.csv
 lab_serial() { sed -n "$(( $1 + 2 ))p" $DEMO/enrol-plan.csv | cut -d, -f1; }
 mdm lab fault "$(lab_serial 4)" identity    # a different phone answers at that address
 mdm lab fault "$(lab_serial 9)" offline     # switched off in a drawer
@@ -82,6 +80,8 @@ mdm lab fault "$(lab_serial 9)" offline --clear
 mdm --operator it.patel enrol devices --from $DEMO/enrol-plan.csv || true
 
 step "Gather facts from the fleet; one phone now answers with another host key"
+mdm --operator it.patel devices refresh station=Kendall \
+  || echo "(exit $?: a selector that matches no device is refused, never a run over none)"
 mdm lab fault "$(lab_serial 2)" swapped
 mdm --operator it.patel devices refresh \
   || echo "(exit $?: the swapped phone is refused and quarantined, the rest recorded)"
@@ -92,7 +92,7 @@ mdm --operator rm.jones groups create pilot --description "first users, mixed ra
 mdm --operator rm.jones groups add pilot --from $EX/pilot-allocation.csv
 pick() {  # officers of a worker type who hold no device yet (not pilot, not the swap above)
   awk -F, -v kind="$1" -v n="$2" -v swapped="$second_officer" 'NR==FNR { skip[$2]=1; next }
-    FNR>1 && !($1 in skip) && $1 != swapped && $8==kind { print $1; if (++c >= n) exit }' \
+    FNR>1 && !($1 in skip) && $1 != swapped && $8==kind && $16=="true" { print $1; if (++c >= n) exit }' \
     $EX/pilot-allocation.csv $EX/roster.csv
 }
 { pick OFFICER 5; pick PCSO 2; pick SPECIAL 2; pick STAFF 1; } > $DEMO/lab-holders.txt
@@ -120,12 +120,40 @@ printf '  lock:\n    auto_lock_seconds: 90\n' >> $DEMO/policies/11-special.yaml
 mdm policy diff
 mdm --operator it.patel policy push status=enrolled
 
-step "Compliance: one phone loses its encryption; judge every device, provision the rest"
+step "Compliance: one phone loses its encryption; the report names it (exit 1), changes nothing"
 mdm lab fault "$(lab_serial 6)" unencrypted
 mdm --operator it.patel devices refresh || true
-mdm --operator it.patel compliance report
+mdm compliance report || echo "(exit $?: the devices that are not compliant are named above)"
 mdm policy history "$(lab_serial 6)"
+
+step "Provision: compliant enrolled devices move to provisioned; the unencrypted phone is named"
+mdm --operator it.patel devices provision --check \
+  || echo "(exit $?: --check changed nothing; one device would stay enrolled)"
+mdm --operator it.patel devices provision \
+  || echo "(exit $?: the others are provisioned; the unencrypted phone stays enrolled)"
+mdm devices list status=provisioned
+
+step "A provisioning station: four more phones of the delivery on a USB hub, driven with adb"
+mdm lab station up hq-bench        # a bench machine: its own sshd and host key, and adb
+bench_serials=$(mdm lab status --json | grep '"serial"' | cut -d'"' -f4 | tail -n 4)
+for serial in $bench_serials; do mdm lab plug "$serial" --station hq-bench; done
+refuser=$(echo "$bench_serials" | sed -n 3p)
+mdm lab fault "$refuser" unauthorized   # nobody accepted the USB debugging prompt on it
+mdm lab station status --json > $DEMO/station.json
+mdm --operator it.patel stations add hq-bench \
+  --address "$(grep '"address"' $DEMO/station.json | cut -d'"' -f4)" \
+  --host-key "$(grep '"fingerprint"' $DEMO/station.json | cut -d'"' -f4)"
+mdm stations scan hq-bench
+mdm --operator it.patel enrol station hq-bench \
+  || echo "(exit $?: the unauthorised phone is named; the other three are enrolled)"
+mdm lab fault "$refuser" unauthorized --clear   # the prompt is accepted, 'Always allow'
+mdm --operator it.patel enrol station hq-bench
+mdm --operator it.patel devices refresh $bench_serials
+mdm --operator it.patel policy push $bench_serials
+mdm stations list
 
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint
+mdm audit checkpoint --sign "$MDM_KEY" -o $DEMO/checkpoint.txt  # signed: anyone can check it
+mdm audit verify --checkpoint $DEMO/checkpoint.txt --signer "$MDM_KEY.pub"

@@ -174,13 +174,18 @@ def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -
     pool.release()
 
 
+def _has_inventory(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
 @pytest.fixture
-def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path]) -> Callable[[int], list[Any]]:
+def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
+              db_path: Path) -> Callable[[int], list[Any]]:
     """Take N lab devices and import their delivery into this test's inventory."""
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        if not mdm.json("operators", "list"):
+        if not _has_inventory(db_path) or not mdm.json("operators", "list"):
             mdm("operators", "add", "admin")
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
@@ -203,3 +208,11 @@ def enrolled(mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         return devices
 
     return take
+
+
+@pytest.fixture
+def station(lab: LabPool) -> Any:
+    """The lab's provisioning station `bench` (started once; tests plug devices into it)."""
+    from mdm.fleet.keys import key_path
+
+    return lab.lab.station_up("bench", Path(str(key_path(None)) + ".pub").read_text())

@@ -1,4 +1,5 @@
-"""A fake transport that answers scripted commands and fails on unexpected ones."""
+"""Fakes at the edges: a transport that answers scripted commands and fails on unexpected
+ones, and a device driver (with its factory) for fast tests of the device features."""
 
 from __future__ import annotations
 
@@ -6,8 +7,19 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from mdm.fleet.transport import CommandResult, Target
+from mdm.driver import Applied, PolicyNotApplied, Seen
+from mdm.fleet.deviceout import StatusReading
+from mdm.fleet.transport import (
+    MAX_OUTPUT,
+    CommandResult,
+    FleetError,
+    HostKeyError,
+    OutputTooLarge,
+    Target,
+    Unreachable,
+)
 
 Reply = tuple[int, bytes, bytes] | Callable[[str, bytes | None], tuple[int, bytes, bytes]]
 
@@ -26,12 +38,14 @@ class FakeTransport:
         return self
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None) -> CommandResult:
+            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
         assert not self.closed, "run() after close()"
         self.commands.append(command)
         for pattern, reply in self.replies:
             if pattern.search(command):
                 code, out, err = reply(command, stdin) if callable(reply) else reply
+                if max(len(out), len(err)) > (MAX_OUTPUT if max_output is None else max_output):
+                    raise OutputTooLarge(self.target.name, "printed too much; stopped reading")
                 return CommandResult(command, code, out, err, 0.0)
         raise AssertionError(f"unexpected command on {self.target.name}: {command!r}")
 
@@ -50,3 +64,97 @@ class FakeTransport:
 
 def echo_stdin(command: str, stdin: bytes | None) -> tuple[int, bytes, bytes]:
     return 0, stdin or b"", b""
+
+
+# -- a fake device driver: what features see of a device, without any shell ------------
+
+@dataclass
+class FakeDriver:
+    """A device as the driver seam shows it: facts, a DPC that applies, faults on demand."""
+
+    target: Target
+    props: dict[str, str]
+    key_line: str
+    packages: dict[str, int] = field(default_factory=lambda: {"uk.police.mdm.dpc": 300})
+    dpc: dict[str, Any] | None = None
+    inbox: bytes | None = None
+    fail: dict[str, FleetError] = field(default_factory=dict)  # method name → error raised
+    calls: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    def _call(self, name: str) -> None:
+        assert not self.closed, f"{name}() after close()"
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.fail[name]
+
+    def identity(self) -> Seen:
+        self._call("identity")
+        from mdm.fleet.keys import fingerprint_of_line
+
+        return Seen(fingerprint_of_line(self.key_line), self.facts())
+
+    def facts(self) -> dict[str, Any]:
+        self._call("facts")
+        status = self.policy_status()
+        return {"props": dict(self.props), "packages": dict(self.packages),
+                "settings": {"global.adb_enabled": "0"}, "dpc_status": status.dpc,
+                "policy_file_sha256": status.policy_file, "truncated": []}
+
+    def policy_status(self) -> StatusReading:
+        self._call("policy_status")
+        file = hashlib.sha256(self.inbox).hexdigest() if self.inbox is not None else None
+        return StatusReading(dict(self.dpc) if self.dpc else None, file, [])
+
+    def apply_policy(self, document: bytes, sha256: str) -> Applied:
+        self._call("apply_policy")
+        if (self.dpc or {}).get("policySha256") == sha256 and self.inbox == document:
+            return Applied(False, dict(self.dpc or {}), sha256)
+        self.inbox = document
+        self.dpc = {"state": "APPLIED", "policySha256": hashlib.sha256(document).hexdigest(),
+                    "nonComplianceDetails": []}
+        if self.dpc["policySha256"] != sha256:
+            raise PolicyNotApplied(self.target.name, "the DPC reports another sha256")
+        return Applied(True, dict(self.dpc), sha256)
+
+    def installed_packages(self) -> dict[str, int]:
+        self._call("installed_packages")
+        return dict(self.packages)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeDrivers:
+    """Hands out FakeDrivers by serial; checks the pinned key as the real route does."""
+
+    devices: dict[str, FakeDriver]
+    concurrency: int = 4
+    opened: list[str] = field(default_factory=list)
+
+    def open(self, target: Target) -> FakeDriver:
+        device = self.devices.get(target.name)
+        if device is None:
+            raise Unreachable(target.name, f"cannot connect to {target.host}:{target.port}")
+        if target.host_key != device.key_line:
+            from mdm.fleet.keys import fingerprint_of_line
+
+            raise HostKeyError(target.name, target.host_key and fingerprint_of_line(
+                target.host_key), fingerprint_of_line(device.key_line))
+        self.opened.append(target.name)
+        device.target = target
+        device.closed = False
+        return device
+
+    def offered_key(self, target: Target) -> str:
+        if target.name not in self.devices:
+            raise Unreachable(target.name, f"no SSH handshake with {target.host}")
+        return self.devices[target.name].key_line
+
+
+def fake_key_line(serial: str) -> str:
+    """A public key line that is the device's own (its fingerprint derives from it)."""
+    import base64
+
+    return "ssh-ed25519 " + base64.b64encode(hashlib.sha256(serial.encode()).digest()).decode()

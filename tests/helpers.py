@@ -24,3 +24,19 @@ def rows(path: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple[obje
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def device_processes(home: Path) -> list[int]:
+    """Return the PIDs of processes running as a lab device (HOME is its folder)."""
+    marker = f"HOME={home}".encode() + b"\0"
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes() and \
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                out.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return out

@@ -1,4 +1,9 @@
-"""The dependency rules of ARCHITECTURE.md, checked by walking the imports."""
+"""The dependency rules of ARCHITECTURE.md, checked by walking the imports.
+
+Layers: cli → features → device driver → (fleet, store), nothing back up, and no import
+circle anywhere — an import inside a function counts like any other, since it only hides
+a circle until the day the function runs.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,102 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "mdm"
-FEATURES = {"enrol", "policies", "officers", "devices", "custody", "operators", "audit",
-            "rollout", "helpdesk", "apps"}
+BELOW = {"fleet", "store"}  # reach devices, keep the inventory; know no feature
+DRIVER = "driver"
+# Every other package is a feature (groups, lab, keys, runs … and any added later).
+FEATURES = {p.parent.name for p in PKG.glob("*/__init__.py")} - BELOW - {DRIVER}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PKG.rglob("*.py")}
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (`from a import b` counts a.b if a module)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names
+                      if f"{node.module}.{a.name}" in MODULES}
     return found
+
+
+def _layer_of(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[0] != "mdm" or len(parts) < 2:
+        return None
+    if parts[1] == "cli" or parts[-1] == "cli":
+        return "cli"
+    return parts[1] if parts[1] in BELOW | {DRIVER} else ("feature" if parts[1] in FEATURES
+                                                          else None)
 
 
 def _modules(folder: str) -> list[Path]:
     return sorted((PKG / folder).rglob("*.py"))
 
 
-def test_store_and_fleet_import_no_feature_and_no_cli() -> None:
-    for layer in ("store", "fleet"):
+def test_store_and_fleet_import_no_feature_no_driver_and_no_cli() -> None:
+    for layer in BELOW:
         for path in _modules(layer):
             for name in _imports(path):
-                parts = name.split(".")
-                assert not (parts[0] == "mdm" and len(parts) > 1 and
-                            (parts[1] in FEATURES or parts[1] == "cli")), f"{path}: {name}"
+                assert _layer_of(name) not in ("feature", DRIVER, "cli"), f"{path}: {name}"
+
+
+def test_the_driver_imports_no_feature_and_no_cli() -> None:
+    for path in _modules(DRIVER):
+        for name in _imports(path):
+            assert _layer_of(name) not in ("feature", "cli"), f"{path}: {name}"
+
+
+def test_features_reach_devices_only_through_the_driver() -> None:
+    shell_level = ("paramiko", "mdm.fleet.ssh", "mdm.fleet.profiles")
+    for feature in FEATURES - {"lab"}:  # the lab is the simulated fleet itself
+        for path in _modules(feature):
+            assert not {n for n in _imports(path) if n.startswith(shell_level)}, path
+
+
+def test_no_import_circles_anywhere() -> None:
+    graph = {name: {n for n in _imports(path) if n in MODULES and n not in (name, "mdm")}
+             for name, path in MODULES.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            members = []
+            while True:
+                member = stack.pop()
+                members.append(member)
+                if member == node:
+                    break
+            if len(members) > 1:
+                circles.append(sorted(members))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    assert circles == []
+
+
+def test_every_feature_is_checked() -> None:
+    assert {"groups", "lab", "keys", "runs", "devices", "enrol", "policies"} <= FEATURES
 
 
 def test_fleet_never_touches_the_database_and_store_never_ssh() -> None:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdm.store import audit, connect, transaction
+from tests.helpers import rows
 
 
 def _open(tmp_path: Path, name: str = "a.db"):
@@ -89,7 +90,15 @@ def test_a_deleted_or_swapped_row_is_found(tmp_path: Path, n: int, data: st.Data
     assert not result.ok and result.first_bad_seq == expected
 
 
-def test_truncation_and_rebuild_are_found_only_against_a_checkpoint(tmp_path: Path) -> None:
+def _retrigger(conn: sqlite3.Connection) -> None:
+    """Put the append-only triggers back, as a careful forger would."""
+    for op in ("UPDATE", "DELETE"):
+        conn.execute(f"CREATE TRIGGER audit_no_{op.lower()} BEFORE {op} ON audit"
+                     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
+def test_a_cut_tail_is_found_and_a_full_rebuild_only_against_a_checkpoint(
+        tmp_path: Path) -> None:
     path, db = _open(tmp_path)
     _write(db, 5, ["s"])
     cp = audit.head(db)
@@ -98,14 +107,16 @@ def test_truncation_and_rebuild_are_found_only_against_a_checkpoint(tmp_path: Pa
     conn.execute("DELETE FROM audit WHERE seq = 5")
     conn.close()
     db = connect(path)
-    assert audit.verify(db).ok  # a chain alone can't see its tail cut off
+    result = audit.verify(db)
+    assert not result.ok and result.first_bad_seq == 5
+    assert "removed from the end" in result.reason
     assert "truncated" in audit.verify(db, cp).reason
-    # Rebuild: rewrite row 3 and re-hash everything after it, as a forger would.
-    with transaction(db):
-        rows = [dict(zip(["seq", "at", "operator", "action", "subject", "before", "after"], r,
-                         strict=True))
-                for r in db.execute("SELECT seq, at, operator, action, subject, before, after"
-                                    " FROM audit ORDER BY seq")]
+    # Rebuild: rewrite row 3, re-hash everything after it and the head record, and put
+    # the triggers back, as a forger who knows mdm's code would.
+    rows = [dict(zip(["seq", "at", "operator", "action", "subject", "before", "after"], r,
+                     strict=True))
+            for r in db.execute("SELECT seq, at, operator, action, subject, before, after"
+                                " FROM audit ORDER BY seq")]
     db.conn.close()
     conn = _untrigger(path)
     conn.execute("DELETE FROM audit")
@@ -114,10 +125,13 @@ def test_truncation_and_rebuild_are_found_only_against_a_checkpoint(tmp_path: Pa
         if r["seq"] == 3:
             r = {**r, "operator": "mallory"}
         h = audit.row_hash(prev, r)
-        conn.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)",
+        conn.execute("INSERT INTO audit (seq, at, operator, action, subject, before, after,"
+                     " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?)",
                      (r["seq"], r["at"], r["operator"], r["action"], r["subject"], r["before"],
                       r["after"], prev, h))
         prev = h
+    conn.execute("UPDATE audit_head SET seq = 5, hash = ?", (prev,))
+    _retrigger(conn)
     conn.close()
     db = connect(path)
     assert audit.verify(db).ok
@@ -146,3 +160,30 @@ def test_cli_verify_checkpoint_and_failure_exit_code(mdm, inventory, db_path) ->
     assert "broken at row 2" in err
     log = mdm.json("audit", "log")
     assert [r["action"] for r in log] == ["operators.add", "officers.import", "devices.import"]
+
+
+def test_log_filters_by_operator_action_time_and_subject(mdm, inventory, db_path) -> None:
+    serial = inventory["delivery"][0]["serial_number"]
+    officer = inventory["roster"][0]["officer_id"]
+    mdm("operators", "add", "hd.smith", "--role", "helpdesk")
+    mdm("assign", serial, officer, operator="hd.smith")
+    mdm("unassign", serial, "--reason", "returned", operator="hd.smith")
+    actions = lambda *a: [r["action"] for r in mdm.json("audit", "log", *a)]  # noqa: E731
+    assert actions("--operator", "HD.Smith") == ["custody.assign", "custody.unassign"]
+    assert actions("--action", "custody") == ["custody.assign", "custody.unassign"]
+    assert actions("--action", "custody.unassign", "--subject", serial) == ["custody.unassign"]
+    assert actions("--operator", "admin", "--action", "operators.add") == ["operators.add"] * 2
+    first, last = (rows(db_path, f"SELECT at FROM audit WHERE seq = {n}")[0][0] for n in (5, 6))
+    assert actions("--since", last) == ["custody.unassign"]
+    assert actions("--since", first, "--until", first) == ["custody.assign"]
+    today = first[:10]
+    assert len(actions("--since", today, "--until", today)) == 6  # a date: the whole day
+    assert actions("--until", "2015-01-01") == []
+    err = mdm("audit", "log", "--operator", "nobody", code=2).stderr
+    assert "'nobody'" in err and "admin, hd.smith" in err
+    err = mdm("audit", "log", "--action", "custody.asign", code=2).stderr
+    assert "custody.assign" in err and "officers.import" in err
+    assert "not a date" in mdm("audit", "log", "--since", "2015-02-30", code=2).stderr
+    assert "not a date" in mdm("audit", "log", "--until", "yesterday", code=2).stderr
+    assert "is after --until" in mdm("audit", "log", "--since", "2016-01-01", "--until",
+                                     "2015-01-01", code=2).stderr

@@ -92,6 +92,7 @@ def test_local_times_are_uk_time(mdm) -> None:
     assert parse_instant("2015-07-01T14:32") == "2015-07-01T13:32:00.000000Z"  # BST
     assert parse_instant("2015-01-05T14:32") == "2015-01-05T14:32:00.000000Z"  # GMT
     assert parse_instant("2015-01-05T14:32Z") == "2015-01-05T14:32:00.000000Z"
+    mdm("operators", "add", "admin")
     assert "not a date" in mdm("custody", "X", "--at", "yesterday", code=2).stderr
 
 

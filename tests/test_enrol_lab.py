@@ -76,7 +76,10 @@ def test_a_changed_host_key_quarantines_until_re_enrolled(mdm, lab, enrolled,
     assert _status(db_path, device.serial) == "quarantined"
     log = mdm.json("audit", "log", "--subject", device.serial)
     assert log[-1]["action"] == "devices.quarantine" and log[-1]["after"]["offered"] == new
-    assert mdm.json("devices", "refresh")["selected"] == 0  # quarantined: not contacted
+    # quarantined: not contacted, and a refresh that would reach nobody says so (exit 2)
+    assert "no device is enrolled or provisioned" in mdm("devices", "refresh", code=2).stderr
+    assert "(it selects 1 quarantined)" in mdm("devices", "refresh", device.serial,
+                                               code=2).stderr
     mdm("enrol", "device", device.serial, "--address", device.address, "--host-key", new)
     assert _status(db_path, device.serial) == "enrolled"
 

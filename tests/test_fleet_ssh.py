@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from mdm.fleet.ssh import ParamikoTransport, keyscan, load_credentials
+from mdm.fleet.ssh import DISABLED_ALGORITHMS, ParamikoTransport, keyscan, load_credentials
 from mdm.fleet.transport import (
     CommandTimeout,
     HostKeyError,
+    OutputTooLarge,
     Target,
     Timeouts,
     TransferCorrupt,
     Unreachable,
 )
 from mdm.lab.lab import _descendants
+from tests.helpers import device_processes
 
 pytestmark = pytest.mark.lab
 
@@ -126,3 +128,65 @@ def test_no_thread_or_session_is_left_after_many_connections(lab: Any) -> None:
                 t.run("true")
     assert _wait_for(lambda: threading.active_count() <= before, 5)
     assert _wait_for(lambda: not any(_sessions(lab, d) for d in devices))
+
+
+def test_a_slow_device_past_the_deadline_keeps_no_process_of_that_session(lab: Any) -> None:
+    device = lab.take(1)[0]
+    lab.lab.fault(device.serial, "slow", delay=30)
+    with _connect(device) as t:
+        with pytest.raises(CommandTimeout, match="within 1 s"):
+            t.run("true", timeout=1)
+    # The device's own `timeout` kills the whole process group a second after ours.
+    assert _wait_for(lambda: not device_processes(device.path), 5), \
+        f"still running on the device: {device_processes(device.path)}"
+
+
+def test_output_past_the_cap_fails_the_command_and_hangs_up_the_channel(lab: Any) -> None:
+    device = lab.take(1)[0]
+    with _connect(device) as t:
+        started = time.monotonic()
+        with pytest.raises(OutputTooLarge, match="more than 1 MiB on stdout"):
+            t.run("yes", max_output=1024 * 1024, timeout=30)
+        with pytest.raises(OutputTooLarge, match="on stderr"):
+            t.run("yes >&2", max_output=1024 * 1024, timeout=30)
+        assert time.monotonic() - started < 10  # stopped reading; did not wait for `yes`
+        assert t.run("echo still usable").stdout == b"still usable\n"
+    assert _wait_for(lambda: not device_processes(device.path), 5)
+
+
+@pytest.mark.parametrize(("fault", "missing"), [("weak-cipher", "ciphers"),
+                                                ("weak-mac", "macs"),
+                                                ("weak-kex", "kex")])
+def test_a_device_offering_only_weak_algorithms_fails_to_negotiate(
+        lab: Any, fault: str, missing: str) -> None:
+    device = lab.take(1)[0]
+    lab.lab.fault(device.serial, fault)
+    with pytest.raises(Unreachable, match=f"no acceptable {missing}"):
+        _connect(device)
+    with pytest.raises(Unreachable, match=f"no acceptable {missing}"):
+        keyscan(Target(device.serial, device.host, device.port))
+    assert (device.path / "log" / "commands").read_text() == ""
+    lab.lab.fault(device.serial, fault, clear=True)
+    with _connect(device) as t:  # the same device, offering sound algorithms again
+        assert t.run("echo ok").stdout == b"ok\n"
+        negotiated = t._client.get_transport()
+        assert negotiated is not None
+        assert not {negotiated.local_cipher, negotiated.local_mac} & {
+            *DISABLED_ALGORITHMS["ciphers"], *DISABLED_ALGORITHMS["macs"]}
+
+
+def test_weak_algorithms_are_never_offered() -> None:
+    import socket
+
+    import paramiko
+
+    a, b = socket.socketpair()
+    try:
+        offered = paramiko.Transport(a, disabled_algorithms=DISABLED_ALGORITHMS)
+        names = [*offered.preferred_ciphers, *offered.preferred_macs, *offered.preferred_kex]
+        assert names and not [n for n in names if "cbc" in n or "sha1" in n or "md5" in n]
+        assert "diffie-hellman-group14-sha1" in DISABLED_ALGORITHMS["kex"]
+        assert "hmac-sha1-etm@openssh.com" in DISABLED_ALGORITHMS["macs"]
+    finally:
+        a.close()
+        b.close()

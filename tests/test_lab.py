@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,77 @@ def test_lab_up_status_faults_manifest_and_down(mdm, own_lab) -> None:
     assert not [p for p in pids if _alive(p)]
     assert not (tmp_path / "lab").exists()
     assert os.path.exists("/run/sshd")
+
+
+def _orphan(device: object) -> None:
+    """Start `sleep 60` on a device, then drop the connection: the session is orphaned."""
+    import getpass
+
+    from mdm.fleet.ssh import ParamikoTransport, load_credentials
+    from mdm.fleet.transport import Target
+
+    path = device.path  # type: ignore[attr-defined]
+    key = " ".join((path / "etc" / "host_key.pub").read_text().split()[:2])
+    t = ParamikoTransport(Target(device.serial, device.host, device.port,  # type: ignore[attr-defined]
+                                 getpass.getuser(), key), load_credentials())
+    transport = t._client.get_transport()
+    assert transport is not None
+    transport.open_session().exec_command("sleep 60")  # no deadline of ours around it
+    t.close()
+
+
+def test_lab_down_stops_what_a_dropped_session_left_running(mdm, own_lab) -> None:
+    from mdm.lab.lab import Lab
+    from tests.helpers import device_processes
+
+    mdm("lab", "up", "2")
+    lab = Lab(own_lab)
+    devices = lab.devices()
+    for device in devices:
+        _orphan(device)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(
+            any(b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
+                for p in device_processes(d.path)) for d in devices):
+        time.sleep(0.05)
+    left = {d.serial: device_processes(d.path) for d in devices}
+    assert all(left.values())  # the sleeps outlived their connections
+    assert set(lab.pids()) >= {p for pids in left.values() for p in pids}
+    lab.fault(devices[0].serial, "offline")  # stopping one device stops its leftovers
+    assert not device_processes(devices[0].path) and device_processes(devices[1].path)
+    mdm("lab", "down")
+    assert not [p for pids in left.values() for p in pids if _alive(p)]
+    assert not any(device_processes(d.path) for d in devices)
+
+
+def test_the_lab_is_private_whatever_the_umask(mdm, own_lab) -> None:
+    old = os.umask(0)
+    try:
+        mdm("lab", "up", "1")
+    finally:
+        os.umask(old)
+    from mdm.lab.lab import Lab
+
+    lab = Lab(own_lab)
+    device = lab.devices()[0]
+    lab.fault(device.serial, "slow", delay=0.1)
+    lab.fault(device.serial, "patch-unknown")
+    folders = [own_lab, *[p for p in own_lab.rglob("*") if p.is_dir()]]
+    files = [p for p in own_lab.rglob("*") if p.is_file() and p.name != "sshd.pid"]
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in folders} == {"0o700"}
+    modes = {p.relative_to(device.path).as_posix() if device.path in p.parents else p.name:
+             stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert {m & 0o077 for m in modes.values()} == {0}, modes  # nothing for group or others
+    for name in ("props", "packages", "etc/host_key", "etc/authorized_keys", "lab.json",
+                 "faults/slow"):
+        assert modes[name] == 0o600, name
+    assert modes["bin/sh"] == modes["bin/mdm-shell"] == 0o700
+
+
+def test_every_fault_is_documented_and_in_the_help(mdm) -> None:
+    from mdm.lab.lab import FAULTS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "fleet.md").read_text()
+    help_text = " ".join(mdm("lab", "fault", "--help").stdout.split())
+    assert [f for f in FAULTS if f"`{f}`" not in doc] == []
+    assert [f for f in FAULTS if f not in help_text] == []

@@ -47,8 +47,11 @@ def test_reimport_updates_in_place_and_never_deletes(mdm, inventory, files, db_p
                 (dropped["officer_id"],)) == [(1,)]
     log = mdm.json("audit", "log", "--subject", "roster:later.csv")
     assert log[-1]["after"]["changes"][leaver["officer_id"]]["status"] == ["ACTIVE", "LEAVER"]
-    again = mdm.json("officers", "import", files("later.csv", people, examples.ROSTER_COLUMNS))
+    again = mdm.json("officers", "import", files("again.csv", people[::-1],
+                                                 examples.ROSTER_COLUMNS))
     assert (again["inserted"], again["updated"]) == (0, 0)
+    same = mdm.json("officers", "import", files("later.csv", people, examples.ROSTER_COLUMNS))
+    assert same["already_imported"]["operator"] == "admin"
 
 
 def test_leaver_still_holding_a_device_is_reported(mdm, inventory, files) -> None:
@@ -58,7 +61,10 @@ def test_leaver_still_holding_a_device_is_reported(mdm, inventory, files) -> Non
     people[0]["status"] = "LEAVER"
     result = mdm.json("officers", "import", files("r2.csv", people, examples.ROSTER_COLUMNS))
     assert result["leavers_holding_devices"] == [
-        {"officer_id": people[0]["officer_id"], "serial": serial}]
+        {"officer_id": people[0]["officer_id"], "serial": serial,
+         "name": f"{people[0]['forename']} {people[0]['surname']}",
+         "collar_number": people[0]["collar_number"] or None,
+         "payroll_no": people[0]["payroll_no"], "station": people[0]["station"]}]
 
 
 def test_every_bad_row_is_listed_and_nothing_changes(mdm, inventory, files, db_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -174,12 +175,18 @@ def test_block_after_days_must_be_less_than_wipe_after_days(mdm: Any, inventory:
     assert "blocks after 1 days but wipes after 1" in mdm("policy", "validate", code=2).stderr
 
 
+def _pretend_enrolled(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE devices SET status = 'enrolled'")
+
+
 def test_a_fresh_inventory_validates_and_plans_a_push_without_a_pilot_group(
-        mdm: Any, inventory: Any, tree: Path) -> None:
+        mdm: Any, inventory: Any, tree: Path, db_path: Path) -> None:
     result = mdm.json("policy", "validate")
     assert [w["message"] for w in result["warnings"] if w["field"] == "match"] == [
         "group 'pilot' has no members: layer 'pilot' applies to no one yet"]
     assert result["warnings"][0]["hint"] == "create it with mdm groups create"
+    _pretend_enrolled(db_path)  # --check contacts no device; it needs devices to plan for
     mdm("policy", "push", "--check")
     mdm("groups", "create", "pilot")
     warning = mdm.json("policy", "validate")["warnings"][0]

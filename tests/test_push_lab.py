@@ -97,7 +97,7 @@ def test_a_tampered_inbox_or_a_different_hash_is_drift_and_push_repairs_it(
     status["policySha256"] = "0" * 64
     (devices[1].path / "mdm-dpc" / "status.json").write_text(json.dumps(status))
     mdm("devices", "refresh")
-    report = {r["serial"]: r for r in mdm.json("compliance", "report")["devices"]}
+    report = {r["serial"]: r for r in mdm.json("compliance", "report", code=1)["devices"]}
     assert "policy_tampered" in [x["code"] for x in report[devices[0].serial]["reasons"]]
     assert "policy_drift" in [x["code"] for x in report[devices[1].serial]["reasons"]]
     repaired = mdm.json("policy", "push")
@@ -105,9 +105,8 @@ def test_a_tampered_inbox_or_a_different_hash_is_drift_and_push_repairs_it(
         [devices[0].serial, devices[1].serial])
 
 
-def test_compliance_reasons_role_windows_and_provisioning(mdm: Any, lab: Any,
-                                                         fleet: dict[str, Any],
-                                                         db_path: Path) -> None:
+def test_compliance_reasons_and_role_windows_in_a_read_only_report_that_exits_1(
+        mdm: Any, lab: Any, fleet: dict[str, Any], db_path: Path) -> None:
     officer, pcso, special, pilot = fleet["devices"]
     mdm("policy", "push")
     lab.lab.fault(pcso.serial, "unencrypted")
@@ -120,7 +119,9 @@ def test_compliance_reasons_role_windows_and_provisioning(mdm: Any, lab: Any,
                  (ten_days_ago, officer.serial, special.serial))
     conn.commit()
     conn.close()
-    result = mdm.json("compliance", "report")
+    before = db_fingerprint(db_path)
+    result = mdm.json("compliance", "report", code=1)  # some devices are not compliant
+    assert db_fingerprint(db_path) == before  # a report reads: no status moves, no audit row
     report = {r["serial"]: r for r in result["devices"]}
     codes = {s: [x["code"] for x in r["reasons"]] for s, r in report.items()}
     assert "not_encrypted" in codes[pcso.serial]
@@ -128,25 +129,51 @@ def test_compliance_reasons_role_windows_and_provisioning(mdm: Any, lab: Any,
     assert "not_seen" in codes[officer.serial]
     assert "not_seen" not in codes[special.serial]  # a Special may go 30 days unseen
     assert result["summary"]["group"]["pilot"]["non_compliant"] == 1
-    assert result["provisioned"] == [special.serial]  # compliant: enrolled → provisioned
-
-    conn = sqlite3.connect(db_path)
-    recent = rows(db_path, "SELECT MAX(last_seen) FROM devices")[0][0]
-    conn.execute("UPDATE devices SET last_seen = ? WHERE serial = ?", (recent, officer.serial))
-    conn.commit()
-    conn.close()
-    mdm("operators", "add", "hd", "--role", "helpdesk")
-    as_helpdesk = mdm.json("compliance", "report", operator="hd")
-    assert as_helpdesk["ready_to_provision"] == [officer.serial]
-    result = mdm.json("compliance", "report")
-    assert result["provisioned"] == [officer.serial]
-    assert rows(db_path, "SELECT status FROM devices WHERE serial = ?", (officer.serial,)) == [
-        ("provisioned",)]
-    assert mdm.json("audit", "log", "--subject", officer.serial)[-1]["action"] == \
-        "devices.provision"
-    csv_text = mdm("compliance", "report", "--format", "csv").stdout
+    assert (result["compliant"], result["non_compliant"]) == (1, 3)
+    assert result["ready_to_provision"] == [special.serial]
+    assert {r["status"] for r in result["devices"]} == {"enrolled"}
+    assert mdm.json("compliance", "report", special.serial)["compliant"] == 1  # exit 0
+    csv_text = mdm("compliance", "report", "--format", "csv", code=1).stdout
     assert csv_text.splitlines()[0].startswith("serial,status,compliant")
     assert "not_encrypted" in csv_text
+
+
+def test_provision_is_an_explicit_role_checked_step_naming_the_non_compliant(
+        mdm: Any, lab: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    officer, pcso, special, pilot = fleet["devices"]
+    mdm("policy", "push")
+    lab.lab.fault(pcso.serial, "unencrypted")
+    mdm("devices", "refresh")
+    mdm("operators", "add", "hd", "--role", "helpdesk")
+    before = db_fingerprint(db_path)
+    assert "devices.provision needs the admin or it role" in mdm(
+        "devices", "provision", operator="hd", code=2).stderr
+    plan = mdm.json("devices", "provision", "--check", code=1)
+    assert plan["check"] is True and sorted(plan["provisioned"]) == sorted(
+        [officer.serial, special.serial, pilot.serial])
+    assert [(d["serial"], [r["code"] for r in d["reasons"]]) for d in plan["not_compliant"]] \
+        == [(pcso.serial, ["not_encrypted"])]
+    assert db_fingerprint(db_path) == before  # --check changes nothing
+
+    result = mdm("devices", "provision", code=1)
+    assert pcso.serial in result.stderr and "storage is unencrypted" in result.stderr
+    statuses = dict(rows(db_path, "SELECT serial, status FROM devices WHERE status != 'delivered'"))
+    assert statuses == {officer.serial: "provisioned", special.serial: "provisioned",
+                        pilot.serial: "provisioned", pcso.serial: "enrolled"}
+    audit_rows = rows(db_path, "SELECT subject, after FROM audit WHERE action ="
+                      " 'devices.provision'")
+    assert len(audit_rows) == 1 and audit_rows[0][0] == "devices"
+    assert sorted(d["serial"] for d in json.loads(audit_rows[0][1])["devices"]) == sorted(
+        [officer.serial, special.serial, pilot.serial])
+
+    lab.lab.fault(pcso.serial, "unencrypted", clear=True)
+    mdm("devices", "refresh", pcso.serial)
+    again = mdm.json("devices", "provision")  # all compliant now: exit 0
+    assert again["provisioned"] == [pcso.serial] and len(again["already_provisioned"]) == 3
+    assert rows(db_path, "SELECT COUNT(*) FROM audit WHERE action = 'devices.provision'") \
+        == [(2,)]
+    assert "selects no enrolled or provisioned device" in mdm(
+        "devices", "provision", "status=delivered", code=2).stderr
 
 
 def test_a_run_stops_when_more_than_max_fail_percent_fail(mdm: Any, lab: Any,
@@ -203,5 +230,5 @@ def test_compile_prints_the_version_that_push_stores(mdm: Any, fleet: dict[str, 
     pushed = mdm.json("policy", "push", pcso.serial)  # unchanged policy: nothing written
     assert pushed["changed"] == 0
     mdm("devices", "refresh", pcso.serial)
-    report = mdm.json("compliance", "report", pcso.serial)["devices"][0]
+    report = mdm.json("compliance", "report", pcso.serial, code=1)["devices"][0]
     assert [r["code"] for r in report["reasons"]] == ["app_missing"]

@@ -35,7 +35,13 @@ def test_roles_gate_commands_and_refusals_change_nothing(mdm, inventory, files, 
         inventory["roster"][0]["officer_id"], operator="hd")
 
 
-def test_a_new_inventory_says_how_to_start(mdm, files) -> None:
+def test_a_new_inventory_says_how_to_start(mdm, files, db_path) -> None:
+    from mdm.store import connect
+
+    err = mdm("officers", "import", files("r.csv", "officer_id\n1\n"), code=2).stderr
+    assert "no inventory at" in err and "mdm operators add" in err
+    assert not db_path.exists()  # only `operators add` creates an inventory
+    connect(db_path).conn.close()  # an inventory with no operators in it yet
     err = mdm("officers", "import", files("r.csv", "officer_id\n1\n"), code=2).stderr
     assert "required column" in err  # bad input is reported before anything else
     from mdm import examples

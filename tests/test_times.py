@@ -55,3 +55,9 @@ def test_the_local_zone_comes_from_the_settings(mdm: Any, tmp_path: Path,
         parse_instant("2015-11-01T01:30")
     monkeypatch.setenv("MDM_TIMEZONE", "Mars/Olympus")
     assert "not a time zone" in mdm("custody", "X", "--at", "2015-04-03T14:32", code=2).stderr
+
+
+def test_custody_refuses_an_instant_in_the_future(mdm, inventory) -> None:
+    serial = inventory["delivery"][0]["serial_number"]
+    err = mdm("custody", serial, "--at", "9999-12-31T23:59Z", code=2).stderr
+    assert "in the future" in err

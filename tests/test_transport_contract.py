@@ -11,7 +11,7 @@ from mdm.fleet.transport import Target
 from tests.fakes import FakeTransport, echo_stdin
 
 
-@pytest.fixture(params=["fake", "ssh"])
+@pytest.fixture(params=["fake", "ssh", "station"])
 def transport(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         fake = FakeTransport(Target("FAKE0001", "127.0.0.1"))
@@ -19,17 +19,34 @@ def transport(request: pytest.FixtureRequest) -> Any:
         fake.expect(r"^exit 3$", (3, b"", b""))
         fake.expect(r"^echo oops >&2", (1, b"", b"oops\n"))
         fake.expect(r"^cat$", echo_stdin)
+        fake.expect(r"^head -c 2000 /dev/zero$", (0, bytes(2000), b""))
         yield fake
         return
     lab = request.getfixturevalue("lab")
     from mdm.fleet.ssh import ParamikoTransport, load_credentials
 
+    if request.param == "station":
+        yield _station_transport(lab, request.getfixturevalue("station"))
+        return
     device = lab.take(1)[0]
     host_key = " ".join((device.path / "etc" / "host_key.pub").read_text().split()[:2])
     real = ParamikoTransport(Target(device.serial, device.host, device.port,
                                     _user(), host_key), load_credentials())
     yield real
     real.close()
+
+
+def _station_transport(lab: Any, station: Any) -> Any:
+    """A device plugged into the lab's station, reached over SSH to the station and adb."""
+    from mdm.fleet.ssh import load_credentials
+    from mdm.fleet.station import Routes, Station, StationConnector
+
+    device = lab.take(1)[0]
+    lab.lab.plug(device.serial, station.name)
+    key = " ".join((station.path / "etc" / "host_key.pub").read_text().split()[:2])
+    routes = Routes({station.name: Station(station.name, Target(
+        station.name, station.host, station.port, _user(), key))}, {device.serial: station.name})
+    return StationConnector(routes, load_credentials()).connect(Target(device.serial, "", 0))
 
 
 def _user() -> str:
@@ -49,6 +66,14 @@ def test_run_returns_output_and_exit_status(transport: Any) -> None:
 def test_stdin_reaches_the_command(transport: Any) -> None:
     data = bytes(range(256)) * 64
     assert transport.run("cat", stdin=data).stdout == data
+
+
+def test_output_past_max_output_raises_and_within_it_is_whole(transport: Any) -> None:
+    from mdm.fleet.transport import OutputTooLarge
+
+    with pytest.raises(OutputTooLarge):
+        transport.run("head -c 2000 /dev/zero", max_output=1000)
+    assert transport.run("head -c 2000 /dev/zero", max_output=2000).stdout == bytes(2000)
 
 
 def test_put_returns_the_sha256_and_refuses_unsafe_paths(transport: Any) -> None:

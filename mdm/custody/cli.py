@@ -2,45 +2,74 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from mdm import ui
 from mdm.cliopts import JsonOpt, ReasonOpt, app_context, wants_json
-from mdm.custody import service
+from mdm.custody import bulk, service
 from mdm.errors import InputError
+from mdm.officers.models import describe
 from mdm.timeutil import parse_instant
 
 Serial = Annotated[str, typer.Argument(help="Device serial number or IMEI.")]
 Officer = Annotated[str, typer.Argument(help="Officer id, payroll or collar number.")]
+MaybeSerial = Annotated[str | None, typer.Argument(help="Device serial number or IMEI.",
+                                                   show_default=False)]
+MaybeOfficer = Annotated[str | None, typer.Argument(help="Officer id, payroll or collar number.",
+                                                    show_default=False)]
+FromOpt = Annotated[Path | None, typer.Option(
+    "--from", show_default="none: one pair on the command line",
+    help="A CSV file: serial_number, officer (id, payroll or collar number), optional reason;"
+         " every row lands or nothing changes.")]
 
 
 def _holder(h: dict[str, object] | None) -> str:
-    if not h:
-        return "nobody"
-    collar = f" (collar {h['collar_number']})" if h.get("collar_number") else ""
-    return f"{h['name']}{collar}"
+    return describe(h) if h else "nobody"
 
 
-def assign(ctx: typer.Context, serial: Serial, officer: Officer, reason: ReasonOpt = None,
-           json: JsonOpt = False) -> None:
-    """Allocate a device to an officer (neither may already be allocated)."""
+def _warn(result: dict[str, Any]) -> None:
+    for warning in result.get("warnings", []):
+        ui.info(f"warning: {warning}")
+
+
+def _one_or_file(serial: str | None, from_: Path | None, usage: str) -> None:
+    if bool(serial) == bool(from_):
+        raise InputError("give a device serial, or --from FILE (not both)", f"e.g. {usage}")
+
+
+def assign(ctx: typer.Context, serial: MaybeSerial = None, officer: MaybeOfficer = None,
+           from_: FromOpt = None, reason: ReasonOpt = None, json: JsonOpt = False) -> None:
+    """Allocate a device to an officer, or every pair in a --from CSV file (all or none)."""
     c = app_context(ctx)
-    result = service.assign(c.db(), c.operator, serial, officer, reason)
+    _one_or_file(serial, from_, "mdm assign R58F41ABC12 1234, or mdm assign --from pairs.csv")
+    if bool(from_) == bool(officer):
+        raise InputError("give the officer after the serial (not with --from)",
+                         "e.g. mdm assign R58F41ABC12 1234")
+    result = (bulk.assign_file(c.db(), c.operator, from_, reason) if from_ else
+              service.assign(c.db(), c.operator, str(serial), str(officer), reason))
+    _warn(result)
     if wants_json(ctx, json):
         ui.emit_json(result)
+    elif from_:
+        ui.success(f"{len(result['allocated'])} devices allocated from {result['file']}")
     else:
         ui.success(f"{result['serial']} allocated to {_holder(result['holder'])}")
 
 
-def unassign(ctx: typer.Context, serial: Serial, reason: ReasonOpt = None,
-             json: JsonOpt = False) -> None:
-    """Take a device back from its holder (a --reason is required)."""
+def unassign(ctx: typer.Context, serial: MaybeSerial = None, from_: FromOpt = None,
+             reason: ReasonOpt = None, json: JsonOpt = False) -> None:
+    """Take a device (or every device in a --from CSV file) back; a reason is required."""
     c = app_context(ctx)
-    result = service.unassign(c.db(), c.operator, serial, reason)
+    _one_or_file(serial, from_, "mdm unassign R58F41ABC12 --reason 'returned'")
+    result = (bulk.unassign_file(c.db(), c.operator, from_, reason) if from_ else
+              service.unassign(c.db(), c.operator, str(serial), reason))
     if wants_json(ctx, json):
         ui.emit_json(result)
+    elif from_:
+        ui.success(f"{len(result['returned'])} devices taken back ({result['file']})")
     else:
         ui.success(f"{result['serial']} taken back from {_holder(result['previous_holder'])}")
 
@@ -50,6 +79,7 @@ def reassign(ctx: typer.Context, serial: Serial, officer: Officer, reason: Reaso
     """Move a device to another officer in one step (a --reason is required)."""
     c = app_context(ctx)
     result = service.reassign(c.db(), c.operator, serial, officer, reason)
+    _warn(result)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:
@@ -73,7 +103,7 @@ def custody(ctx: typer.Context,
         result = service.officer_devices(c.db(), officer)
         ui.render(result if as_json else result["custody"], as_json,
                   ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
-                  f"Devices held by {result['name']}")
+                  f"Devices held by {describe(result)}")
         return
     if not serial or officer:
         raise InputError("give a device serial (with --at), or --officer alone",

@@ -13,50 +13,43 @@ from mdm.devices import service as devices
 from mdm.devices.lifecycle import ASSIGNABLE
 from mdm.errors import InputError
 from mdm.officers import service as officers
+from mdm.officers.models import describe
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.custody import HISTORY, officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
 
-_HISTORY = (
-    "SELECT a.id, d.serial, a.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
-    " a.opened_at, a.opened_by, a.open_reason, a.closed_at, a.closed_by, a.close_reason"
-    " FROM assignments a JOIN devices d ON d.id = a.device_id"
-    " JOIN officers o ON o.officer_id = a.officer_id")
-
-
-
-def device_history(db: Database, device_id: int) -> list[dict[str, Any]]:
-    """Every assignment of one device, oldest first."""
-    return db.query(f"{_HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at, a.id", [device_id])
-
-
-def officer_history(db: Database, officer_id: str) -> list[dict[str, Any]]:
-    """Every device one officer has held, oldest first."""
-    return db.query(f"{_HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
-                 [officer_id])
-
 
 def _describe(holder: dict[str, Any]) -> str:
-    collar = f" (collar {holder['collar_number']})" if holder.get("collar_number") else ""
-    return f"{holder['name']}{collar}, officer {holder['officer_id']}, since {holder['opened_at']}"
+    return f"{describe(holder)}, since {holder['opened_at']}"
 
 
 def _open_row(db: Database, column: str, value: object) -> dict[str, Any] | None:
-    found = db.query(f"{_HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
+    found = db.query(f"{HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
     return found[0] if found else None
 
 
 def _check_officer_free(db: Database, officer: dict[str, Any]) -> None:
     if officer["status"] == "LEAVER":
-        raise InputError(f"officer {officer['officer_id']} ({officer['forename']}"
-                         f" {officer['surname']}) is a leaver", "allocate to a serving officer")
+        raise InputError(f"{describe(officer)} is a leaver", "allocate to a serving officer")
     held = _open_row(db, "officer_id", officer["officer_id"])
     if held:
-        raise InputError(f"{officer['forename']} {officer['surname']} already holds device"
-                         f" {held['serial']} (since {held['opened_at']})",
+        raise InputError(f"{describe(officer)} already holds device {held['serial']}"
+                         f" (since {held['opened_at']})",
                          f"take it back first (mdm unassign {held['serial']} --reason …)"
                          " or reassign that device")
+
+
+def eligibility_warning(officer: dict[str, Any], reason: str | None) -> str | None:
+    """Warn about a person the roster marks not device-eligible; refuse without a reason."""
+    if officer.get("device_eligible") != 0:
+        return None
+    if not reason or not reason.strip():
+        raise InputError(f"{describe(officer)} is marked not device-eligible in the roster",
+                         "check with the rollout manager; to allocate anyway, say why with"
+                         " --reason '…'")
+    return f"{describe(officer)} is marked not device-eligible in the roster (allocated: {reason})"
 
 
 def _open(db: Database, device_id: int, officer_id: str, operator: str, reason: str,
@@ -75,10 +68,11 @@ def _holder_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"officer_id": row["officer_id"], "collar_number": row["collar_number"],
-            "name": row["name"]}
+            "payroll_no": row["payroll_no"], "name": row["name"], "station": row["station"]}
 
 
-def _need_reason(reason: str | None) -> str:
+def need_reason(reason: str | None) -> str:
+    """Return the stripped reason, or refuse a missing one."""
     if not reason or not reason.strip():
         raise InputError("a --reason is required", "say why, e.g. --reason 'returned: leaver'")
     return reason.strip()
@@ -99,17 +93,20 @@ def assign(db: Database, operator: str, serial: str, officer_ref: str,
             raise InputError(f"device {device['serial']} is held by {_describe(held)}",
                              f"use: mdm reassign {device['serial']} OFFICER --reason …")
         _check_officer_free(db, officer)
+        warning = eligibility_warning(officer, reason)
         at = now()
         _open(db, device["id"], officer["officer_id"], operator, reason or "allocated", at)
         after = _holder_summary(_open_row(db, "device_id", device["id"]))
         audit.record(db, operator, "custody.assign", f"device:{device['serial']}", None,
-                     {"holder": after, "reason": reason or "allocated", "at": at})
-    return {"serial": device["serial"], "holder": after, "at": at}
+                     {"holder": after, "reason": reason or "allocated", "at": at}
+                     | ({"not_device_eligible": True} if warning else {}))
+    return {"serial": device["serial"], "holder": after, "at": at,
+            "warnings": [warning] if warning else []}
 
 
 def unassign(db: Database, operator: str, serial: str, reason: str | None) -> dict[str, Any]:
     """Take a device back from its holder; the device is then held by nobody."""
-    why = _need_reason(reason)
+    why = need_reason(reason)
     with transaction(db):
         roles.require(db, operator, "custody.unassign")
         device = devices.get(db, serial)
@@ -128,7 +125,7 @@ def unassign(db: Database, operator: str, serial: str, reason: str | None) -> di
 def reassign(db: Database, operator: str, serial: str, officer_ref: str,
              reason: str | None) -> dict[str, Any]:
     """Move a device from its holder (if any) to another officer, at one instant."""
-    why = _need_reason(reason)
+    why = need_reason(reason)
     with transaction(db):
         roles.require(db, operator, "custody.reassign")
         device = devices.get(db, serial)
@@ -141,21 +138,26 @@ def reassign(db: Database, operator: str, serial: str, officer_ref: str,
             raise InputError(f"device {device['serial']} is already held by {_describe(held)}",
                              "nothing to change")
         _check_officer_free(db, officer)
+        warning = eligibility_warning(officer, why)
         at = now()
         if held:
             _close(db, held["id"], operator, why, at)
         _open(db, device["id"], officer["officer_id"], operator, why, at)
         after = _holder_summary(_open_row(db, "device_id", device["id"]))
         audit.record(db, operator, "custody.reassign", f"device:{device['serial']}",
-                     {"holder": _holder_summary(held)}, {"holder": after, "reason": why, "at": at})
+                     {"holder": _holder_summary(held)}, {"holder": after, "reason": why, "at": at}
+                     | ({"not_device_eligible": True} if warning else {}))
     return {"serial": device["serial"], "previous_holder": _holder_summary(held),
-            "holder": after, "at": at}
+            "holder": after, "at": at, "warnings": [warning] if warning else []}
 
 
 def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
     """Say who held a device at an instant (UTC text), with the assignment that covers it."""
+    if at > now():  # both are the inventory's fixed-width UTC text
+        raise InputError(f"{at} is in the future: custody is a record of what happened",
+                         "give a past instant, or leave --at out for now")
     device = devices.get(db, serial)
-    rows = db.query(f"{_HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
+    rows = db.query(f"{HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
                      " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])
     return {"serial": device["serial"], "at": at, "holder": rows[0] if rows else None}
 
@@ -165,4 +167,5 @@ def officer_devices(db: Database, officer_ref: str) -> dict[str, Any]:
     officer = officers.resolve(db, officer_ref)
     return {"officer_id": officer["officer_id"], "collar_number": officer["collar_number"],
             "name": f"{officer['forename']} {officer['surname']}",
+            "station": officer["station"],
             "custody": officer_history(db, officer["officer_id"])}

@@ -1,4 +1,4 @@
-"""`mdm devices …`: find a device by anything the helpdesk is told, and see its history."""
+"""`mdm devices …`: find, list, show, export, refresh and provision devices."""
 
 from __future__ import annotations
 
@@ -9,21 +9,31 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     FormatOpt,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
     SelectorArg,
     app_context,
-    deliver,
     export_format,
+    exported,
     wants_json,
 )
 from mdm.devices import service
+from mdm.officers.models import describe
+from mdm.policies.cli import PoliciesOpt, _folder
 
-app = typer.Typer(no_args_is_help=True, help="Find, show and export devices.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Find, list, show, export, refresh and provision devices.")
 
 FIND_COLUMNS = ["serial", "imei1", "model", "status", "holder", "matched_on"]
+
+
+def _person(row: dict[str, str]) -> str:
+    """Name a holder as people know them: name (collar, station)."""
+    return describe({"name": row["holder_name"], "collar_number": row["holder_collar"],
+                     "payroll_no": row["holder_payroll"], "station": row["holder_station"]})
 
 
 @app.command("find")
@@ -39,7 +49,7 @@ def find(ctx: typer.Context,
         return
     for r in rows:
         h = r["holder"]
-        r["holder"] = f"{h['name']} ({h['collar_number'] or h['officer_id']})" if h else ""
+        r["holder"] = describe(h) if h else ""
     ui.table(rows, FIND_COLUMNS, f"Devices matching {query!r}")
 
 
@@ -55,8 +65,8 @@ def show(ctx: typer.Context,
         return
     custody = device.pop("custody")
     holder = device["holder"]
-    device["holder"] = (f"{holder['name']} (collar {holder['collar_number']}, officer"
-                        f" {holder['officer_id']}) since {holder['since']}" if holder else None)
+    device["holder"] = (f"{describe(holder)}, officer {holder['officer_id']}, since"
+                        f" {holder['since']}" if holder else None)
     facts = device.pop("facts") or {}
     device["facts"] = (f"Android {facts['os_release']} (SDK {facts['sdk']}), patch"
                        f" {facts['security_patch']}, {facts['crypto_state']},"
@@ -69,13 +79,56 @@ def show(ctx: typer.Context,
              "Chain of custody")
 
 
-@app.command("export")
-def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
-           reason: ReasonOpt = None) -> None:
-    """Export every device and its holder as CSV (spreadsheet-safe) or JSON; logged."""
+@app.command("list")
+def list_(ctx: typer.Context, selectors: SelectorArg = None,
+          limit: Annotated[int | None, typer.Option(
+              "--limit", min=1, help="Show at most N devices (default: 50 on a table,"
+                                     " every one with --json).", show_default=False)] = None,
+          all_: Annotated[bool, typer.Option("--all", help="Show every selected device.")
+                          ] = False,
+          json: JsonOpt = False) -> None:
+    """List devices and their holders, by selector (exit 2 if a selector picks none)."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
-    deliver(body, output, count)
+    as_json = wants_json(ctx, json)
+    rows, total = service.list_devices(c.db(), selectors or [],
+                                       None if all_ else limit or (None if as_json else 50))
+    if not as_json:
+        rows = [{**r, "holder": r["holder_name"] and _person(r)} for r in rows]
+    ui.render(rows, as_json, service.LIST_COLUMNS, f"Devices ({total})")
+    if len(rows) < total:
+        ui.info(f"showing {len(rows)} of {total}: --all for every one, or --limit N")
+
+
+@app.command("export")
+def export(ctx: typer.Context, selectors: SelectorArg = None, fmt: FormatOpt = "csv",
+           output: OutputOpt = None, force: ForceOpt = False,
+           reason: ReasonOpt = None) -> None:
+    """Export the selected devices (default all) and holders as CSV or JSON; logged."""
+    c = app_context(ctx)
+    body, count = service.export(c.db(), c.operator, export_format(fmt), reason,
+                                 selectors or [], output, force, emit=ui.write_out)
+    exported(output, count)
+
+
+@app.command("provision")
+def provision(ctx: typer.Context, selectors: SelectorArg = None,
+              policies: PoliciesOpt = None,
+              check: Annotated[bool, typer.Option("--check", help="Say which devices would"
+                                                  " move; change nothing.")] = False,
+              json: JsonOpt = False) -> None:
+    """Move compliant enrolled devices to provisioned; name the rest and why (exit 1)."""
+    from mdm.devices.provision import provision as run
+
+    c = app_context(ctx)
+    result = run(c.db(), c.operator, _folder(policies), selectors or [], check)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    elif check:
+        ui.success(f"{len(result['provisioned'])} device(s) would be provisioned"
+                   f" ({len(result['already_provisioned'])} already are)")
+    else:
+        ui.success(f"{len(result['provisioned'])} device(s) provisioned"
+                   f" ({len(result['already_provisioned'])} already were)")
 
 
 @app.command("refresh")
@@ -86,7 +139,7 @@ def refresh(ctx: typer.Context, selectors: SelectorArg = None,
 
     c = app_context(ctx)
     with ui.progress("refreshing", not wants_json(ctx, json)) as bar:
-        result = run(c.db(), c.operator, selectors or [], c.fleet(concurrency), progress=bar)
+        result = run(c.db(), c.operator, selectors or [], c.drivers(concurrency), progress=bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -1,19 +1,22 @@
 """Gather facts from many enrolled devices at once and record them with `last_seen`.
 
 An unreachable device is recorded as such (last contact time and error) and named in
-the report; it never stops the run. A device offering a changed host key is quarantined.
+the report; it never stops the run. So is a device whose answer is refused (output that
+breaks the facts schema, is not UTF-8, or passes the size cap): its previous facts stay,
+and the refusal is its last contact error. A device offering a changed host key is
+quarantined. Values cut to their cap are named per device and in the audit row.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mdm.devices import contact, selector
+from mdm.devices import selector
 from mdm.devices.lifecycle import Status
+from mdm.driver import DeviceDriver, Drivers
 from mdm.errors import PartialFailure
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import Transport
 from mdm.operators import roles
+from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store.db import Database
 
@@ -21,44 +24,50 @@ REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
 
 
 def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
-    """Return the enrolled or provisioned devices the selectors pick, with pinned keys."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in REACHABLE)
-    return db.query(f"SELECT d.* {selector.FROM} WHERE ({where}) AND d.status IN ({marks})"
-                    " AND d.host_key IS NOT NULL ORDER BY d.serial",
-                    [*args, *(s.value for s in REACHABLE)])
+    """Return the enrolled or provisioned devices the selectors pick; refuse picking none."""
+    where, args = selector.select(db, selectors, [s.value for s in REACHABLE])
+    return db.query(f"SELECT d.* {selector.FROM} WHERE {where}"
+                    " AND (d.host_key IS NOT NULL OR d.station IS NOT NULL)"
+                    " ORDER BY d.serial", args)
 
 
-def refresh(db: Database, operator: str, selectors: list[str], fleet: Fleet,
-            progress: contact.Progress | None = None) -> dict[str, Any]:
+def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
+            progress: runs.Progress | None = None) -> dict[str, Any]:
     """Collect facts from every selected device; exit 1 names the devices not reached."""
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.refresh")
     rows = enrolled_devices(db, selectors)
 
-    def facts(transport: Transport) -> dict[str, Any]:
-        output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
-        return fleet.profile.parse_facts(output)
+    def facts(driver: DeviceDriver) -> dict[str, Any]:
+        return driver.facts()
 
-    outcome = contact.Outcome()
+    outcome = runs.Outcome()
 
     def reached(row: dict[str, Any], result: Any, at: str) -> None:
-        contact.record_facts(db, row["id"], result.value("facts"), at)
-        outcome.done.append({"serial": row["serial"], "last_seen": at})
+        facts = result.value("facts")
+        runs.record_facts(db, row["id"], facts, at)
+        outcome.done.append({"serial": row["serial"], "last_seen": at,
+                             "truncated": facts["truncated"]})
 
-    def batch_summary(batch: contact.Batch) -> None:
-        audit.record(db, operator, "devices.refresh", "devices", None,
-                     {"reached": sum(r.ok for _, r in batch),
-                      "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)})
+    def batch_summary(batch: runs.Batch) -> None:
+        details: dict[str, Any] = {
+            "reached": sum(r.ok for _, r in batch),
+            "not_reached": sorted(row["serial"] for row, r in batch if not r.ok)}
+        cut = {row["serial"]: r.value("facts")["truncated"] for row, r in batch
+               if r.ok and r.value("facts")["truncated"]}
+        if cut:
+            details["truncated"] = cut
+        audit.record(db, operator, "devices.refresh", "devices", None, details)
 
-    record = contact.recorder(db, operator, outcome, reached, after=batch_summary)
+    record = runs.recorder(db, operator, outcome, reached, after=batch_summary)
 
-    contact.run_and_record(
-        db, rows, [Step("facts", facts)], fleet.connect,
-        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress)
+    runs.run_and_record(
+        db, rows, [Step("facts", facts)], drivers.open,
+        [runs.target_of(r) for r in rows], record, drivers.concurrency, progress)
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
-        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) were not reached",
+        raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"
+                             " refreshed",
                              outcome.problems(), summary)
     return summary

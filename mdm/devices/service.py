@@ -1,14 +1,16 @@
-"""Find and show devices: the helpdesk's view, by serial, IMEI, officer or collar number."""
+"""Find, show, list and export devices: by serial, IMEI, officer, collar number or selector."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports
+from mdm.devices import selector
 from mdm.errors import NotFound
-from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store.custody import device_history
 from mdm.store.db import Database
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
@@ -17,7 +19,8 @@ _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_
                 "last_contact_error", "applied_policy", "applied_policy_at")
 _HOLDER_SELECT = (
     "SELECT d.*, o.officer_id AS holder_id, o.collar_number AS holder_collar,"
-    " o.forename || ' ' || o.surname AS holder_name, a.opened_at AS held_since"
+    " o.forename || ' ' || o.surname AS holder_name, o.station AS holder_station,"
+    " o.payroll_no AS holder_payroll, a.opened_at AS held_since"
     " FROM devices d"
     " LEFT JOIN assignments a ON a.device_id = d.id AND a.closed_at IS NULL"
     " LEFT JOIN officers o ON o.officer_id = a.officer_id")
@@ -40,7 +43,8 @@ def get(db: Database, ref: str) -> dict[str, Any]:
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     out = {c: row.get(c) for c in _DEVICE_COLS}
     out["holder"] = ({"officer_id": row["holder_id"], "collar_number": row["holder_collar"],
-                      "name": row["holder_name"], "since": row["held_since"]}
+                      "payroll_no": row["holder_payroll"], "name": row["holder_name"],
+                      "station": row["holder_station"], "since": row["held_since"]}
                      if row.get("holder_id") else None)
     return out
 
@@ -69,10 +73,11 @@ def find(db: Database, query: str) -> list[dict[str, Any]]:
 
 def show(db: Database, ref: str) -> dict[str, Any]:
     """Return a device's record, its holder now and its whole custody history."""
-    from mdm.custody.service import device_history
-
     row = get(db, ref)
     out = _public(row)
+    # How mdm reaches it: through a provisioning station (adb), or directly over SSH.
+    out["route"] = (f"station:{row['station']}" if row.get("station")
+                    else f"direct:{row['address']}" if row.get("address") else None)
     out["supplier"] = json.loads(row["supplier"])
     facts = db.query("SELECT collected_at, os_release, sdk, security_patch, crypto_state,"
                      " packages, dpc_status FROM device_facts WHERE device_id = ?", [row["id"]])
@@ -85,16 +90,63 @@ def show(db: Database, ref: str) -> dict[str, Any]:
     return out
 
 
+def get_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Find many devices at once, as `get` finds one; refs not found are left out."""
+    wanted = sorted({r.strip() for r in refs if r.strip()})
+    rows: list[dict[str, Any]] = []
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        rows += db.query(f"{_HOLDER_SELECT} WHERE d.serial COLLATE NOCASE IN"
+                         f" ({', '.join('?' for _ in chunk)})", chunk)
+    exact = {r["serial"]: r for r in rows}
+    folded: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        folded.setdefault(r["serial"].upper(), []).append(r)
+    out = {ref: exact.get(ref) or folded[ref.upper()][0] for ref in wanted
+           if ref in exact or len(folded.get(ref.upper(), [])) == 1}
+    rest = [ref for ref in wanted if ref not in out]
+    for i in range(0, len(rest), 500):
+        chunk = rest[i:i + 500]
+        by_imei = dict(db.execute("SELECT imei, device_id FROM device_imeis WHERE imei IN"
+                                  f" ({', '.join('?' for _ in chunk)})", chunk).fetchall())
+        ids = sorted(set(by_imei.values()))
+        found = {r["id"]: r for r in db.query(
+            f"{_HOLDER_SELECT} WHERE d.id IN ({', '.join('?' for _ in ids)})", ids)}
+        out.update({imei: found[device_id] for imei, device_id in by_imei.items()})
+    return out
+
+
+LIST_COLUMNS = ("serial", "status", "model", "holder")
+
+
+def list_devices(db: Database, selectors: list[str],
+                 limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """List the selected devices with their holders (refusing a selector that picks none)."""
+    where, args = selector.select(db, selectors, allow_none=True)
+    total = db.scalar(f"SELECT COUNT(*) {selector.FROM} WHERE {where}", args)
+    sql = (f"SELECT d.serial, d.imei1, d.manufacturer, d.model, d.order_number, d.status,"
+           " d.last_seen, d.applied_policy, o.officer_id AS holder_id,"
+           " o.collar_number AS holder_collar, o.forename || ' ' || o.surname AS holder_name,"
+           " o.payroll_no AS holder_payroll, o.station AS holder_station,"
+           " o.area AS holder_area, a.opened_at AS held_since"
+           f" {selector.FROM} WHERE {where} ORDER BY d.serial")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return db.query(sql, args), int(total)
+
+
 EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "held_since")
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
-    """Export every device with its current holder, as CSV or JSON; the export is logged."""
-    rows = db.query(f"{_HOLDER_SELECT} ORDER BY d.serial", [])
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           selectors: list[str] | None = None, output: Path | None = None,
+           force: bool = False, emit: Callable[[str], None] | None = None) -> tuple[str, int]:
+    """Export the selected devices (default all) with their holders; logged as a disclosure."""
+    where, args = selector.select(db, selectors or [], allow_none=True)
+    rows = db.query(f"{_HOLDER_SELECT} WHERE {where} ORDER BY d.serial", args)
     body = (csvio.write_csv(rows, EXPORT_COLUMNS) if fmt == "csv"
             else json.dumps([{c: r[c] for c in EXPORT_COLUMNS} for r in rows], indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "devices.export")
-        audit.record(db, operator, "devices.export", "devices", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason})
+    exports.deliver(db, operator, "devices.export", "devices",
+                    {"rows": len(rows), "format": fmt, "reason": reason,
+                     "selectors": selectors or ["all"]}, body, output, force, emit)
     return body, len(rows)

@@ -8,19 +8,31 @@ from typing import Annotated, Any
 import typer
 
 from mdm import ui
-from mdm.cliopts import ConcurrencyOpt, InputFile, JsonOpt, app_context, wants_json
+from mdm.cliopts import (
+    ConcurrencyOpt,
+    ErrorsOpt,
+    InputFile,
+    JsonOpt,
+    app_context,
+    problems_to,
+    wants_json,
+)
 from mdm.enrol import manifest, service
 
 app = typer.Typer(no_args_is_help=True, help="Import deliveries and enrol devices.")
 
 
 @app.command("import")
-def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
+            json: JsonOpt = False) -> None:
     """Import a supplier's delivery manifest CSV; every device lands or nothing changes."""
     c = app_context(ctx)
-    result = manifest.import_manifest(c.db(), c.operator, path)
+    with problems_to(errors, path):
+        result = manifest.import_manifest(c.db(), c.operator, path)
     if wants_json(ctx, json):
         ui.emit_json(result)
+    elif result.get("already_imported"):
+        ui.info(result["already_imported"]["message"])
     else:
         ui.success(f"{result['devices']} devices delivered (orders: "
                    f"{', '.join(result['orders']) or 'none given'})")
@@ -42,7 +54,7 @@ def device(ctx: typer.Context,
     """Enrol one device: check identity against the manifest and pin its SSH host key."""
     c = app_context(ctx)
     result = service.enrol(c.db(), c.operator, [service.Request(serial, address, host_key)],
-                           c.fleet, tofu=tofu)
+                           c.drivers, tofu=tofu)
     _render(ctx, json, result)
 
 
@@ -58,9 +70,29 @@ def devices(ctx: typer.Context,
     c = app_context(ctx)
     requests = service.requests_from_file(from_)
     with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
-        result = service.enrol(c.db(), c.operator, requests, lambda: c.fleet(concurrency),
+        result = service.enrol(c.db(), c.operator, requests, lambda: c.drivers(concurrency),
                                tofu=tofu, progress=bar)
     _render(ctx, json, result)
+
+
+@app.command("station")
+def station(ctx: typer.Context,
+            name: Annotated[str, typer.Argument(help="A registered station's name.",
+                                                show_default=False)],
+            json: JsonOpt = False) -> None:
+    """Enrol every delivered device plugged into a station; each is bound to its route."""
+    from mdm.stations import service as stations
+
+    c = app_context(ctx)
+    with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
+        result = stations.enrol(c.db(), c.operator, name, c.fleet(), progress=bar)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    if result["done"]:
+        ui.table(result["done"], ["serial", "station", "usb"], "Enrolled")
+    for s in result["skipped"]:
+        ui.info(f"{s['serial']}: {s['reason']}")
 
 
 def _render(ctx: typer.Context, json: bool, result: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, imports
 from mdm.devices.lifecycle import Status
 from mdm.enrol import identity
 from mdm.errors import InputError, Problem
@@ -107,7 +107,9 @@ def _check_against_inventory(db: Database, records: list[dict[str, Any]],
 def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
     """Import a delivery manifest: every device lands as `delivered`, or nothing changes."""
     where = str(path)
-    rows = csvio.read_rows(path, REQUIRED, ALIASES)
+    raw = csvio.read_bytes(path)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    rows = csvio.parse_rows(raw, path, REQUIRED, ALIASES)
     records, problems = [], []
     for row in rows:
         rec, row_problems = _check_row(row, where)
@@ -119,6 +121,8 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
                          "fix the rows listed and import the file again", problems=problems)
     with transaction(db):
         roles.require(db, operator, "devices.import")
+        if seen := imports.already_imported(db, "devices.import", path, sha256):
+            return seen  # the same bytes again: one line, instead of a problem per row
         problems = _check_against_inventory(db, records, where)
         if problems:
             raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
@@ -140,7 +144,7 @@ def import_manifest(db: Database, operator: str, path: Path) -> dict[str, Any]:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", device_rows)
         db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imei_rows)
         orders = sorted({r["order_number"] for r in records if r["order_number"]})
-        result = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        result = {"file": path.name, "sha256": sha256,
                   "devices": len(records), "orders": orders, "status": Status.DELIVERED.value}
         audit.record(db, operator, "devices.import", f"manifest:{path.name}", None, result)
     return result

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status
 from mdm.enrol import identity
 from mdm.errors import InputError, Problem
+from mdm.runs import record as runs
 from mdm.store.db import Database
 
 ENROLLABLE = (Status.DELIVERED, Status.QUARANTINED, Status.WIPED, Status.IN_REPAIR)
@@ -101,7 +101,7 @@ def read_file(path: Path) -> list[Request]:
 @functools.lru_cache(maxsize=1 << 16)  # one file checks each address several times
 def address_key(text: str) -> tuple[str, int]:
     """Return the (host, port) an address reaches, normalised: the user does not count."""
-    _, host, port = contact.parse_address(text)
+    _, host, port = runs.parse_address(text)
     return normal_host(host), port
 
 
@@ -120,7 +120,7 @@ def address_problem(text: str) -> str | None:
     if port and not 1 <= int(port[1]) <= 65535:
         return f"address {text!r}: port {port[1]} is not 1-65535"
     try:
-        _, host, _ = contact.parse_address(text)
+        _, host, _ = runs.parse_address(text)
     except InputError as exc:
         return exc.message
     if ":" in host or re.fullmatch(r"[0-9.]+", host):

@@ -22,15 +22,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status, check_transition
+from mdm.driver import DeviceDriver, Drivers
 from mdm.enrol import identity, pairing
 from mdm.enrol.pairing import Request
 from mdm.errors import PartialFailure
 from mdm.fleet.keys import fingerprint_of_line
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import HostKeyError, StepFailed, Target, Transport
+from mdm.fleet.transport import HostKeyError, StepFailed, Target
 from mdm.operators import roles
+from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store.db import Database
 
@@ -69,28 +69,27 @@ def requests_from_file(path: Path) -> list[Request]:
 
 
 def enrol(db: Database, operator: str, requests: list[Request],
-          fleet: Fleet | Callable[[], Fleet], tofu: bool = False,
-          progress: contact.Progress | None = None) -> dict[str, Any]:
+          drivers: Drivers | Callable[[], Drivers], tofu: bool = False,
+          progress: runs.Progress | None = None) -> dict[str, Any]:
     """Enrol devices; exit 1 (PartialFailure) names every device that was refused.
 
-    `fleet` may be a function that builds it, so a bad pairing set is reported before the
-    operator's key is even loaded.
+    `drivers` may be a function that builds them, so a bad pairing set is reported before
+    the operator's key is even loaded.
     """
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.enrol")
     plan = pairing.plan(db, requests)  # a bad set is refused here, before any SSH
     rows = plan.rows
-    if not isinstance(fleet, Fleet):
-        fleet = fleet()
+    reach: Drivers = drivers() if callable(drivers) else drivers
     serials = [r["serial"] for r in rows]
     if len(set(serials)) != len(serials):  # results are matched to rows by serial
         raise AssertionError("pairing.plan let a serial through twice")
     expect = {r["serial"]: _Expect(r["address"], pairing.address_key(r["address"]),
                                    r["expected_fp"], identity.expected_of(r)) for r in rows}
 
-    def connect_checked(target: Target) -> Transport:
-        offered = fleet.keyscan(target)
+    def connect_checked(target: Target) -> DeviceDriver:
+        offered = reach.offered_key(target)
         fp = fingerprint_of_line(offered)
         wanted = expect[target.name].fingerprint
         if wanted and wanted != fp:
@@ -98,12 +97,12 @@ def enrol(db: Database, operator: str, requests: list[Request],
         if not wanted and not tofu:
             raise HostKeyError(target.name, None, fp)
         # The connection pins exactly the key just offered: RejectPolicy refuses any other.
-        return fleet.connect(replace(target, host_key=offered))
+        return reach.open(replace(target, host_key=offered))
 
-    def prove(transport: Transport) -> Proof:
-        return _prove(transport, expect[transport.target.name], fleet)
+    def prove(driver: DeviceDriver) -> Proof:
+        return _prove(driver, expect[driver.target.name])
 
-    outcome = contact.Outcome(skipped=plan.skipped)
+    outcome = runs.Outcome(skipped=plan.skipped)
     held: list[pairing.Bindings] = []  # loaded once per recording transaction
 
     def enrolled(row: dict[str, Any], result: Any, at: str) -> None:
@@ -124,7 +123,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
                    " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
                    " WHERE id = ?", [Status.ENROLLED.value, at, proof.address, proof.host_key,
                                      proof.fingerprint, at, row["id"]])
-        contact.record_facts(db, row["id"], proof.facts, at)
+        runs.record_facts(db, row["id"], proof.facts, at)
         audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
                      {"status": Status.ENROLLED.value, "address": proof.address,
                       "host_key": proof.fingerprint, "host_key_check": how,
@@ -134,17 +133,17 @@ def enrol(db: Database, operator: str, requests: list[Request],
         outcome.done.append({"serial": row["serial"], "address": proof.address,
                              "host_key": proof.fingerprint, "host_key_check": how})
 
-    recorder = contact.recorder(db, operator, outcome, enrolled,
-                                describe=lambda row, result: _failure(row, result, tofu))
+    recorder = runs.recorder(db, operator, outcome, enrolled,
+                           describe=lambda row, result: _failure(row, result, tofu))
 
-    def record(batch: contact.Batch) -> None:
+    def record(batch: runs.Batch) -> None:
         held.clear()  # bindings are read afresh inside each transaction
         recorder(batch)
 
-    targets = [contact.target_of(r, host_key="") for r in rows]
-    contact.run_and_record(
+    targets = [runs.target_of(r, host_key="") for r in rows]
+    runs.run_and_record(
         db, rows, [Step("identity", prove)], connect_checked, targets, record,
-        fleet.concurrency, progress)
+        reach.concurrency, progress)
     summary = outcome.as_dict()
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) were not enrolled",
@@ -152,22 +151,18 @@ def enrol(db: Database, operator: str, requests: list[Request],
     return summary
 
 
-def _prove(transport: Transport, expect: _Expect, fleet: Fleet) -> Proof:
+def _prove(driver: DeviceDriver, expect: _Expect) -> Proof:
     """Prove, on this one authenticated session, who the device is and which key it holds."""
-    target = transport.target
+    target = driver.target
     name = target.name
     if (pairing.normal_host(target.host), target.port) != expect.reaches \
             or not target.host_key:
         raise StepFailed(name, "the connection is not the one planned for this device")
     pinned = fingerprint_of_line(target.host_key)
-    session = transport.host_key()
-    if session != pinned:
-        raise HostKeyError(name, pinned, session)
-    output = contact.run_checked(transport, fleet.profile.facts_command(), "reading facts")
-    try:
-        facts = fleet.profile.parse_facts(output)
-    except ValueError as exc:
-        raise StepFailed(name, f"unreadable facts: {exc}") from None
+    seen_by = driver.identity()
+    if seen_by.fingerprint != pinned:
+        raise HostKeyError(name, pinned, seen_by.fingerprint)
+    facts = seen_by.facts
     seen = identity.observed_of(facts["props"])
     wrong = identity.mismatches(expect.identity, seen)
     if wrong:
@@ -197,7 +192,7 @@ class IdentityMismatch(StepFailed):
 
 
 def _failure(row: dict[str, Any], result: Any, tofu: bool) -> dict[str, Any]:
-    out = contact.failure(row, result)
+    out = runs.failure(row, result)
     if result.error_kind == "host_key" and not out.get("expected_fingerprint"):
         out["error"] = f"offers host key {out['offered_fingerprint']}; not confirmed"
         out["hint"] = (f"check {out['offered_fingerprint']} on the device, then give it with"

@@ -18,19 +18,25 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from mdm.fleet.transport import FleetError, Target, Transport
+from mdm.fleet.transport import FleetError, Target
 
 DEFAULT_CONCURRENCY = 16
 
 
+class Connection(Protocol):
+    """What the executor holds per device: a transport, or a driver built on one."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Step:
-    """One named operation: a function of the open transport that returns a value."""
+    """One named operation: a function of the open connection that returns a value."""
 
     name: str
-    run: Callable[[Transport], Any]
+    run: Callable[[Any], Any]
 
 
 @dataclass
@@ -63,7 +69,10 @@ class DeviceResult:
 
 @dataclass
 class RunResult:
+    """Every device's result of one run, and the devices a stopped run never started."""
+
     results: list[DeviceResult] = field(default_factory=list)
+    not_attempted: list[Target] = field(default_factory=list)
 
     @property
     def succeeded(self) -> list[DeviceResult]:
@@ -80,14 +89,14 @@ class Cancelled(FleetError):
 
 @dataclass
 class Executor:
-    connect: Callable[[Target], Transport]
+    connect: Callable[[Target], Connection]
     concurrency: int = DEFAULT_CONCURRENCY
     retries: int = 2
     backoff_base: float = 0.2
     backoff_cap: float = 3.0
     _cancel: threading.Event = field(default_factory=threading.Event)
 
-    def _open(self, target: Target) -> tuple[Transport, int]:
+    def _open(self, target: Target) -> tuple[Connection, int]:
         attempt = 0
         while True:
             attempt += 1
@@ -107,7 +116,7 @@ class Executor:
     def _one(self, target: Target, steps: Sequence[Step]) -> DeviceResult:
         result = DeviceResult(target)
         started = time.monotonic()
-        transport: Transport | None = None
+        transport: Connection | None = None
         try:
             transport, result.attempts = self._open(target)
             for step in steps:

@@ -6,7 +6,11 @@
 - Deadlines: TCP connect, banner, auth and channel-open each have a timeout; a command
   is read against a wall-clock deadline (never a bare `recv_exit_status()`), and is also
   wrapped in the device's own `timeout` so a hung process dies on the device too.
-- Output: stdout and stderr are drained together, so 10 MiB on each cannot deadlock.
+- Output: stdout and stderr are drained together, so 10 MiB on each cannot deadlock;
+  past a cap (16 MiB by default) mdm stops reading, hangs up the channel and fails the
+  device, so a device cannot fill the operator's memory.
+- Algorithms: CBC ciphers, SHA-1/MD5 MACs and SHA-1 key exchange are never offered, so a
+  device (or a machine in the middle) that offers only those fails to negotiate.
 - Uploads: streamed to a temporary name, checked by sha256 on the device, renamed.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import select
@@ -27,12 +32,14 @@ import paramiko
 
 from mdm.fleet.keys import fingerprint, fingerprint_of_line, key_path
 from mdm.fleet.transport import (
+    MAX_OUTPUT,
     AuthFailed,
     CommandResult,
     CommandTimeout,
     Credentials,
     FleetError,
     HostKeyError,
+    OutputTooLarge,
     StepFailed,
     Target,
     Timeouts,
@@ -40,7 +47,21 @@ from mdm.fleet.transport import (
     Unreachable,
 )
 
-MAX_OUTPUT = 64 * 1024 * 1024  # per stream; more is read and dropped
+# paramiko logs a failed handshake with a traceback from its own thread; mdm reports the
+# failure itself (per device), so that log must not reach the operator's terminal.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+# Offered by paramiko (some versions) but never by mdm: CBC ciphers, SHA-1 and MD5 MACs in
+# every form, SHA-1 key exchange. Names a paramiko version does not know are ignored.
+DISABLED_ALGORITHMS: dict[str, list[str]] = {
+    "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc", "blowfish-cbc",
+                "cast128-cbc", "rijndael-cbc@lysator.liu.se"],
+    "macs": ["hmac-sha1", "hmac-sha1-96", "hmac-md5", "hmac-md5-96",
+             "hmac-sha1-etm@openssh.com", "hmac-sha1-96-etm@openssh.com",
+             "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com"],
+    "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
+            "diffie-hellman-group-exchange-sha1"],
+}
 _SAFE_PATH = re.compile(r'^[A-Za-z0-9_./${}:@+-]+$')
 
 
@@ -83,7 +104,7 @@ def keyscan(target: Target, timeouts: Timeouts | None = None) -> str:
     """Return the public key line a device offers, without authenticating or trusting it."""
     t = timeouts or Timeouts()
     sock = _socket(target, t)
-    transport = paramiko.Transport(sock)
+    transport = paramiko.Transport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
     transport.banner_timeout = t.banner
     opts = transport.get_security_options()
     opts.key_types = ["ssh-ed25519"] + [k for k in opts.key_types if k != "ssh-ed25519"]
@@ -133,7 +154,8 @@ class ParamikoTransport:
                            pkey=credentials.pkey, sock=sock, timeout=t.connect,
                            banner_timeout=t.banner, auth_timeout=t.auth,
                            channel_timeout=t.channel, look_for_keys=False,
-                           allow_agent=credentials.allow_agent)
+                           allow_agent=credentials.allow_agent,
+                           disabled_algorithms=DISABLED_ALGORITHMS)
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
@@ -150,8 +172,15 @@ class ParamikoTransport:
         return client
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None) -> CommandResult:
-        """Run one command; stdout and stderr drained together, against a deadline."""
+            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+        """Run one command; stdout and stderr drained together, against a deadline.
+
+        The device runs it under its own `timeout` (TERM to the command's whole process
+        group a second after our deadline, KILL a second later), so nothing it started
+        outlives the deadline there either. More than `max_output` bytes on either
+        stream (default MAX_OUTPUT) stops the reading, closes the channel and fails the device.
+        """
+        cap = MAX_OUTPUT if max_output is None else max_output
         limit = timeout if timeout is not None else self.timeouts.command
         started = time.monotonic()
         deadline = started + limit
@@ -169,7 +198,7 @@ class ParamikoTransport:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err = self._drain(chan, deadline, command)
+            out, err = self._drain(chan, deadline, command, cap)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
         except TimeoutError:
             raise CommandTimeout(self.target.name,
@@ -182,7 +211,7 @@ class ParamikoTransport:
         return CommandResult(command, status, out, err, time.monotonic() - started)
 
     def _drain(self, chan: paramiko.Channel, deadline: float,
-               command: str) -> tuple[bytes, bytes]:
+               command: str, cap: int) -> tuple[bytes, bytes]:
         out: list[bytes] = []
         err: list[bytes] = []
         sizes = [0, 0]
@@ -193,9 +222,12 @@ class ParamikoTransport:
                                                          chan.recv_stderr, err))):
                 while ready():
                     chunk = recv(1 << 16)
-                    if sizes[i] < MAX_OUTPUT:
-                        sink.append(chunk)
                     sizes[i] += len(chunk)
+                    if sizes[i] > cap:  # the caller's finally closes the channel
+                        raise OutputTooLarge(self.target.name, f"the command printed more than"
+                                             f" {_size(cap)} on {('stdout', 'stderr')[i]};"
+                                             " stopped reading")
+                    sink.append(chunk)
             if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
                     and not chan.recv_ready() and not chan.recv_stderr_ready():
                 return b"".join(out), b"".join(err)
@@ -243,6 +275,10 @@ class ParamikoTransport:
 
 def _short(command: str) -> str:
     return command if len(command) <= 60 else command[:57] + "…"
+
+
+def _size(count: int) -> str:
+    return f"{count // (1 << 20)} MiB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def connector(credentials: Credentials, timeouts: Timeouts | None = None) -> Any:

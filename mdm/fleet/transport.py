@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# The most a command may print on stdout or on stderr before mdm stops reading and fails
+# the device (a real device's facts are tens of KiB; the cap is for a hostile one).
+MAX_OUTPUT = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Target:
@@ -19,6 +23,7 @@ class Target:
     port: int = 22
     user: str = "root"
     host_key: str | None = None  # pinned public key line ("ssh-ed25519 AAAA…"), if any
+    model: str | None = None  # the device model, which picks its device profile
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,18 @@ class StepFailed(FleetError):
     kind = "step_failed"
 
 
+class MalformedOutput(StepFailed):
+    """The device answered, but not in a shape mdm accepts (schema, encoding, size)."""
+
+    kind = "malformed_output"
+
+
+class OutputTooLarge(FleetError):
+    """The device printed more than the command may; mdm stopped reading and hung up."""
+
+    kind = "output_too_large"
+
+
 @dataclass
 class Timeouts:
     connect: float = 10.0
@@ -107,7 +124,9 @@ class Transport(Protocol):
     target: Target
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None) -> CommandResult: ...
+            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+        """Run one command; more than `max_output` bytes on a stream raises OutputTooLarge."""
+        ...
 
     def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str: ...
 

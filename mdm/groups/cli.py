@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, ReasonOpt, app_context, wants_json
+from mdm.cliopts import ErrorsOpt, JsonOpt, ReasonOpt, app_context, problems_to, wants_json
 from mdm.groups import service
 
 app = typer.Typer(no_args_is_help=True, help="Named groups of officers (pilot, waves).")
@@ -33,10 +33,11 @@ def add(ctx: typer.Context, name: Name, officers: Officers = None,
         from_: Annotated[Path | None, typer.Option("--from", help="CSV with an officer_id"
                                                                   " column.",
                                                    show_default="none")] = None,
-        json: JsonOpt = False) -> None:
+        errors: ErrorsOpt = None, json: JsonOpt = False) -> None:
     """Add officers to a group (all found, or nothing changes)."""
     c = app_context(ctx)
-    result = service.add(c.db(), c.operator, name, officers or [], from_)
+    with problems_to(errors, from_):
+        result = service.add(c.db(), c.operator, name, officers or [], from_)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, OutputOpt, app_context, deliver, wants_json
+from mdm.cliopts import ForceOpt, JsonOpt, OutputOpt, app_context, deliver, wants_json
 from mdm.errors import InputError
 
 if TYPE_CHECKING:
@@ -69,7 +69,12 @@ def down(lab_dir: LabDir = None,
 def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
           kind: Annotated[str | None, typer.Argument(
               help="offline, slow, swapped, identity, unencrypted, pm-install-fail,"
-                   " corrupt-upload.", show_default=False)] = None,
+                   " corrupt-upload; weak-cipher, weak-mac, weak-kex (what sshd offers);"
+                   " dpc-forged-separator, dpc-status-list, dpc-sha-list,"
+                   " dpc-details-strings, binary-output, huge-facts, huge-prop,"
+                   " huge-versioncode, patch-unknown (hostile output); unauthorized,"
+                   " unplug-mid-push (what a station's adb sees). See docs/fleet.md.",
+              show_default=False)] = None,
           clear: Annotated[bool, typer.Option("--clear", help="Switch it off (all faults"
                                                               " if no KIND).")] = False,
           delay: Annotated[float, typer.Option(help="Seconds, for slow.")] = 3.0,
@@ -87,16 +92,16 @@ def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
 
 
 @app.command("manifest")
-def manifest(output: OutputOpt = None, lab_dir: LabDir = None) -> None:
+def manifest(output: OutputOpt = None, force: ForceOpt = False, lab_dir: LabDir = None) -> None:
     """Print the supplier manifest (CSV) for the lab's devices, for `mdm enrol import`."""
     from mdm import csvio, examples
 
     rows = _lab(lab_dir).manifest()
-    deliver(csvio.write_csv(rows, examples.MANIFEST_COLUMNS), output, len(rows))
+    deliver(csvio.write_csv(rows, examples.MANIFEST_COLUMNS), output, len(rows), force)
 
 
 @app.command("addresses")
-def addresses(output: OutputOpt = None, lab_dir: LabDir = None,
+def addresses(output: OutputOpt = None, force: ForceOpt = False, lab_dir: LabDir = None,
               host_keys: Annotated[bool, typer.Option(
                   "--host-keys", help="Add each device's host-key fingerprint, as a supplier"
                                       " or bench check would give it.")] = False) -> None:
@@ -106,4 +111,61 @@ def addresses(output: OutputOpt = None, lab_dir: LabDir = None,
     rows = [{"serial": r["serial"], "address": r["address"],
              "fingerprint": r["fingerprint"] if host_keys else ""}
             for r in _lab(lab_dir).status()]
-    deliver(manifest_csv(rows), output, len(rows))
+    deliver(manifest_csv(rows), output, len(rows), force)
+
+
+station_app = typer.Typer(no_args_is_help=True,
+                          help="Provisioning stations: an sshd and an adb for plugged devices.")
+app.add_typer(station_app, name="station")
+
+
+@station_app.command("up")
+def station_up(ctx: typer.Context,
+               name: Annotated[str, typer.Argument(help="The station's name.")] = "bench",
+               lab_dir: LabDir = None, json: JsonOpt = False) -> None:
+    """Start a station: its own sshd and host key on 127.0.250.x, and an adb for its hub."""
+    from mdm.fleet.keys import key_path
+
+    pub = Path(str(key_path(app_context(ctx).key)) + ".pub")
+    if not pub.exists():
+        raise InputError(f"no operator public key at {pub}", "create one with: mdm keys init")
+    lab = _lab(lab_dir)
+    station = lab.station_up(name, pub.read_text())
+    row = next(r for r in lab.station_status() if r["name"] == station.name)
+    if wants_json(ctx, json):
+        ui.emit_json(row)
+    else:
+        ui.success(f"station {station.name} up on {station.address}, host key"
+                   f" {row['fingerprint']}")
+
+
+@station_app.command("status")
+def station_status(ctx: typer.Context, lab_dir: LabDir = None, json: JsonOpt = False) -> None:
+    """List lab stations: name, address, host-key fingerprint, running, plugged devices."""
+    ui.render(_lab(lab_dir).station_status(), wants_json(ctx, json),
+              ["name", "address", "fingerprint", "running", "devices"], "Lab stations")
+
+
+@station_app.command("down")
+def station_down(name: Annotated[str, typer.Argument(help="The station's name.")],
+                 lab_dir: LabDir = None) -> None:
+    """Stop a station's sshd by PID (its devices stay plugged in; `lab down` removes all)."""
+    _lab(lab_dir).station_down(name)
+    ui.success(f"station {name} stopped")
+
+
+@app.command("plug")
+def plug(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
+         station: Annotated[str, typer.Option("--station", help="The lab station's name.")],
+         lab_dir: LabDir = None) -> None:
+    """Plug a lab device into a station's USB hub (it leaves the network: its sshd stops)."""
+    _lab(lab_dir).plug(serial, station)
+    ui.success(f"{serial}: plugged into station {station}")
+
+
+@app.command("unplug")
+def unplug(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
+           lab_dir: LabDir = None) -> None:
+    """Unplug a lab device from its station (it is back on the network)."""
+    were = _lab(lab_dir).unplug(serial)
+    ui.success(f"{serial}: unplugged from {', '.join(were) or 'no station'}")

@@ -2,7 +2,10 @@
 
 Only loopback addresses are used. Every daemon is started with its own config and PID
 file and stopped by that PID, after checking that the PID's command line is still that
-daemon's (PIDs are reused); its session processes are stopped with it.
+daemon's (PIDs are reused). Every session a device runs records its session id
+(run/sessions/), so stopping a device also stops what its sessions left running after the
+connection went (TERM, then KILL after a grace period), by PID. The lab's folders are
+0700 and its files 0600, whatever the umask: they hold keys, serials and IMEIs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,10 +32,50 @@ from mdm.fleet.keys import fingerprint_of_line, generate_ed25519
 
 SSHD = Path("/usr/sbin/sshd")
 BIN = Path(__file__).parent / "bin"
-FAULTS = ("offline", "slow", "swapped", "identity", "unencrypted", "pm-install-fail",
-          "corrupt-upload")
+STATION_BIN = Path(__file__).parent / "station_bin"
+# What each fault does is in docs/fleet.md (a test keeps it and `lab fault --help` whole).
+FAULTS = (
+    "offline", "slow", "swapped", "identity", "unencrypted", "pm-install-fail",
+    "corrupt-upload",
+    # what the device's sshd offers
+    "weak-cipher", "weak-mac", "weak-kex",
+    # hostile output: the device alone must fail, the fleet goes on
+    "dpc-forged-separator", "dpc-status-list", "dpc-sha-list", "dpc-details-strings",
+    "binary-output", "huge-facts", "huge-prop", "huge-versioncode", "patch-unknown",
+    # what a station's adb sees of a plugged device
+    "unauthorized", "unplug-mid-push",
+)
+# Faults the lab's DPC shows in the status file it writes (see bin/dpc).
+DPC_FAULTS = ("dpc-forged-separator", "dpc-status-list", "dpc-sha-list", "dpc-details-strings",
+              "binary-output")
+SSHD_FAULTS = {"weak-cipher": ["Ciphers aes128-cbc"],
+               "weak-mac": ["Ciphers aes128-ctr", "MACs hmac-sha1"],
+               "weak-kex": ["KexAlgorithms diffie-hellman-group14-sha1"]}
+GRACE = 5.0  # seconds a stopped process has between TERM and KILL
 LAB_ORDER = "PO-LAB-0001"
 LAB_TAC = "35332510"
+
+
+@dataclass
+class LabStation:
+    """A provisioning station: its own sshd, and an adb that reaches the devices plugged in."""
+
+    name: str
+    host: str
+    port: int
+    dir: str
+
+    @property
+    def serial(self) -> str:  # what messages name a daemon by
+        return self.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
 
 
 @dataclass
@@ -94,8 +138,45 @@ FACTORY_PACKAGES = [("com.android.chrome", 272019, "54.0.2840.85"),
                     ("uk.police.cumbria.vpn", 120, "1.2.0")]
 
 
+def _mkdir(path: Path) -> None:
+    """Create a folder (and missing parents) only its owner can enter, whatever the umask."""
+    if path.is_dir():
+        return
+    if not path.parent.exists():
+        _mkdir(path.parent)
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write a file only its owner can read (or run, with mode 0700), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)
+        fh.write(data.encode() if isinstance(data, str) else data)
+
+
 def _write_kv(path: Path, values: dict[str, str]) -> None:
-    path.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    _write(path, "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+
+
+
+def _sshd_config(host: str, port: int, home: Path, extra: list[str]) -> str:
+    """Return a lab sshd's config: loopback only, its own key, the forced lab shell."""
+    return "\n".join([
+        f"ListenAddress {host}:{port}",
+        f"HostKey {home}/etc/host_key",
+        f"PidFile {home}/run/sshd.pid",
+        f"AuthorizedKeysFile {home}/etc/authorized_keys",
+        f"AllowUsers {getpass.getuser()}",
+        "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
+        "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
+        "LogLevel ERROR", *extra,
+        f"ForceCommand {home}/bin/mdm-shell",
+        "",
+    ])
 
 
 class Lab:
@@ -132,7 +213,7 @@ class Lab:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         except PermissionError:
             pass  # not root: sshd runs unprivileged and does not need it
-        self.root.mkdir(parents=True, exist_ok=True)
+        _mkdir(self.root)
         port = _free_port(_address(0))
         rows = examples.generate_manifest(count, seed=seed, order=LAB_ORDER, tac=LAB_TAC)
         devices = [LabDevice(r["serial_number"], r["imei1"], _address(i), port,
@@ -148,54 +229,41 @@ class Lab:
 
     def _save(self, devices: list[LabDevice], seed: int) -> None:
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seed": seed, "user": getpass.getuser(),
-                                   "devices": [asdict(d) for d in devices]}, indent=1))
+        _write(tmp, json.dumps({"seed": seed, "user": getpass.getuser(),
+                                "devices": [asdict(d) for d in devices]}, indent=1))
         tmp.replace(self.state_file)
 
     def _create(self, d: LabDevice, public_key: str, patch: str) -> None:
         home = d.path
-        for sub in ("bin", "etc", "run", "log", "faults", "settings", "mdm-dpc/inbox",
+        for sub in ("bin", "etc", "run/sessions", "log", "faults", "settings", "mdm-dpc/inbox",
                     "factory/settings", "mdm-staging"):
-            (home / sub).mkdir(parents=True, exist_ok=True)
+            _mkdir(home / sub)
         for script in BIN.iterdir():
-            target = home / "bin" / script.name
             text = script.read_text()
             if text.startswith("#!/usr/bin/env python3"):
                 text = f"#!{sys.executable} -I" + text[len("#!/usr/bin/env python3"):]
-            target.write_text(text)
-            target.chmod(0o755)
+            _write(home / "bin" / script.name, text, 0o700)
         props = _factory_props(d.serial, patch)
         for place in (home, home / "factory"):
             _write_kv(place / "props", props)
-            (place / "packages").write_text("".join(f"{n} {c} {v}\n"
-                                                    for n, c, v in FACTORY_PACKAGES))
+            _write(place / "packages", "".join(f"{n} {c} {v}\n" for n, c, v in FACTORY_PACKAGES))
             for ns, values in FACTORY_SETTINGS.items():
                 _write_kv(place / "settings" / ns, values)
         for log in ("commands", "events"):
-            (home / "log" / log).touch()
+            _write(home / "log" / log, "")
         generate_ed25519(home / "etc" / "host_key", comment=f"lab-{d.serial}")
-        (home / "etc" / "authorized_keys").write_text(public_key.strip() + "\n")
-        (home / "etc" / "sshd_config").write_text(self._config(d))
+        (home / "etc" / "host_key.pub").chmod(0o600)
+        _write(home / "etc" / "authorized_keys", public_key.strip() + "\n")
+        _write(home / "etc" / "sshd_config", self._config(d))
 
     def _config(self, d: LabDevice) -> str:
         home = d.path
-        return "\n".join([
-            f"ListenAddress {d.host}:{d.port}",
-            f"HostKey {home}/etc/host_key",
-            f"PidFile {home}/run/sshd.pid",
-            f"AuthorizedKeysFile {home}/etc/authorized_keys",
-            f"AllowUsers {getpass.getuser()}",
-            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
-            "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
-            "LogLevel ERROR",
+        return _sshd_config(d.host, d.port, home, [
             f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin",
-            f"ForceCommand {home}/bin/mdm-shell",
-            "",
-        ])
+            *[line for fault, lines in SSHD_FAULTS.items()
+              if (home / "faults" / fault).exists() for line in lines]])
 
-    def _start(self, d: LabDevice) -> None:
+    def _start(self, d: LabDevice | LabStation) -> None:
         if self._pid(d):
             return
         result = subprocess.run([str(SSHD), "-f", str(d.path / "etc" / "sshd_config")],
@@ -211,7 +279,7 @@ class Lab:
                 time.sleep(0.02)
         raise MdmError(f"lab device {d.serial}: sshd is not listening on {d.address}")
 
-    def _pid(self, d: LabDevice) -> int | None:
+    def _pid(self, d: LabDevice | LabStation) -> int | None:
         """Return the daemon's PID if it is running and is still this device's sshd."""
         pid_file = d.path / "run" / "sshd.pid"
         try:
@@ -221,40 +289,51 @@ class Lab:
             return None
         return pid if str(d.path / "etc" / "sshd_config") in cmdline else None
 
-    def _stop(self, d: LabDevice) -> None:
+    def _sessions(self, d: LabDevice | LabStation, table: dict[int, tuple[int, int]]) -> list[int]:
+        """Return the PIDs left by the device's sessions, checked to be this device's."""
+        folder = d.path / "run" / "sessions"
+        sids = {int(p.name) for p in folder.iterdir() if p.name.isdigit()} \
+            if folder.is_dir() else set()
+        home = f"HOME={d.path}".encode() + b"\0"
+        out = []
+        for pid, (_, sid) in table.items():
+            if sid in sids:
+                try:  # the device's own environment: not a stranger that reused the PID
+                    if home in Path(f"/proc/{pid}/environ").read_bytes():
+                        out.append(pid)
+                except OSError:
+                    continue
+        return out
+
+    def _stop(self, d: LabDevice | LabStation) -> None:
+        table = _process_table()
         pid = self._pid(d)
-        if pid is None:
-            return
-        victims = [pid] + _descendants(pid)
-        for p in victims:
-            _signal(p, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in victims):
-            time.sleep(0.02)
-            _reap(victims)
-        for p in victims:
-            if _alive(p):
-                _signal(p, signal.SIGKILL)
-        _reap(victims)
+        victims = ([pid] + _descendants(pid, table) if pid else []) + self._sessions(d, table)
+        victims = list(dict.fromkeys(victims))
+        _terminate(victims)
         (d.path / "run" / "sshd.pid").unlink(missing_ok=True)
+        sessions = d.path / "run" / "sessions"
+        for entry in sessions.iterdir() if sessions.is_dir() else []:
+            entry.unlink(missing_ok=True)
 
     def down(self, keep: bool = False) -> int:
         """Stop every daemon (and its sessions) by PID; remove the lab unless `keep`."""
         devices = self.devices()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(self._stop, devices))
+            list(pool.map(self._stop, [*devices, *self.stations()]))
         if not keep and self.root.exists():
             shutil.rmtree(self.root)
         return len(devices)
 
     def pids(self) -> list[int]:
-        """Return the PIDs of every running lab daemon and its sessions."""
+        """Return the PIDs of every running lab daemon and of what its sessions run."""
+        table = _process_table()
         out: list[int] = []
-        for d in self.devices():
+        daemons: list[LabDevice | LabStation] = [*self.devices(), *self.stations()]
+        for d in daemons:
             pid = self._pid(d)
-            if pid:
-                out += [pid] + _descendants(pid)
-        return out
+            out += ([pid] + _descendants(pid, table) if pid else []) + self._sessions(d, table)
+        return list(dict.fromkeys(out))
 
     # -- status and faults -----------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:
@@ -266,6 +345,7 @@ class Lab:
                          "host_key": " ".join(public.split()[:2]),
                          "fingerprint": fingerprint_of_line(public),
                          "running": self._pid(d) is not None,
+                         "stations": self.plugged(d),
                          "faults": sorted(p.name for p in (d.path / "faults").iterdir())})
         return rows
 
@@ -275,11 +355,17 @@ class Lab:
             raise InputError(f"unknown fault {kind!r}", "use one of: " + ", ".join(FAULTS))
         d = self.device(serial)
         marker = d.path / "faults" / kind
-        getattr(self, "_fault_" + kind.replace("-", "_"))(d, not clear, delay)
         if clear:
             marker.unlink(missing_ok=True)
-        elif not marker.exists():
-            marker.write_text(str(delay) if kind == "slow" else "on\n")
+        elif kind == "slow" or not marker.exists():
+            _write(marker, str(delay) if kind == "slow" else "on\n")
+        hook = getattr(self, "_fault_" + kind.replace("-", "_"), None)
+        if hook:
+            hook(d, not clear, delay)
+        if kind in DPC_FAULTS:
+            self._dpc_render(d)
+        if kind in SSHD_FAULTS:
+            self._reconfigure(d)
 
     def clear_all(self, serial: str) -> None:
         """Clear every fault on a device."""
@@ -288,8 +374,10 @@ class Lab:
             self.fault(serial, marker.name, clear=True)
 
     def reset(self, serial: str) -> None:
-        """Clear every fault and put the device back to its factory state."""
+        """Clear every fault, unplug it, and put the device back to its factory state."""
         self.clear_all(serial)
+        if self.plugged(self.device(serial)):
+            self.unplug(serial)
         d = self.device(serial)
         factory = d.path / "factory"
         for name in ("props", "packages", "settings/global", "settings/secure",
@@ -301,13 +389,24 @@ class Lab:
         for leftover in (d.path / "mdm-staging").iterdir():
             leftover.unlink()
         for log in ("commands", "events"):
-            (d.path / "log" / log).write_text("")
+            _write(d.path / "log" / log, "")
+        for entry in (d.path / "run" / "sessions").iterdir():  # forget finished sessions
+            if not (entry.name.isdigit() and _alive(int(entry.name))):
+                entry.unlink(missing_ok=True)
 
     def _fault_offline(self, d: LabDevice, on: bool, _delay: float) -> None:
-        (self._stop if on else self._start)(d)
+        if on or not self.plugged(d):  # a plugged device has no network route to start
+            (self._stop if on else self._start)(d)
 
     def _fault_slow(self, d: LabDevice, on: bool, delay: float) -> None:
-        pass  # the marker file holds the delay; mdm-shell reads it
+        # mdm runs each command as `timeout … sh -c CMD`: a `sh` first on the device's PATH
+        # that waits before running CMD is a slow device whose wait is under the deadline.
+        shim = d.path / "bin" / "sh"
+        if on:
+            _write(shim, '#!/bin/sh\nsleep "$(cat "$HOME/faults/slow")"\nexec /bin/sh "$@"\n',
+                   0o700)
+        else:
+            shim.unlink(missing_ok=True)
 
     def _fault_swapped(self, d: LabDevice, on: bool, _delay: float) -> None:
         key = d.path / "etc" / "host_key"
@@ -327,10 +426,14 @@ class Lab:
         if running:
             self._start(d)
 
-    def _set_prop(self, d: LabDevice, key: str, value: str) -> None:
+    def _set_prop(self, d: LabDevice, key: str, value: str | None) -> None:
+        """Set a prop on the device (None: back to its factory value)."""
         path = d.path / "props"
+        if value is None:
+            value = next((ln.split("=", 1)[1] for ln in (d.path / "factory" / "props")
+                          .read_text().splitlines() if ln.startswith(key + "=")), "")
         lines = [ln for ln in path.read_text().splitlines() if not ln.startswith(key + "=")]
-        path.write_text("\n".join(lines + [f"{key}={value}"]) + "\n")
+        _write(path, "\n".join(lines + [f"{key}={value}"]) + "\n")
 
     def _fault_identity(self, d: LabDevice, on: bool, _delay: float) -> None:
         self._set_prop(d, "ro.serialno", d.serial[:-3] + "ZZZ" if on else d.serial)
@@ -338,17 +441,126 @@ class Lab:
     def _fault_unencrypted(self, d: LabDevice, on: bool, _delay: float) -> None:
         self._set_prop(d, "ro.crypto.state", "unencrypted" if on else "encrypted")
 
-    def _fault_pm_install_fail(self, d: LabDevice, on: bool, _delay: float) -> None:
-        pass  # the marker file is what `pm install` checks
+    def _fault_patch_unknown(self, d: LabDevice, on: bool, _delay: float) -> None:
+        self._set_prop(d, "ro.build.version.security_patch", "unknown" if on else None)
+
+    def _dpc_render(self, d: LabDevice) -> None:
+        """Have the device's DPC rewrite its status file in the shape its faults ask for."""
+        subprocess.run([str(d.path / "bin" / "dpc"), "render"], env={
+            "HOME": str(d.path), "PATH": f"{d.path}/bin:/usr/bin:/bin"},
+            check=True, timeout=30, capture_output=True)
+
+    def _reconfigure(self, d: LabDevice) -> None:
+        """Rewrite the daemon's config (it offers what its faults say) and restart it."""
+        _write(d.path / "etc" / "sshd_config", self._config(d))
+        if self._pid(d) is not None:
+            self._stop(d)
+            self._start(d)
 
     def _fault_corrupt_upload(self, d: LabDevice, on: bool, _delay: float) -> None:
         shim = d.path / "bin" / "cat"
         if on:  # a `cat` that flips the first byte it passes on: damage in transit
-            shim.write_text("#!/bin/sh\n/bin/cat \"$@\" | { head -c 1 | tr '\\000-\\377' "
-                            "'\\001-\\377\\000'; /bin/cat; }\n")
-            shim.chmod(0o755)
+            _write(shim, "#!/bin/sh\n/bin/cat \"$@\" | { head -c 1 | tr '\\000-\\377' "
+                   "'\\001-\\377\\000'; /bin/cat; }\n", 0o700)
         else:
             shim.unlink(missing_ok=True)
+
+    # -- stations: sshd plus adb, with USB-attached devices ------------------------------
+    def stations(self) -> list[LabStation]:
+        """Return the lab's provisioning stations (started with `station_up`)."""
+        folder = self.root / "stations"
+        out = []
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            state = entry / "station.json"
+            if state.exists():
+                out.append(LabStation(**json.loads(state.read_text())))
+        return out
+
+    def station(self, name: str) -> LabStation:
+        """Return one lab station by name."""
+        for s in self.stations():
+            if s.name == name:
+                return s
+        raise InputError(f"no lab station {name!r}", "start one with: mdm lab station up NAME")
+
+    def station_up(self, name: str, public_key: str) -> LabStation:
+        """Create (if new) and start a station: its own sshd and host key, and `adb`."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
+            raise InputError(f"station name {name!r} is not 1-31 of a-z, 0-9 and -",
+                             "e.g. hq-bench")
+        if not self.devices():
+            raise InputError("no lab is up", "start one with: mdm lab up N")
+        existing = {s.name: s for s in self.stations()}
+        station = existing.get(name)
+        if station is None:
+            host = f"127.0.250.{1 + len(existing)}"
+            if len(existing) >= 250:
+                raise InputError("a lab has at most 250 stations")
+            station = LabStation(name, host, _free_port(host),
+                                 str(self.root / "stations" / name))
+            home = station.path
+            for sub in ("bin", "etc", "run/sessions", "log", "attached", "adb-tmp"):
+                _mkdir(home / sub)
+            for script in (*STATION_BIN.iterdir(), BIN / "mdm-shell"):
+                text = script.read_text()
+                if text.startswith("#!/usr/bin/env python3"):
+                    text = f"#!{sys.executable} -I" + text[len("#!/usr/bin/env python3"):]
+                _write(home / "bin" / script.name, text, 0o700)
+            _write(home / "log" / "commands", "")
+            generate_ed25519(home / "etc" / "host_key", comment=f"lab-station-{name}")
+            (home / "etc" / "host_key.pub").chmod(0o600)
+            _write(home / "etc" / "authorized_keys", public_key.strip() + "\n")
+            _write(home / "etc" / "sshd_config", self._station_config(station))
+            _write(home / "station.json", json.dumps(asdict(station)))
+        self._start(station)
+        return station
+
+    def _station_config(self, s: LabStation) -> str:
+        home = s.path
+        return _sshd_config(s.host, s.port, home, [
+            "MaxSessions 64",
+            f"SetEnv HOME={home} PATH={home}/bin:/usr/bin:/bin TMPDIR={home}/adb-tmp"])
+
+    def station_down(self, name: str) -> None:
+        """Stop a station's sshd (by PID); its devices stay plugged in."""
+        self._stop(self.station(name))
+
+    def station_status(self) -> list[dict[str, Any]]:
+        """Return each station's name, address, host-key fingerprint, running, devices."""
+        rows = []
+        for s in self.stations():
+            public = (s.path / "etc" / "host_key.pub").read_text()
+            rows.append({"name": s.name, "address": s.address,
+                         "host_key": " ".join(public.split()[:2]),
+                         "fingerprint": fingerprint_of_line(public),
+                         "running": self._pid(s) is not None,
+                         "devices": sorted(p.name for p in (s.path / "attached").iterdir())})
+        return rows
+
+    def plugged(self, d: LabDevice) -> list[str]:
+        """Return the stations a device is plugged into (one, unless its serial is cloned)."""
+        return [s.name for s in self.stations() if (s.path / "attached" / d.serial).exists()]
+
+    def plug(self, serial: str, station: str) -> None:
+        """Plug a device into a station's hub: it leaves the network (its sshd stops)."""
+        d, s = self.device(serial), self.station(station)
+        attached = s.path / "attached"
+        if (attached / serial).exists():
+            return
+        used = {p.read_text().split()[-1] for p in attached.iterdir()}
+        port = next(str(n) for n in range(1, 10_000) if str(n) not in used)
+        self._stop(d)
+        _write(attached / serial, f"{d.dir} {port}\n")
+
+    def unplug(self, serial: str) -> list[str]:
+        """Unplug a device from every station it is in; it is back on the network."""
+        d = self.device(serial)
+        were = self.plugged(d)
+        for name in were:
+            (self.station(name).path / "attached" / serial).unlink(missing_ok=True)
+        if not (d.path / "faults" / "offline").exists():
+            self._start(d)
+        return were
 
     def manifest(self) -> list[dict[str, Any]]:
         """Return the supplier manifest rows for the lab's devices."""
@@ -359,23 +571,50 @@ class Lab:
                                           order=LAB_ORDER, tac=LAB_TAC)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """Return every process's (parent PID, session id), read from /proc."""
+    table: dict[int, tuple[int, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        table[int(entry.name)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def _descendants(pid: int, table: dict[int, tuple[int, int]] | None = None) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _) in (table if table is not None else _process_table()).items():
+        children.setdefault(ppid, []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             out.append(child)
             todo.append(child)
     return out
+
+
+def _terminate(pids: list[int]) -> None:
+    """TERM each process, wait up to GRACE seconds, then KILL what is left; reap ours."""
+    if not pids:
+        return
+    for p in pids:
+        _signal(p, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.02)
+        _reap(pids)
+    for p in pids:
+        if _alive(p):
+            _signal(p, signal.SIGKILL)
+    deadline = time.monotonic() + GRACE
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.02)
+        _reap(pids)
+    _reap(pids)
 
 
 def _alive(pid: int) -> bool:

@@ -8,17 +8,21 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    ErrorsOpt,
+    ForceOpt,
     FormatOpt,
     InputFile,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
     app_context,
-    deliver,
     export_format,
+    exported,
+    problems_to,
     wants_json,
 )
 from mdm.officers import service
+from mdm.officers.models import describe
 
 app = typer.Typer(no_args_is_help=True,
                   help="Import and look up officers, PCSOs, Specials and staff.")
@@ -28,31 +32,47 @@ Filter = Annotated[str | None, typer.Option(help="Only officers with this value 
 
 
 @app.command("import")
-def import_(ctx: typer.Context, path: InputFile, json: JsonOpt = False) -> None:
+def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
+            json: JsonOpt = False) -> None:
     """Import or re-import an HR roster CSV; every row lands or nothing changes."""
     c = app_context(ctx)
-    result = service.import_roster(c.db(), c.operator, path)
+    with problems_to(errors, path):
+        result = service.import_roster(c.db(), c.operator, path)
     if wants_json(ctx, json):
         ui.emit_json(result)
+        return
+    if result.get("already_imported"):
+        ui.info(result["already_imported"]["message"])
         return
     ui.success(f"{result['rows']} rows: {result['inserted']} new, {result['updated']} updated,"
                f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"
                " but not in this file")
     for h in result["leavers_holding_devices"]:
-        ui.info(f"leaver {h['officer_id']} still holds device {h['serial']}: take it back")
+        ui.info(f"leaver {describe(h)} still holds device {h['serial']}: take it back"
+                f" (mdm unassign {h['serial']} --reason 'returned: leaver')")
 
 
 @app.command("list")
-def list_(ctx: typer.Context, area: Filter = None, station: Filter = None,
-          worker_type: Filter = None, rank: Filter = None, status: Filter = None,
+def list_(ctx: typer.Context,
+          name: Annotated[str | None, typer.Option(
+              "--name", show_default="everyone",
+              help="Search: a surname or its start, 'forename surname', or a collar number.")
+          ] = None,
+          area: Filter = None, station: Filter = None,
+          worker_type: Annotated[str | None, typer.Option(
+              show_default="all", help="OFFICER, PCSO, SPECIAL or STAFF (any case).")] = None,
+          rank: Annotated[str | None, typer.Option(
+              show_default="all", help="A rank, e.g. sergeant, PC, 'chief inspector'.")] = None,
+          status: Annotated[str | None, typer.Option(
+              show_default="all", help="ACTIVE, ABSENT or LEAVER (any case).")] = None,
           team: Filter = None, limit: Annotated[int | None, typer.Option(
               help="At most this many rows.", show_default="all")] = None,
           json: JsonOpt = False) -> None:
-    """List officers, filtered by area, station, worker type, rank, status or team."""
+    """List officers: search by name or collar, filter by area, station, type, rank, team."""
     c = app_context(ctx)
     rows = service.list_officers(c.db(), {"area": area, "station": station,
                                           "worker_type": worker_type, "rank": rank,
-                                          "status": status, "team": team}, limit)
+                                          "status": status, "team": team}, limit, name)
     ui.render(rows, wants_json(ctx, json), service.LIST_COLUMNS, "Officers")
 
 
@@ -67,16 +87,17 @@ def show(ctx: typer.Context,
         ui.emit_json(officer)
         return
     custody = officer.pop("custody")
-    ui.record(officer, f"Officer {officer['officer_id']}")
+    ui.record(officer, f"Officer {describe(officer)}")
     ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
              "Devices held")
 
 
 @app.command("export")
 def export(ctx: typer.Context, fmt: FormatOpt = "csv", output: OutputOpt = None,
-           reason: ReasonOpt = None) -> None:
+           force: ForceOpt = False, reason: ReasonOpt = None) -> None:
     """Export every officer as CSV (spreadsheet-safe) or JSON; the export is logged."""
     c = app_context(ctx)
-    body, count = service.export(c.db(), c.operator, export_format(fmt), reason)
-    deliver(body, output, count)
+    body, count = service.export(c.db(), c.operator, export_format(fmt), reason, output,
+                                 force, emit=ui.write_out)
+    exported(output, count)
 

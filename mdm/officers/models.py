@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -70,6 +71,23 @@ def normalise_rank(value: str) -> str:
     """Map 'Chief Inspector', 'chief-inspector' or 'DCI' to CHIEF_INSPECTOR."""
     key = re.sub(r"[\s\-.]+", "_", value.strip().upper())
     return RANK_ALIASES.get(key, key)
+
+
+def describe(person: Mapping[str, Any]) -> str:
+    """Name a person as the helpdesk knows them: 'Emma Armstrong (collar 1097, Ulverston)'."""
+    name = person.get("name") or f"{person.get('forename', '')} {person.get('surname', '')}"
+    marks = []
+    if person.get("collar_number"):
+        marks.append(f"collar {person['collar_number']}")
+    elif person.get("payroll_no"):
+        marks.append(f"payroll {person['payroll_no']}")
+    elif person.get("officer_id"):
+        marks.append(f"officer {person['officer_id']}")
+    if person.get("station"):
+        marks.append(str(person["station"]))
+    if person.get("status") == "LEAVER":
+        marks.append("leaver")
+    return f"{name.strip()} ({', '.join(marks)})" if marks else name.strip()
 
 
 def today() -> str:

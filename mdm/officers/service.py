@@ -1,21 +1,24 @@
 """Import the HR roster, find officers, list and export them.
 
 A re-import of a later export updates officers in place: transfers and promotions are
-field changes, leavers arrive with status LEAVER. Nobody is ever deleted: an officer's
+field changes, leavers arrive with status LEAVER; the very same file again (by sha256) is
+recognised and changes nothing. Nobody is ever deleted: an officer's
 record is part of the chain of custody of every device they held.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mdm import csvio
+from mdm import csvio, exports, imports
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store.custody import officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -77,7 +80,9 @@ def _check_row(row: csvio.Row, where: str) -> tuple[dict[str, Any], list[Problem
 def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
     """Import or re-import an HR roster export: all rows land, or nothing changes."""
     where = str(path)
-    rows = csvio.read_rows(path, m.REQUIRED, ALIASES)
+    raw = csvio.read_bytes(path)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    rows = csvio.parse_rows(raw, path, m.REQUIRED, ALIASES)
     problems: list[Problem] = []
     records: list[dict[str, Any]] = []
     first_line: dict[str, dict[str, int]] = {"officer_id": {}, "payroll_no": {}}
@@ -100,6 +105,8 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
 
     with transaction(db):
         roles.require(db, operator, "officers.import")
+        if seen := imports.already_imported(db, "officers.import", path, sha256):
+            return seen  # the same bytes again: one line, instead of a problem per row
         existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
         problems = _check_against_inventory(records, existing, where)
         if problems:
@@ -108,7 +115,7 @@ def import_roster(db: Database, operator: str, path: Path) -> dict[str, Any]:
                              problems=problems)
         result = _write(db, records, existing)
         result["file"] = path.name
-        result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        result["sha256"] = sha256
         summary = {k: result[k] for k in ("file", "sha256", "rows", "inserted", "updated",
                                           "unchanged", "not_in_file")}
         audit.record(db, operator, "officers.import", f"roster:{path.name}", None,
@@ -133,14 +140,15 @@ def _check_against_inventory(records: list[dict[str, Any]], existing: dict[str, 
         owner = payroll_owner.get(rec["payroll_no"])
         if owner and owner != rec["officer_id"] and final[owner]["payroll_no"] == rec["payroll_no"]:
             problems.append(Problem(loc, f"payroll number {rec['payroll_no']!r} belongs to"
-                                    f" officer {owner} in the inventory",
+                                    f" {m.describe(existing[owner])} (officer {owner}) in the"
+                                    " inventory",
                                     "check the officer_id and payroll_no columns", "payroll_no"))
         collar = rec["collar_number"]
         if collar and rec["status"] != "LEAVER" and collar_owner[collar] != rec["officer_id"]:
             other = final[collar_owner[collar]]
             problems.append(Problem(loc, f"collar number {collar!r} is also held by"
-                                    f" {other['forename']} {other['surname']}"
-                                    f" ({collar_owner[collar]}), who is not a leaver",
+                                    f" {m.describe(other)} (officer {collar_owner[collar]}),"
+                                    " who is not a leaver",
                                     "a collar number belongs to one serving person at a time",
                                     "collar_number"))
     return problems
@@ -180,14 +188,17 @@ def _write(db: Database, records: list[dict[str, Any]],
             "leavers_holding_devices": holding, "changes": changes}
 
 
-def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, str]]:
+def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, Any]]:
+    """Name each of these people who holds a device now, with the device."""
     if not officer_ids:
         return []
     marks = ", ".join("?" for _ in officer_ids)
-    cursor = db.execute(
-        "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id = a.device_id"
-        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks})", officer_ids)
-    return [{"officer_id": o, "serial": s} for o, s in cursor]
+    return db.query(
+        "SELECT a.officer_id, o.forename || ' ' || o.surname AS name, o.collar_number,"
+        " o.payroll_no, o.station, d.serial FROM assignments a"
+        " JOIN devices d ON d.id = a.device_id JOIN officers o ON o.officer_id = a.officer_id"
+        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks}) ORDER BY o.surname",
+        officer_ids)
 
 
 def resolve(db: Database, ref: str) -> dict[str, Any]:
@@ -204,11 +215,36 @@ def resolve(db: Database, ref: str) -> dict[str, Any]:
                    "search with: mdm officers list --json, or check the roster import")
 
 
+def resolve_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Find many officers at once, as `resolve` finds one; refs not found are left out."""
+    wanted = sorted({r.strip() for r in refs if r.strip()})
+    rows: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(wanted), 300):
+        chunk = wanted[i:i + 300]
+        marks = ", ".join("?" for _ in chunk)
+        for r in db.query(f"SELECT * FROM officers WHERE officer_id IN ({marks}) OR payroll_no"
+                          f" IN ({marks}) OR collar_number IN ({marks})",
+                          [*chunk, *chunk, *(c.upper() for c in chunk)]):
+            rows[r["officer_id"]] = r
+    by_payroll = {r["payroll_no"]: r for r in rows.values()}
+    by_collar: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(rows.values(), key=lambda r: r["updated_at"], reverse=True):
+        if r["collar_number"]:
+            by_collar.setdefault(r["collar_number"], []).append(r)
+    out = {}
+    for ref in wanted:
+        holders = by_collar.get(ref.upper(), [])
+        serving = [r for r in holders if r["status"] != "LEAVER"]
+        found = (rows.get(ref) or by_payroll.get(ref)
+                 or (serving[0] if len(serving) == 1 else holders[0] if holders else None))
+        if found:
+            out[ref] = found
+    return out
+
+
 def show(db: Database, ref: str) -> dict[str, Any]:
     """Return one officer with the device they hold now and every device they have held."""
     officer = resolve(db, ref)
-    from mdm.custody.service import officer_history
-
     history = officer_history(db, officer["officer_id"])
     officer["device"] = next((h["serial"] for h in history if h["closed_at"] is None), None)
     officer["custody"] = history
@@ -216,13 +252,56 @@ def show(db: Database, ref: str) -> dict[str, Any]:
 
 
 FILTERS = ("area", "station", "worker_type", "rank", "status", "team", "district")
+_VOCABULARY = {"worker_type": m.WORKER_TYPES, "status": m.STATUSES,
+               "rank": m.RANKS + m.SPECIAL_RANKS}
 LIST_COLUMNS = ("officer_id", "collar_number", "forename", "surname", "worker_type", "rank",
                 "area", "station", "team", "status", "device")
 
 
+def canonical_filter(key: str, value: str) -> str:
+    """Return a worker type, rank or status as stored, whatever its case; refuse others."""
+    allowed = _VOCABULARY[key]
+    wanted = m.normalise_rank(value) if key == "rank" else value.strip().upper()
+    if wanted in allowed:
+        return wanted
+    raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of the allowed values",
+                     "use one of: " + ", ".join(allowed) + " (any case)")
+
+
+def _name_clause(name: str) -> tuple[str, list[str]]:
+    """Match people as the helpdesk types them: surname prefix, 'forename surname', collar."""
+    text = " ".join(name.replace(",", " , ").split())
+    if not text.strip(" ,"):
+        raise InputError("--name is empty", "give a surname (or its start), 'forename"
+                                            " surname', or a collar number")
+
+    def prefix(column: str, value: str) -> tuple[str, list[str]]:
+        # A range on the NOCASE index rather than LIKE, which could not use it.
+        return (f"(o.{column} >= ? COLLATE NOCASE AND o.{column} < ? COLLATE NOCASE)",
+                [value, value + "\U0010ffff"])
+
+    clauses: list[tuple[str, list[str]]] = [
+        ("(o.collar_number = ? OR o.payroll_no = ? OR o.officer_id = ?)",
+         [text.upper(), text, text])]
+    if "," in text:  # "Armstrong, Emma"
+        surname, _, forename = (p.strip() for p in text.partition(","))
+        pairs = [(forename, surname)]
+    else:
+        words = text.split(" ")
+        splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+        pairs = [("", text)] + splits + [(last, first) for first, last in splits]
+    for forename, surname in pairs:
+        sql, args = prefix("surname", surname)
+        if forename:
+            first, more = prefix("forename", forename)
+            sql, args = f"({sql} AND {first})", args + more
+        clauses.append((sql, args))
+    return "(" + " OR ".join(c for c, _ in clauses) + ")", [a for _, x in clauses for a in x]
+
+
 def list_officers(db: Database, filters: dict[str, str | None],
-                  limit: int | None = None) -> list[dict[str, Any]]:
-    """List officers matching every given filter, with the device each holds now."""
+                  limit: int | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    """List officers matching every given filter (and a name search), with their device."""
     clauses, args = [], []
     for key, value in filters.items():
         if value is None:
@@ -230,7 +309,11 @@ def list_officers(db: Database, filters: dict[str, str | None],
         if key not in FILTERS:
             raise InputError(f"cannot filter on {key!r}")
         clauses.append(f"o.{key} = ? COLLATE NOCASE")
-        args.append(m.normalise_rank(value) if key == "rank" else value)
+        args.append(canonical_filter(key, value) if key in _VOCABULARY else value)
+    if name is not None:
+        clause, more = _name_clause(name)
+        clauses.append(clause)
+        args += more
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = ("SELECT o.*, d.serial AS device FROM officers o"
            " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
@@ -241,16 +324,17 @@ def list_officers(db: Database, filters: dict[str, str | None],
     return [m.with_booleans(r) for r in db.query(sql, args)]
 
 
-def export(db: Database, operator: str, fmt: str, reason: str | None) -> tuple[str, int]:
-    """Export every officer as CSV or JSON; the export itself is logged (a disclosure)."""
+def export(db: Database, operator: str, fmt: str, reason: str | None,
+           output: Path | None = None, force: bool = False,
+           emit: Callable[[str], None] | None = None) -> tuple[str, int]:
+    """Export every officer as CSV or JSON, to stdout or a file; logged as a disclosure."""
     import json
 
     rows = list_officers(db, {})
     columns = list(m.COLUMNS) + ["device", "created_at", "updated_at"]
     body = (csvio.write_csv(rows, columns) if fmt == "csv"
             else json.dumps([{c: r[c] for c in columns} for r in rows], indent=2) + "\n")
-    with transaction(db):
-        roles.require(db, operator, "officers.export")
-        audit.record(db, operator, "officers.export", "officers", None,
-                     {"rows": len(rows), "format": fmt, "reason": reason})
+    exports.deliver(db, operator, "officers.export", "officers",
+                    {"rows": len(rows), "format": fmt, "reason": reason}, body, output, force,
+                    emit)
     return body, len(rows)

@@ -22,7 +22,7 @@ def add(ctx: typer.Context,
         json: JsonOpt = False) -> None:
     """Register an operator with a role (admin only; the first operator becomes admin)."""
     c = app_context(ctx)
-    result = service.add(c.db(), c.operator, name, role)
+    result = service.add(c.db(create=True), c.operator, name, role)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

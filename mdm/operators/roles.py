@@ -10,26 +10,10 @@ file can change it. The audit chain and its external checkpoints are what detect
 from __future__ import annotations
 
 from mdm.errors import InputError, PermissionDenied
+from mdm.operators.permissions import PERMISSIONS, ROLES
 from mdm.store.db import Database
 
-ROLES = ("admin", "it", "rollout", "helpdesk")
-
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "operators.add": frozenset({"admin"}),
-    "officers.import": frozenset({"admin", "rollout"}),
-    "officers.export": frozenset({"admin", "rollout", "helpdesk"}),
-    "devices.import": frozenset({"admin", "it"}),
-    "devices.export": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "devices.enrol": frozenset({"admin", "it"}),
-    "devices.refresh": frozenset({"admin", "it"}),
-    "custody.assign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "custody.unassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "custody.reassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
-    "policy.push": frozenset({"admin", "it"}),
-    "groups.manage": frozenset({"admin", "rollout"}),
-    "devices.provision": frozenset({"admin", "it"}),
-}
-
+__all__ = ["PERMISSIONS", "ROLES", "check_role_name", "require", "role_of"]
 
 def role_of(db: Database, operator: str) -> str | None:
     """Return the operator's role, or None if the operator is not registered and active."""

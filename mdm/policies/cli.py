@@ -10,6 +10,7 @@ import typer
 from mdm import ui
 from mdm.cliopts import (
     ConcurrencyOpt,
+    ForceOpt,
     JsonOpt,
     OutputOpt,
     SelectorArg,
@@ -140,7 +141,7 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
         raise InputError("--all and --format list the plan: they go with --check")
     with ui.progress("pushing", not as_json) as bar:
         result = pusher.push(c.db(), c.operator, _folder(policies), selectors or [],
-                             c.fleet(concurrency), max_fail_percent, bar)
+                             c.drivers(concurrency), max_fail_percent, bar)
     if as_json:
         ui.emit_json(result)
     else:
@@ -155,7 +156,7 @@ def _plan(result: dict[str, Any], as_json: bool, every: bool, fmt: str | None) -
     if as_json:
         ui.emit_json_rows(result)
     elif not render.on_terminal(fmt):
-        ui.write_text(render.device_list(result["devices"], render.PLAN_COLUMNS, fmt, result))
+        ui.write_out(render.device_list(result["devices"], render.PLAN_COLUMNS, fmt, result))
     else:
         (render.plan_devices if every else render.plan)(result)
 
@@ -174,23 +175,22 @@ def history(ctx: typer.Context, serial: Annotated[str, typer.Argument(help="Devi
 @compliance_app.command("report")
 def report(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
            every: AllOpt = False, fmt: ListFormatOpt = None, output: OutputOpt = None,
-           json: JsonOpt = False) -> None:
-    """Judge each device from its latest facts; compliant enrolled devices become provisioned."""
+           force: ForceOpt = False, json: JsonOpt = False) -> None:
+    """Judge each device from its latest facts (reads only); exit 1 if any is not compliant."""
     from mdm.policies import render
     from mdm.policies import report as reporter
 
     c = app_context(ctx)
     fmt = render.list_format(fmt or render.format_of(output))
-    result = reporter.report(c.db(), c.operator, _folder(policies), selectors or [])
+    result = reporter.report(c.db(), _folder(policies), selectors or [])
     if wants_json(ctx, json) and not (fmt or output):
         ui.emit_json_rows(result)
     elif not render.on_terminal(fmt, output):
         deliver(render.device_list(reporter.flat_rows(result), reporter.COLUMNS, fmt, result),
-                output, result["total"])
+                output, result["total"], force)
     else:
         (render.compliance_devices if every else render.compliance)(result)
-    if result["provisioned"]:
-        ui.success(f"{len(result['provisioned'])} device(s) now provisioned")
     if result["ready_to_provision"]:
-        ui.info(f"{len(result['ready_to_provision'])} device(s) ready to provision"
-                " (needs the it or admin role)")
+        ui.info(f"{len(result['ready_to_provision'])} compliant enrolled device(s) ready:"
+                " mdm devices provision (it or admin role)")
+    reporter.require_compliant(result)

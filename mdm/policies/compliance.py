@@ -13,10 +13,60 @@ from typing import Any
 
 from mdm.policies.layering import Effective
 
+# Last-contact errors that mean the device answered but its answer was refused: the facts
+# on record are older than what the device now says, so they cannot pass it.
+REFUSED_KINDS = ("malformed_output", "output_too_large")
+
 
 def _days_since(stamp: str, now: datetime) -> float:
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return (now - moment).total_seconds() / 86400
+
+
+class _Stored:
+    """A device's stored facts, each read defensively: what cannot be read becomes a reason.
+
+    Facts stored before device output was checked (or edited since) may hold anything;
+    one device's odd value must make that device non-compliant, never stop the report.
+    """
+
+    def __init__(self, facts: dict[str, Any], fail: Any) -> None:
+        from mdm.fleet.deviceout import BadOutput, check_status, load_status
+
+        self.fail = fail
+        self.status: dict[str, Any] | None = None
+        self.status_ok = True
+        if facts.get("dpc_status"):
+            try:
+                self.status = check_status(load_status(str(facts["dpc_status"])), [])
+            except BadOutput as exc:
+                self.status_ok = False
+                fail("facts_unreadable", f"the stored DPC status is unreadable: {exc}")
+        self.packages = self._mapping(facts, "packages", int, "package list")
+        self.settings = self._mapping(facts, "settings", str, "settings")
+        self.policy_file = self._text(facts.get("policy_file_sha256"))
+        self.crypto_state = self._text(facts.get("crypto_state"))
+        self.patch = self._text(facts.get("security_patch"))
+        sdk = facts.get("sdk")
+        self.sdk = sdk if isinstance(sdk, int) and not isinstance(sdk, bool) else None
+
+    @staticmethod
+    def _text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    def _mapping(self, facts: dict[str, Any], key: str, kind: type,
+                 what: str) -> dict[str, Any] | None:
+        if not facts.get(key):
+            return {}
+        try:
+            value = json.loads(str(facts[key]))
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict) and all(
+                isinstance(v, kind) and not isinstance(v, bool) for v in value.values()):
+            return value
+        self.fail("facts_unreadable", f"the stored {what} is unreadable")
+        return None
 
 
 def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effective,
@@ -31,20 +81,26 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
 
     if device["status"] == "quarantined":
         fail("quarantined", "host key changed; re-enrol the device")
+    kind, _, why = str(device.get("last_contact_error") or "").partition(":")
+    if kind in REFUSED_KINDS:
+        fail("output_refused", f"its last answer was refused ({why.strip()[:200]}); fix the"
+             " device, then run mdm devices refresh")
     if not facts:
         fail("never_reported", "no facts yet: run mdm devices refresh")
         return reasons
-    status = json.loads(facts["dpc_status"]) if facts.get("dpc_status") else None
-    reported = (status or {}).get("policySha256")
-    if not reported:
-        fail("no_policy", f"no policy applied; expected {expected_sha[:12]}")
-    elif reported != expected_sha:
-        fail("policy_drift", f"runs {reported[:12]}, expected {expected_sha[:12]}")
-    if facts.get("policy_file_sha256") and facts["policy_file_sha256"] != reported:
-        fail("policy_tampered", "the policy file on the device is not the one the DPC applied")
+    f = _Stored(facts, fail)
+    status = f.status
+    if f.status_ok:
+        reported = (status or {}).get("policySha256")
+        if not reported:
+            fail("no_policy", f"no policy applied; expected {expected_sha[:12]}")
+        elif reported != expected_sha:
+            fail("policy_drift", f"runs {reported[:12]}, expected {expected_sha[:12]}")
+        if f.policy_file and f.policy_file != reported:
+            fail("policy_tampered",
+                 "the policy file on the device is not the one the DPC applied")
     if status and status.get("state") not in (None, "APPLIED"):
         fail("dpc_error", f"the DPC reports {status.get('state')}: {status.get('error', '')}")
-    packages = json.loads(facts["packages"]) if facts.get("packages") else {}
     for item in (status or {}).get("nonComplianceDetails", []):
         if item.get("settingName") == "applications" and item.get("packageName") in \
                 effective.apps():
@@ -52,26 +108,31 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
         fail("dpc_violation", f"{item.get('settingName')}: {item.get('nonComplianceReason')}"
              + (f" ({item['packageName']})" if item.get("packageName") else ""))
     max_age = s.get("updates.max_patch_age_days")
-    patch = facts.get("security_patch")
-    if max_age and not patch:
+    patch = _date(f.patch)
+    if max_age and not f.patch:
         fail("patch_unknown", "the device reports no security patch level")
+    elif max_age and patch is None:
+        fail("patch_unreadable", f"the security patch level {str(f.patch)[:40]!r} is not a"
+             " date")
     elif max_age and patch:
-        age = (now.date() - date.fromisoformat(patch)).days
+        age = (now.date() - patch).days
         if age > max_age:
-            fail("patch_too_old", f"security patch {patch} is {age} days old (max {max_age})")
-    if s.get("encryption") == "required" and facts.get("crypto_state") != "encrypted":
-        fail("not_encrypted", f"storage is {facts.get('crypto_state') or 'unknown'}")
-    settings = json.loads(facts["settings"]) if facts.get("settings") else {}
-    if s.get("developer_options") is False and (
+            fail("patch_too_old", f"security patch {f.patch} is {age} days old (max {max_age})")
+    if s.get("encryption") == "required" and f.crypto_state != "encrypted":
+        fail("not_encrypted", f"storage is {f.crypto_state or 'unknown'}")
+    settings = f.settings
+    if s.get("developer_options") is False and settings is not None and (
             settings.get("global.development_settings_enabled") == "1"
             or settings.get("global.adb_enabled") == "1"):
         fail("developer_options_on", "developer options or USB debugging are on")
     minimum = s.get("updates.minimum_api_level")
-    if minimum and (facts.get("sdk") or 0) < minimum:
-        fail("os_too_old", f"Android API {facts.get('sdk') or 'unknown'} is below the"
+    if minimum and (f.sdk or 0) < minimum:
+        fail("os_too_old", f"Android API {f.sdk or 'unknown'} is below the"
              f" minimum {minimum}: update the OS before handover")
-    for package, entry in sorted(effective.apps().items()):
-        have = packages.get(package)
+    packages = f.packages
+    apps = sorted(effective.apps().items()) if packages is not None else []
+    for package, entry in apps:
+        have = (packages or {}).get(package)
         if entry["type"] == "required" and have is None:
             fail("app_missing", f"{package} is not installed")
         elif entry["type"] == "required" and have < entry.get("min_version", 0):
@@ -82,3 +143,10 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
     if offline and device.get("last_seen") and _days_since(device["last_seen"], now) > offline:
         fail("not_seen", f"last seen {device['last_seen'][:10]}, more than {offline} days ago")
     return reasons
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None

@@ -1,9 +1,8 @@
 """Read the policy tree (playbooks/policies/*.yaml) into layers, or say what is wrong where.
 
-YAML is read with `yaml.safe_load` only; a second pass composes (never constructs) the
-same text to learn the line of every key, so each problem names file, line and key.
-Anchors and aliases are refused (they are how YAML bombs are built), and so are files
-over 256 KiB.
+YAML is read by `mdm.yamlio` (a strict SafeLoader), which also gives the line of every
+key, so each problem names file, line and key. It refuses duplicate keys, anchors and
+aliases (how YAML bombs are built), impossible dates and numbers, and files over 256 KiB.
 """
 
 from __future__ import annotations
@@ -54,61 +53,18 @@ class Layer:
         return self.expires is not None and self.expires < today
 
 
-def _lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path to its 1-based line, by composing (not constructing) the YAML."""
-    import yaml
-
-    out: dict[tuple[str, ...], int] = {}
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = path + (str(key.value),)
-                out[sub] = key.start_mark.line + 1
-                walk(value, sub)
-
-    walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
-    return out
-
-
-def _has_alias(text: str) -> int | None:
-    import yaml
-
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            mark = event.start_mark
-            return int(mark.line) + 1 if mark is not None else 1
-    return None
-
-
 def load_file(path: Path) -> tuple[Layer | None, list[Problem]]:
     """Read one layer file; return the layer (if usable) and every problem found."""
-    import yaml
+    from mdm import yamlio
 
-    name = str(path)
-    raw = path.read_bytes()
-    if len(raw) > MAX_BYTES:
-        return None, [Problem(name, f"is {len(raw)} bytes; a layer may be {MAX_BYTES}",
-                              "split it into smaller layers")]
     try:
-        text = raw.decode("utf-8")
-        alias_line = _has_alias(text)
-        if alias_line:
-            return None, [Problem(f"{name}, line {alias_line}", "uses a YAML anchor or alias",
-                                  "write the values out in full: policy files allow neither")]
-        data = yaml.safe_load(text)
-        lines = _lines(text)
-    except UnicodeDecodeError:
-        return None, [Problem(name, "is not UTF-8 text", "save it as UTF-8")]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}, line {mark.line + 1}" if mark is not None else name
-        return None, [Problem(where, f"is not valid YAML: {getattr(exc, 'problem', exc)}",
-                              "check the indentation and quoting on that line")]
-    if not isinstance(data, dict):
-        return None, [Problem(name, "must be a mapping with layer, kind and settings",
+        doc = yamlio.load_document(path, MAX_BYTES)
+    except yamlio.YamlError as exc:
+        return None, [exc.problem]
+    if not isinstance(doc.data, dict):
+        return None, [Problem(str(path), "must be a mapping with layer, kind and settings",
                               "see playbooks/policies/00-baseline.yaml")]
-    return _build(path, data, lines)
+    return _build(path, doc.data, doc.lines)
 
 
 def _build(path: Path, data: dict[str, Any],

@@ -1,10 +1,11 @@
 """Push each device its compiled policy and record it only once the device proves it.
 
-Per device, over one connection: read the DPC's status and the policy file's sha256; if
-both already show the expected version, write nothing. Otherwise upload the policy to the
-DPC's inbox (temporary name, sha256 checked on the device, rename), broadcast the apply
-action, and read the status back: success is recorded only when the DPC reports the
-expected sha256.
+Per device, the driver (`DeviceDriver.apply_policy`) reads the DPC's status and the
+policy file's sha256; if both already show the expected version, it writes nothing.
+Otherwise it uploads the policy to the DPC's inbox (temporary name, sha256 checked on
+the device, rename), broadcasts the apply action and reads the status back: success is
+recorded only when the DPC reports the expected sha256. A status that breaks its schema
+(or is too large, or not UTF-8) fails that device before anything is written to it.
 """
 
 from __future__ import annotations
@@ -13,20 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mdm.devices import contact
+from mdm.driver import Applied, DeviceDriver, Drivers, PolicyNotApplied
 from mdm.errors import InputError, PartialFailure
-from mdm.fleet.profiles import parse_status
-from mdm.fleet.session import Fleet
-from mdm.fleet.transport import StepFailed, Transport
 from mdm.operators import roles
 from mdm.policies import service
+from mdm.runs import record as runs
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
-
-class PolicyNotApplied(StepFailed):
-    kind = "policy_not_applied"
+__all__ = ["PolicyNotApplied", "check", "push"]
 
 
 def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
@@ -40,9 +37,9 @@ def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
             "selected": len(view), "changes": service.plan_summary(rows)}
 
 
-def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet: Fleet,
+def push(db: Database, operator: str, folder: Path, selectors: list[str], drivers: Drivers,
          max_fail_percent: float | None = None,
-         progress: contact.Progress | None = None) -> dict[str, Any]:
+         progress: runs.Progress | None = None) -> dict[str, Any]:
     """Push every selected device its policy; exit 1 names every device that failed."""
     from mdm.fleet.executor import Step
 
@@ -53,45 +50,28 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], fleet:
     rows = service.plan(db, tree, selectors)
     by_serial = {r["serial"]: r for r in rows}
     _store_versions(db, operator, rows)
-    profile = fleet.profile
 
-    def status(t: Transport) -> tuple[dict[str, Any] | None, str | None]:
-        return parse_status(contact.run_checked(t, profile.status_command(),
-                                                "reading the DPC status"))
+    def apply(driver: DeviceDriver) -> Any:
+        compiled = by_serial[driver.target.name]["compiled"]
+        return driver.apply_policy(compiled.body, compiled.sha256)
 
-    def apply(t: Transport) -> dict[str, Any]:
-        compiled = by_serial[t.target.name]["compiled"]
-        before, file_sha = status(t)
-        if (before or {}).get("policySha256") == compiled.sha256 and \
-                (before or {}).get("state") == "APPLIED" and file_sha == compiled.sha256:
-            return {"changed": False, "status": before, "file": file_sha}
-        t.put(compiled.body, profile.paths["dpc_inbox"])
-        result = t.run(profile.actions["apply_policy"])
-        after, file_sha = status(t)
-        reported = (after or {}).get("policySha256")
-        if reported != compiled.sha256 or (after or {}).get("state") != "APPLIED":
-            raise PolicyNotApplied(t.target.name, f"the DPC reports {str(reported)[:12]}"
-                                   f" ({(after or {}).get('state')}), expected"
-                                   f" {compiled.sha256[:12]}; apply exit {result.exit_status}")
-        return {"changed": True, "status": after, "file": file_sha}
-
-    outcome = contact.Outcome()
+    outcome = runs.Outcome()
     unchanged: list[str] = []
 
     def applied(row: dict[str, Any], result: Any, at: str) -> None:
         _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
 
-    record = contact.recorder(db, operator, outcome, applied,
-                              lambda row, result, at: _record_failed(db, row, result, at))
+    record = runs.recorder(db, operator, outcome, applied,
+                           lambda row, result, at: _record_failed(db, row, result, at))
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
 
-    not_attempted = contact.run_and_record(
-        db, rows, [Step("apply", apply)], fleet.connect,
-        [contact.target_of(r) for r in rows], record, fleet.concurrency, progress, too_many)
-    outcome.skipped += [{"serial": s, "reason": "not attempted: the run stopped early"}
-                        for s in not_attempted]
+    run = runs.run_and_record(
+        db, rows, [Step("apply", apply)], drivers.open,
+        [runs.target_of(r) for r in rows], record, drivers.concurrency, progress, too_many)
+    outcome.skipped += [{"serial": t.name, "reason": "not attempted: the run stopped early"}
+                        for t in run.not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
                "changed": len(outcome.done)}
     stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \
@@ -120,11 +100,11 @@ def _store_versions(db: Database, operator: str, rows: list[dict[str, Any]]) -> 
             audit.record(db, operator, "policy.versions", "policies", None, {"stored": new})
 
 
-def _record_applied(db: Database, operator: str, row: dict[str, Any], value: dict[str, Any],
-                    at: str, outcome: contact.Outcome, unchanged: list[str]) -> None:
+def _record_applied(db: Database, operator: str, row: dict[str, Any], value: Applied,
+                    at: str, outcome: runs.Outcome, unchanged: list[str]) -> None:
     sha = row["compiled"].sha256
-    status = value["status"]
-    if not value["changed"]:
+    status = value.status
+    if not value.changed:
         unchanged.append(row["serial"])
         if row["applied_policy"] != sha:
             # Already running it, but we had not recorded that (say, a run cut short after
@@ -146,14 +126,15 @@ def _record_applied(db: Database, operator: str, row: dict[str, Any], value: dic
                " last_contact_at = ?, last_contact_error = NULL WHERE id = ?",
                [sha, at, at, at, row["id"]])
     db.execute("UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE"
-               " device_id = ?", [json.dumps(status, sort_keys=True), value["file"], row["id"]])
+               " device_id = ?", [json.dumps(status, sort_keys=True), value.file, row["id"]])
     violations = status.get("nonComplianceDetails", [])
     audit.record(db, operator, "policy.push", f"device:{row['serial']}",
                  {"policy": row["applied_policy"]},
                  {"policy": sha, "layers": row["compiled"].document["name"],
-                  "violations": len(violations)})
+                  "violations": len(violations),
+                  **({"truncated": value.truncated} if value.truncated else {})})
     outcome.done.append({"serial": row["serial"], "from": row["applied_policy"], "to": sha,
-                         "violations": violations})
+                         "violations": violations, "truncated": value.truncated})
 
 
 def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> None:

@@ -1,8 +1,9 @@
 """The compliance report: every device judged against its effective policy, every reason.
 
-Devices that pass every check, run their expected policy and have every required app
-move enrolled → provisioned (when the operator's role may provision; otherwise they are
-listed as ready). Summaries count compliant devices per area, station and group (wave).
+A report only reads: it never changes a device's status (moving compliant enrolled
+devices to provisioned is `mdm devices provision`, an explicit, role-checked step). It
+exits 1 when any device is not compliant, so a script can gate on it. Summaries count
+compliant devices per area, station and group (wave).
 """
 
 from __future__ import annotations
@@ -11,49 +12,57 @@ from pathlib import Path
 from typing import Any
 
 from mdm import csvio
-from mdm.devices import contact
 from mdm.devices.lifecycle import Status
-from mdm.operators import roles
+from mdm.errors import ExitCode, MdmError
 from mdm.policies import service
 from mdm.policies.compliance import judge
-from mdm.store import transaction
 from mdm.store.db import Database
 
 COLUMNS = ["serial", "status", "compliant", "holder", "collar_number", "area", "station",
            "groups", "policy", "reasons"]
+STATUSES = ("enrolled", "provisioned", "quarantined")
 
 
-def report(db: Database, operator: str, folder: Path, selectors: list[str]) -> dict[str, Any]:
-    """Judge every selected device; promote the compliant; summarise per area, station, group."""
+def judge_devices(db: Database, folder: Path, selectors: list[str],
+                  statuses: tuple[str, ...] = STATUSES) -> list[dict[str, Any]]:
+    """Judge every selected device from its latest facts; reads only."""
     tree = service.load(folder)
     resolver = service.Resolver(tree)
-    rows = service.devices(db, selectors, ("enrolled", "provisioned", "quarantined"))
+    rows = service.devices(db, selectors, statuses)
     facts = {r["device_id"]: r for r in db.query("SELECT * FROM device_facts")}
-    out, ready = [], []
+    out = []
     for row in rows:
         effective, compiled = resolver.resolve(row["subject"])
         reasons = judge(row, facts.get(row["id"]), effective, compiled.sha256)
-        entry = {"serial": row["serial"], "status": row["status"], "compliant": not reasons,
-                 "holder": row["holder"], "collar_number": row["collar_number"],
-                 "area": row["area"], "station": row["station"],
-                 "groups": sorted(row["subject"].groups), "policy": compiled.sha256,
-                 "reasons": reasons}
-        out.append(entry)
-        if not reasons and row["status"] == Status.ENROLLED:
-            ready.append((row, entry))
-    role = roles.role_of(db, operator)
-    promoted = []
-    if ready and role in roles.PERMISSIONS["devices.provision"]:
-        with transaction(db):
-            for row, entry in ready:
-                contact.set_status(db, operator, dict(row), Status.PROVISIONED,
-                                   "devices.provision", {"policy": entry["policy"],
-                                                         "reason": "compliant"})
-                entry["status"] = Status.PROVISIONED.value
-                promoted.append(row["serial"])
-    return {"devices": out, "summary": _summary(out), "provisioned": promoted,
-            "ready_to_provision": [] if promoted else [r["serial"] for r, _ in ready],
-            "compliant": sum(e["compliant"] for e in out), "total": len(out)}
+        out.append({"serial": row["serial"], "status": row["status"], "compliant": not reasons,
+                    "holder": row["holder"], "collar_number": row["collar_number"],
+                    "area": row["area"], "station": row["station"],
+                    "groups": sorted(row["subject"].groups), "policy": compiled.sha256,
+                    "reasons": reasons})
+    return out
+
+
+def report(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
+    """Judge every selected device and summarise per area, station and group; reads only."""
+    out = judge_devices(db, folder, selectors)
+    compliant = sum(e["compliant"] for e in out)
+    return {"devices": out, "summary": _summary(out),
+            "ready_to_provision": [e["serial"] for e in out
+                                   if e["compliant"] and e["status"] == Status.ENROLLED],
+            "compliant": compliant, "non_compliant": len(out) - compliant, "total": len(out)}
+
+
+class NotCompliant(MdmError):
+    """Some devices are not compliant: the report is printed, and the exit code is 1."""
+
+
+def require_compliant(result: dict[str, Any]) -> None:
+    """Exit 1 (after the report is printed) when any judged device is not compliant."""
+    if result["non_compliant"]:
+        raise NotCompliant(f"{result['non_compliant']} of {result['total']} device(s) are not"
+                           " compliant (each reason is in the report)",
+                           "fix them, run mdm devices refresh, then report again",
+                           ExitCode.PARTIAL)
 
 
 EXAMPLES = 5  # serials shown for each reason

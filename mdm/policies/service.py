@@ -18,6 +18,7 @@ from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.groups.service import memberships
 from mdm.officers import service as officers
+from mdm.officers.models import describe
 from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
 from mdm.policies.loader import Layer, load_tree
@@ -78,7 +79,7 @@ def load(folder: Path, target: compiler.Target | None = None) -> Tree:
 # -- whom policies are for ------------------------------------------------------------
 
 _DEVICE_COLUMNS = ("d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy,"
-                   " d.last_seen")
+                   " d.last_seen, d.last_contact_error")
 _HOLDER_COLUMNS = ("o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
                    " o.worker_type, o.rank, o.area, o.station")
 _SUBJECT_SQL = f"SELECT {_DEVICE_COLUMNS}, {_HOLDER_COLUMNS}"
@@ -93,13 +94,11 @@ def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
 def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
-    where, args = selector.to_sql(selectors)
-    marks = ", ".join("?" for _ in statuses)
-    if where == "1":
+    where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
+    if selector.parse(selectors) is None:
         rows = _fleet(db, statuses)
     else:
-        rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE ({where}) AND d.status IN"
-                        f" ({marks}) ORDER BY d.serial", [*args, *statuses])
+        rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
     groups = memberships(db)
     for row in rows:
         row["subject"] = _subject(row, groups)
@@ -299,7 +298,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
-        return _subject(person, groups), f"officer {person['officer_id']}"
+        return _subject(person, groups), describe(person)
     raise InputError("give --device SERIAL or --officer ID")
 
 
@@ -355,11 +354,10 @@ def _device_rows(db: Database, selectors: list[str], serial: str | None) -> list
     from mdm.devices.service import get  # finds by serial (any case) or IMEI
 
     device = get(db, serial)
-    rows = devices(db, [device["serial"]])
-    if not rows:
+    if device["status"] not in ("enrolled", "provisioned"):
         raise InputError(f"device {device['serial']} is {device['status']}: policies go only"
                          " to enrolled or provisioned devices", "enrol it first")
-    return rows
+    return devices(db, [device["serial"]])
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,42 +3,69 @@
 Commands a helpdesk runs many times a day should start fast, and sqlite-utils costs
 ~70 ms to import. Day-to-day queries need only sqlite3; `utils` wraps the same
 connection in `sqlite_utils.Database` for the migrations, imported only when needed.
+A full disk, a damaged file or a write that waited too long comes out of every query
+as an `MdmError` that says so (see `failures`), never as a bare sqlite3 exception.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import mdm.store.failures as failures
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 Params = Sequence[Any] | dict[str, Any]
+DEFAULT_WAIT = 30.0  # seconds a write waits for another operator's write
 
 
 class Database:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None,
+                 wait: float = DEFAULT_WAIT,
+                 on_wait: Callable[[int | None], None] | None = None) -> None:
         self.conn = conn
+        self.path = path or Path(":memory:")
+        self.wait = wait  # the longest a write waits for the lock, in seconds
+        self.on_wait = on_wait  # told (with the holder's pid) when a write has to wait
+
+    def failed(self, exc: sqlite3.Error) -> Exception:
+        """Return the error to raise for a sqlite3 failure (itself if it is not the file's)."""
+        return failures.translate(exc, self.path, self.wait) or exc
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """Run one statement."""
-        return self.conn.execute(sql, params)
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise self.failed(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for many rows (inside the caller's transaction)."""
-        return self.conn.executemany(sql, rows)
+        try:
+            return self.conn.executemany(sql, rows)
+        except sqlite3.DatabaseError as exc:
+            raise self.failed(exc) from None
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Return every row of a query as a dict."""
-        cursor = self.conn.execute(sql, params)
-        cols = [c[0] for c in cursor.description]
-        return [dict(zip(cols, row, strict=True)) for row in cursor]
+        try:
+            cursor = self.conn.execute(sql, params)
+            cols = [c[0] for c in cursor.description]
+            return [dict(zip(cols, row, strict=True)) for row in cursor]
+        except sqlite3.DatabaseError as exc:
+            raise self.failed(exc) from None
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
         """Return the first column of the first row, or None."""
-        row = self.conn.execute(sql, params).fetchone()
+        try:
+            row = self.conn.execute(sql, params).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self.failed(exc) from None
         return row[0] if row else None
 
     @cached_property

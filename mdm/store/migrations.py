@@ -213,3 +213,113 @@ def m007_policies_and_groups(db: Database) -> None:
             PRIMARY KEY (group_name, officer_id)
         )""")
     db.execute("CREATE INDEX group_members_officer ON group_members (officer_id)")
+
+
+def _evidence_triggers(table: str, key: str, columns: tuple[str, ...],
+                       appended: bool) -> list[str]:
+    """Triggers that note each changed evidential row of `table` for the next audit row.
+
+    Rows appended to an integer-keyed table (devices, assignments) are found by key instead
+    (see evidence.py): a trigger costs ~10 µs a row, too much for a 50,000-device import.
+    """
+    note = "INSERT OR IGNORE INTO audit_pending (tbl, key) VALUES ('{t}', {row}.{k});"
+    changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)
+    insert = [] if appended else [
+        f"CREATE TRIGGER {table}_evidence_insert AFTER INSERT ON {table}"
+        f" BEGIN {note.format(t=table, row='NEW', k=key)} END"]
+    return [
+        *insert,
+        f"CREATE TRIGGER {table}_evidence_update AFTER UPDATE OF {', '.join(columns)}"
+        f" ON {table} WHEN {changed}"
+        f" BEGIN {note.format(t=table, row='OLD', k=key)}"
+        f" {note.format(t=table, row='NEW', k=key)} END",
+        f"CREATE TRIGGER {table}_evidence_delete AFTER DELETE ON {table}"
+        f" BEGIN {note.format(t=table, row='OLD', k=key)} END",
+    ]
+
+
+@migrations()
+def m008_audit_state(db: Database) -> None:
+    # State proofs (mdm/store/evidence.py): the audit row of each transaction carries the
+    # hashes of the evidential rows it changed. The column lists are frozen here as
+    # shipped; the hashing lists live in evidence.py and must stay a subset of them.
+    db.execute("""
+        CREATE TABLE audit_pending (
+            tbl TEXT NOT NULL,
+            key NOT NULL,
+            PRIMARY KEY (tbl, key)
+        ) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TABLE audit_state (
+            seq INTEGER NOT NULL,
+            tbl TEXT NOT NULL,
+            key NOT NULL,
+            row_hash BLOB,
+            PRIMARY KEY (seq, tbl, key)
+        ) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TRIGGER audit_state_no_update BEFORE UPDATE ON audit_state
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    db.execute("""
+        CREATE TRIGGER audit_state_no_delete BEFORE DELETE ON audit_state
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    # The chain's head as last written, kept apart from the chain: a tripwire for rows
+    # removed from the end (see docs/operations.md for what it does and doesn't prove).
+    db.execute("""
+        CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL
+        )""")
+    db.execute("ALTER TABLE audit ADD COLUMN state TEXT")
+    db.execute("CREATE INDEX audit_operator ON audit (operator)")
+    db.execute("CREATE INDEX audit_action ON audit (action)")
+    db.execute("CREATE INDEX audit_at ON audit (at)")
+    evidential = {
+        "operators": ("name", ("name", "role", "active", "created_at", "created_by")),
+        "devices": ("id", ("id", "serial", "imei1", "imei2", "manufacturer", "model",
+                           "marketing_name", "order_number", "status", "status_changed_at",
+                           "supplier", "created_at", "address", "host_key",
+                           "host_key_fingerprint", "enrolled_at")),
+        "assignments": ("id", ("id", "device_id", "officer_id", "opened_at", "opened_by",
+                               "open_reason", "closed_at", "closed_by", "close_reason")),
+    }
+    for table, (key, columns) in evidential.items():
+        for sql in _evidence_triggers(table, key, columns, appended=key == "id"):
+            db.execute(sql)
+    # An inventory made before state proofs: seal every evidential row as it stands now,
+    # in one audit row that says so, and start the head tripwire from the chain's head.
+    counts = {}
+    for table, (key, _) in evidential.items():
+        db.execute(f"INSERT INTO audit_pending (tbl, key) SELECT '{table}', {key} FROM {table}")
+        counts[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    if any(counts.values()):
+        import mdm.store.audit as audit
+        from mdm.store.db import Database as Inventory
+
+        audit.record(Inventory(db.conn), "mdm", "audit.backfill", "inventory", None,
+                     {"reason": "schema upgrade: the log now proves custody, device status"
+                                " and host keys, and operators; rows as they stood at the"
+                                " upgrade are recorded here", "rows": counts})
+    row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    if row:
+        db.execute("INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, ?, ?)",
+                   list(row))
+
+
+@migrations()
+def m009_stations(db: Database) -> None:
+    # Provisioning stations: Linux machines that drive USB-attached phones with adb.
+    db.execute("""
+        CREATE TABLE stations (
+            name TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            host_key TEXT NOT NULL,
+            host_key_fingerprint TEXT NOT NULL,
+            concurrency INTEGER NOT NULL DEFAULT 8 CHECK (concurrency BETWEEN 1 AND 64),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )""")
+    # A device's route: through this station (adb), or directly (NULL: its address, SSH).
+    db.execute("ALTER TABLE devices ADD COLUMN station TEXT REFERENCES stations (name)")
+    db.execute("CREATE INDEX devices_station ON devices (station)")

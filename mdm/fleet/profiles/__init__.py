@@ -1,24 +1,24 @@
 """Device profiles: which shell command or path carries each operation on a device build.
 
 Features never hard-code a device command: they ask the profile. The built-in `android`
-profile ships with mdm; a force can supply its own YAML with the same keys.
+profile ships with mdm; a force can supply its own YAML with the same keys, in its
+profiles folder (`profiles` in mdm.toml, default playbooks/profiles/): a profile listing
+`models:` serves devices of those models, and an `android.yaml` there replaces the
+built-in one for every other device.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mdm.errors import InputError
+from mdm.fleet import deviceout
+from mdm.fleet.deviceout import FACT_SECTIONS, StatusReading
 
 BUILTIN = Path(__file__).parent
-SEPARATOR = "----mdm-section----"
-FACT_SECTIONS = ("props", "packages", "settings", "dpc_status", "policy_file")
-_PROP = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
-_PKG = re.compile(r"^package:(?P<name>\S+)(?: versionCode:(?P<code>\d+))?")
 
 
 @dataclass(frozen=True)
@@ -27,57 +27,45 @@ class Profile:
     facts: dict[str, str]
     paths: dict[str, str]
     actions: dict[str, str]
+    models: tuple[str, ...] = ()  # the device models it serves (none: any)
+    # Made afresh each time a profile is loaded (once per command run): device output
+    # cannot pose as a section boundary it never saw.
+    boundary: str = field(default_factory=deviceout.new_boundary, repr=False, compare=False)
+
+    def _joined(self, sections: tuple[str, ...]) -> str:
+        return f" ; echo {self.boundary} ; ".join(f"{{ {self.facts[k]} ; }}" for k in sections)
 
     def facts_command(self) -> str:
         """One command that prints every fact section, so facts cost one round trip."""
-        parts = [self.facts[k] for k in FACT_SECTIONS]
-        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+        return self._joined(FACT_SECTIONS)
 
     def status_command(self) -> str:
         """One command that prints the DPC status and the policy file's sha256."""
-        parts = [self.facts["dpc_status"], self.facts["policy_file"]]
-        return f" ; echo {SEPARATOR} ; ".join(f"{{ {p} ; }}" for p in parts)
+        return self._joined(deviceout.STATUS_SECTIONS)
 
-    def parse_facts(self, output: str) -> dict[str, Any]:
-        """Parse the facts command's output: props, packages, settings, DPC status."""
-        sections = output.split(SEPARATOR + "\n")
-        if len(sections) != len(FACT_SECTIONS):
-            raise ValueError("the device's facts output has the wrong number of sections")
-        props = {m["key"]: m["value"] for line in sections[0].splitlines()
-                 if (m := _PROP.match(line))}
-        packages = {m["name"]: int(m["code"] or 0) for line in sections[1].splitlines()
-                    if (m := _PKG.match(line))}
-        settings = dict(line.split("=", 1) for line in sections[2].splitlines() if "=" in line)
-        status, policy_file = parse_status(sections[3] + SEPARATOR + "\n" + sections[4])
-        return {"props": props, "packages": packages, "settings": settings,
-                "dpc_status": status, "policy_file_sha256": policy_file}
+    def parse_facts(self, output: str, device: str = "the device") -> dict[str, Any]:
+        """Parse the facts command's output; MalformedOutput says why a device's is refused."""
+        return deviceout.parse_facts(output, self.boundary, device)
 
-
-def parse_status(output: str) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse the status command's output: the DPC's status JSON and the policy file's hash."""
-    status_text, _, file_text = output.partition(SEPARATOR + "\n")
-    try:
-        status = json.loads(status_text) if status_text.strip() else None
-    except ValueError:
-        status = {"state": "UNREADABLE"}
-    digest = file_text.split()[0] if file_text.split() else None
-    return status, digest
+    def parse_status(self, output: str, device: str = "the device") -> StatusReading:
+        """Parse the status command's output: the DPC status and the policy file's sha256."""
+        return deviceout.parse_status(output, self.boundary, device)
 
 
 def load(name_or_path: str = "android") -> Profile:
     """Load a built-in profile by name, or a profile YAML file by path."""
-    import yaml
+    from mdm import yamlio
 
     path = Path(name_or_path)
     if not path.suffix:
         path = BUILTIN / f"{name_or_path}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError:
+    if not path.is_file():
         raise InputError(f"no device profile {name_or_path!r}",
-                         "use 'android' or the path of a profile YAML file") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+                         "use 'android' or the path of a profile YAML file")
+    data = yamlio.load(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a device profile must be a mapping of facts, paths and"
+                         " actions", "copy the built-in android profile and edit it")
     missing = [f"{section}.{key}" for section, keys in
                (("facts", FACT_SECTIONS),
                 ("paths", ("dpc_inbox", "dpc_status", "staging")),
@@ -87,4 +75,30 @@ def load(name_or_path: str = "android") -> Profile:
     if missing:
         raise InputError(f"{path}: the profile lacks " + ", ".join(missing),
                          "copy the built-in android profile and edit it")
-    return Profile(data.get("name", path.stem), data["facts"], data["paths"], data["actions"])
+    models = data.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InputError(f"{path}: models must be a list of device models",
+                         "e.g. models: [SM-N910F, SM-G900F]")
+    return Profile(str(data.get("name") or path.stem), data["facts"], data["paths"],
+                   data["actions"], tuple(models))
+
+
+def chooser(folder: Path | None) -> Callable[[str | None], Profile]:
+    """Return a function giving the profile for a device model (loaded once per run).
+
+    A profile in `folder` that lists the model wins; else the folder's `android.yaml`;
+    else the built-in android profile.
+    """
+    found = [load(str(p)) for p in sorted(folder.glob("*.yaml"))] if folder and \
+        folder.is_dir() else []
+    by_model: dict[str, Profile] = {}
+    for profile in found:
+        for model in profile.models:
+            by_model.setdefault(model, profile)
+    fallback = next((p for p in found if p.name == "android" and not p.models), None) \
+        or load("android")
+
+    def choose(model: str | None) -> Profile:
+        return by_model.get(model or "", fallback)
+
+    return choose

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
-from mdm.fleet.transport import StepFailed, Target
+from mdm.fleet.transport import Target
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
 if TYPE_CHECKING:  # the executor is imported only when a fleet command runs
-    from mdm.fleet.executor import DeviceResult, Step
+    from mdm.fleet.executor import DeviceResult, RunResult, Step
 
 _ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)"
                       r"(?::(?P<port>\d{1,5}))?$")
@@ -50,23 +50,25 @@ def parse_address(text: str) -> tuple[str, str, int]:
     return user, match["host"].strip("[]"), port
 
 
-def run_checked(transport: Any, command: str, what: str) -> str:
-    """Run a device command that must succeed; return its output."""
-    result = transport.run(command)
-    if not result.ok:
-        raise StepFailed(transport.target.name, f"{what} failed (exit {result.exit_status}):"
-                         f" {result.stderr.decode(errors='replace').strip()[:200]}")
-    return str(result.text)
-
-
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
-    """Return the fleet target for a device row (its pinned key unless one is given)."""
+    """Return the fleet target for a device row (its pinned key unless one is given).
+
+    A device reached through a provisioning station may have no address: the fleet's
+    connect function routes it by serial.
+    """
+    if not row.get("address"):
+        return Target(row["serial"], "", 0)
     user, host, port = parse_address(row["address"])
-    return Target(row["serial"], host, port, user, host_key or row.get("host_key"))
+    return Target(row["serial"], host, port, user, host_key or row.get("host_key"),
+                  row.get("model"))
 
 
 def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -> None:
-    """Store the latest facts of one device (inside the caller's transaction)."""
+    """Store the latest facts of one device (inside the caller's transaction).
+
+    The facts come from the profile's parser: checked against its schema, every value
+    within its cap (cut values are listed in facts["truncated"]).
+    """
     props = facts["props"]
     sdk = props.get("ro.build.version.sdk", "")
     db.execute(
@@ -79,7 +81,8 @@ def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -
         " packages = excluded.packages, dpc_status = excluded.dpc_status,"
         " props = excluded.props, settings = excluded.settings,"
         " policy_file_sha256 = excluded.policy_file_sha256",
-        [device_id, at, props.get("ro.build.version.release"), int(sdk) if sdk.isdigit() else None,
+        [device_id, at, props.get("ro.build.version.release"),
+         int(sdk) if sdk.isascii() and sdk.isdigit() else None,
          props.get("ro.build.version.security_patch") or None, props.get("ro.crypto.state"),
          json.dumps(facts["packages"], sort_keys=True),
          json.dumps(facts["dpc_status"], sort_keys=True) if facts["dpc_status"] else None,
@@ -128,8 +131,26 @@ class Outcome:
         return {"done": self.done, "failed": self.failed, "skipped": self.skipped}
 
     def problems(self) -> list[Problem]:
-        return [Problem(f"device {f['serial']}", f["error"], f.get("hint", ""), f["kind"])
+        return [Problem(f"device {f['serial']}", f["error"],
+                        f.get("hint") or HINTS.get(f["kind"], ""), f["kind"])
                 for f in self.failed]
+
+
+# What an operator does next, by the kind of failure (a feature may give its own hint).
+HINTS = {
+    "unreachable": "check the device is switched on and on the network, then run it again",
+    "timeout": "check the device is switched on and responsive, then run it again",
+    "auth_failed": "check the operator key is authorised on the device (mdm keys show)",
+    "host_key": "the device offers another host key: confirm it is the same phone before"
+                " re-enrolling it; until then it is quarantined",
+    "malformed_output": "the device answered in a shape mdm does not accept: check its build"
+                        " and DPC; the other devices were recorded",
+    "output_too_large": "the device printed more than mdm reads: check its build and DPC",
+    "corrupt_transfer": "run it again; if it repeats, check the device's storage",
+    "step_failed": "read the device's own words above, fix the cause, then run it again",
+    "policy_not_applied": "read the DPC's words above, fix the cause, then push again",
+    "cancelled": "run the command again to finish the rest",
+}
 
 
 def failure(row: dict[str, Any], result: DeviceResult) -> dict[str, Any]:
@@ -196,14 +217,15 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
                    connect: Callable[[Target], Any], targets: Iterable[Target],
                    record: Callable[[list[tuple[dict[str, Any], DeviceResult]]], None],
                    concurrency: int, progress: Progress | None = None,
-                   stop_when: Callable[[int, int], bool] | None = None) -> list[str]:
+                   stop_when: Callable[[int, int], bool] | None = None) -> RunResult:
     """Run steps on every target; call `record` with batches from this thread.
 
     `stop_when(failed, finished)` is asked after each device; when it says yes, no more
-    devices are started. Returns the serials never attempted. On Ctrl-C, what finished
-    (including devices in flight) is recorded, then KeyboardInterrupt propagates.
+    devices are started. Returns the executor's RunResult: every device's result, and the
+    targets never attempted. On Ctrl-C, what finished (including devices in flight) is
+    recorded, then KeyboardInterrupt propagates.
     """
-    from mdm.fleet.executor import Executor
+    from mdm.fleet.executor import Executor, RunResult
 
     by_serial = {r["serial"]: r for r in rows}
     executor = Executor(connect, concurrency=concurrency)
@@ -213,6 +235,7 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
     batch: list[tuple[dict[str, Any], DeviceResult]] = []
     seen: set[str] = set()
     failed = 0
+    run = RunResult()
     try:
         for result in executor.run(targets, steps):
             if progress:
@@ -220,6 +243,7 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
             if result.error_kind == "cancelled":
                 continue
             seen.add(result.target.name)
+            run.results.append(result)
             batch.append((by_serial[result.target.name], result))
             failed += not result.ok
             if stop_when and stop_when(failed, len(seen)):
@@ -229,4 +253,5 @@ def run_and_record(db: Database, rows: Sequence[dict[str, Any]], steps: Sequence
                 batch = []
     finally:
         record(batch)
-    return [t.name for t in targets if t.name not in seen]
+    run.not_attempted = [t for t in targets if t.name not in seen]
+    return run

@@ -1,0 +1,86 @@
+"""The device driver: what features ask of a device, whatever the route to it.
+
+Features never build shell text or hold a transport: they ask a `DeviceDriver` for what
+they mean (its identity, its facts, the policy it runs, apply this policy, the packages
+it has) and get checked, typed answers back. The shell-speaking driver (`shell.py`) turns
+each request into the device profile's commands, in as few round trips as it can, over
+any `Transport` (SSH to the device, or a station's `adb`); a later route (an Android
+Management API) is one more driver behind the same names.
+
+`Drivers` is what a command run is handed: it opens a driver per device target and
+reads the host key a device offers before any trust; tests hand in a fake one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mdm.fleet.deviceout import StatusReading
+from mdm.fleet.transport import StepFailed, Target
+
+
+class PolicyNotApplied(StepFailed):
+    """The policy arrived, but the DPC does not report running it."""
+
+    kind = "policy_not_applied"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one authenticated session shows of a device: its key and its facts."""
+
+    fingerprint: str  # of the host key this very session was made with
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a policy push left on a device, as the device reports it."""
+
+    changed: bool  # False: it already ran this policy, nothing was written
+    status: dict[str, Any]  # the DPC status, checked against its schema
+    file: str | None  # the sha256 of the policy file in the DPC's inbox
+    truncated: list[str] = field(default_factory=list)  # status values cut to their cap
+
+
+class DeviceDriver(Protocol):
+    """One device, reached: each method is one thing a feature needs done or known."""
+
+    target: Target
+
+    def identity(self) -> Seen:
+        """Return the session's host-key fingerprint and the device's facts."""
+        ...
+
+    def facts(self) -> dict[str, Any]:
+        """Return the device's facts (props, packages, settings, DPC status)."""
+        ...
+
+    def policy_status(self) -> StatusReading:
+        """Return the DPC's status and the sha256 of the policy in its inbox."""
+        ...
+
+    def apply_policy(self, document: bytes, sha256: str) -> Applied:
+        """Make the device run this policy; succeed only when its DPC reports `sha256`."""
+        ...
+
+    def installed_packages(self) -> dict[str, int]:
+        """Return package name → versionCode for every package on the device."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Drivers(Protocol):
+    """How one command run reaches its devices."""
+
+    concurrency: int
+
+    def open(self, target: Target) -> DeviceDriver:
+        """Connect to a device (its pinned key checked) and return its driver."""
+        ...
+
+    def offered_key(self, target: Target) -> str:
+        """Return the public key line a device offers, without trusting it."""
+        ...

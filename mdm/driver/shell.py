@@ -1,0 +1,195 @@
+"""The shell-speaking driver: the device profile's commands over any Transport.
+
+A policy push is one exec per device: one device-side script, rendered from the
+profile, reads the DPC's status, uploads the policy from stdin to a temporary name,
+checks its sha256 on the device, renames it into the inbox, broadcasts the apply action
+and reads the status back. Every section it prints is split on the profile's per-run
+boundary and parsed against the same schema and caps as before; success is only what
+the DPC reports (the sha256 of the policy it applied).
+
+One thing a shell script cannot do is parse the DPC status as strictly as mdm does, and
+a device whose status breaks the schema must be refused before anything is written to
+it. So the script writes only past a conservative gate (plain ASCII, one JSON object, no
+list where a string belongs); a status the gate doubts is held, mdm parses it, and only a
+status mdm accepts gets a second exec that writes. A sound DPC never hits the slow path.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from mdm.driver import Applied, PolicyNotApplied, Seen
+from mdm.fleet import deviceout
+from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
+from mdm.fleet.profiles import Profile
+from mdm.fleet.transport import (
+    MalformedOutput,
+    OutputTooLarge,
+    StepFailed,
+    Target,
+    TransferCorrupt,
+    Transport,
+)
+
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./${}:@+-]+$")
+_SHA = re.compile(r"[0-9a-f]{64}")
+# Exit statuses of the push script for the steps that stop it.
+_CORRUPT, _UPLOAD = 3, 4
+
+
+def _quote(path: str) -> str:
+    """Double-quote a profile path, keeping $HOME-style expansion but nothing else."""
+    if not _SAFE_PATH.match(path):
+        raise ValueError(f"unsafe device path {path!r}")
+    return f'"{path}"'
+
+
+class ShellDriver:
+    """One device behind a transport, spoken to in its profile's shell commands."""
+
+    def __init__(self, transport: Transport, profile: Profile) -> None:
+        self.transport = transport
+        self.profile = profile
+        self.target: Target = transport.target
+
+    @property
+    def _name(self) -> str:
+        return self.target.name
+
+    def _checked(self, command: str, what: str, max_output: int | None = None,
+                 stdin: bytes | None = None) -> str:
+        """Run a command that must succeed; return its output, which must be UTF-8."""
+        try:
+            result = self.transport.run(command, stdin=stdin, max_output=max_output)
+        except OutputTooLarge as exc:
+            raise OutputTooLarge(exc.target, f"{what}: {exc.message}") from None
+        if not result.ok:
+            raise StepFailed(self._name, f"{what} failed (exit {result.exit_status}):"
+                             f" {_words(result.stderr)}")
+        return deviceout.decode(result.stdout, what, self._name)
+
+    def identity(self) -> Seen:
+        """Return the session's host-key fingerprint and the device's facts."""
+        return Seen(self.transport.host_key(), self.facts())
+
+    def facts(self) -> dict[str, Any]:
+        """Return the device's facts, in one round trip."""
+        output = self._checked(self.profile.facts_command(), "reading facts")
+        return self.profile.parse_facts(output, self._name)
+
+    def policy_status(self) -> StatusReading:
+        """Return the DPC's status and the policy file's sha256, in one round trip."""
+        output = self._checked(self.profile.status_command(), "reading the DPC status",
+                               STATUS_OUTPUT)
+        return self.profile.parse_status(output, self._name)
+
+    def installed_packages(self) -> dict[str, int]:
+        """Return package name → versionCode, as the profile's package listing says."""
+        output = self._checked(self.profile.facts["packages"], "listing packages")
+        return deviceout.parse_packages(output, self._name)
+
+    def apply_policy(self, document: bytes, sha256: str) -> Applied:
+        """Push a policy in one exec (two when the gate holds a doubtful status)."""
+        if not _SHA.fullmatch(sha256):
+            raise ValueError(f"{sha256!r} is not a sha256")
+        before, verdict, after, stderr = self._push(document, sha256, fast=True)
+        if after is None:  # held or unchanged: nothing was written
+            if _runs(before, sha256):
+                return Applied(False, before.dpc or {}, before.policy_file, before.truncated)
+            # The status is sound by mdm's own parse (that raised otherwise): now write.
+            before, verdict, after, stderr = self._push(document, sha256, fast=False)
+            if after is None:
+                raise MalformedOutput(self._name, "pushing the policy: the"
+                                                f" device answered {verdict[:20]!r}")
+        status = after.dpc or {}
+        reported = status.get("policySha256")
+        if reported != sha256 or status.get("state") != "APPLIED":
+            code = verdict.split()[-1]
+            raise PolicyNotApplied(self._name, f"the DPC reports {str(reported)[:12]}"
+                                   f" ({status.get('state')}), expected {sha256[:12]};"
+                                   f" apply exit {code}" + (f": {stderr}" if stderr else ""))
+        return Applied(True, status, after.policy_file, after.truncated)
+
+    def _push(self, document: bytes, sha256: str, fast: bool
+              ) -> tuple[StatusReading, str, StatusReading | None, str]:
+        """Run the push script; return status before, verdict, status after, apply's words."""
+        script = self._push_script(sha256, fast)
+        try:
+            result = self.transport.run(script, stdin=document, max_output=2 * STATUS_OUTPUT)
+        except OutputTooLarge as exc:
+            raise OutputTooLarge(exc.target, f"pushing the policy: {exc.message}") from None
+        inbox = self.profile.paths["dpc_inbox"]
+        if result.exit_status == _CORRUPT:
+            seen = result.stderr.decode(errors="replace").strip()
+            raise TransferCorrupt(self._name, f"upload to {inbox} arrived with sha256"
+                                  f" {seen[:16]}…, sent {sha256[:16]}…; discarded")
+        if result.exit_status == _UPLOAD:
+            raise StepFailed(self._name, f"upload to {inbox} failed: {_words(result.stderr)}")
+        if not result.ok:
+            raise StepFailed(self._name, f"pushing the policy failed (exit"
+                             f" {result.exit_status}): {_words(result.stderr)}")
+        text = deviceout.decode(result.stdout, "pushing the policy", self._name)
+        mark = self.profile.boundary + "\n"
+        parts = text.split(mark)
+        before = self.profile.parse_status(mark.join(parts[:2]), self._name)
+        verdict = parts[2].strip() if len(parts) > 2 else ""
+        if verdict in ("held", "unchanged") and len(parts) == 3:
+            return before, verdict, None, ""
+        if not verdict.startswith("applied ") or len(parts) != 5:
+            raise MalformedOutput(self._name, "pushing the policy: the device's"
+                                            f" answer has {len(parts)} sections, expected 5")
+        after = self.profile.parse_status(mark.join(parts[3:]), self._name)
+        return before, verdict, after, _words(result.stderr)
+
+    def _push_script(self, sha256: str, fast: bool) -> str:
+        """Render the one device-side script of a policy push from the profile."""
+        p = self.profile
+        mark = p.boundary
+        inbox = _quote(p.paths["dpc_inbox"])
+        status = _quote(p.paths["dpc_status"])
+        tmp = _quote(f"{p.paths['dpc_inbox']}.mdm-{uuid.uuid4().hex[:12]}")
+        lines = [f"{p.status_command()} ; echo {mark}"]
+        if fast:
+            flat = f"tr -d ' \\011\\012\\015' < {status} 2>/dev/null"
+            lines += [
+                # The gate: a status file that is absent, or plain ASCII holding one JSON
+                # object with no list where a string belongs. Anything else is held.
+                f"if [ -e {status} ]; then"
+                f" [ $(tr -d '\\011\\012\\015\\040-\\176' < {status} | wc -c) -eq 0 ]"
+                f" && [ \"$({flat} | head -c 1)\" = '{{' ]"
+                f" && [ \"$({flat} | tail -c 1)\" = '}}' ]"
+                f" && ! {flat} | grep -q -e '\\[\"' -e '\"policySha256\":[^\"]'"
+                f" || {{ echo held ; exit 0 ; }} ; fi",
+                f"f=$(sha256sum {inbox} 2>/dev/null) ; f=${{f%% *}}",
+                f"if [ \"$f\" = {sha256} ] && {flat} | grep -q '\"policySha256\":\"{sha256}\"'"
+                f" && {flat} | grep -q '\"state\":\"APPLIED\"'; then echo unchanged ; exit 0 ; fi",
+            ]
+        lines += [
+            f"mkdir -p \"$(dirname {inbox})\" || exit {_UPLOAD}",
+            f"( umask 077 && cat > {tmp} ) || {{ rm -f {tmp} ; exit {_UPLOAD} ; }}",
+            f"h=$(sha256sum {tmp}) ; h=${{h%% *}}",
+            f"if [ \"$h\" != {sha256} ]; then rm -f {tmp} ; echo \"$h\" >&2 ;"
+            f" exit {_CORRUPT} ; fi",
+            f"{{ chmod 0644 {tmp} && mv -f {tmp} {inbox} ; }} ||"
+            f" {{ rm -f {tmp} ; exit {_UPLOAD} ; }}",
+            f"{p.actions['apply_policy']} >/dev/null ; echo \"applied $?\" ; echo {mark}",
+            p.status_command(),
+        ]
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _runs(reading: StatusReading, sha256: str) -> bool:
+    """Whether a status reading proves the device already runs this policy."""
+    dpc = reading.dpc or {}
+    return dpc.get("policySha256") == sha256 and dpc.get("state") == "APPLIED" \
+        and reading.policy_file == sha256
+
+
+def _words(stderr: bytes) -> str:
+    """The device's own words about a failure: its stderr, cut short, printable."""
+    return stderr.decode(errors="replace").strip()[:200]

@@ -1,0 +1,1 @@
+"""The operator's SSH key: create it, show it (`mdm keys`)."""

@@ -1,0 +1,23 @@
+"""The built-in table of roles and what each action needs: data only, imported by both
+the role check (`roles.py`) and the project file's `[roles]` validation (`config.py`)."""
+
+from __future__ import annotations
+
+ROLES = ("admin", "it", "rollout", "helpdesk")
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "operators.add": frozenset({"admin"}),
+    "officers.import": frozenset({"admin", "rollout"}),
+    "officers.export": frozenset({"admin", "rollout", "helpdesk"}),
+    "devices.import": frozenset({"admin", "it"}),
+    "devices.export": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "devices.enrol": frozenset({"admin", "it"}),
+    "devices.refresh": frozenset({"admin", "it"}),
+    "custody.assign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "custody.unassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "custody.reassign": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "policy.push": frozenset({"admin", "it"}),
+    "groups.manage": frozenset({"admin", "rollout"}),
+    "devices.provision": frozenset({"admin", "it"}),
+    "stations.manage": frozenset({"admin", "it"}),
+}

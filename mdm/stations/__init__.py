@@ -1,0 +1,1 @@
+"""Provisioning stations: USB-attached phones driven with adb, reached over SSH."""

@@ -1,0 +1,413 @@
+"""Provisioning stations: register them, see what is plugged in, enrol through them.
+
+A station is a Linux machine at the bench with a USB hub; mdm reaches it over SSH (its
+host key pinned here, exactly as a device's is) and drives each phone on it with adb.
+Each device's route is stored with it: through a station (`devices.station`) or direct
+(its address and pinned key). Every registration, removal, enrolment and route move
+writes its audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mdm.devices.lifecycle import Status, check_transition
+from mdm.driver.shell import ShellDriver
+from mdm.enrol import identity
+from mdm.enrol.pairing import fingerprint_problem
+from mdm.errors import InputError, NotFound, PartialFailure
+from mdm.fleet.keys import fingerprint_of_line
+from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target, Transport
+from mdm.operators import roles
+from mdm.runs import record as contact
+from mdm.store import audit, transaction
+from mdm.store.db import Database
+from mdm.timeutil import now
+
+if TYPE_CHECKING:
+    from mdm.fleet.session import Fleet
+    from mdm.fleet.station import Routes, Station
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+_SERIAL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_STATES = ("device", "unauthorized", "offline", "no", "bootloader", "recovery", "sideload",
+           "unknown", "authorizing", "connecting", "host", "rescue")
+LIST_TIMEOUT = 30.0
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InputError(f"station name {name!r} is not 1-31 of a-z, 0-9 and -",
+                         "e.g. hq-bench or kendal-1")
+
+
+def get(db: Database, name: str) -> dict[str, Any]:
+    """Return a registered station's row, or refuse naming the ones there are."""
+    rows = db.query("SELECT * FROM stations WHERE name = ?", [name])
+    if not rows:
+        names = [r["name"] for r in db.query("SELECT name FROM stations ORDER BY name")]
+        raise NotFound(f"no station {name!r}",
+                       "registered: " + ", ".join(names) if names
+                       else "register one with: mdm stations add NAME --address HOST")
+    return rows[0]
+
+
+def _station(row: dict[str, Any]) -> Station:
+    from mdm.fleet.station import Station
+
+    user, host, port = contact.parse_address(row["address"])
+    return Station(row["name"], Target(row["name"], host, port, user, row["host_key"]),
+                   row["concurrency"])
+
+
+def routes(db: Database) -> Routes:
+    """Return every station and which devices are reached through which."""
+    from mdm.fleet.station import Routes
+
+    stations = {r["name"]: _station(r) for r in db.query("SELECT * FROM stations")}
+    devices = {r["serial"]: r["station"] for r in
+               db.query("SELECT serial, station FROM devices WHERE station IS NOT NULL")}
+    return Routes(stations, devices)
+
+
+def add(db: Database, operator: str, name: str, address: str, host_key: str | None,
+        tofu: bool, keyscan: Callable[[Target], str], concurrency: int = 8) -> dict[str, Any]:
+    """Register a station: read the key it offers, check it, pin it (audited)."""
+    roles.require(db, operator, "stations.manage")
+    _check_name(name)
+    user, host, port = contact.parse_address(address)
+    if not 1 <= concurrency <= 64:
+        raise InputError(f"--concurrency {concurrency} is not 1-64")
+    if host_key and (problem := fingerprint_problem(host_key)):
+        raise InputError(problem, "copy it as `ssh-keygen -l -E sha256 -f"
+                                  " /etc/ssh/ssh_host_ed25519_key.pub` prints it on the station")
+    if not host_key and not tofu:
+        raise InputError("give the station's host key (--host-key SHA256:…), or"
+                         " --trust-on-first-use",
+                         "on the station: ssh-keygen -l -E sha256 -f"
+                         " /etc/ssh/ssh_host_ed25519_key.pub")
+    if db.query("SELECT 1 FROM stations WHERE name = ?", [name]):
+        raise InputError(f"station {name!r} is already registered",
+                         "remove it first, or choose another name")
+    offered = keyscan(Target(name, host, port, user))
+    fp = fingerprint_of_line(offered)
+    if host_key and host_key != fp:
+        raise InputError(f"station {name} at {address} offers host key {fp}, not {host_key}",
+                         "a different machine (or an interceptor) answered: check the"
+                         " address and the fingerprint on the station")
+    row = {"name": name, "address": address, "host_key": offered,
+           "host_key_fingerprint": fp, "concurrency": concurrency, "added_at": now(),
+           "added_by": operator}
+    with transaction(db):
+        db.execute("INSERT INTO stations (name, address, host_key, host_key_fingerprint,"
+                   " concurrency, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [row[k] for k in ("name", "address", "host_key", "host_key_fingerprint",
+                                     "concurrency", "added_at", "added_by")])
+        audit.record(db, operator, "stations.add", f"station:{name}", None,
+                     {"address": address, "host_key": fp, "concurrency": concurrency,
+                      "host_key_check": "confirmed" if host_key else "trusted on first use"})
+    return {k: v for k, v in row.items() if k != "host_key"}
+
+
+def list_(db: Database) -> list[dict[str, Any]]:
+    """Return every station, with how many devices are routed through it."""
+    return db.query("SELECT s.name, s.address, s.host_key_fingerprint AS host_key,"
+                    " s.concurrency, s.added_at, s.added_by,"
+                    " (SELECT count(*) FROM devices d WHERE d.station = s.name) AS devices"
+                    " FROM stations s ORDER BY s.name")
+
+
+def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any]:
+    """Forget a station that no device is routed through (audited, with the reason)."""
+    roles.require(db, operator, "stations.manage")
+    if not reason.strip():
+        raise InputError("give a --reason for removing the station")
+    with transaction(db):
+        row = get(db, name)
+        routed = [r["serial"] for r in db.query(
+            "SELECT serial FROM devices WHERE station = ? ORDER BY serial", [name])]
+        if routed:
+            raise InputError(f"station {name} still routes {len(routed)} device(s): "
+                             + ", ".join(routed[:10]) + ("…" if len(routed) > 10 else ""),
+                             "move them first: mdm devices route SERIAL --direct ADDRESS")
+        db.execute("DELETE FROM stations WHERE name = ?", [name])
+        audit.record(db, operator, "stations.remove", f"station:{name}",
+                     {"address": row["address"], "host_key": row["host_key_fingerprint"]},
+                     {"reason": reason})
+    return {"name": name, "removed": True, "reason": reason}
+
+
+# -- what is plugged in -------------------------------------------------------------------
+
+def parse_devices(text: str, station: str) -> list[dict[str, str]]:
+    """Parse `adb devices -l`: one dict per device (serial, state, usb, model…)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("*") or line.startswith("List of devices"):
+            continue
+        parts = line.split()
+        if len(parts) < 2 or not _SERIAL.match(parts[0]) or parts[1] not in _STATES:
+            raise StepFailed(station, f"adb devices printed a line mdm cannot read:"
+                                      f" {line[:80]!r}")
+        item = {"serial": parts[0], "state": parts[1]}
+        for extra in parts[2:]:
+            key, _, value = extra.partition(":")
+            if key in ("usb", "product", "model", "device", "transport_id"):
+                item[key] = value[:64]
+        out.append(item)
+    return out
+
+
+def attached(connect: Callable[[Target], Transport], station: Station) -> list[dict[str, str]]:
+    """Ask a station's adb what is plugged in (`adb devices -l`)."""
+    transport = connect(station.target)
+    try:
+        result = transport.run("adb devices -l", timeout=LIST_TIMEOUT, max_output=1 << 20)
+    finally:
+        transport.close()
+    if not result.ok:
+        raise StepFailed(station.name, "adb devices failed (exit"
+                         f" {result.exit_status}): {result.stderr.decode(errors='replace')[:200]}")
+    return parse_devices(result.text, station.name)
+
+
+def _unreachable(name: str, exc: FleetError) -> InputError:
+    return InputError(f"station {name} could not be asked what is plugged in: {exc.message}",
+                      "check the station is on and reachable (and its host key), then run"
+                      " the command again")
+
+
+def scan(db: Database, name: str, fleet: Fleet) -> dict[str, Any]:
+    """Match what is plugged into a station against the inventory."""
+    row = get(db, name)
+    try:
+        seen = attached(fleet.connect, _station(row))
+    except FleetError as exc:
+        raise _unreachable(name, exc) from None
+    elsewhere: dict[str, list[str]] = {}
+    not_scanned = []
+    for other in db.query("SELECT * FROM stations WHERE name != ? ORDER BY name", [name]):
+        try:
+            for item in attached(fleet.connect, _station(other)):
+                elsewhere.setdefault(item["serial"], []).append(other["name"])
+        except FleetError as exc:
+            not_scanned.append({"station": other["name"], "error": exc.message})
+    devices = []
+    for item in seen:
+        found = db.query("SELECT serial, status, station, address FROM devices"
+                         " WHERE serial = ?", [item["serial"]])
+        inv = found[0] if found else None
+        if item["state"] == "unauthorized":
+            category = "unauthorized"
+        elif item["state"] != "device":
+            category = item["state"]
+        elif inv is None:
+            category = "unknown"
+        elif inv["status"] == Status.DELIVERED:
+            category = "ready"
+        elif inv["station"] == name:
+            category = "enrolled_here"
+        else:
+            category = "enrolled_elsewhere"
+        if item["serial"] in elsewhere:
+            category = "two_stations"
+        devices.append({**item, "category": category,
+                        "status": inv["status"] if inv else None,
+                        "route": (inv["station"] and f"station:{inv['station']}"
+                                  or (inv["address"] and f"direct:{inv['address']}"))
+                        if inv else None,
+                        "also_on": elsewhere.get(item["serial"], [])})
+    present = {d["serial"] for d in devices}
+    missing = [r["serial"] for r in db.query(
+        "SELECT serial FROM devices WHERE station = ? ORDER BY serial", [name])
+        if r["serial"] not in present]
+    counts: dict[str, int] = {}
+    for d in devices:
+        key = str(d["category"])
+        counts[key] = counts.get(key, 0) + 1
+    return {"station": name, "devices": devices, "missing": missing, "summary": counts,
+            "stations_not_scanned": not_scanned}
+
+
+# -- enrolment and routes -------------------------------------------------------------------
+
+def enrol(db: Database, operator: str, name: str, fleet: Fleet,
+          progress: contact.Progress | None = None) -> dict[str, Any]:
+    """Enrol every delivered device plugged into a station; bind each to that station."""
+    from mdm.fleet.executor import Step
+    from mdm.fleet.station import HINTS, classify
+
+    roles.require(db, operator, "devices.enrol")
+    row = get(db, name)
+    station = _station(row)
+    try:
+        seen = attached(fleet.connect, station)
+    except FleetError as exc:
+        raise _unreachable(name, exc) from None
+    outcome = contact.Outcome()
+    by_serial: dict[str, dict[str, Any]] = {}
+    for item in seen:
+        found = db.query("SELECT * FROM devices WHERE serial = ?", [item["serial"]])
+        if not found:
+            outcome.skipped.append({"serial": item["serial"],
+                                    "reason": "not in the inventory (import its delivery)"})
+        elif found[0]["status"] != Status.DELIVERED:
+            outcome.skipped.append({"serial": item["serial"],
+                                    "reason": f"already {found[0]['status']}"})
+        elif item["state"] != "device":
+            err = classify(item["serial"], name, f"adb shows it {item['state']}")
+            outcome.failed.append({"serial": item["serial"], "kind": err.kind,
+                                   "error": err.message, "station": name,
+                                   "hint": HINTS.get(err.kind, "")})
+        else:
+            by_serial[item["serial"]] = found[0]
+    if not seen:
+        raise InputError(f"nothing is plugged into station {name} (adb lists no device)",
+                         "plug the phones in with USB debugging on, then run it again")
+    from mdm.fleet.station import Routes
+
+    connect = fleet.through(Routes({name: station}, {s: name for s in by_serial}))
+
+    def prove(transport: Transport) -> dict[str, Any]:
+        serial = transport.target.name
+        try:
+            facts = ShellDriver(transport, fleet.profile).facts()
+        except ValueError as exc:
+            raise StepFailed(serial, f"unreadable facts: {exc}") from None
+        seen_id = identity.observed_of(facts["props"])
+        wrong = identity.mismatches(identity.expected_of(by_serial[serial]), seen_id)
+        if wrong:
+            raise IdentityMismatch(serial, "identity does not match the manifest: "
+                                   + "; ".join(wrong))
+        return {"identity": seen_id, "facts": facts}
+
+    def enrolled(dev: dict[str, Any], result: Any, at: str) -> None:
+        proof = result.value("identity")
+        status = db.scalar("SELECT status FROM devices WHERE id = ?", [dev["id"]])
+        if status != Status.DELIVERED:
+            outcome.failed.append({"serial": dev["serial"], "kind": "conflict",
+                                   "error": f"became {status} while it was being enrolled"})
+            return
+        check_transition(dev["serial"], status, Status.ENROLLED)
+        db.execute("UPDATE devices SET status = ?, status_changed_at = ?, station = ?,"
+                   " enrolled_at = ? WHERE id = ?",
+                   [Status.ENROLLED.value, at, name, at, dev["id"]])
+        contact.record_facts(db, dev["id"], proof["facts"], at)
+        audit.record(db, operator, "devices.enrol", f"device:{dev['serial']}",
+                     {"status": dev["status"]},
+                     {"status": Status.ENROLLED.value, "route": f"station:{name}",
+                      "station_host_key": row["host_key_fingerprint"],
+                      "identity": proof["identity"].as_dict()})
+        outcome.done.append({"serial": dev["serial"], "station": name,
+                             "usb": next((i.get("usb") for i in seen
+                                          if i["serial"] == dev["serial"]), None)})
+
+    def describe(dev: dict[str, Any], result: Any) -> dict[str, Any]:
+        return {**contact.failure(dev, result), "station": name,
+                "hint": HINTS.get(result.error_kind, "")}
+
+    record = contact.recorder(db, operator, outcome, enrolled, describe=describe)
+    rows = list(by_serial.values())
+    contact.run_and_record(db, rows, [Step("identity", prove)], connect,
+                           [Target(s, "", 0) for s in by_serial], record,
+                           station.concurrency, progress)
+    summary = {**outcome.as_dict(), "station": name}
+    if outcome.failed:
+        raise PartialFailure(f"{len(outcome.failed)} device(s) on station {name} were not"
+                             " enrolled", outcome.problems(), summary)
+    return summary
+
+
+class IdentityMismatch(StepFailed):
+    kind = "identity_mismatch"
+
+
+def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
+         station: str | None = None, address: str | None = None, host_key: str | None = None,
+         tofu: bool = False) -> dict[str, Any]:
+    """Move a device's route to a station or to a direct address, checked, audited.
+
+    The device must answer on its new route, and say it is this device, before the move
+    is recorded: through a station, adb must see it; directly, its host key must be the
+    confirmed one (or trusted on first use) and it must report this serial.
+    """
+    from mdm.fleet.station import Routes
+
+    roles.require(db, operator, "devices.enrol")
+    if (station is None) == (address is None):
+        raise InputError("give exactly one of --station NAME or --direct ADDRESS")
+    if not reason.strip():
+        raise InputError("give a --reason for the move")
+    found = db.query("SELECT * FROM devices WHERE serial = ?", [serial])
+    if not found:
+        raise NotFound(f"no device {serial!r}", "find it with: mdm devices search TEXT")
+    dev = found[0]
+    if dev["status"] not in (Status.ENROLLED, Status.PROVISIONED):
+        raise InputError(f"device {serial} is {dev['status']}; only enrolled or provisioned"
+                         " devices have a route", "enrol it first")
+    before = {"route": f"station:{dev['station']}" if dev["station"]
+              else f"direct:{dev['address']}"}
+    key_line = None
+    if station is not None:
+        st = _station(get(db, station))
+        try:
+            transport: Transport = fleet.through(Routes({station: st}, {serial: station}))(
+                Target(serial, "", 0))
+        except FleetError as exc:
+            raise InputError(f"device {serial}: {exc.message}") from None
+    else:
+        assert address is not None
+        if host_key and (problem := fingerprint_problem(host_key)):
+            raise InputError(problem)
+        if not host_key and not tofu:
+            raise InputError("give the device's host key (--host-key SHA256:…), or"
+                             " --trust-on-first-use")
+        user, host, port = contact.parse_address(address)
+        target = Target(serial, host, port, user)
+        try:
+            key_line = fleet.keyscan(target)
+        except FleetError as exc:
+            raise InputError(f"device {serial} does not answer at {address}: {exc.message}",
+                             "check the address, then run the command again") from None
+        fp = fingerprint_of_line(key_line)
+        if host_key and fp != host_key:
+            raise InputError(f"{address} offers host key {fp}, not {host_key}",
+                             "a different device (or an interceptor) answered there")
+        holder = db.scalar("SELECT serial FROM devices WHERE host_key_fingerprint = ?"
+                           " AND id != ?", [fp, dev["id"]])
+        if holder:
+            raise InputError(f"host key {fp} is pinned for device {holder}")
+        try:
+            transport = (fleet.direct or fleet.connect)(Target(serial, host, port, user,
+                                                              key_line))
+        except HostKeyError as exc:
+            raise InputError(exc.message) from None
+        except FleetError as exc:
+            raise InputError(f"device {serial}: {exc.message}") from None
+    try:
+        said = str(ShellDriver(transport, fleet.profile).facts()["props"].get("ro.serialno", ""))
+    except FleetError as exc:
+        raise InputError(f"device {serial} did not answer on the new route: {exc.message}",
+                         "check it is plugged in (or on the network), then run it again"
+                         ) from None
+    finally:
+        transport.close()
+    if said.strip() != serial:
+        raise InputError(f"the device on the new route says it is {said.strip()[:40]!r},"
+                         f" not {serial}", "nothing was changed")
+    after = {"route": f"station:{station}" if station else f"direct:{address}"}
+    with transaction(db):
+        if station is not None:
+            db.execute("UPDATE devices SET station = ? WHERE id = ?", [station, dev["id"]])
+        else:
+            db.execute("UPDATE devices SET station = NULL, address = ?, host_key = ?,"
+                       " host_key_fingerprint = ? WHERE id = ?",
+                       [address, key_line, fingerprint_of_line(key_line or ""), dev["id"]])
+            after["host_key"] = fingerprint_of_line(key_line or "")
+            after["host_key_check"] = "confirmed" if host_key else "trusted on first use"
+        audit.record(db, operator, "devices.route", f"device:{serial}", before,
+                     {**after, "reason": reason})
+    return {"serial": serial, "from": before["route"], "to": after["route"], "reason": reason}

@@ -1,0 +1,212 @@
+"""State proofs: the audit log vouches for the rows that matter as evidence.
+
+A hash chain proves the log unbroken, but not that the inventory still says what the log
+says it did: custody rows, a device's status and pinned host key, an operator's role can
+be edited with any SQLite tool without touching the log. So every change to an
+evidential row is sealed into the audit row of its own transaction:
+
+- triggers (migration m008) note the (table, key) of each updated or deleted evidential
+  row, and each new operator, in `audit_pending`, inside the writer's transaction; rows
+  appended to devices and assignments are found by key, above the highest key the
+  transaction began with (a trigger per row, ~10 µs, would slow a large import);
+- `seal()`, called by `audit.record`, hashes each noted row's evidential columns into
+  `audit_state (seq, tbl, key, row_hash)` (a deleted row gets a NULL hash), and returns a
+  digest of those rows that the audit row's own hash covers; then it empties the scratch
+  table. One import of 50,000 devices makes 50,000 small state rows, not one huge row;
+- `store.transaction()` refuses to commit a change it has not sealed, so a change made
+  through mdm without its audit row can't be committed at all. Changes found noted when a
+  transaction begins were made outside mdm: they are never sealed as its own;
+- `audit.verify` recomputes every current evidential row's hash and compares it with the
+  newest hash recorded for its key.
+
+The column lists below are part of the proof: adding one changes every row's hash, so a
+later migration that adds one must re-seal every row (as m008 seals the rows it found).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mdm.errors import MdmError
+from mdm.store.db import Database
+
+# Tables whose rows mdm only appends, with an integer key (new rows are found by key).
+APPENDED = ("devices", "assignments")
+# table -> (primary key, evidential columns in hashing order). Contact times, facts and
+# the last applied policy change on every refresh and are recorded elsewhere.
+EVIDENCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "operators": ("name", ("name", "role", "active", "created_at", "created_by")),
+    "devices": ("id", ("id", "serial", "imei1", "imei2", "manufacturer", "model",
+                       "marketing_name", "order_number", "status", "status_changed_at",
+                       "supplier", "created_at", "address", "host_key",
+                       "host_key_fingerprint", "enrolled_at")),
+    "assignments": ("id", ("id", "device_id", "officer_id", "opened_at", "opened_by",
+                           "open_reason", "closed_at", "closed_by", "close_reason")),
+}
+
+
+def _row_hash(table: str, *values: Any) -> bytes:
+    # repr() of a tuple of SQLite values (str, int, float, None, bytes) is exact: it
+    # tells 1 from '1' and a BLOB from text, and is the cheapest exact encoding to hand.
+    return hashlib.sha256(repr((table, values)).encode("utf-8", "backslashreplace")).digest()
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Give a connection `mdm_row_hash(table, col, …)`, the hash of an evidential row."""
+    conn.create_function("mdm_row_hash", -1, _row_hash, deterministic=True)
+
+
+def hash_sql(table: str) -> str:
+    """Return the SQL for the hash of a row of an evidential table.
+
+    Hashing inside the query spares a Python row per value: a 50,000-device import is
+    sealed with one INSERT … SELECT.
+    """
+    _, cols = EVIDENCE[table]
+    return f"mdm_row_hash('{table}', {', '.join(cols)})"
+
+
+def state_entry(table: Any, key: Any, digest: Any) -> bytes:
+    """Return what one state row adds to its audit row's digest.
+
+    A row's hash already names its table and key; a deleted row (no hash) is named here.
+    """
+    if isinstance(digest, bytes) and len(digest) == 32:
+        return digest
+    return hashlib.sha256(repr((table, key, digest)).encode("utf-8", "backslashreplace")
+                          ).digest()
+
+
+def state_digest(entries: Iterable[bytes]) -> tuple[int, str]:
+    """Return (count, sha256) over a set of state rows, in a fixed order."""
+    ordered = sorted(entries)
+    return len(ordered), hashlib.sha256(b"".join(ordered)).hexdigest()
+
+
+@dataclass
+class _Mark:
+    """What a transaction found when it began: changes it must not seal as its own."""
+
+    stale: set[tuple[Any, Any]]  # evidential changes already noted (made outside mdm)
+    tops: dict[str, int]  # the highest key of each append-only table (later ones are new)
+
+
+_marks: dict[int, _Mark] = {}  # by id() of the connection in a transaction
+
+
+def begin(db: Database) -> None:
+    """Note where this transaction starts (called by store.transaction after BEGIN)."""
+    conn = db.conn  # raw: a missing table is expected here, not a damaged file
+    try:
+        stale = {(t, k) for t, k in conn.execute("SELECT tbl, key FROM audit_pending")}
+    except sqlite3.OperationalError:
+        stale = set()  # an inventory older than state proofs, about to be migrated
+    tops = {}
+    for table in APPENDED:
+        try:
+            tops[table] = conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0
+        except sqlite3.OperationalError:
+            tops[table] = 0  # a blank inventory: the table is about to be made
+    _marks[id(db.conn)] = _Mark(stale, tops)
+
+
+def end(db: Database) -> None:
+    """Forget the transaction's mark."""
+    _marks.pop(id(db.conn), None)
+
+
+def _mark(db: Database) -> _Mark:
+    mark = _marks.get(id(db.conn))
+    if mark is None:
+        raise RuntimeError("audit.record must run inside store.transaction()")
+    return mark
+
+
+def _noted(db: Database, mark: _Mark) -> dict[str, list[Any]]:
+    """Return keys the triggers noted in this transaction (not rows appended by it)."""
+    keys: dict[str, list[Any]] = {}
+    for table, key in db.execute("SELECT tbl, key FROM audit_pending"):
+        appended = table in mark.tops and isinstance(key, int) and key > mark.tops[table]
+        if (table, key) not in mark.stale and not appended:
+            keys.setdefault(table, []).append(key)
+    return keys
+
+
+def seal(db: Database, seq: int) -> str | None:
+    """Record the hash of every evidential row changed in this transaction under `seq`.
+
+    Return "COUNT:SHA256" of the recorded rows for the audit row to carry, or None when
+    the transaction changed no evidential row. Rows changed before the transaction began
+    (outside mdm) are left unsealed, for `audit verify` to report.
+    """
+    mark = _mark(db)
+    noted = _noted(db, mark)  # before the appended rows move the marks on
+    for table in APPENDED:  # appended rows: hashed and recorded inside SQLite, in bulk
+        pk, _ = EVIDENCE[table]
+        db.execute(f"INSERT INTO audit_state (seq, tbl, key, row_hash) SELECT ?, ?, {pk},"
+                   f" {hash_sql(table)} FROM {table} WHERE {pk} > ?",
+                   [seq, table, mark.tops[table]])
+        mark.tops[table] = db.scalar(f"SELECT MAX({pk}) FROM {table}") or 0
+    recorded: list[tuple[int, str, Any, bytes | None]] = []
+    for table, wanted in sorted(noted.items()):
+        if table not in EVIDENCE:
+            raise RuntimeError(f"audit_pending names an unknown table {table!r}")
+        pk, _ = EVIDENCE[table]
+        found = dict(db.execute(f"SELECT {pk}, {hash_sql(table)} FROM {table} WHERE {pk} IN"
+                                " (SELECT key FROM audit_pending WHERE tbl = ?)", [table]))
+        recorded += [(seq, table, key, found.get(key)) for key in wanted]
+    db.executemany("INSERT INTO audit_state (seq, tbl, key, row_hash) VALUES (?, ?, ?, ?)",
+                   recorded)
+    if mark.stale:
+        db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
+                       [(t, k) for t, k in db.execute("SELECT tbl, key FROM audit_pending")
+                        if (t, k) not in mark.stale])
+    else:
+        db.execute("DELETE FROM audit_pending")
+    entries = [state_entry(t, k, h) for t, k, h in db.execute(
+        "SELECT tbl, key, row_hash FROM audit_state WHERE seq = ?", [seq])]
+    if not entries:
+        return None
+    count, digest = state_digest(entries)
+    return f"{count}:{digest}"
+
+
+def unsealed(db: Database) -> list[tuple[str, Any]]:
+    """Return evidential rows this transaction changed that no audit row has sealed."""
+    mark = _marks.get(id(db.conn))
+    if mark is None:
+        return []
+    found = [(t, k) for t, ks in _noted(db, mark).items() for k in ks]
+    for table in APPENDED:
+        top = db.scalar(f"SELECT MAX(id) FROM {table}") or 0
+        if top > mark.tops[table]:
+            found.append((table, top))
+    return found[:5]
+
+
+def current_rows(db: Database, table: str) -> Iterable[tuple[Any, bytes]]:
+    """Yield (key, hash) for every row of an evidential table, in key order."""
+    pk, _ = EVIDENCE[table]
+    yield from db.execute(f"SELECT {pk}, {hash_sql(table)} FROM {table} ORDER BY {pk}")
+
+
+def describe(db: Database, table: str, key: Any) -> str:
+    """Name an evidential row the way an operator knows it (a serial, not only an id)."""
+    shown = key if isinstance(key, int | str) else repr(key)
+    try:
+        if table == "devices":
+            serial = db.scalar("SELECT serial FROM devices WHERE id = ?", [key])
+            return f"{serial} (id {shown})" if serial else f"id {shown}"
+        if table == "assignments":
+            row = db.execute("SELECT d.serial, a.officer_id FROM assignments a LEFT JOIN"
+                             " devices d ON d.id = a.device_id WHERE a.id = ?",
+                             [key]).fetchone()
+            if row:
+                return f"{shown} (device {row[0]}, officer {row[1]})"
+    except (sqlite3.Error, MdmError):  # a label must never hide the finding it labels
+        pass
+    return f"{shown}"

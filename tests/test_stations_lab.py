@@ -1,0 +1,245 @@
+"""Provisioning stations against the lab: a real sshd station, its adb, plugged devices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LabPool, Mdm
+
+
+@pytest.fixture
+def bench(mdm: Mdm, lab: LabPool, station: Any, db_path: Path) -> dict[str, Any]:
+    """The lab's station, registered in this test's inventory with its confirmed key."""
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    if not db_path.exists():
+        mdm("operators", "add", "admin")
+    mdm("stations", "add", station.name, "--address", row["address"],
+        "--host-key", row["fingerprint"])
+    return {"name": station.name, "station": station, **row}
+
+
+def _on_station(mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+                bench: dict[str, Any], count: int) -> list[Any]:
+    devices = delivered(count)
+    for d in devices:
+        lab.lab.plug(d.serial, bench["name"])
+    return devices
+
+
+def _adb(station: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the lab station's adb as its sshd session would."""
+    home = station.path
+    return subprocess.run([str(home / "bin" / "adb"), *args], capture_output=True, text=True,
+                          env={"HOME": str(home), "PATH": f"{home}/bin:/usr/bin:/bin"},
+                          timeout=30)
+
+
+def _policy_file(d: Any) -> Path:
+    return d.path / "mdm-dpc" / "inbox" / "policy.json"
+
+
+def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    devices = _on_station(mdm, lab, delivered, bench, 12)
+    refuser, yanked = devices[3], devices[7]
+    lab.lab.fault(refuser.serial, "unauthorized")
+
+    scan = mdm.json("stations", "scan", "bench")
+    category = {d["serial"]: d["category"] for d in scan["devices"]}
+    assert category == {d.serial: "unauthorized" if d is refuser else "ready" for d in devices}
+    assert {d["usb"] for d in scan["devices"]} >= {"1-1.1", "1-1.12"}
+
+    enrol = mdm.json("enrol", "station", "bench", code=1)
+    assert [f["serial"] for f in enrol["failed"]] == [refuser.serial]
+    assert enrol["failed"][0]["kind"] == "unauthorized"
+    assert len(enrol["done"]) == 11
+    rows = {r["serial"]: r for r in mdm.json("devices", "list")}
+    assert rows[refuser.serial]["status"] == "delivered"
+    assert mdm.json("devices", "show", devices[0].serial)["route"] == "station:bench"
+    assert all(rows[d.serial]["status"] == "enrolled" for d in devices if d is not refuser)
+
+    refresh = mdm.json("devices", "refresh", "all")
+    assert sorted(r["serial"] for r in refresh["done"]) == sorted(
+        d.serial for d in devices if d is not refuser)
+
+    lab.lab.fault(yanked.serial, "unplug-mid-push")
+    push = mdm.json("policy", "push", "all", code=1)
+    assert [(f["serial"], f["kind"]) for f in push["failed"]] == [(yanked.serial, "unplugged")]
+    assert "nothing was renamed into place" in push["failed"][0]["error"]
+    assert len(push["done"]) == 10
+    for d in devices:
+        if d not in (refuser, yanked):
+            assert _policy_file(d).exists(), d.serial
+    assert not _policy_file(yanked).exists()  # the half-written upload never took its place
+
+    lab.lab.plug(yanked.serial, "bench")  # plugged back in: the next run resumes
+    again = mdm.json("policy", "push", "all")
+    assert [d["serial"] for d in again["done"]] == [yanked.serial]
+    assert _policy_file(yanked).exists()
+    assert not list(_policy_file(yanked).parent.glob("policy.json.mdm-*"))
+    log = (yanked.path / "log" / "commands").read_text()
+    assert "adb shell" in log  # it was reached over adb (the upload streams in one shell), not sshd
+
+
+def test_an_unreachable_station_fails_each_device_once(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    devices = _on_station(mdm, lab, delivered, bench, 3)
+    mdm.json("enrol", "station", "bench")
+    lab.lab.station_down("bench")
+    result = mdm.json("devices", "refresh", "all", code=1)
+    assert sorted(f["serial"] for f in result["failed"]) == sorted(d.serial for d in devices)
+    assert {f["kind"] for f in result["failed"]} == {"station_unreachable"}
+    assert all(f["attempts"] == 1 for f in result["failed"])
+    scan = mdm("stations", "scan", "bench", code=2)
+    assert "could not be asked" in scan.stderr
+
+
+def test_a_device_moves_from_a_station_to_direct_and_back_audited(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    device = _on_station(mdm, lab, delivered, bench, 1)[0]
+    mdm.json("enrol", "station", "bench")
+    # Still on the bench: there is no direct route to it yet.
+    refused = mdm("stations", "route", device.serial, "--direct", device.address,
+                  "--host-key", lab.fingerprint(device), "--reason", "to the field", code=2)
+    assert "does not answer" in refused.stderr
+    lab.lab.unplug(device.serial)
+    wrong = mdm("stations", "route", device.serial, "--direct", device.address,
+                "--host-key", "SHA256:" + "A" * 43, "--reason", "to the field", code=2)
+    assert "offers host key" in wrong.stderr
+    moved = mdm.json("stations", "route", device.serial, "--direct", device.address,
+                     "--host-key", lab.fingerprint(device), "--reason", "issued to the field")
+    assert (moved["from"], moved["to"]) == ("station:bench", f"direct:{device.address}")
+    assert mdm.json("devices", "show", device.serial)["route"] == f"direct:{device.address}"
+    assert mdm.json("devices", "refresh", "all")["done"][0]["serial"] == device.serial
+    assert "adb" not in (device.path / "log" / "commands").read_text().splitlines()[-1]
+
+    mdm("stations", "route", device.serial, "--station", "bench", "--reason", "back", code=2)
+    lab.lab.plug(device.serial, "bench")
+    back = mdm.json("stations", "route", device.serial, "--station", "bench",
+                    "--reason", "back to the bench for repair")
+    assert back["to"] == "station:bench"
+    assert mdm.json("devices", "refresh", "all")["done"][0]["serial"] == device.serial
+    moves = [e for e in mdm.json("audit", "log") if e["action"] == "devices.route"]
+    assert [json.loads(m["after"])["reason"] if isinstance(m["after"], str)
+            else m["after"]["reason"] for m in moves] == ["issued to the field",
+                                                          "back to the bench for repair"]
+    removal = mdm("stations", "remove", "bench", "--reason", "decommissioned", code=2)
+    assert device.serial in removal.stderr
+
+
+def test_a_serial_on_two_stations_and_unknown_serials_are_named(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    from mdm.fleet.keys import key_path
+
+    devices = _on_station(mdm, lab, delivered, bench, 2)
+    stranger = lab.take(1)[0]  # plugged in, but not in this inventory
+    lab.lab.plug(stranger.serial, "bench")
+    other = lab.lab.station_up("annex", Path(str(key_path(None)) + ".pub").read_text())
+    row = next(r for r in lab.lab.station_status() if r["name"] == "annex")
+    mdm("stations", "add", "annex", "--address", row["address"], "--trust-on-first-use")
+    lab.lab.plug(devices[0].serial, "annex")
+    try:
+        scan = mdm.json("stations", "scan", "bench")
+    finally:
+        lab.lab.station_down(other.name)
+    category = {d["serial"]: d for d in scan["devices"]}
+    assert category[devices[0].serial]["category"] == "two_stations"
+    assert category[devices[0].serial]["also_on"] == ["annex"]
+    assert category[devices[1].serial]["category"] == "ready"
+    assert category[stranger.serial]["category"] == "unknown"
+    listed = {s["name"]: s for s in mdm.json("stations", "list")}
+    assert set(listed) == {"annex", "bench"}
+    mdm("stations", "remove", "annex", "--reason", "a second bench, no longer used")
+    assert [s["name"] for s in mdm.json("stations", "list")] == ["bench"]
+
+
+def test_a_station_with_another_key_is_refused(mdm: Mdm, lab: LabPool, station: Any) -> None:
+    mdm("operators", "add", "admin")
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    result = mdm("stations", "add", "bench", "--address", row["address"],
+                 "--host-key", "SHA256:" + "B" * 43, code=2)
+    assert row["fingerprint"] in result.stderr
+    assert mdm.json("stations", "list") == []
+    assert mdm("stations", "add", "bench", "--address", row["address"], code=2)
+
+
+def test_the_lab_adb_speaks_as_adb_does(lab: LabPool, station: Any) -> None:
+    assert _adb(station, "shell", "true").stderr.strip() == "error: no devices/emulators found"
+    one, two = lab.take(2)
+    lab.lab.plug(one.serial, station.name)
+    lab.lab.plug(two.serial, station.name)
+    lab.lab.fault(two.serial, "unauthorized")
+    listing = _adb(station, "devices", "-l").stdout.splitlines()
+    assert listing[0] == "List of devices attached"
+    assert listing[1].split() == [one.serial, "device", "usb:1-1.1", "product:trltexx",
+                                  "model:SM_N910F", "device:trlte", "transport_id:1"]
+    assert listing[2].split() == [two.serial, "unauthorized", "usb:1-1.2", "transport_id:2"]
+    assert _adb(station, "devices").stdout.splitlines()[1] == f"{one.serial}\tdevice"
+    missing = _adb(station, "-s", "NOPE123", "shell", "true")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: device 'NOPE123' not found")
+    refused = _adb(station, "-s", two.serial, "shell", "true")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: device unauthorized.")
+    assert _adb(station, "-s", one.serial, "shell", "exit 7").returncode == 7
+    model = _adb(station, "-s", one.serial, "shell", "getprop", "ro.product.model")
+    assert model.stdout == "SM-N910F\n"
+    lab.lab.fault(one.serial, "offline")
+    assert _adb(station, "-s", one.serial, "get-state").stderr.strip() == "error: device offline"
+
+
+def test_adb_devices_lines_are_parsed_and_strange_ones_refused() -> None:
+    from mdm.fleet.transport import StepFailed
+    from mdm.stations.service import parse_devices
+
+    text = ("* daemon not running; starting now at tcp:5037\n* daemon started successfully\n"
+            "List of devices attached\n"
+            "R58F484G7YV            device usb:1-1.2 product:trltexx model:SM_N910F"
+            " device:trlte transport_id:3\n"
+            "R58F4ENEEWJ            unauthorized usb:1-1.3 transport_id:4\n"
+            "R58F46ARPY1\toffline\n\n")
+    assert parse_devices(text, "bench") == [
+        {"serial": "R58F484G7YV", "state": "device", "usb": "1-1.2", "product": "trltexx",
+         "model": "SM_N910F", "device": "trlte", "transport_id": "3"},
+        {"serial": "R58F4ENEEWJ", "state": "unauthorized", "usb": "1-1.3",
+         "transport_id": "4"},
+        {"serial": "R58F46ARPY1", "state": "offline"}]
+    with pytest.raises(StepFailed):
+        parse_devices("List of devices attached\n$(reboot) device\n", "bench")
+
+
+def test_station_errors_are_named() -> None:
+    from mdm.fleet.station import classify
+
+    said = ("error: device unauthorized.\nThis adb server's $ADB_VENDOR_KEYS is not set\n")
+    assert classify("S1", "bench", said).kind == "unauthorized"
+    assert classify("S1", "bench", "error: device offline").kind == "offline"
+    assert classify("S1", "bench", "error: device 'S1' not found").kind == "not_attached"
+    assert classify("S1", "bench", "error: no devices/emulators found").kind == "not_attached"
+
+
+def test_a_station_works_on_at_most_its_concurrency_of_devices_at_once(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]], station: Any) -> None:
+    import time
+
+    mdm("operators", "add", "admin")
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    mdm("stations", "add", station.name, "--address", row["address"], "--host-key",
+        row["fingerprint"], "--concurrency", "1")
+    devices = delivered(3)
+    for d in devices:
+        lab.lab.plug(d.serial, station.name)
+    mdm.json("enrol", "station", station.name)
+    for d in devices:  # every shell on it now starts a second late: 2 s per command via adb
+        lab.lab.fault(d.serial, "slow", delay=1.0)
+    started = time.monotonic()
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 3
+    assert time.monotonic() - started >= 5.0  # one device at a time (all at once: ~2.6 s)
