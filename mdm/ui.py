@@ -136,6 +136,26 @@ def emit_json(data: object) -> None:
     sys.stdout.write(json_text(data) + "\n")
 
 
+def json_rows_text(data: object, indent: str = "") -> str:
+    """Return data as JSON (as `json_text`), each row of a list of objects on one line.
+
+    For results with tens of thousands of rows: Python's JSON encoder is several times
+    faster without indentation, and one row a line still reads well and greps well.
+    """
+    inner = indent + "  "
+    if isinstance(data, Mapping) and data:
+        return "{\n" + ",\n".join(f"{inner}{json_text(str(k), None)}: {json_rows_text(v, inner)}"
+                                  for k, v in data.items()) + f"\n{indent}}}"
+    if isinstance(data, list) and data and all(isinstance(x, Mapping) for x in data):
+        return "[\n" + ",\n".join(inner + json_text(x, None) for x in data) + f"\n{indent}]"
+    return json_text(data, None)
+
+
+def emit_json_rows(data: object) -> None:
+    """Write data as JSON on stdout, each row of a list of objects on one line."""
+    sys.stdout.write(json_rows_text(data) + "\n")
+
+
 def write_out(text: str) -> None:
     """Write raw text on stdout and flush it, so a failed write is known at once."""
     write_text(text)
@@ -194,6 +214,42 @@ def render(data: object, as_json: bool, columns: Sequence[str] | None = None,
         record(data, title)
     else:
         _out().print(_text(data))
+
+
+def heading(text: str, *lines: str) -> None:
+    """Print a heading line (bold on a terminal) and any plain lines under it on stdout."""
+    console = _out()
+    console.print(Text(literal(text), style="bold"))
+    for line in lines:
+        console.print(_text(line))
+
+
+def stdout_is_terminal() -> bool:
+    """Say whether stdout is a terminal (a person reading) rather than a pipe or a file."""
+    return _is_terminal(sys.stdout)
+
+
+def _tsv_cell(value: object) -> str:
+    if type(value) is str:  # the common case first: tens of thousands of cells
+        return value if value.isprintable() else literal(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return literal(value)
+
+
+def tsv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Return rows as tab-separated lines with a header: one row a line, every value literal.
+
+    A tab, a line end or a control character inside a value is written as a visible
+    escape (as `literal` does), so `cut`, `sort` and `awk` see one row per line.
+    """
+    lines = ["\t".join(columns)]
+    lines += ["\t".join([_tsv_cell(row.get(c)) for c in columns]) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def info(message: str) -> None:

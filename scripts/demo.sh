@@ -115,7 +115,7 @@ mdm --operator it.patel policy push --check
 mdm --operator it.patel policy push
 mdm --operator it.patel policy push
 
-step "A Special's lock changes in the YAML: see what it would change, device by device"
+step "A Special's lock changes in the YAML: see what it would change (each distinct change once)"
 printf '  lock:\n    auto_lock_seconds: 90\n' >> $DEMO/policies/11-special.yaml
 mdm policy diff
 mdm --operator it.patel policy push status=enrolled

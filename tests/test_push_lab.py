@@ -203,12 +203,13 @@ def test_nothing_is_pushed_from_an_invalid_tree(mdm: Any, fleet: dict[str, Any],
 
 def test_diff_shows_what_a_yaml_change_would_change(mdm: Any, fleet: dict[str, Any]) -> None:
     mdm("policy", "push")
-    assert mdm.json("policy", "diff") == []
+    assert mdm.json("policy", "diff")["changes"] == []
     special = fleet["folder"] / "11-special.yaml"
     special.write_text(special.read_text() + "  lock:\n    auto_lock_seconds: 90\n")
-    changes = mdm.json("policy", "diff")
-    assert [c["serial"] for c in changes] == [fleet["devices"][2].serial]
-    fields = {c["field"]: (c["from"], c["to"]) for c in changes[0]["changes"]}
+    changes = mdm.json("policy", "diff")["changes"]
+    assert [(c["devices"], c["examples"]) for c in changes] == [
+        (1, [fleet["devices"][2].serial])]
+    fields = {c["field"]: (c["from"], c["to"]) for c in changes[0]["fields"]}
     assert fields["maximumTimeToLock"] == ("120000", "90000")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,9 @@ from mdm.cliopts import (
     SelectorArg,
     app_context,
     deliver,
-    export_format,
     wants_json,
 )
+from mdm.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Validate, inspect, compile and push policies.")
 compliance_app = typer.Typer(no_args_is_help=True, help="Judge devices against their policy.")
@@ -28,6 +28,16 @@ PoliciesOpt = Annotated[Path | None, typer.Option(
     help="Policy folder (default: `policies` in mdm.toml, else playbooks/policies).")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="A device serial (or IMEI);"
                                                " give this or --officer.", show_default="none")]
+AllOpt = Annotated[bool, typer.Option(
+    "--all", help="List every device, even on a terminal (where a summary is the default).")]
+ListFormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", help="List every device as tsv, csv or json (json: the whole result).",
+    show_default="a summary on a terminal, else tsv")]
+PlanAllOpt = Annotated[bool, typer.Option(
+    "--all", help="With --check: list every device, even on a terminal.")]
+PlanFormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", help="With --check: list every device as tsv, csv or json (json: the"
+    " whole plan).", show_default="a summary on a terminal, else tsv")]
 OfficerOpt = Annotated[str | None, typer.Option("--officer", help="Officer id, payroll or"
                                                 " collar number; give this or --device.",
                                                 show_default="none")]
@@ -92,21 +102,19 @@ def compile_(ctx: typer.Context, device: DeviceOpt = None, officer: OfficerOpt =
 
 @app.command("diff")
 def diff(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
+         device: Annotated[str | None, typer.Option(
+             "--device", help="Show this device's change (serial or IMEI).",
+             show_default="every selected device")] = None,
          json: JsonOpt = False) -> None:
-    """Show, device by device, what pushing the current policy files would change."""
-    from mdm.policies import service
+    """Show what pushing the current policy files would change: each distinct change once."""
+    from mdm.policies import render, service
 
     c = app_context(ctx)
-    result = service.diff(c.db(), _folder(policies), selectors or [])
+    result = service.diff(c.db(), _folder(policies), selectors or [], device)
     if wants_json(ctx, json):
         ui.emit_json(result)
-        return
-    for device in result:
-        rows = [{**ch, "serial": device["serial"]} for ch in device["changes"]]
-        ui.table(rows, ["field", "from", "to"],
-                 f"{device['serial']}: {str(device['from'])[:12]} → {device['to'][:12]}")
-    if not result:
-        ui.success("no device would change")
+    else:
+        render.changes(result)
 
 
 @app.command("push")
@@ -116,18 +124,21 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
          max_fail_percent: Annotated[float | None, typer.Option(
              help="Stop starting devices once more than this % have failed (0-100).",
              show_default="no limit")] = None,
-         concurrency: ConcurrencyOpt = None, json: JsonOpt = False) -> None:
+         concurrency: ConcurrencyOpt = None, every: PlanAllOpt = False,
+         fmt: PlanFormatOpt = None,
+         json: JsonOpt = False) -> None:
     """Push each selected device its compiled policy, proven by the sha256 it reports."""
     from mdm.policies import push as pusher
+    from mdm.policies import render
 
     c = app_context(ctx)
     as_json = wants_json(ctx, json)
     if check:
-        result = pusher.check(c.db(), _folder(policies), selectors or [])
-        ui.render(result if as_json else result["devices"], as_json,
-                  ["serial", "holder", "from", "to", "change"],
-                  f"Plan: {result['would_change']} of {result['selected']} would change")
+        fmt = render.list_format(fmt)
+        _plan(pusher.check(c.db(), _folder(policies), selectors or []), as_json, every, fmt)
         return
+    if every or fmt:
+        raise InputError("--all and --format list the plan: they go with --check")
     with ui.progress("pushing", not as_json) as bar:
         result = pusher.push(c.db(), c.operator, _folder(policies), selectors or [],
                              c.drivers(concurrency), max_fail_percent, bar)
@@ -136,6 +147,18 @@ def push(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOp
     else:
         ui.success(f"{result['changed']} device(s) changed, {len(result['unchanged'])}"
                    f" already on their policy, of {result['selected']}")
+
+
+def _plan(result: dict[str, Any], as_json: bool, every: bool, fmt: str | None) -> None:
+    """Print a push plan: a summary on a terminal (every device with --all), else every device."""
+    from mdm.policies import render
+
+    if as_json:
+        ui.emit_json_rows(result)
+    elif not render.on_terminal(fmt):
+        ui.write_out(render.device_list(result["devices"], render.PLAN_COLUMNS, fmt, result))
+    else:
+        (render.plan_devices if every else render.plan)(result)
 
 
 @app.command("history")
@@ -151,31 +174,23 @@ def history(ctx: typer.Context, serial: Annotated[str, typer.Argument(help="Devi
 
 @compliance_app.command("report")
 def report(ctx: typer.Context, selectors: SelectorArg = None, policies: PoliciesOpt = None,
-           fmt: Annotated[str | None, typer.Option(
-               "--format", "-f", help="Export as csv or json (with -o).",
-               show_default="none: a table, or JSON with --json")] = None,
-           output: OutputOpt = None, force: ForceOpt = False, json: JsonOpt = False) -> None:
+           every: AllOpt = False, fmt: ListFormatOpt = None, output: OutputOpt = None,
+           force: ForceOpt = False, json: JsonOpt = False) -> None:
     """Judge each device from its latest facts (reads only); exit 1 if any is not compliant."""
+    from mdm.policies import render
     from mdm.policies import report as reporter
 
     c = app_context(ctx)
+    fmt = render.list_format(fmt or render.format_of(output))
     result = reporter.report(c.db(), _folder(policies), selectors or [])
-    if fmt:
-        body = reporter.to_csv(result) if export_format(fmt) == "csv" else reporter.as_json(result)
-        deliver(body, output, result["total"], force)
-    elif wants_json(ctx, json):
-        ui.emit_json(result)
+    if wants_json(ctx, json) and not (fmt or output):
+        ui.emit_json_rows(result)
+    elif not render.on_terminal(fmt, output):
+        deliver(render.device_list(reporter.flat_rows(result), reporter.COLUMNS, fmt, result),
+                output, result["total"], force)
     else:
-        rows = [{**r, "reasons": "; ".join(x["detail"] for x in r["reasons"]) or "ok"}
-                for r in result["devices"]]
-        ui.table(rows, ["serial", "status", "holder", "station", "reasons"],
-                 f"Compliance: {result['compliant']} of {result['total']} compliant")
-        for by in ("area", "station", "group"):
-            if not result["summary"][by]:
-                continue
-            ui.table([{by: k, **v} for k, v in sorted(result["summary"][by].items())],
-                     [by, "total", "compliant", "non_compliant"], f"By {by}")
-        if result["ready_to_provision"]:
-            ui.info(f"{len(result['ready_to_provision'])} compliant enrolled device(s) ready:"
-                    " mdm devices provision (it or admin role)")
+        (render.compliance_devices if every else render.compliance)(result)
+    if result["ready_to_provision"]:
+        ui.info(f"{len(result['ready_to_provision'])} compliant enrolled device(s) ready:"
+                " mdm devices provision (it or admin role)")
     reporter.require_compliant(result)

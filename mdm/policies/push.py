@@ -27,11 +27,14 @@ __all__ = ["PolicyNotApplied", "check", "push"]
 
 
 def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
-    """Resolve and return the plan (devices, old → new hash); changes nothing anywhere."""
+    """Resolve and return the plan; changes nothing anywhere.
+
+    Every device (old → new hash), and each distinct change with its device count.
+    """
     rows = service.plan(db, service.checked_tree(db, folder), selectors)
     view = service.plan_view(rows)
     return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
-            "selected": len(view)}
+            "selected": len(view), "changes": service.plan_summary(rows)}
 
 
 def push(db: Database, operator: str, folder: Path, selectors: list[str], drivers: Drivers,

@@ -8,7 +8,6 @@ compliant devices per area, station and group (wave).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +65,13 @@ def require_compliant(result: dict[str, Any]) -> None:
                            ExitCode.PARTIAL)
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
-    out: dict[str, dict[str, dict[str, int]]] = {"area": {}, "station": {}, "group": {}}
+EXAMPLES = 5  # serials shown for each reason
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Count devices per area, station and group (compliant or not), and per reason."""
+    out: dict[str, dict[str, dict[str, Any]]] = {"area": {}, "station": {}, "group": {},
+                                                 "reason": {}}
     for row in rows:
         keys = [("area", row["area"] or "(unassigned)"),
                 ("station", row["station"] or "(unassigned)")]
@@ -76,16 +80,21 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]
             bucket = out[by].setdefault(key, {"total": 0, "compliant": 0, "non_compliant": 0})
             bucket["total"] += 1
             bucket["compliant" if row["compliant"] else "non_compliant"] += 1
+        for code in dict.fromkeys(r["code"] for r in row["reasons"]):
+            reason = out["reason"].setdefault(code, {"devices": 0, "examples": []})
+            reason["devices"] += 1
+            if len(reason["examples"]) < EXAMPLES:
+                reason["examples"].append(row["serial"])
     return out
+
+
+def flat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one flat row per device, groups and reasons as text (for CSV and TSV)."""
+    return [{**r, "groups": " ".join(r["groups"]),
+             "reasons": "; ".join(f"{x['code']}: {x['detail']}" for x in r["reasons"])}
+            for r in result["devices"]]
 
 
 def to_csv(result: dict[str, Any]) -> str:
     """Render the report as spreadsheet-safe CSV, one row per device."""
-    rows = [{**r, "groups": " ".join(r["groups"]),
-             "reasons": "; ".join(f"{x['code']}: {x['detail']}" for x in r["reasons"])}
-            for r in result["devices"]]
-    return csvio.write_csv(rows, COLUMNS)
-
-
-def as_json(result: dict[str, Any]) -> str:
-    return json.dumps(result, indent=2) + "\n"
+    return csvio.write_csv(flat_rows(result), COLUMNS)

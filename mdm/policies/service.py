@@ -78,11 +78,11 @@ def load(folder: Path, target: compiler.Target | None = None) -> Tree:
 
 # -- whom policies are for ------------------------------------------------------------
 
-_SUBJECT_SQL = (
-    "SELECT d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy, d.last_seen,"
-    " d.last_contact_error,"
-    " o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
-    " o.worker_type, o.rank, o.area, o.station")
+_DEVICE_COLUMNS = ("d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy,"
+                   " d.last_seen, d.last_contact_error")
+_HOLDER_COLUMNS = ("o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
+                   " o.worker_type, o.rank, o.area, o.station")
+_SUBJECT_SQL = f"SELECT {_DEVICE_COLUMNS}, {_HOLDER_COLUMNS}"
 
 
 def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
@@ -95,10 +95,36 @@ def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
     where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
-    rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
+    if selector.parse(selectors) is None:
+        rows = _fleet(db, statuses)
+    else:
+        rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
     groups = memberships(db)
     for row in rows:
         row["subject"] = _subject(row, groups)
+    return rows
+
+
+def _fleet(db: Database, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return every device in these statuses with its holder, as `devices` does.
+
+    The whole fleet is read in three scans (devices, open assignments, officers) joined
+    here: at 50,000 devices about twice as fast as SQLite looking up each device's holder
+    through two indexes.
+    """
+    marks = ", ".join("?" for _ in statuses)
+    people = db.execute(f"SELECT {_HOLDER_COLUMNS} FROM officers o")
+    columns = [c[0] for c in people.description]
+    holders = {r[0]: r for r in people}
+    held = dict(db.execute("SELECT device_id, officer_id FROM assignments"
+                           " WHERE closed_at IS NULL"))
+    found = db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices d WHERE d.status IN ({marks})",
+                       statuses)
+    columns = [c[0] for c in found.description] + columns
+    nobody = (None,) * (len(columns) - len(found.description))
+    rows = [dict(zip(columns, device + holders.get(held.get(device[0]), nobody), strict=True))
+            for device in found]
+    rows.sort(key=lambda row: row["serial"])
     return rows
 
 
@@ -109,12 +135,13 @@ class Resolver:
         self.tree = tree
         self.exception_serials = {s for layer in tree.layers if layer.kind == "device"
                                   for s in layer.match}
-        self._cache: dict[Subject, tuple[Effective, compiler.Compiled]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Effective, compiler.Compiled]] = {}
 
     def resolve(self, subject: Subject) -> tuple[Effective, compiler.Compiled]:
-        key = subject if subject.serial in self.exception_serials else Subject(
-            None, None, subject.worker_type, subject.rank, subject.area, subject.station,
-            subject.groups)
+        # A plain tuple as the key: hashed and compared in C, once per device of the fleet.
+        key: tuple[Any, ...] = (subject.serial,) if subject.serial in self.exception_serials \
+            else (subject.worker_type, subject.rank, subject.area, subject.station,
+                  subject.groups)
         if key not in self._cache:
             effective = merge(self.tree.layers, subject, self.tree.today)
             issues = compiler.check(effective, self.tree.target)
@@ -158,22 +185,23 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
         if key not in baseline.settings:
             problems.append(Problem(baseline.where(), f"the baseline does not set {key}",
                                     "the baseline must set every security setting", key))
-    people = db.query("SELECT o.officer_id, o.worker_type, o.rank, o.area, o.station"
-                      " FROM officers o WHERE o.status != 'LEAVER'")
     groups = memberships(db)
+    # Each distinct kind of serving officer once: (worker type, rank, area, station, groups).
+    kinds = {(w, r, a, s, frozenset(groups.get(o, ()))) for o, w, r, a, s in db.execute(
+        "SELECT officer_id, worker_type, rank, area, station FROM officers"
+        " WHERE status != 'LEAVER'")}
     serials = {r[0] for r in db.execute("SELECT serial FROM devices")}
-    if not people:
+    if not kinds:
         warnings.append(Problem(str(folder), "the inventory has no officers yet: layer"
                                 " selectors were not checked against anyone"))
     else:
-        problems += _unmatched(tree.layers, people, groups, serials, db, warnings)
+        problems += _unmatched(tree.layers, kinds, groups, serials, db, warnings)
     for layer in tree.layers:
         if layer.kind == "device" and layer.expired(tree.today):
             warnings.append(Problem(layer.where("expires"), f"exception {layer.name!r} expired"
                                     f" on {layer.expires}; it no longer applies",
                                     "remove the file or renew it with a reason", "expires"))
-    subjects = {Subject(None, None, p["worker_type"], p["rank"], p["area"], p["station"],
-                        frozenset(groups.get(p["officer_id"], set()))) for p in people}
+    subjects = {Subject(None, None, w, r, a, s, g) for w, r, a, s, g in kinds}
     subjects.add(Subject())  # a device nobody holds
     for layer in tree.layers:
         if layer.kind == "device":
@@ -188,10 +216,10 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
     return tree
 
 
-def _unmatched(layers: list[Layer], people: list[dict[str, Any]], groups: dict[str, set[str]],
+def _unmatched(layers: list[Layer], kinds: set[tuple[Any, ...]], groups: dict[str, set[str]],
                serials: set[str], db: Database, warnings: list[Problem]) -> list[Problem]:
-    known = {kind: {str(p[kind]).upper().replace(" ", "_") for p in people if p[kind]}
-             for kind in ("worker_type", "rank", "area", "station")}
+    known = {kind: {str(k[i]).upper().replace(" ", "_") for k in kinds if k[i]}
+             for i, kind in enumerate(("worker_type", "rank", "area", "station"))}
     group_names = {g for members in groups.values() for g in members}
     all_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
     problems = []
@@ -313,27 +341,73 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: doc}
 
 
-def diff(db: Database, folder: Path, selectors: list[str]) -> list[dict[str, Any]]:
-    """Say, device by device, what pushing the current tree would change."""
+EXAMPLES = 5  # serials shown for each distinct change
+
+
+def _device_rows(db: Database, selectors: list[str], serial: str | None) -> list[dict[str, Any]]:
+    """Return the devices a diff covers: the selected ones, or the one `--device` names."""
+    if not serial:
+        return devices(db, selectors)
+    if selectors:
+        raise InputError("give selectors or --device, not both",
+                         "mdm policy diff --device SERIAL shows one device's change")
+    from mdm.devices.service import get  # finds by serial (any case) or IMEI
+
+    device = get(db, serial)
+    if device["status"] not in ("enrolled", "provisioned"):
+        raise InputError(f"device {device['serial']} is {device['status']}: policies go only"
+                         " to enrolled or provisioned devices", "enrol it first")
+    return devices(db, [device["serial"]])
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return each field of the compiled policy that differs, old and new value."""
+    before, after = _flat(old), _flat(new)
+    return [{"field": k, "from": before.get(k), "to": after.get(k)}
+            for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
+
+
+def diff(db: Database, folder: Path, selectors: list[str],
+         serial: str | None = None) -> dict[str, Any]:
+    """Say what pushing the current tree would change: each distinct change once.
+
+    Devices are grouped by (the version they run → the version they would get); each
+    group's fields are compared once, with the number of devices and a few example
+    serials. With `serial`, only that device is looked at.
+    """
     tree = load(folder)
-    resolver = Resolver(tree)
-    out = []
-    bodies: dict[str, dict[str, Any]] = {}
-    for row in devices(db, selectors):
-        _, compiled = resolver.resolve(row["subject"])
-        current = row["applied_policy"]
-        if current == compiled.sha256:
+    rows = _device_rows(db, selectors, serial)
+    groups = group_changes(plan(db, tree, [], rows))
+    bodies = {sha: db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?", [sha])
+              for sha in {g["from"] for g in groups if g["from"]}}
+    stored = {sha: json.loads(body) for sha, body in bodies.items() if body is not None}
+    for group in groups:
+        compiled = group.pop("compiled")
+        current = group["from"]
+        group["from_known"] = current is None or current in stored
+        group["fields"] = _changes(stored.get(current, {}), compiled.document)
+    changing = sum(g["devices"] for g in groups)
+    return {"device": rows[0]["serial"] if serial else None, "selected": len(rows),
+            "would_change": changing, "unchanged": len(rows) - changing, "changes": groups}
+
+
+def group_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group planned devices that would change by (current → new version), largest first."""
+    groups: dict[tuple[str | None, str], dict[str, Any]] = {}
+    for row in rows:
+        if not row["change"]:
             continue
-        if current and current not in bodies:
-            body = db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?", [current])
-            bodies[current] = json.loads(body) if body else {}
-        old = _flat(bodies.get(current, {})) if current else {}
-        new = _flat(compiled.document)
-        changes = [{"field": k, "from": old.get(k), "to": new.get(k)}
-                   for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        out.append({"serial": row["serial"], "from": current, "to": compiled.sha256,
-                    "changes": changes})
-    return out
+        compiled = row["compiled"]
+        key = (row["applied_policy"], compiled.sha256)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {"from": key[0], "to": key[1],
+                                   "policy": compiled.document.get("name"), "devices": 0,
+                                   "examples": [], "compiled": compiled}
+        group["devices"] += 1
+        if len(group["examples"]) < EXAMPLES:
+            group["examples"].append(row["serial"])
+    return sorted(groups.values(), key=lambda g: (-g["devices"], g["from"] or "", g["to"]))
 
 
 def history(db: Database, serial: str) -> list[dict[str, Any]]:
@@ -351,10 +425,14 @@ def history(db: Database, serial: str) -> list[dict[str, Any]]:
 
 # -- push ---------------------------------------------------------------------------------
 
-def plan(db: Database, tree: Tree, selectors: list[str]) -> list[dict[str, Any]]:
-    """Resolve which devices get which policy (old → new); contacts nobody."""
+def plan(db: Database, tree: Tree, selectors: list[str],
+         rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Resolve which devices get which policy (old → new); contacts nobody.
+
+    `rows` are the devices already looked up (else the selectors pick them).
+    """
     resolver = Resolver(tree)
-    rows = devices(db, selectors)
+    rows = devices(db, selectors) if rows is None else rows
     for row in rows:
         _, compiled = resolver.resolve(row["subject"])
         row["compiled"] = compiled
@@ -366,3 +444,11 @@ def plan_view(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return the plan as users see it: serial, holder, old → new version, change?"""
     return [{"serial": r["serial"], "holder": r["holder"], "from": r["applied_policy"],
              "to": r["compiled"].sha256, "change": r["change"]} for r in rows]
+
+
+def plan_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the plan's distinct changes (current → new version): count and examples."""
+    groups = group_changes(rows)
+    for group in groups:
+        del group["compiled"]
+    return groups

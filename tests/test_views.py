@@ -1,0 +1,287 @@
+"""Fleet-wide views: each distinct change once, summaries on a terminal, every device on demand.
+
+The fleet is set up straight in the inventory (devices enrolled, policies recorded as
+applied, facts as a refresh would leave them), so these tests need no lab; what a push
+or a refresh really does is tested against the lab in test_push_lab.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mdm import ui
+from mdm.cli import app
+
+SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
+REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
+            "uk.police.mdm.dpc": 300}
+
+
+def invoke(mdm: Any, *args: str) -> Any:
+    """Run mdm; a compliance report may exit 1 (some device is not compliant)."""
+    result = mdm.runner.invoke(app, list(args))
+    assert result.exit_code in (0, 1), f"{args}: {result.stdout}{result.stderr}"
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result
+
+
+@pytest.fixture
+def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Eleven enrolled devices: seven nobody holds, two PCSOs', one Special's, and one
+    never sent a policy; the other ten run the policy the tree gives them today."""
+    folder = tmp_path / "policies"
+    shutil.copytree(SHIPPED, folder)
+    monkeypatch.setenv("MDM_POLICIES", str(folder))
+    people = inventory["roster"]
+    serials = sorted(d["serial_number"] for d in inventory["delivery"])[:11]
+    pcsos = [p for p in people if p["worker_type"] == "PCSO"][:2]
+    special = next(p for p in people if p["worker_type"] == "SPECIAL" and p["area"] != "HQ")
+    holders = {serials[7]: pcsos[0], serials[8]: pcsos[1], serials[9]: special}
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executemany("UPDATE devices SET status = 'enrolled' WHERE serial = ?",
+                         [(s,) for s in serials])
+    for serial, person in holders.items():
+        mdm("assign", serial, person["officer_id"])
+    plan = mdm.json("policy", "push", "--check")["devices"]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with conn:
+        for sha in {r["to"] for r in plan}:
+            example = next(r["serial"] for r in plan if r["to"] == sha)
+            body = mdm("policy", "compile", "--device", example).stdout
+            conn.execute("INSERT INTO policy_versions (sha256, body, layers, created_at,"
+                         " created_by) VALUES (?, ?, 'test', ?, 'admin')", (sha, body, stamp))
+        conn.executemany("UPDATE devices SET applied_policy = ? WHERE serial = ?",
+                         [(r["to"], r["serial"]) for r in plan if r["serial"] != serials[10]])
+    conn.close()
+    return {"serials": serials, "unheld": serials[:7], "pcso": serials[7:9],
+            "special": serials[9], "new": serials[10], "holders": holders,
+            "folder": folder, "plan": {r["serial"]: r["to"] for r in plan}}
+
+
+def _edit_baseline(folder: Path) -> None:
+    baseline = folder / "00-baseline.yaml"
+    baseline.write_text(baseline.read_text().replace("auto_lock_seconds: 120",
+                                                     "auto_lock_seconds: 90"))
+
+
+def _rows(text: str, delimiter: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+
+
+# -- policy diff --------------------------------------------------------------------------
+
+def test_diff_groups_devices_by_version_pair_with_a_count_and_examples(
+        mdm: Any, fleet: dict[str, Any]) -> None:
+    settled = mdm.json("policy", "diff")
+    assert (settled["would_change"], settled["unchanged"]) == (1, 10)
+    assert [(c["from"], c["devices"], c["examples"]) for c in settled["changes"]] == [
+        (None, 1, [fleet["new"]])]
+    assert settled["changes"][0]["fields"]  # never sent: every field is new
+    assert all(f["from"] is None for f in settled["changes"][0]["fields"])
+
+    _edit_baseline(fleet["folder"])
+    result = mdm.json("policy", "diff")
+    assert (result["selected"], result["would_change"], result["unchanged"]) == (11, 11, 0)
+    counts = [(c["devices"], c["from"]) for c in result["changes"]]
+    plan = fleet["plan"]
+    assert counts == [(7, plan[fleet["unheld"][0]]), (2, plan[fleet["pcso"][0]]),
+                      (1, None), (1, plan[fleet["special"]])]  # largest first
+    unheld = result["changes"][0]
+    assert unheld["examples"] == fleet["unheld"][:5]  # five examples of seven devices
+    assert unheld["fields"] == [{"field": "maximumTimeToLock", "from": "120000",
+                                 "to": "90000"}]
+    assert unheld["from_known"] is True and unheld["policy"].endswith("/force-baseline")
+    pcso = result["changes"][1]
+    assert sorted(pcso["examples"]) == sorted(fleet["pcso"])
+    assert pcso["policy"].endswith("/force-baseline.pcso")
+    assert pcso["fields"] == unheld["fields"]
+    assert pcso["to"] != unheld["to"]
+
+
+def test_diff_of_one_device_shows_its_change(mdm: Any, fleet: dict[str, Any]) -> None:
+    _edit_baseline(fleet["folder"])
+    whole = {c["to"]: c for c in mdm.json("policy", "diff")["changes"]}
+    pcso = fleet["pcso"][1]
+    one = mdm.json("policy", "diff", "--device", pcso.lower())  # any case, as typed
+    assert (one["device"], one["selected"], one["would_change"]) == (pcso, 1, 1)
+    [change] = one["changes"]
+    assert (change["devices"], change["examples"]) == (1, [pcso])
+    assert change["fields"] == whole[change["to"]]["fields"]
+    assert change["from"] == fleet["plan"][pcso]
+    mdm("policy", "diff", "--device", pcso)  # and printed on a terminal without error
+
+
+def test_diff_of_one_device_that_would_not_change_and_of_one_not_enrolled(
+        mdm: Any, fleet: dict[str, Any], inventory: dict[str, Any]) -> None:
+    settled = mdm.json("policy", "diff", "--device", fleet["special"])
+    assert (settled["would_change"], settled["unchanged"], settled["changes"]) == (0, 1, [])
+    delivered = sorted(d["serial_number"] for d in inventory["delivery"])[-1]
+    err = mdm("policy", "diff", "--device", delivered, code=2).stderr
+    assert f"device {delivered} is delivered" in err
+    assert "not both" in mdm("policy", "diff", "all", "--device", delivered, code=2).stderr
+
+
+# -- policy push --check ------------------------------------------------------------------
+
+def test_push_check_summarises_on_a_terminal_and_lists_every_device_on_demand(
+        mdm: Any, fleet: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    _edit_baseline(fleet["folder"])
+    result = mdm.json("policy", "push", "--check")
+    assert len(result["devices"]) == result["selected"] == 11  # JSON: every device
+    assert [(c["devices"], c["examples"]) for c in result["changes"]][0] == \
+        (7, fleet["unheld"][:5])
+    assert sum(c["devices"] for c in result["changes"]) == result["would_change"] == 11
+    # Piped: every device, tab-separated; --format csv the same as CSV.
+    piped = _rows(mdm("policy", "push", "--check").stdout, "\t")
+    assert [r["serial"] for r in piped] == [d["serial"] for d in result["devices"]]
+    assert {r["change"] for r in piped} == {"true"}
+    as_csv = _rows(mdm("policy", "push", "--check", "--format", "CSV").stdout, ",")
+    assert [r["to"] for r in as_csv] == [d["to"] for d in result["devices"]]
+    assert json.loads(mdm("policy", "push", "--check", "-f", "json").stdout) == result
+    # On a terminal: the summary names at most five devices of each change; --all names all.
+    monkeypatch.setattr(ui, "stdout_is_terminal", lambda: True)
+    summary = mdm("policy", "push", "--check").stdout
+    assert not set(fleet["unheld"][5:]) & set(summary.split())
+    assert "7" in summary.split()
+    every = mdm("policy", "push", "--check", "--all").stdout
+    assert all(serial in every for serial in fleet["serials"])
+
+
+def test_push_list_options_go_with_check_and_formats_are_checked(mdm: Any,
+                                                                 fleet: dict[str, Any]) -> None:
+    assert "--check" in mdm("policy", "push", "--all", code=2).stderr
+    err = mdm("policy", "push", "--check", "--format", "xml", code=2).stderr
+    assert "tsv, csv, json" in err
+
+
+# -- compliance report --------------------------------------------------------------------
+
+def _healthy(conn: sqlite3.Connection, serial: str, sha: str, **change: Any) -> None:
+    """Record facts that pass every check of the shipped policy (then apply `change`)."""
+    today = datetime.now(UTC)
+    facts = {"collected_at": today.strftime("%Y-%m-%dT%H:%M:%SZ"), "os_release": "6.0.1",
+             "sdk": 23, "security_patch": today.date().isoformat(),
+             "crypto_state": "encrypted", "packages": json.dumps(REQUIRED),
+             "dpc_status": json.dumps({"policySha256": sha, "state": "APPLIED"}),
+             "props": "{}", "settings": "{}", "policy_file_sha256": sha, **change}
+    device_id = conn.execute("SELECT id FROM devices WHERE serial = ?", (serial,)).fetchone()[0]
+    conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?",
+                 (facts["collected_at"], device_id))
+    conn.execute(f"INSERT INTO device_facts (device_id, {', '.join(facts)}) VALUES"
+                 f" (?, {', '.join('?' for _ in facts)})", (device_id, *facts.values()))
+
+
+def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str, Any],
+                                                     db_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = fleet["plan"]
+    conn = sqlite3.connect(db_path)
+    with conn:
+        for serial in fleet["unheld"][:4] + fleet["pcso"]:
+            _healthy(conn, serial, plan[serial])
+        _healthy(conn, fleet["unheld"][4], plan[fleet["unheld"][4]], crypto_state="unencrypted")
+        _healthy(conn, fleet["special"], plan[fleet["special"]], security_patch="2014-01-01",
+                 crypto_state="unencrypted")
+    conn.close()
+    never = sorted(set(fleet["serials"]) - set(fleet["unheld"][:5] + fleet["pcso"]
+                                                + [fleet["special"]]))
+    result = json.loads(invoke(mdm, "compliance", "report", "--json").stdout)
+    assert len(result["devices"]) == result["total"] == 11
+    reasons = result["summary"]["reason"]
+    assert reasons["never_reported"] == {"devices": 3, "examples": never}
+    assert reasons["not_encrypted"] == {"devices": 2, "examples": sorted(
+        [fleet["unheld"][4], fleet["special"]])}
+    assert reasons["patch_too_old"] == {"devices": 1, "examples": [fleet["special"]]}
+    assert result["compliant"] == 6
+    stations = result["summary"]["station"]
+    for serial in fleet["pcso"] + [fleet["special"]]:
+        station = fleet["holders"][serial]["station"]
+        expected = [s for s, p in fleet["holders"].items() if p["station"] == station]
+        healthy = [s for s in expected if s != fleet["special"]]  # the Special's patch
+        assert stations[station] == {"total": len(expected), "compliant": len(healthy),
+                                     "non_compliant": len(expected) - len(healthy)}
+    assert stations["(unassigned)"] == {"total": 8, "compliant": 4, "non_compliant": 4}
+    # Every device, piped (TSV) or as CSV, with each device's reasons.
+    tsv = {r["serial"]: r for r in _rows(invoke(mdm, "compliance", "report").stdout, "\t")}
+    assert sorted(tsv) == fleet["serials"]
+    assert tsv[fleet["special"]]["compliant"] == "false"
+    assert tsv[fleet["special"]]["reasons"].startswith("patch_too_old: security patch 2014")
+    as_csv = _rows(invoke(mdm, "compliance", "report", "--format", "csv").stdout, ",")
+    assert sorted(r["serial"] for r in as_csv) == fleet["serials"]
+    # On a terminal: the summary names at most five devices of each reason.
+    monkeypatch.setattr(ui, "stdout_is_terminal", lambda: True)
+    summary = invoke(mdm, "compliance", "report").stdout
+    healthy_unheld = fleet["unheld"][:4]
+    assert not set(healthy_unheld) & set(summary.replace(",", " ").split())
+    every = invoke(mdm, "compliance", "report", "--all").stdout
+    assert all(serial in every for serial in fleet["serials"])
+
+
+def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
+        mdm: Any, fleet: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "report.tsv"
+    invoke(mdm, "compliance", "report", "-o", str(out))
+    assert sorted(r["serial"] for r in _rows(out.read_text(), "\t")) == fleet["serials"]
+    out = tmp_path / "report.json"
+    invoke(mdm, "compliance", "report", "-o", str(out))
+    assert len(json.loads(out.read_text())["devices"]) == 11
+
+
+def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    from mdm.policies import service
+    from mdm.store import connect
+
+    db = connect(db_path)
+    try:
+        whole = service.devices(db, [])  # three scans, joined in Python
+        selected = service.devices(db, ["status=enrolled"])  # one SQL join
+        assert whole == selected and len(whole) == 11
+        assert {r["serial"]: r["holder"] is not None for r in whole} == {
+            s: s in fleet["holders"] for s in fleet["serials"]}
+    finally:
+        db.conn.close()
+
+
+# -- the formats every device is listed in --------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                           lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
+
+
+@settings(deadline=None)  # a loaded machine must not fail it: the property is what counts
+@given(st.dictionaries(st.text(), JSON_VALUES | st.lists(st.dictionaries(st.text(),
+                                                                          JSON_VALUES))))
+def test_json_with_one_row_a_line_is_the_same_data_and_prints_no_control(data: Any) -> None:
+    text = ui.json_rows_text(data)
+    assert json.loads(text) == data
+    assert text.replace("\n", "").isprintable()
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.text(), st.none() | st.booleans() | st.integers() | st.text()
+                          | st.lists(st.text()))))
+def test_tsv_is_one_line_a_row_and_prints_no_control(rows: list[tuple[Any, Any]]) -> None:
+    text = ui.tsv_text([{"a": a, "b": b} for a, b in rows], ["a", "b"])
+    lines = text.split("\n")
+    assert lines[0] == "a\tb" and lines[-1] == "" and len(lines) == len(rows) + 2
+    assert all(ln.count("\t") == 1 and ln.replace("\t", "").isprintable() for ln in lines[1:-1])
+    for line, (_, b) in zip(lines[1:-1], rows, strict=True):
+        cell = line.split("\t")[1]
+        if isinstance(b, bool):
+            assert cell == ("true" if b else "false")
+        elif b is None:
+            assert cell == ""
