@@ -40,11 +40,10 @@ from mdm.fleet.transport import (
     FleetError,
     HostKeyError,
     OutputTooLarge,
-    StepFailed,
     Target,
     Timeouts,
-    TransferCorrupt,
     Unreachable,
+    checked_upload,
 )
 
 # paramiko logs a failed handshake with a traceback from its own thread; mdm reports the
@@ -248,14 +247,8 @@ class ParamikoTransport:
                   f' if [ "$h" = {expected} ]; then chmod {mode} {tmp} && mv -f {tmp} {final};'
                   f' else rm -f {tmp}; exit 3; fi')
         result = self.run(script, stdin=data, timeout=self.timeouts.command)
-        seen = result.text.strip()
-        if result.exit_status == 3:
-            raise TransferCorrupt(self.target.name, f"upload to {remote_path} arrived with"
-                                  f" sha256 {seen[:16]}…, sent {expected[:16]}…; discarded")
-        if not result.ok:
-            raise StepFailed(self.target.name, f"upload to {remote_path} failed:"
-                             f" {result.stderr.decode(errors='replace').strip()[:200]}")
-        return expected
+        return checked_upload(self.target.name, remote_path, expected, result,
+                              result.stderr.decode(errors="replace"))
 
     def host_key(self) -> str:
         """Return the fingerprint of the key this connection was made with."""

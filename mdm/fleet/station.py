@@ -39,9 +39,9 @@ from mdm.fleet.transport import (
     StepFailed,
     Target,
     Timeouts,
-    TransferCorrupt,
     Transport,
     Unreachable,
+    checked_upload,
 )
 
 DEFAULT_STATION_CONCURRENCY = 8
@@ -253,14 +253,7 @@ class StationTransport:
                                       f" on station {self.station} ({why}); nothing was"
                                       " renamed into place: run the command again")
             self._check(result, token)
-        seen = result.text.strip()
-        if result.exit_status == 3:
-            raise TransferCorrupt(self.target.name, f"upload to {remote_path} arrived with"
-                                  f" sha256 {seen[:16]}…, sent {expected[:16]}…; discarded")
-        if not result.ok:
-            raise StepFailed(self.target.name, f"upload to {remote_path} failed:"
-                             f" {said.strip()[:200]}")
-        return expected
+        return checked_upload(self.target.name, remote_path, expected, result, said)
 
     def host_key(self) -> str:
         """Return the fingerprint of the station's key (the device has none of its own)."""

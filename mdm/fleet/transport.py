@@ -97,6 +97,18 @@ class MalformedOutput(StepFailed):
     kind = "malformed_output"
 
 
+def checked_upload(name: str, remote_path: str, expected: str, result: CommandResult,
+                   said: str) -> str:
+    """Judge an upload script's result (exit 3: the sha256 the device saw did not match)."""
+    if result.exit_status == 3:
+        seen = result.text.strip()
+        raise TransferCorrupt(name, f"upload to {remote_path} arrived with sha256"
+                                    f" {seen[:16]}…, sent {expected[:16]}…; discarded")
+    if not result.ok:
+        raise StepFailed(name, f"upload to {remote_path} failed: {said.strip()[:200]}")
+    return expected
+
+
 class OutputTooLarge(FleetError):
     """The device printed more than the command may; mdm stopped reading and hung up."""
 
