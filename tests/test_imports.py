@@ -107,6 +107,7 @@ def test_reimporting_a_roster_says_so_in_one_line(mdm: Any, inventory: Any, file
     before = db_fingerprint(db_path)
     err = mdm("officers", "import", path, operator="admin").stderr
     assert err.count("\n") == 1 and "roster.csv was already imported on " in err
+    assert mdm("-q", "officers", "import", path, operator="admin").stderr == ""
     assert db_fingerprint(db_path) == before
     changed = [dict(p) for p in inventory["roster"]]
     changed[0]["station"] = "Kendal"

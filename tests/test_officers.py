@@ -114,3 +114,8 @@ def test_a_place_no_one_has_is_refused_with_a_suggestion(mdm, inventory) -> None
     assert f"no one in the roster has station '{typo}'" in err and station in err
     assert "did you mean" in mdm("officers", "list", "--area", "Nroth", code=2).stderr
     assert mdm.json("officers", "list", "--station", station.upper())  # any case still finds
+
+
+def test_a_near_miss_worker_type_is_suggested(mdm, inventory) -> None:
+    err = mdm("officers", "list", "--worker-type", "PCSOs", code=2).stderr
+    assert "did you mean PCSO?" in err

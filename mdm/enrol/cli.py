@@ -32,7 +32,7 @@ def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
     if wants_json(ctx, json):
         ui.emit_json(result)
     elif result.get("already_imported"):
-        ui.info(result["already_imported"]["message"])
+        ui.success(result["already_imported"]["message"])
     else:
         ui.success(f"{result['devices']} devices delivered (orders: "
                    f"{', '.join(result['orders']) or 'none given'})")

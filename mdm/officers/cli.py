@@ -48,7 +48,7 @@ def import_(ctx: typer.Context, path: InputFile, errors: ErrorsOpt = None,
         ui.emit_json(result)
         return
     if result.get("already_imported"):
-        ui.info(result["already_imported"]["message"])
+        ui.success(result["already_imported"]["message"])
         return
     ui.success(f"{result['rows']} rows: {result['inserted']} new, {result['updated']} updated,"
                f" {result['unchanged']} unchanged; {result['not_in_file']} in the inventory"

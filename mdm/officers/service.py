@@ -281,8 +281,12 @@ def canonical_filter(key: str, value: str) -> str:
     wanted = m.normalise_rank(value) if key == "rank" else value.strip().upper()
     if wanted in allowed:
         return wanted
+    import difflib
+
+    near = difflib.get_close_matches(wanted, list(allowed), n=1, cutoff=0.6)
     raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of the allowed values",
-                     "use one of: " + ", ".join(allowed) + " (any case)")
+                     (f"did you mean {near[0]}? " if near else "")
+                     + "use one of: " + ", ".join(allowed) + " (any case)")
 
 
 def _name_clause(name: str) -> tuple[str, list[str]]:
