@@ -20,10 +20,11 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from compare import compare
 
 PAYLOAD = bytes(range(256)) * 16  # 4 KiB
 
@@ -134,21 +135,8 @@ def main() -> None:
             lab = Lab(t / "lab")
             try:
                 lab.up(size, Path(str(key) + ".pub").read_text())
-                results = {}
-                for worker in ("openssh", "mdm"):
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--worker", worker, "--lab", str(lab.root),
-                         "--key", str(key), "--tmp", tmp,
-                         "--concurrency", str(args.concurrency)],
-                        capture_output=True, text=True, check=True)
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                    results[worker] = r
-                    print(f"{size:>8} {worker:>8} {r['wall']:>8.2f} {r['cpu']:>7.2f}"
-                          f" {1000 * r['cpu'] / size:>10.1f} {r['peak_mb']:>8.1f}"
-                          f" {r['ok']:>5}")
-                m, o = results["mdm"], results["openssh"]
-                print(f"{size:>8} {'ratio':>8} {m['wall'] / o['wall']:>8.2f}x"
-                      f" {m['cpu'] / o['cpu']:>6.2f}x")
+                compare(__file__, ("openssh", "mdm"), size, lab.root, key, tmp,
+                        args.concurrency)
             finally:
                 lab.down()
 

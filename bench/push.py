@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from compare import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 MDM = Path(sys.executable).parent / "mdm"
@@ -174,23 +177,12 @@ def main() -> None:
                 lab.up(size, Path(str(key) + ".pub").read_text())
                 env = prepare(lab.root, key, t, args.concurrency)
                 (t / "env.json").write_text(json.dumps(env))
-                results = {}
-                for name in ("mdm", "openssh"):
-                    if name == "openssh":
+                def before(name: str, t: Path = t, env: dict[str, Any] = env) -> None:
+                    if name == "openssh":  # the policy mdm compiled and stored, for ssh to send
                         (t / "pushed.json").write_bytes(_pushed_policy(env))
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--worker", name, "--lab", str(lab.root),
-                         "--key", str(key), "--tmp", tmp,
-                         "--concurrency", str(args.concurrency)],
-                        capture_output=True, text=True, check=True)
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                    results[name] = r
-                    print(f"{size:>8} {name:>8} {r['wall']:>8.2f} {r['cpu']:>7.2f}"
-                          f" {1000 * r['cpu'] / size:>10.1f} {r['peak_mb']:>8.1f}"
-                          f" {r['ok']:>5}", flush=True)
-                m, o = results["mdm"], results["openssh"]
-                print(f"{size:>8} {'ratio':>8} {m['wall'] / o['wall']:>8.2f}x"
-                      f" {m['cpu'] / o['cpu']:>6.2f}x", flush=True)
+
+                compare(__file__, ("mdm", "openssh"), size, lab.root, key, tmp,
+                        args.concurrency, before)
             finally:
                 lab.down()
 

@@ -129,6 +129,14 @@ def _quote_path(path: str) -> str:
     return f'"{path}"'
 
 
+def upload_plan(data: bytes, remote_path: str, mode: str) -> tuple[str, str, str]:
+    """Return an upload's sha256, its quoted final path and a quoted temporary name beside it."""
+    if not re.fullmatch(r"0?[0-7]{3}", mode):
+        raise ValueError(f"bad mode {mode!r}")
+    return (hashlib.sha256(data).hexdigest(), _quote_path(remote_path),
+            _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}"))
+
+
 class ParamikoTransport:
     """One SSH connection to one device, for all the steps of a run."""
 
@@ -237,11 +245,7 @@ class ParamikoTransport:
 
     def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str:
         """Upload to a temporary name, check sha256 on the device, then rename into place."""
-        expected = hashlib.sha256(data).hexdigest()
-        final = _quote_path(remote_path)
-        tmp = _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}")
-        if not re.fullmatch(r"0?[0-7]{3}", mode):
-            raise ValueError(f"bad mode {mode!r}")
+        expected, final, tmp = upload_plan(data, remote_path, mode)
         script = (f'mkdir -p "$(dirname {final})" && umask 077 && cat > {tmp} &&'
                   f' h=$(sha256sum {tmp}) && h=${{h%% *}} && echo "$h" &&'
                   f' if [ "$h" = {expected} ]; then chmod {mode} {tmp} && mv -f {tmp} {final};'

@@ -20,8 +20,6 @@ the Transport contract with `adb -s SERIAL shell …` for commands and `adb push
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shlex
 import threading
 import uuid
@@ -29,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdm.fleet.ssh import ParamikoTransport, _quote_path
+from mdm.fleet.ssh import ParamikoTransport, upload_plan
 from mdm.fleet.transport import (
     CommandResult,
     CommandTimeout,
@@ -223,11 +221,7 @@ class StationTransport:
 
     def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str:
         """Push to a temporary name, check sha256 on the device, then rename into place."""
-        expected = hashlib.sha256(data).hexdigest()
-        final = _quote_path(remote_path)
-        tmp = _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}")
-        if not re.fullmatch(r"0?[0-7]{3}", mode):
-            raise ValueError(f"bad mode {mode!r}")
+        expected, final, tmp = upload_plan(data, remote_path, mode)
         token = f"mdm-station-{uuid.uuid4().hex}: "
         s = self._serial
         resolve = f'd={tmp}; mkdir -p "$(dirname "$d")" && echo "$d"'

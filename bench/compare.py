@@ -1,0 +1,34 @@
+"""Run one benchmark's workers (mdm, OpenSSH) for a fleet size and print their figures.
+
+Each worker runs in its own process, so its CPU time and peak memory are its own; the
+last line it prints is a JSON object with wall, cpu, peak_mb and ok.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def compare(script: str, workers: Sequence[str], size: int, lab: Path, key: Path, tmp: str,
+            concurrency: int, before: Callable[[str], None] | None = None) -> None:
+    """Run each worker against the lab, print a row each and the mdm : OpenSSH ratio."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in workers:
+        if before is not None:
+            before(name)
+        out = subprocess.run(
+            [sys.executable, script, "--worker", name, "--lab", str(lab), "--key", str(key),
+             "--tmp", tmp, "--concurrency", str(concurrency)],
+            capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = r
+        print(f"{size:>8} {name:>8} {r['wall']:>8.2f} {r['cpu']:>7.2f}"
+              f" {1000 * r['cpu'] / size:>10.1f} {r['peak_mb']:>8.1f} {r['ok']:>5}", flush=True)
+    m, o = results["mdm"], results["openssh"]
+    print(f"{size:>8} {'ratio':>8} {m['wall'] / o['wall']:>8.2f}x"
+          f" {m['cpu'] / o['cpu']:>6.2f}x", flush=True)
