@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mdm.config import Settings
     from mdm.driver import Drivers
-    from mdm.fleet.session import Fleet
     from mdm.store.db import Database
 
 
@@ -23,11 +22,11 @@ def ssh_drivers(context: AppContext) -> Drivers:
     (SSH to the station, then adb); the rest directly.
     """
     from mdm.driver.routes import ssh_drivers as build
-    from mdm.stations.service import routes
+    from mdm.stations.service import registered
 
     profiles = context.settings.get("profiles") if context.settings else None
     return build(context.key, Path(profiles) if profiles else None,
-                 routes=routes(context.db()))
+                 stations=registered(context.db()))
 
 
 def default_operator() -> str:
@@ -62,16 +61,6 @@ class AppContext:
             wait = DEFAULT_WAIT if self.wait is None else self.wait
             self._db = connect(self.db_path, create=create, wait=wait, on_wait=_waiting)
         return self._db
-
-    def fleet(self, concurrency: int | None = None) -> Fleet:
-        """Build the SSH fleet for transport-level work (stations: scan, enrol, move)."""
-        from mdm.fleet.session import ssh_fleet
-        from mdm.stations.service import routes
-
-        fleet = ssh_fleet(self.key, routes=routes(self.db()))
-        if concurrency:
-            fleet.concurrency = concurrency
-        return fleet
 
     def drivers(self, concurrency: int | None = None) -> Drivers:
         """Build what reaches devices for this run, from the driver factory."""

@@ -65,11 +65,32 @@ def test_the_driver_imports_no_feature_and_no_cli() -> None:
             assert _layer_of(name) not in ("feature", "cli"), f"{path}: {name}"
 
 
+# What reaches a device below the driver: transports (SSH to a device, a station's adb),
+# the profile's shell text, and the driver's own shell-speaking implementation.
+TRANSPORT_LEVEL = ("paramiko", "mdm.fleet.ssh", "mdm.fleet.station", "mdm.fleet.session",
+                   "mdm.fleet.profiles", "mdm.driver.shell")
+
+
 def test_features_reach_devices_only_through_the_driver() -> None:
-    shell_level = ("paramiko", "mdm.fleet.ssh", "mdm.fleet.profiles")
     for feature in FEATURES - {"lab"}:  # the lab is the simulated fleet itself
         for path in _modules(feature):
-            assert not {n for n in _imports(path) if n.startswith(shell_level)}, path
+            found = {n for n in _imports(path) if n.startswith(TRANSPORT_LEVEL)}
+            assert not found, f"{path}: {sorted(found)}"
+
+
+def test_the_architecture_check_sees_a_feature_reaching_a_transport(tmp_path: Path) -> None:
+    bad = tmp_path / "service.py"
+    bad.write_text("from mdm.fleet.station import StationConnector\n"
+                   "def f():\n    from mdm.driver.shell import ShellDriver\n")
+    found = {n for n in _imports(bad) if n.startswith(TRANSPORT_LEVEL)}
+    assert found == {"mdm.fleet.station", "mdm.driver.shell"}
+
+
+def test_no_feature_builds_drivers_from_transports_itself() -> None:
+    # The app context hands out drivers; nothing else holds a transport-level fleet.
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        assert "ssh_fleet" not in text and ".fleet()" not in text, path
 
 
 def test_no_import_circles_anywhere() -> None:

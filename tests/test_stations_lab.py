@@ -197,8 +197,8 @@ def test_the_lab_adb_speaks_as_adb_does(lab: LabPool, station: Any) -> None:
 
 
 def test_adb_devices_lines_are_parsed_and_strange_ones_refused() -> None:
+    from mdm.fleet.station import parse_devices
     from mdm.fleet.transport import StepFailed
-    from mdm.stations.service import parse_devices
 
     text = ("* daemon not running; starting now at tcp:5037\n* daemon started successfully\n"
             "List of devices attached\n"

@@ -39,14 +39,15 @@ def transport(request: pytest.FixtureRequest) -> Any:
 def _station_transport(lab: Any, station: Any) -> Any:
     """A device plugged into the lab's station, reached over SSH to the station and adb."""
     from mdm.fleet.ssh import load_credentials
-    from mdm.fleet.station import Routes, Station, StationConnector
+    from mdm.fleet.station import Station, StationConnector
 
     device = lab.take(1)[0]
     lab.lab.plug(device.serial, station.name)
     key = " ".join((station.path / "etc" / "host_key.pub").read_text().split()[:2])
-    routes = Routes({station.name: Station(station.name, Target(
-        station.name, station.host, station.port, _user(), key))}, {device.serial: station.name})
-    return StationConnector(routes, load_credentials()).connect(Target(device.serial, "", 0))
+    stations = {station.name: Station(station.name, Target(
+        station.name, station.host, station.port, _user(), key))}
+    return StationConnector(stations, load_credentials()).connect(
+        Target(device.serial, "", 0, via=station.name))
 
 
 def _user() -> str:

@@ -7,8 +7,10 @@ each request into the device profile's commands, in as few round trips as it can
 any `Transport` (SSH to the device, or a station's `adb`); a later route (an Android
 Management API) is one more driver behind the same names.
 
-`Drivers` is what a command run is handed: it opens a driver per device target and
-reads the host key a device offers before any trust; tests hand in a fake one.
+`Drivers` is what a command run is handed: it opens a driver per device target (by the
+route the target names: directly, or through a provisioning station), reads the host key
+a device or station offers before any trust, and lists what is plugged into a station;
+tests hand in a fake one.
 """
 
 from __future__ import annotations
@@ -83,4 +85,8 @@ class Drivers(Protocol):
 
     def offered_key(self, target: Target) -> str:
         """Return the public key line a device offers, without trusting it."""
+        ...
+
+    def attached(self, station: str) -> list[dict[str, str]]:
+        """Return what a registered station's adb lists as plugged in (`adb devices -l`)."""
         ...

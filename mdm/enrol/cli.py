@@ -85,7 +85,7 @@ def station(ctx: typer.Context,
 
     c = app_context(ctx)
     with ui.progress("enrolling", not wants_json(ctx, json)) as bar:
-        result = stations.enrol(c.db(), c.operator, name, c.fleet(), progress=bar)
+        result = stations.enrol(c.db(), c.operator, name, c.drivers(), progress=bar)
     if wants_json(ctx, json):
         ui.emit_json(result)
         return

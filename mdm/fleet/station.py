@@ -20,14 +20,14 @@ the Transport contract with `adb -s SERIAL shell …` for commands and `adb push
 
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from mdm.fleet.ssh import ParamikoTransport, upload_plan
 from mdm.fleet.transport import (
     CommandResult,
     CommandTimeout,
@@ -41,6 +41,9 @@ from mdm.fleet.transport import (
     Unreachable,
     checked_upload,
 )
+
+if TYPE_CHECKING:  # paramiko is imported only when a station is reached
+    from mdm.fleet.ssh import ParamikoTransport
 
 DEFAULT_STATION_CONCURRENCY = 8
 _STATION_SAYS = 125  # the exit status of a station-side refusal (tagged with the token)
@@ -89,26 +92,6 @@ class Station:
     concurrency: int = DEFAULT_STATION_CONCURRENCY
 
 
-@dataclass(frozen=True)
-class Routes:
-    """Which devices are reached through which station (the rest: directly)."""
-
-    stations: dict[str, Station] = field(default_factory=dict)
-    devices: dict[str, str] = field(default_factory=dict)  # serial → station name
-
-
-# What IT staff do about each error a station names (the report's "what to do").
-HINTS = {
-    "unauthorized": "unlock the phone and accept the USB debugging prompt (tick 'Always"
-                    " allow from this computer'), then run the command again",
-    "offline": "unplug and replug the phone (or try another hub port), then run it again",
-    "not_attached": "check the phone is plugged into this station with USB debugging on",
-    "unplugged": "plug the phone back in and run the command again: it starts afresh",
-    "station_unreachable": "check the station is on and reachable over SSH, then run the"
-                           " command again",
-}
-
-
 def classify(serial: str, station: str, said: str) -> FleetError:
     """Turn what a station's adb said about a device into a named error."""
     text = said.strip()
@@ -140,6 +123,8 @@ class _Link:
     def acquire(self, serial: str) -> ParamikoTransport:
         with self._lock:
             if self._failed is None and self._conn is None:
+                from mdm.fleet.ssh import ParamikoTransport
+
                 try:
                     self._conn = ParamikoTransport(self.station.target, self.credentials,
                                                    self.timeouts)
@@ -221,6 +206,8 @@ class StationTransport:
 
     def put(self, data: bytes, remote_path: str, mode: str = "0644") -> str:
         """Push to a temporary name, check sha256 on the device, then rename into place."""
+        from mdm.fleet.ssh import upload_plan
+
         expected, final, tmp = upload_plan(data, remote_path, mode)
         token = f"mdm-station-{uuid.uuid4().hex}: "
         s = self._serial
@@ -267,30 +254,80 @@ class StationTransport:
         self.close()
 
 
-class StationConnector:
-    """Opens each device's transport by its route: through its station, else directly."""
+_SERIAL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_STATES = ("device", "unauthorized", "offline", "no", "bootloader", "recovery", "sideload",
+           "unknown", "authorizing", "connecting", "host", "rescue")
+LIST_TIMEOUT = 30.0
 
-    def __init__(self, routes: Routes, credentials: Credentials,
+
+def parse_devices(text: str, station: str) -> list[dict[str, str]]:
+    """Parse `adb devices -l`: one dict per device (serial, state, usb, model…)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("*") or line.startswith("List of devices"):
+            continue
+        parts = line.split()
+        if len(parts) < 2 or not _SERIAL.match(parts[0]) or parts[1] not in _STATES:
+            raise StepFailed(station, f"adb devices printed a line mdm cannot read:"
+                                      f" {line[:80]!r}")
+        item = {"serial": parts[0], "state": parts[1]}
+        for extra in parts[2:]:
+            key, _, value = extra.partition(":")
+            if key in ("usb", "product", "model", "device", "transport_id"):
+                item[key] = value[:64]
+        out.append(item)
+    return out
+
+
+class StationConnector:
+    """Opens each device's transport by its route: through its station, else directly.
+
+    A target's `via` names its station; all the devices on one station share that
+    station's one SSH connection (each command its own channel, at most the station's
+    concurrency at once).
+    """
+
+    def __init__(self, stations: Mapping[str, Station], credentials: Credentials,
                  timeouts: Timeouts | None = None) -> None:
-        self.routes = routes
         t = timeouts or Timeouts()
-        self._links = {name: _Link(s, credentials, t) for name, s in routes.stations.items()}
+        self._links = {name: _Link(s, credentials, t) for name, s in stations.items()}
+
+    def _link(self, station: str, name: str) -> _Link:
+        link = self._links.get(station)
+        if link is None:
+            raise StepFailed(name, f"station {station} is not registered")
+        return link
 
     def connect(self, target: Target) -> StationTransport:
-        name = self.routes.devices[target.name]
-        return StationTransport(target, self._links[name])
+        """Open a device's transport through the station its target names."""
+        return StationTransport(target, self._link(target.via or "", target.name))
 
     def route(self, direct: Callable[[Target], Transport]) -> Callable[[Target], Transport]:
-        """Return a connect function that picks the route per device."""
+        """Return a connect function that picks the route per device (by its `via`)."""
 
         def connect(target: Target) -> Transport:
-            if target.name in self.routes.devices:
-                return self.connect(target)
-            return direct(target)
+            return self.connect(target) if target.via else direct(target)
 
         return connect
 
+    def attached(self, station: str) -> list[dict[str, str]]:
+        """Ask a station's adb what is plugged in (`adb devices -l`), over its connection."""
+        link = self._link(station, station)
+        conn = link.acquire(station)
+        try:
+            with link.channels:
+                result = conn.run("adb devices -l", timeout=LIST_TIMEOUT, max_output=1 << 20)
+        except Unreachable as exc:
+            raise StationUnreachable(station, f"station {station}: {exc.message}") from None
+        finally:
+            link.release()
+        if not result.ok:
+            said = result.stderr.decode(errors="replace")[:200]
+            raise StepFailed(station, f"adb devices failed (exit {result.exit_status}): {said}")
+        return parse_devices(result.text, station)
 
-__all__ = ["HINTS", "DeviceNotAttached", "DeviceOffline", "DeviceUnauthorized", "DeviceUnplugged",
-           "Routes", "Station", "StationConnector", "StationTransport", "StationUnreachable",
-           "classify"]
+
+__all__ = ["DeviceNotAttached", "DeviceOffline", "DeviceUnauthorized", "DeviceUnplugged",
+           "Station", "StationConnector", "StationTransport", "StationUnreachable",
+           "classify", "parse_devices"]

@@ -24,6 +24,7 @@ class Target:
     user: str = "root"
     host_key: str | None = None  # pinned public key line ("ssh-ed25519 AAAA…"), if any
     model: str | None = None  # the device model, which picks its device profile
+    via: str | None = None  # the provisioning station it is reached through (None: directly)
 
 
 @dataclass(frozen=True)

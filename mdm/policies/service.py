@@ -78,8 +78,9 @@ def load(folder: Path, target: compiler.Target | None = None) -> Tree:
 
 # -- whom policies are for ------------------------------------------------------------
 
+# `via`: the provisioning station the device is reached through (`station` is its holder's).
 _DEVICE_COLUMNS = ("d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy,"
-                   " d.last_seen, d.last_contact_error")
+                   " d.last_seen, d.last_contact_error, d.model, d.station AS via")
 _HOLDER_COLUMNS = ("o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
                    " o.worker_type, o.rank, o.area, o.station")
 _SUBJECT_SQL = f"SELECT {_DEVICE_COLUMNS}, {_HOLDER_COLUMNS}"

@@ -50,12 +50,23 @@ def parse_address(text: str) -> tuple[str, str, int]:
     return user, match["host"].strip("[]"), port
 
 
+def route_station(row: dict[str, Any]) -> str | None:
+    """Return the provisioning station a device row is routed through, if any.
+
+    A row joined with its holder names the device's station `via` (`station` is then the
+    officer's police station); a plain device row names it `station`.
+    """
+    return row["via"] if "via" in row else row.get("station")
+
+
 def target_of(row: dict[str, Any], host_key: str | None = None) -> Target:
     """Return the fleet target for a device row (its pinned key unless one is given).
 
-    A device reached through a provisioning station may have no address: the fleet's
-    connect function routes it by serial.
+    A device routed through a provisioning station is reached through it (its target
+    names the station), whatever address it may also have.
     """
+    if via := route_station(row):
+        return Target(row["serial"], "", 0, model=row.get("model"), via=via)
     if not row.get("address"):
         return Target(row["serial"], "", 0)
     user, host, port = parse_address(row["address"])
@@ -150,6 +161,14 @@ HINTS = {
     "step_failed": "read the device's own words above, fix the cause, then run it again",
     "policy_not_applied": "read the DPC's words above, fix the cause, then push again",
     "cancelled": "run the command again to finish the rest",
+    # what a provisioning station says about a device on it
+    "unauthorized": "unlock the phone and accept the USB debugging prompt (tick 'Always"
+                    " allow from this computer'), then run the command again",
+    "offline": "unplug and replug the phone (or try another hub port), then run it again",
+    "not_attached": "check the phone is plugged into this station with USB debugging on",
+    "unplugged": "plug the phone back in and run the command again: it starts afresh",
+    "station_unreachable": "check the station is on and reachable over SSH, then run the"
+                           " command again",
 }
 
 
@@ -167,8 +186,8 @@ def failure(row: dict[str, Any], result: DeviceResult) -> dict[str, Any]:
 def record_failure(db: Database, operator: str, row: dict[str, Any],
                    result: DeviceResult, at: str) -> None:
     """Record a failed contact; quarantine an enrolled device whose host key has changed."""
-    if not row.get("host_key"):
-        return  # never enrolled: nothing of ours to update
+    if not row.get("host_key") and not route_station(row):
+        return  # never enrolled (no pinned key, no station route): nothing of ours to update
     db.execute("UPDATE devices SET last_contact_at = ?, last_contact_error = ? WHERE id = ?",
                [at, f"{result.error_kind}: {result.error}"[:500], row["id"]])
     exc = result.exception

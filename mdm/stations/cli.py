@@ -36,7 +36,7 @@ def add(ctx: typer.Context, name: NameArg,
     """Register a station: its address and pinned host key (audited)."""
     c = app_context(ctx)
     result = service.add(c.db(), c.operator, name, address, host_key, tofu,
-                         lambda target: c.fleet().keyscan(target), concurrency)
+                         lambda target: c.drivers().offered_key(target), concurrency)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:
@@ -60,7 +60,7 @@ def scan(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
     accepted), offline, two_stations (the serial is plugged into another station too).
     """
     c = app_context(ctx)
-    result = service.scan(c.db(), name, c.fleet())
+    result = service.scan(c.db(), name, c.drivers())
     if wants_json(ctx, json):
         ui.emit_json(result)
         return
@@ -104,7 +104,7 @@ def route(ctx: typer.Context,
           json: JsonOpt = False) -> None:
     """Move a device between a station and a direct route; it must answer there (audited)."""
     c = app_context(ctx)
-    result = service.move(c.db(), c.operator, serial, reason, c.fleet(), station=station,
+    result = service.move(c.db(), c.operator, serial, reason, c.drivers(), station=station,
                           address=direct, host_key=host_key, tofu=tofu)
     if wants_json(ctx, json):
         ui.emit_json(result)

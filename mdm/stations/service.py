@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mdm.devices.lifecycle import Status, check_transition
-from mdm.driver.shell import ShellDriver
+from mdm.driver import DeviceDriver, Drivers
 from mdm.enrol import identity
 from mdm.enrol.pairing import fingerprint_problem
 from mdm.errors import InputError, NotFound, PartialFailure
 from mdm.fleet.keys import fingerprint_of_line
-from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target, Transport
+from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target
 from mdm.operators import roles
 from mdm.runs import record as contact
 from mdm.store import audit, transaction
@@ -27,14 +27,9 @@ from mdm.store.db import Database
 from mdm.timeutil import now
 
 if TYPE_CHECKING:
-    from mdm.fleet.session import Fleet
-    from mdm.fleet.station import Routes, Station
+    from mdm.driver.routes import Station
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_SERIAL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_STATES = ("device", "unauthorized", "offline", "no", "bootloader", "recovery", "sideload",
-           "unknown", "authorizing", "connecting", "host", "rescue")
-LIST_TIMEOUT = 30.0
 
 
 def _check_name(name: str) -> None:
@@ -55,21 +50,16 @@ def get(db: Database, name: str) -> dict[str, Any]:
 
 
 def _station(row: dict[str, Any]) -> Station:
-    from mdm.fleet.station import Station
+    from mdm.driver.routes import Station
 
     user, host, port = contact.parse_address(row["address"])
     return Station(row["name"], Target(row["name"], host, port, user, row["host_key"]),
                    row["concurrency"])
 
 
-def routes(db: Database) -> Routes:
-    """Return every station and which devices are reached through which."""
-    from mdm.fleet.station import Routes
-
-    stations = {r["name"]: _station(r) for r in db.query("SELECT * FROM stations")}
-    devices = {r["serial"]: r["station"] for r in
-               db.query("SELECT serial, station FROM devices WHERE station IS NOT NULL")}
-    return Routes(stations, devices)
+def registered(db: Database) -> dict[str, Station]:
+    """Return every registered station (its address, pinned key and limit), by name."""
+    return {r["name"]: _station(r) for r in db.query("SELECT * FROM stations")}
 
 
 def add(db: Database, operator: str, name: str, address: str, host_key: str | None,
@@ -141,57 +131,24 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
 
 # -- what is plugged in -------------------------------------------------------------------
 
-def parse_devices(text: str, station: str) -> list[dict[str, str]]:
-    """Parse `adb devices -l`: one dict per device (serial, state, usb, model…)."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("*") or line.startswith("List of devices"):
-            continue
-        parts = line.split()
-        if len(parts) < 2 or not _SERIAL.match(parts[0]) or parts[1] not in _STATES:
-            raise StepFailed(station, f"adb devices printed a line mdm cannot read:"
-                                      f" {line[:80]!r}")
-        item = {"serial": parts[0], "state": parts[1]}
-        for extra in parts[2:]:
-            key, _, value = extra.partition(":")
-            if key in ("usb", "product", "model", "device", "transport_id"):
-                item[key] = value[:64]
-        out.append(item)
-    return out
-
-
-def attached(connect: Callable[[Target], Transport], station: Station) -> list[dict[str, str]]:
-    """Ask a station's adb what is plugged in (`adb devices -l`)."""
-    transport = connect(station.target)
-    try:
-        result = transport.run("adb devices -l", timeout=LIST_TIMEOUT, max_output=1 << 20)
-    finally:
-        transport.close()
-    if not result.ok:
-        raise StepFailed(station.name, "adb devices failed (exit"
-                         f" {result.exit_status}): {result.stderr.decode(errors='replace')[:200]}")
-    return parse_devices(result.text, station.name)
-
-
 def _unreachable(name: str, exc: FleetError) -> InputError:
     return InputError(f"station {name} could not be asked what is plugged in: {exc.message}",
                       "check the station is on and reachable (and its host key), then run"
                       " the command again")
 
 
-def scan(db: Database, name: str, fleet: Fleet) -> dict[str, Any]:
+def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
     """Match what is plugged into a station against the inventory."""
-    row = get(db, name)
+    get(db, name)
     try:
-        seen = attached(fleet.connect, _station(row))
+        seen = drivers.attached(name)
     except FleetError as exc:
         raise _unreachable(name, exc) from None
     elsewhere: dict[str, list[str]] = {}
     not_scanned = []
     for other in db.query("SELECT * FROM stations WHERE name != ? ORDER BY name", [name]):
         try:
-            for item in attached(fleet.connect, _station(other)):
+            for item in drivers.attached(other["name"]):
                 elsewhere.setdefault(item["serial"], []).append(other["name"])
         except FleetError as exc:
             not_scanned.append({"station": other["name"], "error": exc.message})
@@ -234,17 +191,16 @@ def scan(db: Database, name: str, fleet: Fleet) -> dict[str, Any]:
 
 # -- enrolment and routes -------------------------------------------------------------------
 
-def enrol(db: Database, operator: str, name: str, fleet: Fleet,
+def enrol(db: Database, operator: str, name: str, drivers: Drivers,
           progress: contact.Progress | None = None) -> dict[str, Any]:
     """Enrol every delivered device plugged into a station; bind each to that station."""
+    from mdm.driver.routes import refusal
     from mdm.fleet.executor import Step
-    from mdm.fleet.station import HINTS, classify
 
     roles.require(db, operator, "devices.enrol")
     row = get(db, name)
-    station = _station(row)
     try:
-        seen = attached(fleet.connect, station)
+        seen = drivers.attached(name)
     except FleetError as exc:
         raise _unreachable(name, exc) from None
     outcome = contact.Outcome()
@@ -258,23 +214,20 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
             outcome.skipped.append({"serial": item["serial"],
                                     "reason": f"already {found[0]['status']}"})
         elif item["state"] != "device":
-            err = classify(item["serial"], name, f"adb shows it {item['state']}")
+            err = refusal(item["serial"], name, item["state"])
             outcome.failed.append({"serial": item["serial"], "kind": err.kind,
                                    "error": err.message, "station": name,
-                                   "hint": HINTS.get(err.kind, "")})
+                                   "hint": contact.HINTS.get(err.kind, "")})
         else:
             by_serial[item["serial"]] = found[0]
     if not seen:
         raise InputError(f"nothing is plugged into station {name} (adb lists no device)",
                          "plug the phones in with USB debugging on, then run it again")
-    from mdm.fleet.station import Routes
 
-    connect = fleet.through(Routes({name: station}, {s: name for s in by_serial}))
-
-    def prove(transport: Transport) -> dict[str, Any]:
-        serial = transport.target.name
+    def prove(driver: DeviceDriver) -> dict[str, Any]:
+        serial = driver.target.name
         try:
-            facts = ShellDriver(transport, fleet.profile).facts()
+            facts = driver.facts()
         except ValueError as exc:
             raise StepFailed(serial, f"unreadable facts: {exc}") from None
         seen_id = identity.observed_of(facts["props"])
@@ -307,13 +260,13 @@ def enrol(db: Database, operator: str, name: str, fleet: Fleet,
 
     def describe(dev: dict[str, Any], result: Any) -> dict[str, Any]:
         return {**contact.failure(dev, result), "station": name,
-                "hint": HINTS.get(result.error_kind, "")}
+                "hint": contact.HINTS.get(result.error_kind, "")}
 
     record = contact.recorder(db, operator, outcome, enrolled, describe=describe)
     rows = list(by_serial.values())
-    contact.run_and_record(db, rows, [Step("identity", prove)], connect,
-                           [Target(s, "", 0) for s in by_serial], record,
-                           station.concurrency, progress)
+    contact.run_and_record(db, rows, [Step("identity", prove)], drivers.open,
+                           [Target(s, "", 0, model=by_serial[s]["model"], via=name)
+                            for s in by_serial], record, row["concurrency"], progress)
     summary = {**outcome.as_dict(), "station": name}
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} device(s) on station {name} were not"
@@ -325,7 +278,7 @@ class IdentityMismatch(StepFailed):
     kind = "identity_mismatch"
 
 
-def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
+def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers,
          station: str | None = None, address: str | None = None, host_key: str | None = None,
          tofu: bool = False) -> dict[str, Any]:
     """Move a device's route to a station or to a direct address, checked, audited.
@@ -334,8 +287,6 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
     is recorded: through a station, adb must see it; directly, its host key must be the
     confirmed one (or trusted on first use) and it must report this serial.
     """
-    from mdm.fleet.station import Routes
-
     roles.require(db, operator, "devices.enrol")
     if (station is None) == (address is None):
         raise InputError("give exactly one of --station NAME or --direct ADDRESS")
@@ -352,12 +303,8 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
               else f"direct:{dev['address']}"}
     key_line = None
     if station is not None:
-        st = _station(get(db, station))
-        try:
-            transport: Transport = fleet.through(Routes({station: st}, {serial: station}))(
-                Target(serial, "", 0))
-        except FleetError as exc:
-            raise InputError(f"device {serial}: {exc.message}") from None
+        get(db, station)
+        target = Target(serial, "", 0, model=dev["model"], via=station)
     else:
         assert address is not None
         if host_key and (problem := fingerprint_problem(host_key)):
@@ -366,9 +313,8 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
             raise InputError("give the device's host key (--host-key SHA256:…), or"
                              " --trust-on-first-use")
         user, host, port = contact.parse_address(address)
-        target = Target(serial, host, port, user)
         try:
-            key_line = fleet.keyscan(target)
+            key_line = drivers.offered_key(Target(serial, host, port, user))
         except FleetError as exc:
             raise InputError(f"device {serial} does not answer at {address}: {exc.message}",
                              "check the address, then run the command again") from None
@@ -380,21 +326,23 @@ def move(db: Database, operator: str, serial: str, reason: str, fleet: Fleet,
                            " AND id != ?", [fp, dev["id"]])
         if holder:
             raise InputError(f"host key {fp} is pinned for device {holder}")
-        try:
-            transport = (fleet.direct or fleet.connect)(Target(serial, host, port, user,
-                                                              key_line))
-        except HostKeyError as exc:
-            raise InputError(exc.message) from None
-        except FleetError as exc:
-            raise InputError(f"device {serial}: {exc.message}") from None
+        target = Target(serial, host, port, user, key_line, dev["model"])
     try:
-        said = str(ShellDriver(transport, fleet.profile).facts()["props"].get("ro.serialno", ""))
+        driver = drivers.open(target)
+    except HostKeyError as exc:
+        raise InputError(exc.message) from None
+    except FleetError as exc:
+        raise InputError(f"device {serial}: {exc.message}",
+                         "check it is plugged in (or on the network), then run it again"
+                         ) from None
+    try:
+        said = str(driver.facts()["props"].get("ro.serialno", ""))
     except FleetError as exc:
         raise InputError(f"device {serial} did not answer on the new route: {exc.message}",
                          "check it is plugged in (or on the network), then run it again"
                          ) from None
     finally:
-        transport.close()
+        driver.close()
     if said.strip() != serial:
         raise InputError(f"the device on the new route says it is {said.strip()[:40]!r},"
                          f" not {serial}", "nothing was changed")
