@@ -73,6 +73,8 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
     push = mdm.json("policy", "push", "all", code=1)
     assert [(f["serial"], f["kind"]) for f in push["failed"]] == [(yanked.serial, "unplugged")]
     assert "nothing was renamed into place" in push["failed"][0]["error"]
+    assert mdm.json("devices", "show", yanked.serial)["last_contact_error"].startswith(
+        "unplugged: ")
     assert len(push["done"]) == 10
     for d in devices:
         if d not in (refuser, yanked):
@@ -98,8 +100,41 @@ def test_an_unreachable_station_fails_each_device_once(
     assert sorted(f["serial"] for f in result["failed"]) == sorted(d.serial for d in devices)
     assert {f["kind"] for f in result["failed"]} == {"station_unreachable"}
     assert all(f["attempts"] == 1 for f in result["failed"])
+    for d in devices:  # stored as a direct route's failure is: kind, then the words
+        error = mdm.json("devices", "show", d.serial)["last_contact_error"]
+        assert error.startswith("station_unreachable: station bench unreachable"), error
+    shown = mdm("devices", "refresh", "all", code=1)  # as IT staff see it: once per device
+    words = shown.stdout + shown.stderr
+    assert all(words.count(d.serial) == 1 for d in devices), words
+    assert "Traceback" not in words and "Exception" not in words
     scan = mdm("stations", "scan", "bench", code=2)
     assert "could not be asked" in scan.stderr
+
+
+def test_station_failures_are_stored_as_each_devices_last_contact_error(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    refuser, stuck, gone, fine = _on_station(mdm, lab, delivered, bench, 4)
+    mdm.json("enrol", "station", "bench")
+    lab.lab.fault(refuser.serial, "unauthorized")
+    lab.lab.fault(stuck.serial, "offline")
+    lab.lab.unplug(gone.serial)
+    result = mdm.json("devices", "refresh", "all", code=1)
+    kinds = {f["serial"]: f["kind"] for f in result["failed"]}
+    assert kinds == {refuser.serial: "unauthorized", stuck.serial: "offline",
+                     gone.serial: "not_attached"}
+    assert [d["serial"] for d in result["done"]] == [fine.serial]
+    for device, kind in kinds.items():
+        shown = mdm.json("devices", "show", device)
+        assert shown["last_contact_error"].startswith(f"{kind}: on station bench"), shown
+        assert shown["last_contact_at"] is not None
+    assert mdm.json("devices", "show", fine.serial)["last_contact_error"] is None
+    lab.lab.fault(refuser.serial, "unauthorized", clear=True)
+    lab.lab.fault(stuck.serial, "offline", clear=True)
+    lab.lab.plug(gone.serial, "bench")
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 4  # and the errors clear
+    assert all(mdm.json("devices", "show", d.serial)["last_contact_error"] is None
+               for d in (refuser, stuck, gone))
 
 
 def test_a_device_moves_from_a_station_to_direct_and_back_audited(
