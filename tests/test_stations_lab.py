@@ -171,6 +171,49 @@ def test_a_device_moves_from_a_station_to_direct_and_back_audited(
     assert device.serial in removal.stderr
 
 
+def _adb_enabled(d: Any) -> str:
+    lines = (d.path / "settings" / "global").read_text().splitlines()
+    return next(line.split("=", 1)[1] for line in lines if line.startswith("adb_enabled="))
+
+
+def _developer_settings(d: Any) -> str:
+    document = json.loads(_policy_file(d).read_text())
+    return str(document["advancedSecurityOverrides"]["developerSettings"])
+
+
+def test_usb_debugging_stays_on_at_the_station_and_goes_off_on_the_field_route(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    device = _on_station(mdm, lab, delivered, bench, 1)[0]
+    mdm.json("enrol", "station", "bench")
+    at_bench = mdm.json("policy", "push", "all")
+    assert [d["serial"] for d in at_bench["done"]] == [device.serial]
+    # The baseline disables developer settings; at the bench it allows them, or the phone
+    # would switch USB debugging off and drop off the station's adb.
+    assert _developer_settings(device) == "DEVELOPER_SETTINGS_ALLOWED"
+    assert _adb_enabled(device) == "1"
+    assert mdm.json("devices", "refresh", "all")["done"][0]["serial"] == device.serial
+    assert mdm.json("policy", "push", "all")["unchanged"] == [device.serial]
+
+    lab.lab.unplug(device.serial)
+    mdm.json("stations", "route", device.serial, "--direct", device.address,
+             "--host-key", lab.fingerprint(device), "--reason", "issued to the field")
+    in_field = mdm.json("policy", "push", "all")
+    assert [d["serial"] for d in in_field["done"]] == [device.serial]
+    assert in_field["done"][0]["from"] == at_bench["done"][0]["to"]
+    assert _developer_settings(device) == "DEVELOPER_SETTINGS_DISABLED"
+    assert _adb_enabled(device) == "0"
+
+    # Back at the bench with USB debugging off, as the field policy left it: adb sees
+    # nothing, and the move back is refused until someone switches debugging on.
+    lab.lab.plug(device.serial, "bench", debugging=False)
+    assert device.serial not in {d["serial"] for d in mdm.json("stations", "scan", "bench")
+                                 ["devices"]}
+    refused = mdm("stations", "route", device.serial, "--station", "bench",
+                  "--reason", "repair", code=2)
+    assert "not found" in refused.stderr and "USB debugging" in refused.stderr
+
+
 def test_a_serial_on_two_stations_and_unknown_serials_are_named(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:
@@ -229,6 +272,14 @@ def test_the_lab_adb_speaks_as_adb_does(lab: LabPool, station: Any) -> None:
     assert model.stdout == "SM-N910F\n"
     lab.lab.fault(one.serial, "offline")
     assert _adb(station, "-s", one.serial, "get-state").stderr.strip() == "error: device offline"
+    lab.lab.fault(one.serial, "offline", clear=True)
+    # USB debugging switched off (as a policy disabling developer settings does): the
+    # phone runs no adbd, so adb neither lists nor reaches it.
+    subprocess.run([str(one.path / "bin" / "settings"), "put", "global", "adb_enabled", "0"],
+                   env={"HOME": str(one.path), "PATH": "/usr/bin:/bin"}, check=True, timeout=30)
+    assert one.serial not in _adb(station, "devices", "-l").stdout
+    gone = _adb(station, "-s", one.serial, "shell", "true")
+    assert (gone.returncode, gone.stderr.strip()) == (1, f"error: device '{one.serial}' not found")
 
 
 def test_adb_devices_lines_are_parsed_and_strange_ones_refused() -> None:

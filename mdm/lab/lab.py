@@ -541,9 +541,15 @@ class Lab:
         """Return the stations a device is plugged into (one, unless its serial is cloned)."""
         return [s.name for s in self.stations() if (s.path / "attached" / d.serial).exists()]
 
-    def plug(self, serial: str, station: str) -> None:
-        """Plug a device into a station's hub: it leaves the network (its sshd stops)."""
+    def plug(self, serial: str, station: str, debugging: bool = True) -> None:
+        """Plug a device into a station's hub: it leaves the network (its sshd stops).
+
+        As IT staff do at the bench, USB debugging is switched on first (settings global
+        adb_enabled=1), unless `debugging` is False: the station's adb then cannot see it.
+        """
         d, s = self.device(serial), self.station(station)
+        if debugging:
+            self._set_setting(d, "global", "adb_enabled", "1")
         attached = s.path / "attached"
         if (attached / serial).exists():
             return
@@ -551,6 +557,12 @@ class Lab:
         port = next(str(n) for n in range(1, 10_000) if str(n) not in used)
         self._stop(d)
         _write(attached / serial, f"{d.dir} {port}\n")
+
+    def _set_setting(self, d: LabDevice, namespace: str, key: str, value: str) -> None:
+        """Set one of the device's settings, as `settings put` would."""
+        path = d.path / "settings" / namespace
+        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith(key + "=")]
+        _write(path, "\n".join(sorted(lines + [f"{key}={value}"])) + "\n")
 
     def unplug(self, serial: str) -> list[str]:
         """Unplug a device from every station it is in; it is back on the network."""

@@ -250,6 +250,24 @@ def compile_policy(effective: Effective, target: Target) -> Compiled:
     return Compiled(doc, body, hashlib.sha256(body).hexdigest())
 
 
+def at_station(compiled: Compiled) -> Compiled:
+    """Return the version for a device reached through a provisioning station.
+
+    A station drives the phone with adb, and a phone whose developer settings are
+    disabled turns USB debugging off and drops off adb: the station would push the
+    policy and never reach the phone again. So while a device is routed through a
+    station its policy allows developer settings (everything else the same); the field
+    version, with them disabled, is pushed once it has its direct route.
+    """
+    overrides = compiled.document.get("advancedSecurityOverrides", {})
+    if overrides.get("developerSettings") != "DEVELOPER_SETTINGS_DISABLED":
+        return compiled
+    doc = {**compiled.document, "advancedSecurityOverrides": {
+        **overrides, "developerSettings": "DEVELOPER_SETTINGS_ALLOWED"}}
+    body = canonical(doc)
+    return Compiled(doc, body, hashlib.sha256(body).hexdigest())
+
+
 def field_names(document: Any) -> set[str]:
     """Return every key used anywhere in a document."""
     if isinstance(document, dict):

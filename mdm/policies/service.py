@@ -436,6 +436,8 @@ def plan(db: Database, tree: Tree, selectors: list[str],
     rows = devices(db, selectors) if rows is None else rows
     for row in rows:
         _, compiled = resolver.resolve(row["subject"])
+        if row.get("via"):  # at a provisioning station: USB debugging stays on
+            compiled = compiler.at_station(compiled)
         row["compiled"] = compiled
         row["change"] = row["applied_policy"] != compiled.sha256
     return rows

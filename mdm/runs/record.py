@@ -165,7 +165,8 @@ HINTS = {
     "unauthorized": "unlock the phone and accept the USB debugging prompt (tick 'Always"
                     " allow from this computer'), then run the command again",
     "offline": "unplug and replug the phone (or try another hub port), then run it again",
-    "not_attached": "check the phone is plugged into this station with USB debugging on",
+    "not_attached": "check the phone is plugged into this station with USB debugging on"
+                    " (a field policy switches it off: Settings › Developer options)",
     "unplugged": "plug the phone back in and run the command again: it starts afresh",
     "station_unreachable": "check the station is on and reachable over SSH, then run the"
                            " command again",

@@ -274,6 +274,11 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
     return summary
 
 
+def _hint(exc: FleetError) -> str:
+    return contact.HINTS.get(exc.kind) or ("check it is plugged in (or on the network),"
+                                           " then run it again")
+
+
 class IdentityMismatch(StepFailed):
     kind = "identity_mismatch"
 
@@ -332,15 +337,12 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
     except HostKeyError as exc:
         raise InputError(exc.message) from None
     except FleetError as exc:
-        raise InputError(f"device {serial}: {exc.message}",
-                         "check it is plugged in (or on the network), then run it again"
-                         ) from None
+        raise InputError(f"device {serial}: {exc.message}", _hint(exc)) from None
     try:
         said = str(driver.facts()["props"].get("ro.serialno", ""))
     except FleetError as exc:
         raise InputError(f"device {serial} did not answer on the new route: {exc.message}",
-                         "check it is plugged in (or on the network), then run it again"
-                         ) from None
+                         _hint(exc)) from None
     finally:
         driver.close()
     if said.strip() != serial:
