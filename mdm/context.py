@@ -52,6 +52,7 @@ class AppContext:
     # How device commands reach devices; tests replace it with a fake.
     driver_factory: Callable[[AppContext], Drivers] = field(default=ssh_drivers, repr=False)
     _db: Database | None = field(default=None, repr=False)
+    _drivers: list[Drivers] = field(default_factory=list, repr=False)
 
     def db(self, create: bool = False) -> Database:
         """Open the inventory on first use (and migrate it); only `create` may make one."""
@@ -67,9 +68,12 @@ class AppContext:
         drivers = self.driver_factory(self)
         if concurrency:
             drivers.concurrency = concurrency
+        self._drivers.append(drivers)
         return drivers
 
     def close(self) -> None:
+        while self._drivers:  # the stations' connections, kept open for the whole run
+            self._drivers.pop().close()
         if self._db is not None:
             self._db.conn.close()
             self._db = None

@@ -152,6 +152,12 @@ class FakeDrivers:
             raise Unreachable(target.name, f"no SSH handshake with {target.host}")
         return self.devices[target.name].key_line
 
+    def attached(self, station: str) -> list[dict[str, str]]:
+        raise Unreachable(station, "the fake fleet has no stations")
+
+    def close(self) -> None:
+        pass
+
 
 def fake_key_line(serial: str) -> str:
     """A public key line that is the device's own (its fingerprint derives from it)."""

@@ -329,3 +329,51 @@ def test_a_station_works_on_at_most_its_concurrency_of_devices_at_once(
     started = time.monotonic()
     assert len(mdm.json("devices", "refresh", "all")["done"]) == 3
     assert time.monotonic() - started >= 5.0  # one device at a time (all at once: ~2.6 s)
+
+
+def _adb_runs(station_path: Path, since: float, command: str) -> list[tuple[float, float, str]]:
+    """The station's adb runs of one command since a time: (start, end, SSH connection)."""
+    out = []
+    for line in (station_path / "log" / "adb").read_text().splitlines():
+        start, end, connection, what, _serial = line.split("\t")
+        if what == command and float(start) >= since:
+            out.append((float(start), float(end), connection))
+    return out
+
+
+def test_each_station_carries_its_devices_on_one_connection_in_its_own_lane(
+        mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
+        bench: dict[str, Any]) -> None:
+    import time
+
+    from mdm.fleet.keys import key_path
+
+    other = lab.lab.station_up("annex", Path(str(key_path(None)) + ".pub").read_text())
+    try:
+        row = next(r for r in lab.lab.station_status() if r["name"] == "annex")
+        mdm("stations", "add", "annex", "--address", row["address"], "--host-key",
+            row["fingerprint"])
+        on_bench = _on_station(mdm, lab, delivered, bench, 3)
+        on_annex = delivered(3)
+        for d in on_annex:
+            lab.lab.plug(d.serial, "annex")
+        mdm.json("enrol", "station", "bench")
+        mdm.json("enrol", "station", "annex")
+        for d in on_bench + on_annex:  # every command on them now takes over a second
+            lab.lab.fault(d.serial, "slow", delay=1.0)
+        since = time.time()
+        result = mdm.json("devices", "refresh", "all", "--concurrency", "1")
+        assert len(result["done"]) == 6
+        runs = {name: _adb_runs(path, since, "shell")
+                for name, path in (("bench", bench["station"].path), ("annex", other.path))}
+    finally:
+        lab.lab.station_down("annex")
+    for name, shells in runs.items():
+        assert len(shells) == 3, (name, shells)
+        # one SSH connection per station carried all its devices' commands
+        assert len({connection for _, _, connection in shells}) == 1, (name, shells)
+        # --concurrency 1: one device at a time in each station's lane
+        ordered = sorted(shells)
+        assert all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:], strict=False)), name
+    # ... but the two stations' lanes ran side by side, not one after the other
+    assert any(a[0] < b[1] and b[0] < a[1] for a in runs["bench"] for b in runs["annex"])

@@ -26,7 +26,10 @@ def transport(request: pytest.FixtureRequest) -> Any:
     from mdm.fleet.ssh import ParamikoTransport, load_credentials
 
     if request.param == "station":
-        yield _station_transport(lab, request.getfixturevalue("station"))
+        connector, via_station = _station_transport(lab, request.getfixturevalue("station"))
+        yield via_station
+        via_station.close()
+        connector.close()
         return
     device = lab.take(1)[0]
     host_key = " ".join((device.path / "etc" / "host_key.pub").read_text().split()[:2])
@@ -46,8 +49,8 @@ def _station_transport(lab: Any, station: Any) -> Any:
     key = " ".join((station.path / "etc" / "host_key.pub").read_text().split()[:2])
     stations = {station.name: Station(station.name, Target(
         station.name, station.host, station.port, _user(), key))}
-    return StationConnector(stations, load_credentials()).connect(
-        Target(device.serial, "", 0, via=station.name))
+    connector = StationConnector(stations, load_credentials())
+    return connector, connector.connect(Target(device.serial, "", 0, via=station.name))
 
 
 def _user() -> str:

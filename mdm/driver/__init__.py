@@ -90,3 +90,7 @@ class Drivers(Protocol):
     def attached(self, station: str) -> list[dict[str, str]]:
         """Return what a registered station's adb lists as plugged in (`adb devices -l`)."""
         ...
+
+    def close(self) -> None:
+        """Close what the run kept open (each station's one connection)."""
+        ...

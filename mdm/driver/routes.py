@@ -50,6 +50,11 @@ class ShellDrivers:
             raise StepFailed(station, f"station {station} is not registered")
         return self.stations.attached(station)
 
+    def close(self) -> None:
+        """Close what the run kept open: each station's one SSH connection."""
+        if self.stations is not None:
+            self.stations.close()
+
 
 def refusal(serial: str, station: str, state: str) -> FleetError:
     """Return the named error for a device a station lists in a state other than `device`."""

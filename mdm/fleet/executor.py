@@ -1,6 +1,7 @@
 """Run a playbook (a list of steps) on many devices at once, and hand back every result.
 
-One connection per device for all its steps; bounded concurrency; transient failures
+One connection per device for all its steps; bounded concurrency, per route (directly,
+and through each provisioning station: one lane each); transient failures
 (refused connections, banner time-outs under load) retried with full-jitter backoff;
 one failing device never stops the others. Results are yielded to the caller's thread as
 each device finishes, so the feature records them from one thread, in batches.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -147,22 +149,36 @@ class Executor:
     def run(self, targets: Sequence[Target], steps: Sequence[Step]) -> Iterator[DeviceResult]:
         """Yield one DeviceResult per target as each finishes (in completion order).
 
+        Devices are worked on in lanes: those reached directly in one, those reached
+        through each provisioning station (`Target.via`) in one per station, each lane
+        with up to `concurrency` workers of its own. So a slow station never holds up
+        another or the direct devices, and a station's devices keep its one connection
+        busy (the station itself caps how many of them run a command at once).
+
         On Ctrl-C: no new device starts, devices in flight finish their current step and
         their results are still yielded, then KeyboardInterrupt is raised. A second
         Ctrl-C stops at once.
         """
         self._cancel.clear()
-        pool = ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(targets) or 1)),
-                                  thread_name_prefix="mdm-fleet")
+        size = max(1, self.concurrency)
+        waiting: dict[str | None, deque[Target]] = {}
+        for target in targets:
+            waiting.setdefault(target.via, deque()).append(target)
+        pools = {lane: ThreadPoolExecutor(max_workers=min(size, len(queue)),
+                                          thread_name_prefix=f"mdm-fleet-{lane or 'direct'}")
+                 for lane, queue in waiting.items()}
+        submitted = dict.fromkeys(waiting, 0)
+        lane_of: dict[Future[DeviceResult], str | None] = {}
         pending: set[Future[DeviceResult]] = set()
-        queue = iter(targets)
         interrupted = False
 
         def fill() -> None:
-            for target in queue:
-                pending.add(pool.submit(self._one, target, steps))
-                if len(pending) >= self.concurrency * 2:
-                    return
+            for lane, queue in waiting.items():  # keep each lane's pool fed, twice over
+                while queue and submitted[lane] < size * 2:
+                    future = pools[lane].submit(self._one, queue.popleft(), steps)
+                    lane_of[future] = lane
+                    submitted[lane] += 1
+                    pending.add(future)
 
         try:
             fill()
@@ -180,6 +196,7 @@ class Executor:
                     continue
                 pending = set(still)
                 for future in done:
+                    submitted[lane_of.pop(future)] -= 1
                     if not future.cancelled():
                         yield future.result()
                 if not interrupted:
@@ -190,7 +207,8 @@ class Executor:
         finally:
             for future in pending:
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            for pool in pools.values():
+                pool.shutdown(wait=True, cancel_futures=True)
         if interrupted:
             raise KeyboardInterrupt
 

@@ -108,7 +108,11 @@ def classify(serial: str, station: str, said: str) -> FleetError:
 
 
 class _Link:
-    """One SSH connection to a station, shared by its devices, opened on first use."""
+    """One SSH connection to a station, shared by its devices, opened on first use.
+
+    It stays open until the command run closes it, so a station's devices share one
+    connection however their work is spread over the run.
+    """
 
     def __init__(self, station: Station, credentials: Credentials, timeouts: Timeouts) -> None:
         self.station = station
@@ -140,7 +144,11 @@ class _Link:
     def release(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users <= 0 and self._conn is not None:
+
+    def close(self) -> None:
+        """Close the connection (at the end of the command run: it carries all its work)."""
+        with self._lock:
+            if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
@@ -310,6 +318,11 @@ class StationConnector:
             return self.connect(target) if target.via else direct(target)
 
         return connect
+
+    def close(self) -> None:
+        """Close every station connection the run opened."""
+        for link in self._links.values():
+            link.close()
 
     def attached(self, station: str) -> list[dict[str, str]]:
         """Ask a station's adb what is plugged in (`adb devices -l`), over its connection."""
