@@ -35,7 +35,9 @@ ErrorsOpt = Annotated[Path | None, typer.Option(
     "--errors", help="Write every problem found to this CSV file (row, field, problem, hint).",
     show_default="none")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
-    "--concurrency", "-c", help="Devices worked on at once.", show_default="16")]
+    "--concurrency", "-c", help="Devices worked on at once, directly and through each"
+                                " station (which also keeps its own limit).",
+    show_default="16")]
 SelectorArg = Annotated[list[str] | None, typer.Argument(
     help="all, a serial or IMEI, or key=value[,key=value] (status, model, order,"
          " manufacturer, station, area, district, team, rank, worker_type, officer, group);"

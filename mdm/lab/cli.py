@@ -158,7 +158,7 @@ def station_down(name: Annotated[str, typer.Argument(help="The station's name.")
 def plug(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
          station: Annotated[str, typer.Option("--station", help="The lab station's name.")],
          lab_dir: LabDir = None) -> None:
-    """Plug a lab device into a station's USB hub, USB debugging switched on (its sshd stops)."""
+    """Plug a lab device into a station's USB hub, USB debugging on (its sshd stops)."""
     _lab(lab_dir).plug(serial, station)
     ui.success(f"{serial}: plugged into station {station}")
 
