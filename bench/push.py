@@ -63,17 +63,22 @@ def _mdm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def prepare_env(tmp: Path, key: Path) -> dict[str, str]:
+    """Return the environment of a fresh inventory and project file for the benchmark."""
+    project = tmp / "mdm.toml"
+    project.write_text(f'policies = "{ROOT / "playbooks" / "policies"}"\n'
+                       '[policy]\nenterprise_id = "LC04mdmbench"\n'
+                       '[policy.tracks]\npilot = "4697000000000000001"\n')
+    return {**os.environ, "MDM_DB": str(tmp / "mdm.db"), "MDM_KEY": str(key),
+            "MDM_CONFIG": str(project), "MDM_OPERATOR": "admin", "COLUMNS": "120"}
+
+
 def prepare(lab_root: Path, key: Path, tmp: Path, concurrency: int) -> dict[str, str]:
     """Import the lab's delivery into a fresh inventory and enrol every device."""
     from mdm import examples
     from mdm.lab.lab import Lab
 
-    project = tmp / "mdm.toml"
-    project.write_text(f'policies = "{ROOT / "playbooks" / "policies"}"\n'
-                       '[policy]\nenterprise_id = "LC04mdmbench"\n'
-                       '[policy.tracks]\npilot = "4697000000000000001"\n')
-    env = {**os.environ, "MDM_DB": str(tmp / "mdm.db"), "MDM_KEY": str(key),
-           "MDM_CONFIG": str(project), "MDM_OPERATOR": "admin", "COLUMNS": "120"}
+    env = prepare_env(tmp, key)
     lab = Lab(lab_root)
     manifest = tmp / "manifest.csv"
     examples.write_csv(manifest, lab.manifest(), examples.MANIFEST_COLUMNS)

@@ -194,6 +194,8 @@ def test_usb_debugging_stays_on_at_the_station_and_goes_off_on_the_field_route(
     assert _adb_enabled(device) == "1"
     assert mdm.json("devices", "refresh", "all")["done"][0]["serial"] == device.serial
     assert mdm.json("policy", "push", "all")["unchanged"] == [device.serial]
+    report = mdm.json("compliance", "report", code=1)["devices"][0]  # not yet field-ready
+    assert {"policy_drift", "developer_options_on"} <= {r["code"] for r in report["reasons"]}
 
     lab.lab.unplug(device.serial)
     mdm.json("stations", "route", device.serial, "--direct", device.address,
