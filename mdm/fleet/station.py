@@ -5,8 +5,11 @@ A station is a Linux machine with a USB hub, reached over SSH exactly as a devic
 `ParamikoTransport` to the station). Each device on it is a `StationTransport` that keeps
 the Transport contract with `adb -s SERIAL shell …` for commands and `adb push` for files:
 
-- one SSH connection per station carries every device's work, each command its own
-  channel; at most `concurrency` channels at once per station (USB hubs are slow);
+- one SSH connection per station carries every device's work for the whole command run
+  (closed with the connector), each command its own channel; at most `concurrency`
+  channels at once per station (USB hubs are slow);
+- a target names the station it is reached through (`Target.via`); the connector also
+  lists what a station has plugged in (`adb devices -l`, parsed here);
 - every command first asks `adb get-state`, so what the station says about the device
   (unauthorized, offline, not found) is told apart from what the device printed: the
   station's words come back tagged with a one-off token the device never sees;
