@@ -149,7 +149,15 @@ mdm --operator it.patel enrol station hq-bench \
 mdm lab fault "$refuser" unauthorized --clear   # the prompt is accepted, 'Always allow'
 mdm --operator it.patel enrol station hq-bench
 mdm --operator it.patel devices refresh $bench_serials
-mdm --operator it.patel policy push $bench_serials
+mdm --operator it.patel policy push $bench_serials   # at the bench: USB debugging stays on
+# Before a phone leaves the bench: its field route (it must answer there with its key),
+# then the field policy, which switches USB debugging off; the station no longer sees it.
+leaver=$(echo "$bench_serials" | sed -n 1p)
+mdm lab unplug "$leaver"
+field=$(mdm lab addresses --host-keys | grep "^$leaver,")
+mdm --operator it.patel stations route "$leaver" --direct "$(echo "$field" | cut -d, -f2)" \
+  --host-key "$(echo "$field" | cut -d, -f3)" --reason "issued to the field"
+mdm --operator it.patel policy push "$leaver"
 mdm stations list
 
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
