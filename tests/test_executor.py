@@ -103,3 +103,23 @@ def test_ctrl_c_stops_new_work_closes_connections_and_leaves_no_thread() -> None
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+def test_each_station_is_a_lane_a_busy_one_holds_up_no_other() -> None:
+    released = threading.Event()
+
+    def connect(target: Target) -> FakeTransport:
+        if target.via == "slow-bench" and not released.wait(10):
+            raise StepFailed(target.name, "held up: the other lanes never ran meanwhile")
+        return FakeTransport(target).expect("echo", (0, b"hi\n", b""))
+
+    targets = [Target("SLOW1", "", 0, via="slow-bench"), Target("SLOW2", "", 0, via="slow-bench"),
+               Target("FAST1", "", 0, via="annex"), Target("NET1", "127.0.0.1")]
+    finished = []
+    for result in Executor(connect, concurrency=1, retries=0).run(targets, [Step("e", _echo)]):
+        assert result.ok, result.error
+        finished.append(result.target.name)
+        if {"FAST1", "NET1"} <= set(finished):
+            released.set()  # the busy station's devices may go on once the others are done
+    assert sorted(finished[:2]) == ["FAST1", "NET1"]
+    assert sorted(finished[2:]) == ["SLOW1", "SLOW2"]
