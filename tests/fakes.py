@@ -132,9 +132,25 @@ class FakeDrivers:
     devices: dict[str, FakeDriver]
     concurrency: int = 4
     opened: list[str] = field(default_factory=list)
+    # Provisioning stations: serial → (station, adb state), for what is plugged in where.
+    plugged: dict[str, tuple[str, str]] = field(default_factory=dict)
+    stations: set[str] = field(default_factory=set)  # the stations that answer
 
     def open(self, target: Target) -> FakeDriver:
         device = self.devices.get(target.name)
+        if target.via is not None:  # through a station: adb must see it there
+            from mdm.fleet.station import StationUnreachable, classify
+
+            if target.via not in self.stations:
+                raise StationUnreachable(target.name, f"station {target.via} unreachable")
+            where, state = self.plugged.get(target.name, ("", ""))
+            if device is None or where != target.via or state != "device":
+                raise classify(target.name, target.via, f"error: device '{target.name}'"
+                               " not found" if where != target.via else f"error: device {state}")
+            self.opened.append(target.name)
+            device.target = target
+            device.closed = False
+            return device
         if device is None:
             raise Unreachable(target.name, f"cannot connect to {target.host}:{target.port}")
         if target.host_key != device.key_line:
@@ -153,7 +169,11 @@ class FakeDrivers:
         return self.devices[target.name].key_line
 
     def attached(self, station: str) -> list[dict[str, str]]:
-        raise Unreachable(station, "the fake fleet has no stations")
+        if station not in self.stations:
+            raise Unreachable(station, f"station {station} unreachable")
+        return [{"serial": serial, "state": state, "usb": f"1-1.{n}"}
+                for n, (serial, (where, state)) in enumerate(sorted(self.plugged.items()), 1)
+                if where == station]
 
     def close(self) -> None:
         pass

@@ -175,3 +175,82 @@ def test_every_failure_kind_says_what_to_do() -> None:
     assert [p.hint for p in outcome.problems()] == [
         HINTS["host_key"], HINTS["malformed_output"], HINTS["timeout"], HINTS["unreachable"]]
     assert all(p.hint for p in outcome.problems())
+
+
+def _bench(db: Any, drivers: FakeDrivers, serials: list[str], states: dict[str, str] | None
+           = None) -> None:
+    """Register the fake station `bench` and plug these devices into it."""
+    from mdm.stations import service as stations
+
+    drivers.stations.add("bench")
+    stations.add(db, "admin", "bench", "127.0.250.1:22", None, True,
+                 lambda target: fake_key_line("bench"))
+    for serial in serials:
+        drivers.plugged[serial] = ("bench", (states or {}).get(serial, "device"))
+
+
+def test_a_station_is_scanned_and_enrolled_through_the_driver_alone(fleet: Any) -> None:
+    from mdm.stations import service as stations
+
+    db, drivers = fleet
+    serials = sorted(drivers.devices)[:4]
+    _bench(db, drivers, serials, {serials[1]: "unauthorized"})
+    drivers.plugged["STRANGER01"] = ("bench", "device")
+    scan = {d["serial"]: d["category"] for d in stations.scan(db, "bench", drivers)["devices"]}
+    assert scan == {serials[0]: "ready", serials[1]: "unauthorized", serials[2]: "ready",
+                    serials[3]: "ready", "STRANGER01": "unknown"}
+    with pytest.raises(PartialFailure) as caught:
+        stations.enrol(db, "admin", "bench", drivers)
+    result = caught.value.result
+    assert [(f["serial"], f["kind"]) for f in result["failed"]] == [(serials[1], "unauthorized")]
+    assert sorted(d["serial"] for d in result["done"]) == [serials[0], *serials[2:]]
+    routed = dict(db.execute("SELECT serial, station FROM devices WHERE status = 'enrolled'")
+                  .fetchall())
+    assert routed == {s: "bench" for s in (serials[0], *serials[2:])}
+    assert all(drivers.devices[s].target.via == "bench" for s in routed)
+
+
+def test_a_station_routed_device_is_pushed_with_usb_debugging_kept_on(fleet: Any) -> None:
+    from mdm.policies.push import push
+    from mdm.stations import service as stations
+
+    db, drivers = fleet
+    at_bench, in_field = sorted(drivers.devices)[:2]
+    _enrol(db, drivers, [in_field])
+    _bench(db, drivers, [at_bench])
+    stations.enrol(db, "admin", "bench", drivers)
+    push(db, "admin", POLICIES, [], drivers)
+    overrides = {s: json.loads(drivers.devices[s].inbox or b"{}")["advancedSecurityOverrides"]
+                 for s in (at_bench, in_field)}
+    assert overrides[at_bench]["developerSettings"] == "DEVELOPER_SETTINGS_ALLOWED"
+    assert overrides[in_field]["developerSettings"] == "DEVELOPER_SETTINGS_DISABLED"
+    bench_doc = json.loads(drivers.devices[at_bench].inbox or b"{}")
+    field_doc = json.loads(drivers.devices[in_field].inbox or b"{}")
+    del bench_doc["advancedSecurityOverrides"], field_doc["advancedSecurityOverrides"]
+    assert bench_doc == field_doc  # nothing else differs
+
+
+def test_failures_through_a_station_are_the_devices_last_contact_error(fleet: Any) -> None:
+    from mdm.devices.refresh import refresh
+    from mdm.stations import service as stations
+
+    db, drivers = fleet
+    serials = sorted(drivers.devices)[:3]
+    _bench(db, drivers, serials)
+    stations.enrol(db, "admin", "bench", drivers)
+    drivers.plugged[serials[0]] = ("bench", "offline")
+    del drivers.plugged[serials[1]]
+    with pytest.raises(PartialFailure) as caught:
+        refresh(db, "admin", [], drivers)
+    kinds = {f["serial"]: f["kind"] for f in caught.value.result["failed"]}
+    assert kinds == {serials[0]: "offline", serials[1]: "not_attached"}
+    errors = dict(db.execute("SELECT serial, last_contact_error FROM devices"
+                             " WHERE station = 'bench'").fetchall())
+    assert errors[serials[0]].startswith("offline: on station bench")
+    assert errors[serials[1]].startswith("not_attached: on station bench")
+    assert errors[serials[2]] is None
+    drivers.stations.clear()  # the station itself goes away: each device named once
+    with pytest.raises(PartialFailure) as caught:
+        refresh(db, "admin", [], drivers)
+    assert sorted(f["serial"] for f in caught.value.result["failed"]) == serials
+    assert {f["kind"] for f in caught.value.result["failed"]} == {"station_unreachable"}

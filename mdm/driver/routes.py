@@ -38,6 +38,8 @@ class ShellDrivers:
 
     def open(self, target: Target) -> ShellDriver:
         """Connect to a device (its pinned key checked) and return its driver."""
+        if target.via and self.stations is None:
+            raise StepFailed(target.name, f"station {target.via} is not registered")
         return ShellDriver(self.connect(target), self.profile_for(target.model))
 
     def offered_key(self, target: Target) -> str:
