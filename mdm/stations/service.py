@@ -4,7 +4,9 @@ A station is a Linux machine at the bench with a USB hub; mdm reaches it over SS
 host key pinned here, exactly as a device's is) and drives each phone on it with adb.
 Each device's route is stored with it: through a station (`devices.station`) or direct
 (its address and pinned key). Every registration, removal, enrolment and route move
-writes its audit row in the same transaction.
+writes its audit row in the same transaction. Like every feature, this one reaches
+stations and devices only through the device driver: it asks the drivers what a station
+has plugged in, and opens a device by a target that names its route.
 """
 
 from __future__ import annotations
