@@ -258,16 +258,16 @@ def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
 
 # -- the formats every device is listed in --------------------------------------------
 
-# Nested, but bounded: unbounded (100 leaves a value, a list of such dicts) took hypothesis
-# itself 1-2 s an example on a loaded machine, past the suite's 120 s timeout.
+# Nested, but bounded: unbounded (100 leaves a value, lists of dicts of such values) took
+# hypothesis itself 1-2 s an example on a loaded machine, past the suite's 120 s timeout.
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
-                           lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
-                           max_leaves=10)
+                           lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(), inner, max_size=4), max_leaves=8)
 
 
 @settings(deadline=None)  # a loaded machine must not fail it: the property is what counts
-@given(st.dictionaries(st.text(), JSON_VALUES | st.lists(st.dictionaries(st.text(),
-                                                                          JSON_VALUES))))
+@given(st.dictionaries(st.text(), JSON_VALUES | st.lists(st.dictionaries(
+    st.text(), JSON_VALUES, max_size=4), max_size=4), max_size=6))
 def test_json_with_one_row_a_line_is_the_same_data_and_prints_no_control(data: Any) -> None:
     text = ui.json_rows_text(data)
     assert json.loads(text) == data
