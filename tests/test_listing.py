@@ -53,6 +53,17 @@ def test_piped_lists_are_every_row_as_tsv_and_formats_agree(mdm, inventory) -> N
     rows = list(csv.DictReader(io.StringIO(mdm("officers", "list", "--format", "CSV").stdout)))
     assert [r["officer_id"] for r in rows] == tsv_ids
     assert {r["device"] for r in rows} == {""}
+    holder = next(p for p in people if p["status"] == "ACTIVE")
+    serial = inventory["delivery"][0]["serial_number"]
+    mdm("assign", serial, holder["officer_id"], "--reason", "test")
+    for extra in ([], ["--station", holder["station"]]):  # the whole roster, and a part
+        listed = [dict(zip(officers.LIST_COLUMNS, line.split("\t"), strict=True))
+                  for line in mdm("officers", "list", *extra).stdout.splitlines()[1:]]
+        as_json = mdm.json("officers", "list", *extra)
+        assert [r["officer_id"] for r in listed] == _ids(as_json)
+        assert {r["officer_id"]: r["device"] for r in listed if r["device"]} == \
+            {o["officer_id"]: o["device"] for o in as_json if o["device"]} == \
+            {holder["officer_id"]: serial}
 
 
 def test_limit_all_and_the_total_on_stderr(mdm, inventory) -> None:
@@ -179,6 +190,21 @@ def test_tsv_and_csv_escape_tabs_line_ends_and_controls_visibly(capsys) -> None:
     assert parsed[2][1] == "'=HYPERLINK(\"x\")"  # a spreadsheet will not run it
     ui.listing(rows, ["id"], fmt="json")
     assert json.loads(capsys.readouterr().out) == rows  # JSON: the exact values
+
+
+def test_tuple_rows_print_as_the_same_rows_as_mappings_do(capsys) -> None:
+    columns = ["id", "name", "ok", "n"]
+    rows = [{"id": f"A{i}", "name": "Siân Ó Briain", "ok": i % 2 == 0, "n": None}
+            for i in range(1200)]  # more than one chunk
+    rows[700]["name"] = "tab\there\nnew line\x1b[2J"
+    rows[900]["n"] = 3
+    for fmt in ("tsv", "csv", "json", "jsonl"):
+        ui.listing(rows, columns, fmt=fmt)
+        as_mappings = capsys.readouterr().out
+        ui.listing((tuple(r[c] for c in columns) for r in rows), columns, fmt=fmt)
+        assert capsys.readouterr().out == as_mappings, fmt
+    lines = as_mappings.splitlines()
+    assert len(lines) == 1200
 
 
 def test_a_closed_pipe_ends_a_listing_quietly(monkeypatch) -> None:

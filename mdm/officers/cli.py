@@ -77,9 +77,11 @@ def list_(ctx: typer.Context,
     c = app_context(ctx)
     filters = {"area": area, "station": station, "worker_type": worker_type, "rank": rank,
                "status": status, "team": team, "name": name}
-    ui.listing(service.iter_officers(c.db(), filters), service.LIST_COLUMNS,
+    fmt = ui.pick_format(list_format(ctx, fmt, json))
+    rows = (service.iter_officers if fmt in ("json", "jsonl") else service.iter_listed)
+    ui.listing(rows(c.db(), filters), service.LIST_COLUMNS,
                key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
-               fmt=list_format(ctx, fmt, json), limit=row_limit(limit, all_),
+               fmt=fmt, limit=row_limit(limit, all_),
                total=lambda: service.count_officers(c.db(), filters), noun="officers")
 
 
