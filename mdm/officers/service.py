@@ -51,13 +51,16 @@ def _check_row(row: csvio.Row, where: str) -> tuple[dict[str, Any], list[Problem
         bad("status", f"{rec['status']!r} is not a status", "use one of " + ", ".join(m.STATUSES))
     if rec["rank"]:
         rec["rank"] = m.normalise_rank(rec["rank"])
+    # Which ranks are right depends on the worker type: with no good worker type, the
+    # rank cannot be judged, and only the worker type is named.
+    if rec["rank"] and rec["worker_type"] in m.WORKER_TYPES:
         allowed = m.RANKS + (m.SPECIAL_RANKS if rec["worker_type"] == "SPECIAL" else ())
         if rec["worker_type"] in ("PCSO", "STAFF"):
             bad("rank", f"a {rec['worker_type']} has no police rank (got {rec['rank']!r})",
                 "leave rank empty for PCSOs and staff")
         elif rec["rank"] not in allowed:
             bad("rank", f"{rec['rank']!r} is not a rank", "use one of " + ", ".join(allowed))
-    elif rec["worker_type"] == "OFFICER":
+    elif not rec["rank"] and rec["worker_type"] == "OFFICER":
         bad("rank", "is empty for a police officer", "give the officer's rank, e.g. CONSTABLE")
     if rec["collar_number"] and not m.COLLAR.match(rec["collar_number"]):
         bad("collar_number", f"{rec['collar_number']!r} is not a collar number",
