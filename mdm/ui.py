@@ -243,27 +243,14 @@ def stdout_is_terminal() -> bool:
     return _is_terminal(sys.stdout)
 
 
-def _tsv_cell(value: object) -> str:
-    if type(value) is str:  # the common case first: tens of thousands of cells
-        return value if value.isprintable() else literal(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
-    return literal(value)
-
-
 def tsv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """Return rows as tab-separated lines with a header: one row a line, every value literal.
 
     A tab, a line end or a control character inside a value is written as a visible
     escape (as `literal` does), so `cut`, `sort` and `awk` see one row per line.
     """
-    lines = ["\t".join(columns)]
-    lines += ["\t".join([_tsv_cell(row.get(c)) for c in columns]) for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\t".join(columns) + "\n" + "".join(
+        _tsv_lines(list(rows[i:i + _CHUNK]), columns) for i in range(0, len(rows), _CHUNK))
 
 
 def info(message: str) -> None:

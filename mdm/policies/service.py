@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,9 @@ def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
                    frozenset(groups.get(row.get("officer_id") or "", set())))
 
 
+_NO_GROUPS: frozenset[str] = frozenset()
+
+
 def devices(db: Database, selectors: list[str],
             statuses: tuple[str, ...] = ("enrolled", "provisioned")) -> list[dict[str, Any]]:
     """Return the selected devices with their holders, as policy subjects."""
@@ -99,9 +103,11 @@ def devices(db: Database, selectors: list[str],
         rows = _fleet(db, statuses)
     else:
         rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
-    groups = memberships(db)
-    for row in rows:
-        row["subject"] = _subject(row, groups)
+    groups = {officer: frozenset(names) for officer, names in memberships(db).items()}
+    for row in rows:  # as _subject does, at 50,000 devices
+        row["subject"] = Subject(row["serial"], row["officer_id"], row["worker_type"],
+                                 row["rank"], row["area"], row["station"],
+                                 groups.get(row["officer_id"], _NO_GROUPS))
     return rows
 
 
@@ -122,10 +128,8 @@ def _fleet(db: Database, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
                        statuses)
     columns = [c[0] for c in found.description] + columns
     nobody = (None,) * (len(columns) - len(found.description))
-    rows = [dict(zip(columns, device + holders.get(held.get(device[0]), nobody), strict=True))
-            for device in found]
-    rows.sort(key=lambda row: row["serial"])
-    return rows
+    return [dict(zip(columns, device + holders.get(held.get(device[0]), nobody), strict=False))
+            for device in sorted(found, key=itemgetter(1))]  # by serial
 
 
 class Resolver:
