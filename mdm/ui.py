@@ -25,6 +25,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +210,7 @@ def record(data: Mapping[str, Any], title: str = "") -> None:
 
     t = Table(title=_title(title), show_header=False)
     t.add_column("field", style="bold")
-    t.add_column("value")
+    t.add_column("value", overflow="fold")  # a long id or date folds, never cut with …
     for k, v in data.items():
         t.add_row(_text(k), _cell(v))
     _out().print(t)
@@ -335,7 +336,7 @@ def listing(rows: Iterable[Row], columns: Sequence[str], *,
             key_columns: Collection[str] = (), fmt: str | None = None,
             limit: int | None = None, total: int | Callable[[], int] | None = None,
             noun: str = "rows", title: str = "", drop: Sequence[str] = (),
-            tail: bool = False) -> int:
+            tail: bool = False, every_column: str = "--format tsv") -> int:
     """Print a list of rows, streamed, in the format asked for; return how many were printed.
 
     The one way every `mdm … list` prints, in one call::
@@ -360,6 +361,8 @@ def listing(rows: Iterable[Row], columns: Sequence[str], *,
     - `limit`: at most this many rows; None means a page (`PAGE`) for a table and every
       row otherwise; `ALL` means every row. `tail=True` keeps the last rows instead of
       the first (for logs, oldest first); the whole iterable is then read and counted.
+    - `every_column`: what to run to see the columns a narrow table leaves out (a `show`
+      command, which has no --format, says `--json`).
     - `total`: how many rows there are in all (a number, or a function called only when
       the list was cut short). When rows were left out, stderr says
       "showing 50 of 45,000 officers; --all for every row" (`-q` silences it).
@@ -384,6 +387,8 @@ def listing(rows: Iterable[Row], columns: Sequence[str], *,
     writer = {"table": _write_table, "tsv": _write_tsv, "csv": _write_csv,
               "json": _write_json, "jsonl": _write_jsonl}[fmt]
     try:
+        if fmt == "table":
+            writer = partial(_write_table, every_column=every_column)
         shown, notes = writer(stream, columns, set(key_columns), title, drop)
         if isinstance(stream, _Counted):
             more = stream.more()
@@ -617,7 +622,8 @@ def _layout(columns: Sequence[str], keys: set[str], cells: list[list[Text]], wid
 
 
 def _write_table(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
-                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+                 title: str, drop: Sequence[str],
+                 every_column: str = "--format tsv") -> tuple[int, Notes]:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -631,7 +637,7 @@ def _write_table(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
             cols, dropped = _layout(columns, keys, cells, _out().width, drop)
             if dropped:
                 notes.append("not shown, to fit the terminal: " + ", ".join(dropped)
-                             + " (--format tsv shows every column)")
+                             + f" ({every_column} shows every column)")
         for c in cols:  # a later key value longer than the first page's: widen, never cut
             if c.key:
                 c.width = max([c.width] + [row[index[c.name]].cell_len for row in cells])

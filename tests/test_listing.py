@@ -118,6 +118,27 @@ def test_key_columns_are_never_cut_on_a_narrow_terminal(mdm, inventory, terminal
             assert "not shown" not in result.stderr
 
 
+def test_custody_tables_of_show_keep_serials_ids_and_dates_whole(mdm, inventory,
+                                                                 terminal) -> None:
+    serial = inventory["delivery"][0]["serial_number"]
+    first, second = [p for p in inventory["roster"] if p["status"] == "ACTIVE"][:2]
+    mdm("assign", serial, first["officer_id"], "--reason", "issued for the night turn")
+    mdm("reassign", serial, second["officer_id"], "--reason", "swapped: cracked screen")
+    terminal.setenv("COLUMNS", "60")
+    held = mdm.json("officers", "show", first["officer_id"])["custody"]
+    shown = mdm("officers", "show", first["officer_id"])
+    assert serial in shown.stdout and "…" not in shown.stdout
+    for row in held:
+        assert row["opened_at"] in shown.stdout and row["closed_at"] in shown.stdout
+    chain = mdm.json("devices", "show", serial)["custody"]
+    shown = mdm("devices", "show", serial)
+    assert "…" not in shown.stdout
+    for row in chain:
+        assert row["officer_id"] in shown.stdout and row["opened_at"] in shown.stdout
+        assert row["closed_at"] is None or row["closed_at"] in shown.stdout
+    assert "(--json shows every column)" in shown.stderr
+
+
 def _render(rows: list[dict[str, Any]], width: int, monkeypatch: pytest.MonkeyPatch,
             capsys: pytest.CaptureFixture[str], **kwargs: Any) -> tuple[str, str]:
     monkeypatch.setenv("COLUMNS", str(width))

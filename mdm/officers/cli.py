@@ -97,8 +97,9 @@ def show(ctx: typer.Context,
         return
     custody = officer.pop("custody")
     ui.record(officer, f"Officer {describe(officer)}")
-    ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
-             "Devices held")
+    ui.listing(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
+               key_columns=("serial", "opened_at", "closed_at"), fmt="table", limit=ui.ALL,
+               title="Devices held", noun="devices held", every_column="--json")
 
 
 @app.command("export")
