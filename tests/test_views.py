@@ -308,7 +308,11 @@ def _status(sha: str, at: str, state: str = "APPLIED", details: list[Any] | None
 SHA = "a" * 64
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 _facts = st.fixed_dictionaries({
-    "dpc_status": st.sampled_from([None, "{}", "not json", "[1]"]) | st.builds(
+    "dpc_status": st.sampled_from([
+        None, "{}", "not json", "[1]", '{"appliedAt": "2026-01-01T00:00:00Z", "state": }',
+        '{"appliedAt": "2026-01-01T00:00:00.25Z", "state": }',  # the error further on
+        '{"appliedAt": "1", "appliedAt": "2"}', '{"reportedAt": "x\\"appliedAt\\": \\"1"}',
+        '{"policySha256": "' + "a" * 64 + '", "reportedAt": 5}']) | st.builds(
         _status, st.sampled_from([SHA, "b" * 64]), st.sampled_from(
             ["2026-01-01T00:00:00Z", "2026-01-01T09:30:00Z"]), st.sampled_from(
             ["APPLIED", "ERROR"]), st.sampled_from([None, [{"settingName": "applications",
@@ -372,3 +376,17 @@ def test_devices_whose_facts_mean_the_same_are_judged_once(monkeypatch) -> None:
     assert len(judged) == 2 and [r["code"] for r in old_patch] == ["patch_too_old"]
     drifted = judge(device, (_status("b" * 64, "x"),) + facts("y")[1:], effective, SHA)
     assert len(judged) == 3 and "policy_drift" in [r["code"] for r in drifted]
+
+
+def test_statuses_that_differ_only_in_times_share_a_parse_but_errors_keep_their_own() -> None:
+    from mdm.policies.compliance import FACTS, Judge, judge
+
+    effective = _effectives()[0]
+    shared = Judge(NOW)
+    device = {"status": "enrolled", "last_seen": None, "last_contact_error": None}
+    for status in ('{"appliedAt": "2026-01-01T00:00:00Z", "state": }',
+                   '{"appliedAt": "2026-01-01T00:00:00.25Z", "state": }',
+                   _status(SHA, "2026-01-01T00:00:00Z"), _status(SHA, "2026-01-01T01:00:00Z")):
+        facts = dict.fromkeys(FACTS) | {"dpc_status": status, "packages": json.dumps(REQUIRED)}
+        alone = judge(device, facts, effective, SHA, NOW)
+        assert shared(device, tuple(facts[c] for c in FACTS), effective, SHA) == alone

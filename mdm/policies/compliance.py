@@ -14,6 +14,7 @@ is judged for each device.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -134,11 +135,28 @@ class Judge:
         return reasons
 
     def _status_key(self, text: Any) -> tuple[Any, ...]:
-        """What the judgement reads from a stored DPC status, worked out once per text."""
-        key = self._status_keys.get((type(text), text))
+        """What the judgement reads from a stored DPC status, worked out once per text.
+
+        Texts that differ only in the DPC's own times share one strict parse: with each
+        time (a short plain string) blanked, a text parses exactly when the original does,
+        to the same judgement. A text that does not parse is parsed as it is, so its error
+        names its own position.
+        """
+        plain = _TIMES.sub(r'"\1": ""', text) if type(text) is str else text
+        key = self._status_keys.get((type(plain), plain))
         if key is None:
-            key = self._status_keys[type(text), text] = _status_key(text)
+            key = _status_key(plain)
+            if key[0] == "unreadable" and plain != text:  # kept under its own text
+                plain = text
+                key = self._status_keys.get((type(text), text)) or _status_key(text)
+            self._status_keys[type(plain), plain] = key
         return key
+
+
+# The DPC's own times in its status (when it applied a policy, when it reported): different
+# on every device, never read by a judgement. Matched only as a key of the JSON itself (a
+# quote inside a string is always escaped), with a value of plain time characters.
+_TIMES = re.compile(r'(?<!\\)"(appliedAt|reportedAt)": "[0-9T:.Z+-]{1,40}"')
 
 
 def _status_key(text: Any) -> tuple[Any, ...]:
