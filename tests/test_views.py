@@ -390,3 +390,24 @@ def test_statuses_that_differ_only_in_times_share_a_parse_but_errors_keep_their_
         facts = dict.fromkeys(FACTS) | {"dpc_status": status, "packages": json.dumps(REQUIRED)}
         alone = judge(device, facts, effective, SHA, NOW)
         assert shared(device, tuple(facts[c] for c in FACTS), effective, SHA) == alone
+
+
+def test_bulk_work_pauses_the_cycle_collector_and_always_resumes_it() -> None:
+    import gc
+
+    from mdm.bulk import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), paused_gc():
+        raise KeyError("x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mdm import ui
+from mdm.bulk import paused_gc
 from mdm.cliopts import (
     AllOpt,
     ErrorsOpt,
@@ -79,10 +80,11 @@ def list_(ctx: typer.Context,
                "status": status, "team": team, "name": name}
     fmt = ui.pick_format(list_format(ctx, fmt, json))
     rows = (service.iter_officers if fmt in ("json", "jsonl") else service.iter_listed)
-    ui.listing(rows(c.db(), filters), service.LIST_COLUMNS,
-               key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
-               fmt=fmt, limit=row_limit(limit, all_),
-               total=lambda: service.count_officers(c.db(), filters), noun="officers")
+    with paused_gc():  # tens of thousands of rows, no cycles among them
+        ui.listing(rows(c.db(), filters), service.LIST_COLUMNS,
+                   key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
+                   fmt=fmt, limit=row_limit(limit, all_),
+                   total=lambda: service.count_officers(c.db(), filters), noun="officers")
 
 
 @app.command("show")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mdm import csvio
+from mdm.bulk import paused_gc
 from mdm.devices.lifecycle import Status
 from mdm.errors import ExitCode, MdmError
 from mdm.policies import service
@@ -36,12 +37,11 @@ def judge_devices(db: Database, folder: Path, selectors: list[str],
     names: dict[frozenset[str], list[str]] = {}  # each distinct set of groups, sorted once
     out = []
     for row in rows:
-        subject = row["subject"]
-        effective, compiled = resolver.resolve(subject)
+        effective, compiled = resolver.for_device(row)
         reasons = judge(row, facts.get(row["id"]), effective, compiled.sha256)
-        groups = names.get(subject.groups)
+        groups = names.get(row["groups"])
         if groups is None:
-            groups = names[subject.groups] = sorted(subject.groups)
+            groups = names[row["groups"]] = sorted(row["groups"])
         out.append({"serial": row["serial"], "status": row["status"], "compliant": not reasons,
                     "holder": row["holder"], "collar_number": row["collar_number"],
                     "area": row["area"], "station": row["station"],
@@ -51,9 +51,11 @@ def judge_devices(db: Database, folder: Path, selectors: list[str],
 
 def report(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
     """Judge every selected device and summarise per area, station and group; reads only."""
-    out = judge_devices(db, folder, selectors)
+    with paused_gc():
+        out = judge_devices(db, folder, selectors)
+        summary = _summary(out)
     compliant = sum(e["compliant"] for e in out)
-    return {"devices": out, "summary": _summary(out),
+    return {"devices": out, "summary": summary,
             "ready_to_provision": [e["serial"] for e in out
                                    if e["compliant"] and e["status"] == Status.ENROLLED],
             "compliant": compliant, "non_compliant": len(out) - compliant, "total": len(out)}
