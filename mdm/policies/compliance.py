@@ -106,18 +106,19 @@ class Judge:
                  effective: Effective, expected_sha: str) -> list[dict[str, str]]:
         """Judge one device from its facts (the values of `FACTS`, or None if none)."""
         reasons: list[dict[str, str]] = []
-
-        def fail(code: str, detail: str) -> None:
-            reasons.append({"code": code, "detail": detail})
-
         if device["status"] == "quarantined":
-            fail("quarantined", "host key changed; re-enrol the device")
-        kind, _, why = str(device.get("last_contact_error") or "").partition(":")
-        if kind in REFUSED_KINDS:
-            fail("output_refused", f"its last answer was refused ({why.strip()[:200]}); fix"
-                 " the device, then run mdm devices refresh")
+            reasons.append({"code": "quarantined",
+                            "detail": "host key changed; re-enrol the device"})
+        error = device.get("last_contact_error")
+        if error:
+            kind, _, why = str(error).partition(":")
+            if kind in REFUSED_KINDS:
+                reasons.append({"code": "output_refused", "detail": "its last answer was"
+                                f" refused ({why.strip()[:200]}); fix the device, then run"
+                                " mdm devices refresh"})
         if not facts:
-            fail("never_reported", "no facts yet: run mdm devices refresh")
+            reasons.append({"code": "never_reported",
+                            "detail": "no facts yet: run mdm devices refresh"})
             return reasons
         # With each value's type: 1, 1.0 and True are equal keys, but judged differently.
         key = (id(effective), expected_sha, self._status_key(facts[0]), facts[1:],
@@ -128,10 +129,10 @@ class Judge:
                                                      effective, expected_sha, self.now)
         reasons += judged
         offline = effective.settings.get("compliance.max_offline_days")
-        if offline and device.get("last_seen") and \
-                _days_since(device["last_seen"], self.now) > offline:
-            fail("not_seen", f"last seen {device['last_seen'][:10]}, more than {offline} days"
-                 " ago")
+        seen = device.get("last_seen")
+        if offline and seen and _days_since(seen, self.now) > offline:
+            reasons.append({"code": "not_seen", "detail": f"last seen {seen[:10]}, more than"
+                            f" {offline} days ago"})
         return reasons
 
     def _status_key(self, text: Any) -> tuple[Any, ...]:
@@ -142,7 +143,7 @@ class Judge:
         to the same judgement. A text that does not parse is parsed as it is, so its error
         names its own position.
         """
-        plain = _TIMES.sub(r'"\1": ""', text) if type(text) is str else text
+        plain = _TIMES.sub('""', text) if type(text) is str else text
         key = self._status_keys.get((type(plain), plain))
         if key is None:
             key = _status_key(plain)
@@ -156,7 +157,8 @@ class Judge:
 # The DPC's own times in its status (when it applied a policy, when it reported): different
 # on every device, never read by a judgement. Matched only as a key of the JSON itself (a
 # quote inside a string is always escaped), with a value of plain time characters.
-_TIMES = re.compile(r'(?<!\\)"(appliedAt|reportedAt)": "[0-9T:.Z+-]{1,40}"')
+_TIMES = re.compile(r'(?:(?<=[^\\]"appliedAt": )|(?<=[^\\]"reportedAt": ))'
+                    r'"[0-9T:.Z+-]{1,40}"')
 
 
 def _status_key(text: Any) -> tuple[Any, ...]:
