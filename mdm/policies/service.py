@@ -202,11 +202,15 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
             problems.append(Problem(baseline.where(), f"the baseline does not set {key}",
                                     "the baseline must set every security setting", key))
     groups = memberships(db)
+    member_of = {officer: frozenset(names) for officer, names in groups.items()}
     # Each distinct kind of serving officer once: (worker type, rank, area, station, groups).
-    kinds = {(w, r, a, s, frozenset(groups.get(o, ()))) for o, w, r, a, s in db.execute(
+    kinds = {(w, r, a, s, member_of.get(o, _NO_GROUPS)) for o, w, r, a, s in db.execute(
         "SELECT officer_id, worker_type, rank, area, station FROM officers"
         " WHERE status != 'LEAVER'")}
-    serials = {r[0] for r in db.execute("SELECT serial FROM devices")}
+    named = sorted({s for layer in tree.layers if layer.kind == "device" for s in layer.match})
+    serials = {r[0] for i in range(0, len(named), 500) for r in db.execute(
+        f"SELECT serial FROM devices WHERE serial IN ({', '.join('?' * len(named[i:i + 500]))})",
+        named[i:i + 500])}  # only the serials device layers name
     if not kinds:
         warnings.append(Problem(str(folder), "the inventory has no officers yet: layer"
                                 " selectors were not checked against anyone"))
