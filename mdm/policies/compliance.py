@@ -14,7 +14,6 @@ is judged for each device.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -143,7 +142,7 @@ class Judge:
         to the same judgement. A text that does not parse is parsed as it is, so its error
         names its own position.
         """
-        plain = _TIMES.sub('""', text) if type(text) is str else text
+        plain = _blank_times(text) if type(text) is str else text
         key = self._status_keys.get((type(plain), plain))
         if key is None:
             key = _status_key(plain)
@@ -155,10 +154,25 @@ class Judge:
 
 
 # The DPC's own times in its status (when it applied a policy, when it reported): different
-# on every device, never read by a judgement. Matched only as a key of the JSON itself (a
-# quote inside a string is always escaped), with a value of plain time characters.
-_TIMES = re.compile(r'(?:(?<=[^\\]"appliedAt": )|(?<=[^\\]"reportedAt": ))'
-                    r'"[0-9T:.Z+-]{1,40}"')
+# on every device, never read by a judgement.
+_TIME_KEYS = ('"appliedAt": "', '"reportedAt": "')
+_TIME_CHARS = frozenset("0123456789T:.Z+-")
+
+
+def _blank_times(text: str) -> str:
+    """Return a stored status with its times blanked, where they are plain keys of it.
+
+    A key of the JSON itself is a quote not escaped by a backslash (a quote inside a
+    string always is); its value is blanked only if it is 1-40 plain time characters.
+    """
+    for key in _TIME_KEYS:
+        at = text.find(key)
+        if at > 0 and text[at - 1] != "\\":
+            begin = at + len(key)
+            end = text.find('"', begin)
+            if 0 < end - begin <= 40 and _TIME_CHARS.issuperset(text[begin:end]):
+                text = text[:begin] + text[end:]
+    return text
 
 
 def _status_key(text: Any) -> tuple[Any, ...]:
