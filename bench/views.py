@@ -7,7 +7,9 @@ Builds a 45,000-person, 50,000-device inventory: the roster and the delivery imp
 through `mdm`, then (straight through SQL: a benchmark set-up, not a product path) every
 device enrolled with facts and its current policy applied, 90% of them held by an officer,
 a pilot group of 60, and some devices non-compliant (no facts, an old patch, an app
-missing). It then times whole `mdm` processes, as a user waits for them:
+missing). Each device's facts are as a refresh stores them: its DPC status carries its
+own times, so no two status texts are the same. It then times whole `mdm` processes, as
+a user waits for them:
 
   terminal   stdout is a terminal (a pseudo-terminal, 120 columns): what a person sees
   piped      stdout is a pipe (`| less`, `> file`)
@@ -105,6 +107,8 @@ def build(tmp: Path, mdm: list[str], env: dict[str, str], people: int, devices: 
                    [(r["to"], stamp, serial_id[r["serial"]]) for r in plan])
     fresh = (now - timedelta(days=20)).date().isoformat()
     stale = (now - timedelta(days=200)).date().isoformat()
+    names = {sha: json.loads(row[0]).get("name") for sha in examples_of
+             for row in db.execute("SELECT body FROM policy_versions WHERE sha256 = ?", [sha])}
     facts = []
     for r in plan:
         roll = rng.random()
@@ -113,10 +117,20 @@ def build(tmp: Path, mdm: list[str], env: dict[str, str], people: int, devices: 
         packages = dict(APPS)
         if roll < 0.07:
             packages.pop("uk.police.cumbria.vpn")
-        status = {"policySha256": r["to"], "state": "APPLIED", "nonComplianceDetails": []}
-        facts.append((serial_id[r["serial"]], stamp, "6.0.1", 23,
+        # As a device's DPC writes it and `mdm devices refresh` stores it: with its own
+        # times, so no two devices' status texts are the same.
+        at = (now - timedelta(seconds=rng.randrange(1, 30 * 86400))).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        status = {"policySha256": r["to"], "state": "APPLIED", "nonComplianceDetails": [],
+                  "policyName": names[r["to"]], "appliedAt": at, "reportedAt": at}
+        props = {"ro.serialno": r["serial"], "ro.product.manufacturer": "samsung",
+                 "ro.product.model": "SM-N910F", "ro.build.version.release": "6.0.1",
+                 "ro.build.version.sdk": "23", "ro.crypto.state": "encrypted",
+                 "ro.build.version.security_patch": stale if 0.07 <= roll < 0.15 else fresh}
+        facts.append((serial_id[r["serial"]], at, "6.0.1", 23,
                       stale if 0.07 <= roll < 0.15 else fresh, "encrypted",
-                      json.dumps(packages), json.dumps(status), "{}", "{}", r["to"]))
+                      json.dumps(packages, sort_keys=True), json.dumps(status, sort_keys=True),
+                      json.dumps(props, sort_keys=True), "{}", r["to"]))
     db.executemany("INSERT INTO device_facts (device_id, collected_at, os_release, sdk,"
                    " security_patch, crypto_state, packages, dpc_status, props, settings,"
                    " policy_file_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facts)

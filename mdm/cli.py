@@ -15,20 +15,52 @@ import typer
 from typer.core import TyperGroup
 
 from mdm import ui
-from mdm.audit import cli as audit_cli
 from mdm.context import AppContext, default_operator
-from mdm.custody import cli as custody_cli
-from mdm.devices import cli as devices_cli
-from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
-from mdm.groups import cli as groups_cli
-from mdm.keys import cli as keys_cli
-from mdm.lab import cli as lab_cli
-from mdm.officers import cli as officers_cli
-from mdm.operators import cli as operators_cli
-from mdm.policies import cli as policies_cli
-from mdm.project import cli as project_cli
-from mdm.stations import cli as stations_cli
+
+# Every command, in the order `mdm --help` lists them: name → (module, attribute), where
+# the attribute is a feature's Typer app (a group of commands) or one command's function.
+# A run imports only the module of the command it runs: start-up is paid on every
+# helpdesk lookup, and importing and building all of them cost more than most commands'
+# own work. (A group added with app.add_typer still works, but is imported every run.)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("mdm.project.cli", "init"),
+    "assign": ("mdm.custody.cli", "assign"),
+    "unassign": ("mdm.custody.cli", "unassign"),
+    "reassign": ("mdm.custody.cli", "reassign"),
+    "custody": ("mdm.custody.cli", "custody"),
+    "operators": ("mdm.operators.cli", "app"),
+    "officers": ("mdm.officers.cli", "app"),
+    "enrol": ("mdm.enrol.cli", "app"),
+    "devices": ("mdm.devices.cli", "app"),
+    "groups": ("mdm.groups.cli", "app"),
+    "policy": ("mdm.policies.cli", "app"),
+    "compliance": ("mdm.policies.cli", "compliance_app"),
+    "audit": ("mdm.audit.cli", "app"),
+    "keys": ("mdm.keys.cli", "app"),
+    "stations": ("mdm.stations.cli", "app"),
+    "lab": ("mdm.lab.cli", "app"),
+    "config": ("mdm.project.cli", "app"),
+}
+
+
+def _load(name: str) -> click.Command:
+    """Import one command's module and build its click command (a group for a sub-app)."""
+    import importlib
+
+    import typer.main
+
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    command: click.Command
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:  # one command's function: a Typer of its own builds it
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -43,6 +75,14 @@ class MdmGroup(TyperGroup):
     Under `--json` an error is one JSON object on stderr (`error`, `where`, `what_to_do`,
     `exit_code`, `problems`); otherwise it is a message for a person.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Any, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            self.commands[name] = _load(name)
+        return super().get_command(ctx, name)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["mdm.args"] = list(args)  # so a usage error can still answer in JSON
@@ -147,20 +187,6 @@ def root(
     ctx.call_on_close(obj.close)
 
 
-app.add_typer(operators_cli.app, name="operators")
-app.add_typer(officers_cli.app, name="officers")
-app.add_typer(enrol_cli.app, name="enrol")
-app.add_typer(devices_cli.app, name="devices")
-app.add_typer(groups_cli.app, name="groups")
-app.add_typer(policies_cli.app, name="policy")
-app.add_typer(policies_cli.compliance_app, name="compliance")
-app.add_typer(audit_cli.app, name="audit")
-app.add_typer(keys_cli.app, name="keys")
-app.add_typer(stations_cli.app, name="stations")
-app.add_typer(lab_cli.app, name="lab")
-app.add_typer(project_cli.app, name="config")
-app.command("init")(project_cli.init)
-custody_cli.mount(app)
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ works the same.
 Each setting comes from, first found: a command-line option, an `MDM_*` environment
 variable, the project file, the built-in default. Relative paths in the file — and the
 defaults, when a file is found — are relative to the file's folder; without a file the
-defaults are relative to the current folder, as they always were. `MDM_CONFIG` names the
+defaults are relative to the current folder, as they always were. The builds and lab
+folders default to `builds/` and `lab/` beside the inventory, wherever it is: a project
+file in `inventory/demo/` whose inventory is `inventory/demo/mdm.db` keeps its builds in
+`inventory/demo/builds`, not `inventory/demo/inventory/builds`. `MDM_CONFIG` names the
 file outright (and stops the walk). `tomllib` is imported only when a file is found, to
 keep start-up fast.
 """
@@ -54,10 +57,10 @@ SPECS: tuple[Spec, ...] = (
          "--db"),
     Spec("policies", "MDM_POLICIES", "path", "playbooks/policies",
          "the folder of policy layers (YAML)", "--policies"),
-    Spec("builds", "MDM_BUILDS", "path", "inventory/builds",
-         "the folder of app builds (APKs) to install"),
-    Spec("lab", "MDM_LAB", "path", "inventory/lab", "the lab's folder (mdm lab …)",
-         "--lab-dir"),
+    Spec("builds", "MDM_BUILDS", "path", "builds", "the folder of app builds (APKs) to install"
+         " (default: builds/ beside the inventory)"),
+    Spec("lab", "MDM_LAB", "path", "lab", "the lab's folder, mdm lab … (default: lab/ beside"
+         " the inventory)", "--lab-dir"),
     Spec("profiles", "MDM_PROFILES", "path", "playbooks/profiles",
          "the folder of device profiles (YAML), each naming the device models it serves"),
     Spec("wait", "MDM_WAIT", "seconds", 30,
@@ -75,6 +78,7 @@ SPECS: tuple[Spec, ...] = (
          "the operator's SSH private key", "--key", in_file=False),
 )
 BY_KEY = {spec.key: spec for spec in SPECS}
+BESIDE_INVENTORY = ("builds", "lab")  # their defaults are folders in the inventory's folder
 TABLES = ("policy",)  # tables that only group settings
 
 
@@ -430,6 +434,9 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
                                         spec.doc))
         elif file_value is not None:
             values[spec.key] = file_value
+        elif spec.key in BESIDE_INVENTORY:
+            values[spec.key] = Value(Path(values["inventory"].value).parent / spec.default,
+                                     "default")
         else:
             values[spec.key] = Value(_default(spec, base), "default")
     if problems:
@@ -465,11 +472,13 @@ inventory = "inventory/mdm.db"
 # The policy layers (YAML), version-controlled like an Ansible control repo. (MDM_POLICIES)
 policies = "playbooks/policies"
 
-# App builds (APKs) to install on devices.                                    (MDM_BUILDS)
-builds = "inventory/builds"
+# App builds (APKs) to install on devices; by default builds/ beside the inventory.
+#                                                                               (MDM_BUILDS)
+# builds = "inventory/builds"
 
-# The lab of simulated devices, for rehearsals (mdm lab ...).                    (MDM_LAB)
-lab = "inventory/lab"
+# The lab of simulated devices, for rehearsals (mdm lab ...); by default lab/ beside the
+# inventory.                                                                      (MDM_LAB)
+# lab = "inventory/lab"
 
 # Seconds a write waits for another operator's write before giving up.          (MDM_WAIT)
 wait = 30

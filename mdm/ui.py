@@ -25,14 +25,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from mdm.errors import ExitCode, MdmError, Problem
+
+if TYPE_CHECKING:  # rich is imported where it draws: a piped list never loads it
+    from rich.console import Console
+    from rich.text import Text
 
 
 @dataclass
@@ -85,6 +86,8 @@ def _literal_lines(text: str) -> str:
 
 def _text(value: object) -> Text:
     """Return a value as rich Text: literal, and never read as markup or emoji."""
+    from rich.text import Text
+
     return Text(literal(value))
 
 
@@ -119,10 +122,14 @@ def json_text(data: object, indent: int | None = 2) -> str:
 
 
 def _out() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stdout, highlight=False, soft_wrap=False)
 
 
 def _err() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
@@ -168,6 +175,8 @@ def write_text(text: str) -> None:
 
 
 def _cell(value: object) -> Text:
+    from rich.text import Text
+
     if value is None:
         return Text("")
     if isinstance(value, bool):
@@ -183,6 +192,8 @@ def _title(title: str) -> Text | None:
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
     """Print rows as a table with the given columns (every cell printed literally)."""
+    from rich.table import Table
+
     t = Table(title=_title(title), show_lines=False)
     for c in columns:
         t.add_column(_text(c))
@@ -195,9 +206,11 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str 
 
 def record(data: Mapping[str, Any], title: str = "") -> None:
     """Print one record as a two-column table (every value printed literally)."""
+    from rich.table import Table
+
     t = Table(title=_title(title), show_header=False)
     t.add_column("field", style="bold")
-    t.add_column("value")
+    t.add_column("value", overflow="fold")  # a long id or date folds, never cut with …
     for k, v in data.items():
         t.add_row(_text(k), _cell(v))
     _out().print(t)
@@ -218,6 +231,8 @@ def render(data: object, as_json: bool, columns: Sequence[str] | None = None,
 
 def heading(text: str, *lines: str) -> None:
     """Print a heading line (bold on a terminal) and any plain lines under it on stdout."""
+    from rich.text import Text
+
     console = _out()
     console.print(Text(literal(text), style="bold"))
     for line in lines:
@@ -229,27 +244,14 @@ def stdout_is_terminal() -> bool:
     return _is_terminal(sys.stdout)
 
 
-def _tsv_cell(value: object) -> str:
-    if type(value) is str:  # the common case first: tens of thousands of cells
-        return value if value.isprintable() else literal(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
-    return literal(value)
-
-
 def tsv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """Return rows as tab-separated lines with a header: one row a line, every value literal.
 
     A tab, a line end or a control character inside a value is written as a visible
     escape (as `literal` does), so `cut`, `sort` and `awk` see one row per line.
     """
-    lines = ["\t".join(columns)]
-    lines += ["\t".join([_tsv_cell(row.get(c)) for c in columns]) for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\t".join(columns) + "\n" + "".join(
+        _tsv_lines(list(rows[i:i + _CHUNK]), columns) for i in range(0, len(rows), _CHUNK))
 
 
 def info(message: str) -> None:
@@ -302,6 +304,8 @@ def error(exc: MdmError, as_json: bool = False) -> None:
     console.print("[bold red]error:[/bold red] ", end="")
     console.print(_text(exc.message))
     if exc.code == ExitCode.PARTIAL and exc.problems:  # failed devices: a table
+        from rich.table import Table
+
         t = Table(show_lines=False)
         for column in ("device", "failure", "what happened", "what to do"):
             t.add_column(column, overflow="fold")
@@ -323,15 +327,16 @@ FORMATS = ("table", "tsv", "csv", "json", "jsonl")
 PAGE = 50  # rows a table shows on a terminal unless --limit or --all
 ALL = 0  # limit=ALL: every row
 _CHUNK = 500  # rows written (or drawn as one table) at a time
+Row = Mapping[str, Any] | tuple[Any, ...]  # a mapping, or the values of the columns
 _GAP = 2  # between two columns of a table: one space of padding, one of divider
 _FOLD_FROM = 16  # a column folds only when wider than this, and never below it
 
 
-def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
+def listing(rows: Iterable[Row], columns: Sequence[str], *,
             key_columns: Collection[str] = (), fmt: str | None = None,
             limit: int | None = None, total: int | Callable[[], int] | None = None,
             noun: str = "rows", title: str = "", drop: Sequence[str] = (),
-            tail: bool = False) -> int:
+            tail: bool = False, every_column: str = "--format tsv") -> int:
     """Print a list of rows, streamed, in the format asked for; return how many were printed.
 
     The one way every `mdm … list` prints, in one call::
@@ -341,7 +346,9 @@ def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
                    total=lambda: service.count_officers(db, filters), noun="officers")
 
     - `rows`: any iterable of mappings, best a lazy one (`Database.iter_query`): it is read
-      one row at a time and never held whole, and only as far as the limit needs.
+      one row at a time and never held whole, and only as far as the limit needs. A row
+      may also be a tuple of the values of `columns`, in order (what a cursor yields:
+      several times cheaper for tens of thousands of rows); JSON then shows `columns`.
     - `fmt`: None picks `table` when stdout is a terminal, else `tsv`. `table` is a rich
       table sized to the terminal: `key_columns` (ids, serials, collar numbers, dates) are
       never cut or wrapped; other columns fold, and when even that does not fit, columns
@@ -354,19 +361,21 @@ def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
     - `limit`: at most this many rows; None means a page (`PAGE`) for a table and every
       row otherwise; `ALL` means every row. `tail=True` keeps the last rows instead of
       the first (for logs, oldest first); the whole iterable is then read and counted.
+    - `every_column`: what to run to see the columns a narrow table leaves out (a `show`
+      command, which has no --format, says `--json`).
     - `total`: how many rows there are in all (a number, or a function called only when
       the list was cut short). When rows were left out, stderr says
       "showing 50 of 45,000 officers; --all for every row" (`-q` silences it).
     """
-    fmt = fmt or ("table" if _is_terminal(sys.stdout) else "tsv")
+    fmt = pick_format(fmt)
     if fmt not in FORMATS:
         raise ValueError(f"no list format {fmt!r}")
     if limit is None:
         limit = PAGE if fmt == "table" else ALL
-    stream: Iterator[Mapping[str, Any]] = iter(rows)
+    stream: Iterator[Row] = iter(rows)
     more = False
     if limit and tail:
-        kept: deque[Mapping[str, Any]] = deque(maxlen=limit)
+        kept: deque[Row] = deque(maxlen=limit)
         seen = 0
         for row in stream:
             kept.append(row)
@@ -378,6 +387,8 @@ def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
     writer = {"table": _write_table, "tsv": _write_tsv, "csv": _write_csv,
               "json": _write_json, "jsonl": _write_jsonl}[fmt]
     try:
+        if fmt == "table":
+            writer = partial(_write_table, every_column=every_column)
         shown, notes = writer(stream, columns, set(key_columns), title, drop)
         if isinstance(stream, _Counted):
             more = stream.more()
@@ -398,13 +409,24 @@ def listing(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
     return shown
 
 
-class _Counted(Iterator[Mapping[str, Any]]):
+def pick_format(fmt: str | None) -> str:
+    """Return the list format to print: the one asked for, else table on a terminal, else tsv."""
+    return fmt or ("table" if _is_terminal(sys.stdout) else "tsv")
+
+
+
+def _values(row: Row, columns: Sequence[str]) -> Sequence[Any]:
+    """A row's values of these columns, in order (a tuple row holds just those)."""
+    return row if row.__class__ is tuple else [row.get(c) for c in columns]  # type: ignore
+
+
+class _Counted(Iterator[Row]):
     """Pass on at most `limit` rows; then say whether the source had more."""
 
-    def __init__(self, source: Iterator[Mapping[str, Any]], limit: int) -> None:
+    def __init__(self, source: Iterator[Row], limit: int) -> None:
         self._source, self._left = source, limit
 
-    def __next__(self) -> Mapping[str, Any]:
+    def __next__(self) -> Row:
         if self._left <= 0:
             raise StopIteration
         self._left -= 1
@@ -442,35 +464,55 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":
 Notes = list[str]
 
 
-def _chunks(rows: Iterator[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any]]]:
+def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
     while chunk := list(islice(rows, _CHUNK)):
         yield chunk
 
 
-# A TSV line that needs no escaping: printable ASCII and its own tabs only.
-_TSV_ODD = re.compile(r"[^\t\x20-\x7e]")
+# TSV lines that need no escaping: printable ASCII, their own tabs and line ends only.
+_TSV_ODD = re.compile(r"[^\t\n\x20-\x7e]")
+_TSV_PLAIN = bytes([9, 10, *range(0x20, 0x7F)])
 
 
-def _tsv_line(values: list[object]) -> str:
-    """One TSV line of values made `_plain`, quickly when they are plain ASCII text already."""
-    line = "\t".join(["" if v is None else v if v.__class__ is str else _plain(v)
-                      for v in values])
-    if _TSV_ODD.search(line) is None and line.count("\t") == len(values) - 1:
-        return line
-    return "\t".join([_plain(v) for v in values])
+def _plain_ascii(text: str) -> bool:
+    """Say whether text holds only printable ASCII, tabs and line ends (C loops only)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _TSV_PLAIN)
 
 
-def _write_tsv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+def _tsv_join(values: Sequence[Any]) -> str:
+    """Join values with tabs, each as `_plain` would write it if it is plain text already."""
+    try:
+        return "\t".join(values)  # every value is text: the common case, done in C
+    except TypeError:
+        return "\t".join(["" if v is None else v if v.__class__ is str else _plain(v)
+                          for v in values])
+
+
+def _tsv_lines(chunk: list[Row], columns: Sequence[str]) -> str:
+    """TSV lines for a chunk of rows, checked as a whole; a line that needs escaping is redone."""
+    lines = [_tsv_join(_values(row, columns)) for row in chunk]
+    text = "\n".join(lines) + "\n"
+    if _plain_ascii(text) and text.count("\n") == len(lines) \
+            and text.count("\t") == len(lines) * (len(columns) - 1):
+        return text
+    tabs = len(columns) - 1
+    return "".join((line if _TSV_ODD.search(line) is None and "\n" not in line
+                    and line.count("\t") == tabs
+                    else "\t".join([_plain(v) for v in _values(row, columns)])) + "\n"
+                   for row, line in zip(chunk, lines, strict=True))
+
+
+def _write_tsv(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
                title: str, drop: Sequence[str]) -> tuple[int, Notes]:
     write, shown = sys.stdout.write, 0
     write("\t".join(columns) + "\n")
     for chunk in _chunks(rows):
-        write("".join(_tsv_line([row.get(c) for c in columns]) + "\n" for row in chunk))
+        write(_tsv_lines(chunk, columns))
         shown += len(chunk)
     return shown, []
 
 
-def _write_csv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+def _write_csv(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
                title: str, drop: Sequence[str]) -> tuple[int, Notes]:
     import csv
 
@@ -480,7 +522,8 @@ def _write_csv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: 
     writer, shown = csv.writer(buffer, lineterminator="\r\n"), 0
     writer.writerow(columns)
     for chunk in _chunks(rows):
-        writer.writerows([neutralise(_plain(row.get(c))) for c in columns] for row in chunk)
+        writer.writerows([neutralise(_plain(v)) for v in _values(row, columns)]
+                         for row in chunk)
         sys.stdout.write(buffer.getvalue())
         buffer.seek(0)
         buffer.truncate()
@@ -489,27 +532,29 @@ def _write_csv(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: 
     return shown, []
 
 
-def _json_row(row: Mapping[str, Any]) -> str:
+def _json_row(row: Row, columns: Sequence[str]) -> str:
     """One row as compact JSON (the encoder takes a dict as it is, not any mapping)."""
-    return _json_clean(_COMPACT.encode(row if type(row) is dict else dict(row)))
+    data = row if type(row) is dict else dict(zip(columns, row, strict=True)) \
+        if isinstance(row, tuple) else dict(row)
+    return _json_clean(_COMPACT.encode(data))
 
 
-def _write_json(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+def _write_json(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
     write, shown = sys.stdout.write, 0
     for chunk in _chunks(rows):
         write(("[\n" if not shown else ",\n")
-              + ",\n".join(_json_row(row) for row in chunk))
+              + ",\n".join(_json_row(row, columns) for row in chunk))
         shown += len(chunk)
     write("\n]\n" if shown else "[]\n")
     return shown, []
 
 
-def _write_jsonl(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
+def _write_jsonl(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
                  title: str, drop: Sequence[str]) -> tuple[int, Notes]:
     write, shown = sys.stdout.write, 0
     for chunk in _chunks(rows):
-        write("".join(_json_row(row) + "\n" for row in chunk))
+        write("".join(_json_row(row, columns) + "\n" for row in chunk))
         shown += len(chunk)
     return shown, []
 
@@ -525,6 +570,8 @@ class _Col:
 
 def _head(name: str, width: int) -> Text:
     """A column's heading, its words (split at _) put on as many lines as the width needs."""
+    from rich.text import Text
+
     lines: list[str] = []
     for word in name.split("_"):
         if lines and len(lines[-1]) + 1 + len(word) <= width:
@@ -574,20 +621,23 @@ def _layout(columns: Sequence[str], keys: set[str], cells: list[list[Text]], wid
     return cols, dropped
 
 
-def _write_table(rows: Iterator[Mapping[str, Any]], columns: Sequence[str], keys: set[str],
-                 title: str, drop: Sequence[str]) -> tuple[int, Notes]:
+def _write_table(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
+                 title: str, drop: Sequence[str],
+                 every_column: str = "--format tsv") -> tuple[int, Notes]:
     from rich import box
+    from rich.console import Console
+    from rich.table import Table
 
     shown, notes, first = 0, [], True
     cols: list[_Col] = []
     index = {name: i for i, name in enumerate(columns)}
     for chunk in _chunks(rows):
-        cells = [[_cell(row.get(c)) for c in columns] for row in chunk]
+        cells = [[_cell(v) for v in _values(row, columns)] for row in chunk]
         if first:
             cols, dropped = _layout(columns, keys, cells, _out().width, drop)
             if dropped:
                 notes.append("not shown, to fit the terminal: " + ", ".join(dropped)
-                             + " (--format tsv shows every column)")
+                             + f" ({every_column} shows every column)")
         for c in cols:  # a later key value longer than the first page's: widen, never cut
             if c.key:
                 c.width = max([c.width] + [row[index[c.name]].cell_len for row in cells])

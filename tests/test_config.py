@@ -163,5 +163,30 @@ def test_init_writes_a_commented_file_and_never_overwrites_without_force(
     assert not (tmp_path / "other" / "mdm.toml").exists()
 
 
+def test_builds_and_lab_default_to_folders_beside_the_inventory(
+        mdm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MDM_CONFIG", "MDM_DB"):
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    demo = tmp_path / "inventory" / "demo"  # as the demo does: its project in a sub-folder
+    demo.mkdir(parents=True)
+    mdm("init", str(demo))
+    monkeypatch.setenv("MDM_CONFIG", str(demo / "mdm.toml"))
+    monkeypatch.setenv("MDM_DB", str(demo / "mdm.db"))
+    settings = show(mdm)["settings"]
+    assert (settings["builds"]["value"], settings["builds"]["source"]) == (
+        str(demo / "builds"), "default")
+    assert settings["lab"]["value"] == str(demo / "lab")
+    monkeypatch.delenv("MDM_DB")  # the file's own inventory, relative to the file
+    settings = show(mdm)["settings"]
+    assert settings["inventory"]["value"] == str(demo / "inventory" / "mdm.db")
+    assert settings["builds"]["value"] == str(demo / "inventory" / "builds")
+    (demo / "mdm.toml").write_text('inventory = "data/force.db"\nbuilds = "apks"\n')
+    settings = show(mdm)["settings"]
+    assert settings["lab"]["value"] == str(demo / "data" / "lab")
+    assert (settings["builds"]["value"], settings["builds"]["source"]) == (
+        str(demo / "apks"), f"{demo / 'mdm.toml'}:2")
+
+
 def test_version(mdm: Any) -> None:
     assert mdm("--version").stdout.strip() == f"mdm {__version__}"

@@ -53,6 +53,17 @@ def test_piped_lists_are_every_row_as_tsv_and_formats_agree(mdm, inventory) -> N
     rows = list(csv.DictReader(io.StringIO(mdm("officers", "list", "--format", "CSV").stdout)))
     assert [r["officer_id"] for r in rows] == tsv_ids
     assert {r["device"] for r in rows} == {""}
+    holder = next(p for p in people if p["status"] == "ACTIVE")
+    serial = inventory["delivery"][0]["serial_number"]
+    mdm("assign", serial, holder["officer_id"], "--reason", "test")
+    for extra in ([], ["--station", holder["station"]]):  # the whole roster, and a part
+        listed = [dict(zip(officers.LIST_COLUMNS, line.split("\t"), strict=True))
+                  for line in mdm("officers", "list", *extra).stdout.splitlines()[1:]]
+        as_json = mdm.json("officers", "list", *extra)
+        assert [r["officer_id"] for r in listed] == _ids(as_json)
+        assert {r["officer_id"]: r["device"] for r in listed if r["device"]} == \
+            {o["officer_id"]: o["device"] for o in as_json if o["device"]} == \
+            {holder["officer_id"]: serial}
 
 
 def test_limit_all_and_the_total_on_stderr(mdm, inventory) -> None:
@@ -105,6 +116,27 @@ def test_key_columns_are_never_cut_on_a_narrow_terminal(mdm, inventory, terminal
             assert "surname" in result.stderr
         if width == "200":
             assert "not shown" not in result.stderr
+
+
+def test_custody_tables_of_show_keep_serials_ids_and_dates_whole(mdm, inventory,
+                                                                 terminal) -> None:
+    serial = inventory["delivery"][0]["serial_number"]
+    first, second = [p for p in inventory["roster"] if p["status"] == "ACTIVE"][:2]
+    mdm("assign", serial, first["officer_id"], "--reason", "issued for the night turn")
+    mdm("reassign", serial, second["officer_id"], "--reason", "swapped: cracked screen")
+    terminal.setenv("COLUMNS", "60")
+    held = mdm.json("officers", "show", first["officer_id"])["custody"]
+    shown = mdm("officers", "show", first["officer_id"])
+    assert serial in shown.stdout and "…" not in shown.stdout
+    for row in held:
+        assert row["opened_at"] in shown.stdout and row["closed_at"] in shown.stdout
+    chain = mdm.json("devices", "show", serial)["custody"]
+    shown = mdm("devices", "show", serial)
+    assert "…" not in shown.stdout
+    for row in chain:
+        assert row["officer_id"] in shown.stdout and row["opened_at"] in shown.stdout
+        assert row["closed_at"] is None or row["closed_at"] in shown.stdout
+    assert "(--json shows every column)" in shown.stderr
 
 
 def _render(rows: list[dict[str, Any]], width: int, monkeypatch: pytest.MonkeyPatch,
@@ -179,6 +211,21 @@ def test_tsv_and_csv_escape_tabs_line_ends_and_controls_visibly(capsys) -> None:
     assert parsed[2][1] == "'=HYPERLINK(\"x\")"  # a spreadsheet will not run it
     ui.listing(rows, ["id"], fmt="json")
     assert json.loads(capsys.readouterr().out) == rows  # JSON: the exact values
+
+
+def test_tuple_rows_print_as_the_same_rows_as_mappings_do(capsys) -> None:
+    columns = ["id", "name", "ok", "n"]
+    rows = [{"id": f"A{i}", "name": "Siân Ó Briain", "ok": i % 2 == 0, "n": None}
+            for i in range(1200)]  # more than one chunk
+    rows[700]["name"] = "tab\there\nnew line\x1b[2J"
+    rows[900]["n"] = 3
+    for fmt in ("tsv", "csv", "json", "jsonl"):
+        ui.listing(rows, columns, fmt=fmt)
+        as_mappings = capsys.readouterr().out
+        ui.listing((tuple(r[c] for c in columns) for r in rows), columns, fmt=fmt)
+        assert capsys.readouterr().out == as_mappings, fmt
+    lines = as_mappings.splitlines()
+    assert len(lines) == 1200
 
 
 def test_a_closed_pipe_ends_a_listing_quietly(monkeypatch) -> None:

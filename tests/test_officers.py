@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from mdm import examples
 from tests.helpers import db_fingerprint, rows
@@ -81,6 +82,19 @@ def test_every_bad_row_is_listed_and_nothing_changes(mdm, inventory, files, db_p
                          (6, "payroll_no"), (6, "start_date")):
         assert f"row {line}, {column}" in err, err
     assert db_fingerprint(db_path) == before
+
+
+def test_a_bad_worker_type_is_the_only_problem_named_not_the_rank(mdm, inventory,
+                                                                   files) -> None:
+    people = [dict(p) for p in inventory["roster"][:3]]
+    people[0].update(worker_type="Specials", rank="special sergeant")  # a Special's rank
+    people[1].update(worker_type="PCSOs", rank="")
+    people[2].update(worker_type="Officers", rank="Sergeant")
+    result = mdm("--json", "officers", "import",
+                 files("bad.csv", people, examples.ROSTER_COLUMNS), code=2)
+    problems = json.loads(result.stderr)["problems"]
+    assert [(p["where"].rsplit(" ", 1)[-1], p["field"]) for p in problems] == [
+        ("2", "worker_type"), ("3", "worker_type"), ("4", "worker_type")], problems
 
 
 def test_collar_clash_with_a_serving_officer_is_refused(mdm, inventory, files) -> None:

@@ -96,3 +96,23 @@ def test_installed_packages_are_parsed_against_the_schema() -> None:
     fake.expect(r"^pm list packages", (0, b"package:x; rm -rf / versionCode:1\n", b""))
     with pytest.raises(MalformedOutput, match="packages refused"):
         driver.installed_packages()
+
+
+def test_a_timeout_names_the_step_in_words_not_the_device_command() -> None:
+    from mdm.fleet.transport import CommandTimeout
+    from mdm.runs.record import HINTS
+
+    def hangs(command: str, stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        # as the SSH transport says it: the command it ran, quoted
+        raise CommandTimeout("R58F4TEST01", f"{command[:60]!r} did not finish within 60 s",
+                             60)
+
+    for run, what in ((lambda d: d.facts(), "reading facts"),
+                      (lambda d: d.apply_policy(POLICY, SHA), "pushing the policy")):
+        driver, fake = _driver()
+        fake.expect(r".", hangs)
+        with pytest.raises(CommandTimeout) as caught:
+            run(driver)
+        assert caught.value.message == f"{what} timed out after 60 s"
+        assert caught.value.seconds == 60 and caught.value.kind == "timeout"
+    assert "run the command again" in HINTS["timeout"]

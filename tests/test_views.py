@@ -288,3 +288,129 @@ def test_tsv_is_one_line_a_row_and_prints_no_control(rows: list[tuple[Any, Any]]
             assert cell == ("true" if b else "false")
         elif b is None:
             assert cell == ""
+
+
+# -- the compliance judge: each distinct meaning of the facts once ----------------------
+
+def _effectives() -> list[Any]:
+    from datetime import date
+
+    from mdm.policies.layering import Subject, merge
+    from mdm.policies.loader import load_tree
+
+    layers, _ = load_tree(SHIPPED)
+    return [merge(layers, Subject(worker_type=w, rank=r), date(2026, 1, 1))
+            for w, r in (("OFFICER", "CONSTABLE"), ("PCSO", None))]
+
+
+def _status(sha: str, at: str, state: str = "APPLIED", details: list[Any] | None = None) -> str:
+    return json.dumps({"appliedAt": at, "nonComplianceDetails": details or [],
+                       "policySha256": sha, "reportedAt": at, "state": state}, sort_keys=True)
+
+
+SHA = "a" * 64
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
+_facts = st.fixed_dictionaries({
+    "dpc_status": st.sampled_from([
+        None, "{}", "not json", "[1]", '{"appliedAt": "2026-01-01T00:00:00Z", "state": }',
+        '{"appliedAt": "2026-01-01T00:00:00.25Z", "state": }',  # the error further on
+        '{"appliedAt": "1", "appliedAt": "2"}', '{"reportedAt": "x\\"appliedAt\\": \\"1"}',
+        '{"policySha256": "' + "a" * 64 + '", "reportedAt": 5}']) | st.builds(
+        _status, st.sampled_from([SHA, "b" * 64]), st.sampled_from(
+            ["2026-01-01T00:00:00Z", "2026-01-01T09:30:00Z"]), st.sampled_from(
+            ["APPLIED", "ERROR"]), st.sampled_from([None, [{"settingName": "applications",
+                                                           "packageName": "uk.police.x"}]])),
+    "packages": st.sampled_from([json.dumps(REQUIRED), "{}", json.dumps({"a.b": 1}), "[]"]),
+    "settings": st.sampled_from([None, "{}", json.dumps({"global.adb_enabled": "1"})]),
+    "policy_file_sha256": st.sampled_from([None, SHA, "c" * 64]),
+    "crypto_state": st.sampled_from([None, "encrypted", "unencrypted"]),
+    "security_patch": st.sampled_from([None, "2025-12-01", "2015-01-01", "soon"]),
+    "sdk": st.sampled_from([None, 23, 35, True, 35.0, "35"])})
+_devices = st.lists(st.tuples(
+    st.sampled_from(["enrolled", "quarantined"]),
+    st.sampled_from([None, "2025-01-01T00:00:00Z", "2026-01-01T12:00:00Z"]),
+    st.sampled_from([None, "malformed_output: x", "timeout: y"]),
+    st.integers(0, 2), st.sampled_from([None, 35, 35.0, True, 1, "35"]), st.integers(0, 1)),
+    max_size=12)
+
+
+@settings(deadline=None)
+@given(st.lists(_facts, min_size=1, max_size=2), _devices)
+def test_one_judge_for_many_devices_judges_each_as_if_alone(pool: list[dict[str, Any]],
+                                                            devices: list[Any]) -> None:
+    from mdm.policies.compliance import FACTS, Judge, judge
+
+    effectives = _effectives()
+    shared = Judge(NOW)
+    for status, seen, error, pick, sdk, which in devices:  # devices share facts, or not
+        device = {"status": status, "last_seen": seen, "last_contact_error": error}
+        facts = {**pool[pick], "sdk": sdk} if pick < len(pool) else None
+        values = tuple(facts[c] for c in FACTS) if facts else None
+        assert shared(device, values, effectives[which], SHA) == \
+            judge(device, facts, effectives[which], SHA, NOW)
+
+
+def test_devices_whose_facts_mean_the_same_are_judged_once(monkeypatch) -> None:
+    from mdm.policies import compliance
+
+    judged: list[dict[str, Any]] = []
+    real = compliance._from_facts
+
+    def counted(facts: dict[str, Any], *args: Any) -> Any:
+        judged.append(facts)
+        return real(facts, *args)
+
+    monkeypatch.setattr(compliance, "_from_facts", counted)
+    effective = _effectives()[0]
+    judge = compliance.Judge(NOW)
+
+    def facts(at: str, patch: str = "2025-12-01") -> tuple[Any, ...]:
+        return (_status(SHA, at), json.dumps(REQUIRED), "{}", SHA, "encrypted", patch, 35)
+
+    device = {"status": "enrolled", "last_seen": "2026-01-01T00:00:00Z",
+              "last_contact_error": None}
+    first = judge(device, facts("2026-01-01T08:00:00Z"), effective, SHA)
+    # Another device, its DPC status written at another time: the same meaning.
+    second = judge({**device, "status": "quarantined"}, facts("2026-01-01T09:00:00Z"),
+                   effective, SHA)
+    assert len(judged) == 1
+    assert first == [] and [r["code"] for r in second] == ["quarantined"]
+    old_patch = judge(device, facts("2026-01-01T08:00:00Z", "2015-01-01"), effective, SHA)
+    assert len(judged) == 2 and [r["code"] for r in old_patch] == ["patch_too_old"]
+    drifted = judge(device, (_status("b" * 64, "x"),) + facts("y")[1:], effective, SHA)
+    assert len(judged) == 3 and "policy_drift" in [r["code"] for r in drifted]
+
+
+def test_statuses_that_differ_only_in_times_share_a_parse_but_errors_keep_their_own() -> None:
+    from mdm.policies.compliance import FACTS, Judge, judge
+
+    effective = _effectives()[0]
+    shared = Judge(NOW)
+    device = {"status": "enrolled", "last_seen": None, "last_contact_error": None}
+    for status in ('{"appliedAt": "2026-01-01T00:00:00Z", "state": }',
+                   '{"appliedAt": "2026-01-01T00:00:00.25Z", "state": }',
+                   _status(SHA, "2026-01-01T00:00:00Z"), _status(SHA, "2026-01-01T01:00:00Z")):
+        facts = dict.fromkeys(FACTS) | {"dpc_status": status, "packages": json.dumps(REQUIRED)}
+        alone = judge(device, facts, effective, SHA, NOW)
+        assert shared(device, tuple(facts[c] for c in FACTS), effective, SHA) == alone
+
+
+def test_bulk_work_pauses_the_cycle_collector_and_always_resumes_it() -> None:
+    import gc
+
+    from mdm.bulk import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), paused_gc():
+        raise KeyError("x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -79,9 +79,12 @@ def show(ctx: typer.Context,
                        if facts else None)
     device["supplier"] = ", ".join(f"{k}={v}" for k, v in device["supplier"].items())
     ui.record(device, f"Device {device['serial']}")
-    ui.table(custody, ["officer_id", "collar_number", "name", "opened_at", "opened_by",
-                       "open_reason", "closed_at", "closed_by", "close_reason"],
-             "Chain of custody")
+    ui.listing(custody, ["officer_id", "collar_number", "name", "opened_at", "opened_by",
+                         "open_reason", "closed_at", "closed_by", "close_reason"],
+               key_columns=("officer_id", "collar_number", "opened_at", "closed_at"),
+               drop=("opened_by", "closed_by", "open_reason", "close_reason"), fmt="table",
+               limit=ui.ALL, title="Chain of custody", noun="custody records",
+               every_column="--json")
 
 
 @app.command("list")

@@ -25,6 +25,7 @@ from mdm.fleet import deviceout
 from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
 from mdm.fleet.profiles import Profile
 from mdm.fleet.transport import (
+    CommandTimeout,
     MalformedOutput,
     OutputTooLarge,
     StepFailed,
@@ -65,6 +66,8 @@ class ShellDriver:
             result = self.transport.run(command, stdin=stdin, max_output=max_output)
         except OutputTooLarge as exc:
             raise OutputTooLarge(exc.target, f"{what}: {exc.message}") from None
+        except CommandTimeout as exc:
+            raise _timed_out(exc, what) from None
         if not result.ok:
             raise StepFailed(self._name, f"{what} failed (exit {result.exit_status}):"
                              f" {_words(result.stderr)}")
@@ -120,6 +123,8 @@ class ShellDriver:
             result = self.transport.run(script, stdin=document, max_output=2 * STATUS_OUTPUT)
         except OutputTooLarge as exc:
             raise OutputTooLarge(exc.target, f"pushing the policy: {exc.message}") from None
+        except CommandTimeout as exc:
+            raise _timed_out(exc, "pushing the policy") from None
         inbox = self.profile.paths["dpc_inbox"]
         if result.exit_status == _CORRUPT:
             seen = result.stderr.decode(errors="replace").strip()
@@ -188,6 +193,13 @@ def _runs(reading: StatusReading, sha256: str) -> bool:
     dpc = reading.dpc or {}
     return dpc.get("policySha256") == sha256 and dpc.get("state") == "APPLIED" \
         and reading.policy_file == sha256
+
+
+def _timed_out(exc: CommandTimeout, what: str) -> CommandTimeout:
+    """Name the step that timed out in words, not the device-side command that ran it."""
+    after = f" after {exc.seconds:g} s" if exc.seconds is not None else ""
+    via = f" (via {exc.via})" if exc.via else ""
+    return CommandTimeout(exc.target, f"{what} timed out{after}{via}", exc.seconds, exc.via)
 
 
 def _words(stderr: bytes) -> str:

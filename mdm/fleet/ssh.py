@@ -209,7 +209,8 @@ class ParamikoTransport:
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
         except TimeoutError:
             raise CommandTimeout(self.target.name,
-                                 f"{_short(command)!r} did not finish within {limit:g} s") from None
+                                 f"{_short(command)!r} did not finish within {limit:g} s",
+                                 limit) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise Unreachable(self.target.name, f"connection lost during a command ({exc})"
                               ) from None

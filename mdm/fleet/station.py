@@ -181,7 +181,8 @@ class StationTransport:
         except OutputTooLarge as exc:
             raise OutputTooLarge(name, exc.message) from None
         except CommandTimeout as exc:
-            raise CommandTimeout(name, f"via station {station}: {exc.message}") from None
+            raise CommandTimeout(name, f"via station {station}: {exc.message}", exc.seconds,
+                                 f"station {station}") from None
         except Unreachable as exc:
             raise StationUnreachable(name, f"station {station}: {exc.message}") from None
 

@@ -79,7 +79,15 @@ class HostKeyError(FleetError):
 
 
 class CommandTimeout(FleetError):
+    """A command did not finish within its deadline (`seconds`), reached `via` a station."""
+
     kind = "timeout"
+
+    def __init__(self, target: str, message: str, seconds: float | None = None,
+                 via: str = "") -> None:
+        super().__init__(target, message)
+        self.seconds = seconds
+        self.via = via
 
 
 class TransferCorrupt(FleetError):

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mdm import ui
+from mdm.bulk import paused_gc
 from mdm.cliopts import (
     AllOpt,
     ErrorsOpt,
@@ -77,10 +78,13 @@ def list_(ctx: typer.Context,
     c = app_context(ctx)
     filters = {"area": area, "station": station, "worker_type": worker_type, "rank": rank,
                "status": status, "team": team, "name": name}
-    ui.listing(service.iter_officers(c.db(), filters), service.LIST_COLUMNS,
-               key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
-               fmt=list_format(ctx, fmt, json), limit=row_limit(limit, all_),
-               total=lambda: service.count_officers(c.db(), filters), noun="officers")
+    fmt = ui.pick_format(list_format(ctx, fmt, json))
+    rows = (service.iter_officers if fmt in ("json", "jsonl") else service.iter_listed)
+    with paused_gc():  # tens of thousands of rows, no cycles among them
+        ui.listing(rows(c.db(), filters), service.LIST_COLUMNS,
+                   key_columns=service.KEY_COLUMNS, drop=service.DROP_FIRST,
+                   fmt=fmt, limit=row_limit(limit, all_),
+                   total=lambda: service.count_officers(c.db(), filters), noun="officers")
 
 
 @app.command("show")
@@ -95,8 +99,9 @@ def show(ctx: typer.Context,
         return
     custody = officer.pop("custody")
     ui.record(officer, f"Officer {describe(officer)}")
-    ui.table(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
-             "Devices held")
+    ui.listing(custody, ["serial", "opened_at", "open_reason", "closed_at", "close_reason"],
+               key_columns=("serial", "opened_at", "closed_at"), fmt="table", limit=ui.ALL,
+               title="Devices held", noun="devices held", every_column="--json")
 
 
 @app.command("export")

@@ -3,6 +3,12 @@
 Every reason a device fails is listed, not just the first: IT staff fix devices in one
 visit. The judgement reads only the inventory (run `mdm devices refresh` first for fresh
 facts); it never contacts a device.
+
+At force scale most devices mean the same thing: the same policy reported back, the same
+package list, the same patch level. A `Judge` works out the reasons that depend only on
+a device's facts and its policy once for each distinct (policy, facts) and reuses them;
+what is the device's own (quarantined, its last answer refused, when it was last seen)
+is judged for each device.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from mdm.policies.layering import Effective
+
+# The stored facts a judgement reads (columns of device_facts), in this order.
+FACTS = ("dpc_status", "packages", "settings", "policy_file_sha256", "crypto_state",
+         "security_patch", "sdk")
 
 # Last-contact errors that mean the device answered but its answer was refused: the facts
 # on record are older than what the device now says, so they cannot pass it.
@@ -72,22 +82,123 @@ class _Stored:
 def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effective,
           expected_sha: str, now: datetime | None = None) -> list[dict[str, str]]:
     """Return every reason the device is not compliant (empty when it is)."""
-    now = now or datetime.now(UTC)
+    values = tuple(facts.get(c) for c in FACTS) if facts else None
+    return Judge(now)(device, values, effective, expected_sha)
+
+
+class Judge:
+    """Judge devices at one instant, each distinct meaning of their facts once.
+
+    The reasons that follow from a device's facts and its policy are remembered under a
+    key of what the judgement reads: the policy (its `Effective`, which must outlive the
+    judge, and its sha256), the stored texts and values (`FACTS`), except the DPC status,
+    which carries per-device times: it is parsed once per distinct text and keyed by what
+    is judged from it (policySha256, state, error, the violations).
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+        self._status_keys: dict[tuple[type, Any], tuple[Any, ...]] = {}
+        self._judged: dict[tuple[Any, ...], list[dict[str, str]]] = {}
+
+    def __call__(self, device: dict[str, Any], facts: tuple[Any, ...] | None,
+                 effective: Effective, expected_sha: str) -> list[dict[str, str]]:
+        """Judge one device from its facts (the values of `FACTS`, or None if none)."""
+        reasons: list[dict[str, str]] = []
+        if device["status"] == "quarantined":
+            reasons.append({"code": "quarantined",
+                            "detail": "host key changed; re-enrol the device"})
+        error = device.get("last_contact_error")
+        if error:
+            kind, _, why = str(error).partition(":")
+            if kind in REFUSED_KINDS:
+                reasons.append({"code": "output_refused", "detail": "its last answer was"
+                                f" refused ({why.strip()[:200]}); fix the device, then run"
+                                " mdm devices refresh"})
+        if not facts:
+            reasons.append({"code": "never_reported",
+                            "detail": "no facts yet: run mdm devices refresh"})
+            return reasons
+        # With each value's type: 1, 1.0 and True are equal keys, but judged differently.
+        key = (id(effective), expected_sha, self._status_key(facts[0]), facts[1:],
+               tuple(map(type, facts)))
+        judged = self._judged.get(key)
+        if judged is None:
+            judged = self._judged[key] = _from_facts(dict(zip(FACTS, facts, strict=True)),
+                                                     effective, expected_sha, self.now)
+        reasons += judged
+        offline = effective.settings.get("compliance.max_offline_days")
+        seen = device.get("last_seen")
+        if offline and seen and _days_since(seen, self.now) > offline:
+            reasons.append({"code": "not_seen", "detail": f"last seen {seen[:10]}, more than"
+                            f" {offline} days ago"})
+        return reasons
+
+    def _status_key(self, text: Any) -> tuple[Any, ...]:
+        """What the judgement reads from a stored DPC status, worked out once per text.
+
+        Texts that differ only in the DPC's own times share one strict parse: with each
+        time (a short plain string) blanked, a text parses exactly when the original does,
+        to the same judgement. A text that does not parse is parsed as it is, so its error
+        names its own position.
+        """
+        plain = _blank_times(text) if type(text) is str else text
+        key = self._status_keys.get((type(plain), plain))
+        if key is None:
+            key = _status_key(plain)
+            if key[0] == "unreadable" and plain != text:  # kept under its own text
+                plain = text
+                key = self._status_keys.get((type(text), text)) or _status_key(text)
+            self._status_keys[type(plain), plain] = key
+        return key
+
+
+# The DPC's own times in its status (when it applied a policy, when it reported): different
+# on every device, never read by a judgement.
+_TIME_KEYS = ('"appliedAt": "', '"reportedAt": "')
+_TIME_CHARS = frozenset("0123456789T:.Z+-")
+
+
+def _blank_times(text: str) -> str:
+    """Return a stored status with its times blanked, where they are plain keys of it.
+
+    A key of the JSON itself is a quote not escaped by a backslash (a quote inside a
+    string always is); its value is blanked only if it is 1-40 plain time characters.
+    """
+    for key in _TIME_KEYS:
+        at = text.find(key)
+        if at > 0 and text[at - 1] != "\\":
+            begin = at + len(key)
+            end = text.find('"', begin)
+            if 0 < end - begin <= 40 and _TIME_CHARS.issuperset(text[begin:end]):
+                text = text[:begin] + text[end:]
+    return text
+
+
+def _status_key(text: Any) -> tuple[Any, ...]:
+    from mdm.fleet.deviceout import BadOutput, check_status, load_status
+
+    if not text:
+        return ("none",)
+    try:
+        status = check_status(load_status(str(text)), [])
+    except BadOutput as exc:
+        return ("unreadable", str(exc))
+    return ("read", bool(status), status.get("policySha256"), status.get("state"),
+            status.get("error"),
+            tuple((d.get("settingName"), d.get("nonComplianceReason"), d.get("packageName"))
+                  for d in status.get("nonComplianceDetails", [])))
+
+
+def _from_facts(facts: dict[str, Any], effective: Effective, expected_sha: str,
+                now: datetime) -> list[dict[str, str]]:
+    """Return every reason that follows from a device's stored facts and its policy."""
     s = effective.settings
     reasons: list[dict[str, str]] = []
 
     def fail(code: str, detail: str) -> None:
         reasons.append({"code": code, "detail": detail})
 
-    if device["status"] == "quarantined":
-        fail("quarantined", "host key changed; re-enrol the device")
-    kind, _, why = str(device.get("last_contact_error") or "").partition(":")
-    if kind in REFUSED_KINDS:
-        fail("output_refused", f"its last answer was refused ({why.strip()[:200]}); fix the"
-             " device, then run mdm devices refresh")
-    if not facts:
-        fail("never_reported", "no facts yet: run mdm devices refresh")
-        return reasons
     f = _Stored(facts, fail)
     status = f.status
     if f.status_ok:
@@ -139,9 +250,6 @@ def judge(device: dict[str, Any], facts: dict[str, Any] | None, effective: Effec
             fail("app_outdated", f"{package} is {have}, needs {entry['min_version']}")
         elif entry["type"] == "blocked" and have is not None:
             fail("app_blocked", f"{package} is installed but blocked")
-    offline = s.get("compliance.max_offline_days")
-    if offline and device.get("last_seen") and _days_since(device["last_seen"], now) > offline:
-        fail("not_seen", f"last seen {device['last_seen'][:10]}, more than {offline} days ago")
     return reasons
 
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mdm.bulk import paused_gc
 from mdm.driver import Applied, DeviceDriver, Drivers, PolicyNotApplied
 from mdm.errors import InputError, PartialFailure
 from mdm.operators import roles
@@ -31,10 +32,12 @@ def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
 
     Every device (old → new hash), and each distinct change with its device count.
     """
-    rows = service.plan(db, service.checked_tree(db, folder), selectors)
-    view = service.plan_view(rows)
-    return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
-            "selected": len(view), "changes": service.plan_summary(rows)}
+    tree = service.checked_tree(db, folder)
+    with paused_gc():
+        rows = service.plan(db, tree, selectors)
+        view = service.plan_view(rows)
+        return {"check": True, "devices": view, "would_change": sum(r["change"] for r in view),
+                "selected": len(view), "changes": service.plan_summary(rows)}
 
 
 def push(db: Database, operator: str, folder: Path, selectors: list[str], drivers: Drivers,

@@ -150,7 +150,9 @@ class Outcome:
 # What an operator does next, by the kind of failure (a feature may give its own hint).
 HINTS = {
     "unreachable": "check the device is switched on and on the network, then run it again",
-    "timeout": "check the device is switched on and responsive, then run it again",
+    "timeout": "the device answered but did not finish in time: check it is awake and not"
+               " busy (an update installing, a low battery), then run the command again"
+               " for it alone (give its serial); if it happens again, restart the device",
     "auth_failed": "check the operator key is authorised on the device (mdm keys show)",
     "host_key": "the device offers another host key: confirm it is the same phone before"
                 " re-enrolling it; until then it is quarantined",

@@ -330,3 +330,11 @@ def m010_list_indexes(db: Database) -> None:
     # `officers list --station kendal`: stations are kept as HR spells them and matched
     # without regard to case, so the index that serves the match folds case too.
     db.execute("CREATE INDEX officers_station_nocase ON officers (station COLLATE NOCASE)")
+
+
+@migrations()
+def m014_desk_indexes(db: Database) -> None:
+    # `officers list` of the whole roster, in its order (area, station, surname, forename),
+    # read from one index that holds every listed column: no sort, no table lookups.
+    db.execute("CREATE INDEX officers_listing ON officers (area, station, surname, forename,"
+               " officer_id, collar_number, worker_type, rank, team, status)")
