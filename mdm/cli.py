@@ -22,12 +22,14 @@ from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
 from mdm.groups import cli as groups_cli
+from mdm.helpdesk import cli as helpdesk_cli
 from mdm.keys import cli as keys_cli
 from mdm.lab import cli as lab_cli
 from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
 from mdm.project import cli as project_cli
+from mdm.queue import cli as queue_cli
 from mdm.stations import cli as stations_cli
 
 
@@ -161,6 +163,8 @@ app.add_typer(lab_cli.app, name="lab")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)
 custody_cli.mount(app)
+app.add_typer(queue_cli.app, name="queue")
+helpdesk_cli.mount(app)
 
 
 def main() -> None:

@@ -146,3 +146,7 @@ def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> N
     db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
                " VALUES (?, ?, 'failed', ?, ?)", [row["id"], row["compiled"].sha256, at,
                                                  json.dumps({"error": result.error})])
+
+
+# The command queue records a queued push's outcome as a direct push does.
+record_applied = _record_applied
