@@ -157,10 +157,10 @@ def test_a_run_killed_between_sending_and_recording_is_finished_once_by_the_next
         deadline = time.monotonic() + 20
         while ("lock", "done") not in _log(lab, device) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ("lock", "done") in _log(lab, device)  # the device did it; mdm waits
-        proc.send_signal(signal.SIGKILL)
     finally:
+        proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+    assert ("lock", "done") in _log(lab, device)  # the device did it; mdm never heard
     assert rows(db_path, "SELECT kind, state FROM commands WHERE kind = 'lock'") == [
         ("lock", "sent")]
     lab.lab.fault(device.serial, "slow-answer", clear=True)
@@ -170,4 +170,42 @@ def test_a_run_killed_between_sending_and_recording_is_finished_once_by_the_next
         ("done", 2)]
     assert _log(lab, device) == [("lock", "acked"), ("lock", "done")]
     assert _events(device, "locked") == 1
+    mdm("audit", "verify")
+
+
+def test_a_wipe_killed_before_recording_is_recognised_by_its_new_key(
+        mdm: Any, lab: Any, enrolled: Any, people: Any, db_path: Path) -> None:
+    stolen, impostor = enrolled(2)
+    officer = people()[0]
+    r = mdm.json("lost", stolen.serial, "--stolen", "--reported-by", officer, "--where",
+                 "Carlisle", operator="hd")
+    mdm("lost", impostor.serial, "--stolen", "--reported-by", officer, "--where", "Carlisle",
+        operator="hd")
+    lab.lab.fault(impostor.serial, "offline")
+    assert [d["kind"] for d in mdm.json("queue", "run")["done"]] == ["lock"]
+    mdm("incidents", "approve-wipe", str(r["incident"]), operator="hd2")
+    lab.lab.fault(stolen.serial, "slow-answer", delay=20)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mdm"), "queue", "run"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while ("wipe", "done") not in _log(lab, stolen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert ("wipe", "done") in _log(lab, stolen)  # the device did it; mdm never heard
+    lab.lab.fault(stolen.serial, "slow-answer", clear=True)
+    # The other phone comes back with a new key, but no wipe was ever sent to it.
+    lab.lab.fault(impostor.serial, "offline", clear=True)
+    lab.lab.fault(impostor.serial, "swapped")
+    result = mdm.json("queue", "run")
+    assert [(d["serial"], d["kind"], d["answer"]) for d in result["done"]] == [
+        (stolen.serial, "wipe", "wipe already-done")]
+    assert [f["serial"] for f in result["refused_devices"]] == [impostor.serial]
+    assert _events(stolen, "wiped") == 1 and _log(lab, impostor) == []
+    state = {s: (st, err) for s, st, err in rows(
+        db_path, "SELECT serial, status, last_contact_error FROM devices")}
+    assert state[stolen.serial][0] == "wiped" and "re-enrol" in state[stolen.serial][1]
+    assert state[impostor.serial][0] == "stolen" and "host_key" in state[impostor.serial][1]
     mdm("audit", "verify")
