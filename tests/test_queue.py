@@ -248,3 +248,21 @@ def test_expiry_and_grace_come_from_the_project_file(mdm: Any, fleet: Any) -> No
         from mdm import config
 
         config.load()
+
+
+def test_a_new_holder_or_group_queues_the_policy_push_and_devices_show_says_so(
+        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+    db, drivers, serials = fleet
+    people = [p["officer_id"] for p in inventory["roster"] if p["status"] == "ACTIVE"]
+    mdm("assign", serials[0], people[0])
+    shown = mdm.json("devices", "show", serials[0])
+    assert [(q["kind"], q["state"]) for q in shown["queue"]] == [("policy", "queued")]
+    mdm("reassign", serials[0], people[1], "--reason", "moved to CID")
+    mdm("groups", "create", "pilot")
+    mdm("groups", "add", "pilot", people[1])
+    assert _states(db, serials[0]) == [("policy", "superseded"), ("policy", "superseded"),
+                                       ("policy", "queued")]
+    result = _run(db, drivers)
+    assert [(d["serial"], d["kind"]) for d in result["done"]] == [(serials[0], "policy")]
+    assert mdm.json("devices", "show", serials[0])["queue"] == []
+    assert drivers.devices[serials[0]].calls.count("apply_policy") == 1
