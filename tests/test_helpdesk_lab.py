@@ -202,7 +202,7 @@ def test_a_wipe_killed_before_recording_is_recognised_by_its_new_key(
     result = mdm.json("queue", "run")
     assert [(d["serial"], d["kind"], d["answer"]) for d in result["done"]] == [
         (stolen.serial, "wipe", "wipe already-done")]
-    assert [f["serial"] for f in result["refused_devices"]] == [impostor.serial]
+    assert [f["serial"] for f in result["unreached"]] == [impostor.serial]
     assert _events(stolen, "wiped") == 1 and _log(lab, impostor) == []
     state = {s: (st, err) for s, st, err in rows(
         db_path, "SELECT serial, status, last_contact_error FROM devices")}

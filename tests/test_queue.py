@@ -266,3 +266,77 @@ def test_a_new_holder_or_group_queues_the_policy_push_and_devices_show_says_so(
     assert [(d["serial"], d["kind"]) for d in result["done"]] == [(serials[0], "policy")]
     assert mdm.json("devices", "show", serials[0])["queue"] == []
     assert drivers.devices[serials[0]].calls.count("apply_policy") == 1
+
+
+def test_a_returned_device_goes_to_stock_repair_or_retirement_once_its_wipe_is_confirmed(
+        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+    db, drivers, serials = fleet
+    people = [p["officer_id"] for p in inventory["roster"] if p["status"] == "ACTIVE"]
+    mdm("assign", serials[0], people[0])
+    leaver = mdm.json("return", serials[0], "--reason", "leaver", operator="hd")
+    fault = mdm.json("return", serials[1], "--reason", "fault", operator="hd")
+    assert leaver["previous_holder"]["officer_id"] == people[0]
+    assert "already being returned" in mdm("return", serials[0], "--reason", "leaver",
+                                           operator="hd", code=2).stderr
+    assert _run(db, drivers)["done"] == []  # both wait for a second operator
+    mdm("queue", "cancel", fault["wipe"][:8], "--reason", "repair without a wipe")
+    assert "is cancelled" in mdm("incidents", "approve-wipe", str(fault["incident"]),
+                                 operator="hd2", code=2).stderr
+    mdm("incidents", "approve-wipe", str(leaver["incident"]), operator="hd2")
+    assert [d["serial"] for d in _run(db, drivers)["done"]] == [serials[0]]
+    statuses = dict(db.execute("SELECT serial, status FROM devices WHERE serial IN (?, ?)",
+                               serials[:2]).fetchall())
+    assert statuses == {serials[0]: "wiped", serials[1]: "enrolled"}
+    assert [i["state"] for i in mdm.json("incidents")] == ["open", "closed"]
+    assert [i["id"] for i in mdm.json("incidents", "--open")] == [fault["incident"]]
+    history = mdm.json("custody", "--officer", people[0])["custody"]
+    assert history[-1]["close_reason"] == "returned: leaver"
+    mdm("audit", "verify")
+
+
+def test_a_broken_policy_tree_never_holds_back_a_lock(mdm: Any, fleet: Any,
+                                                       tmp_path: Path) -> None:
+    from mdm.queue import service
+    from mdm.queue.run import run_once
+
+    db, drivers, serials = fleet
+    service.queue_policy(db, "admin", [serials[0]])
+    mdm("lost", serials[1], "--lost", "--reported-by", _officer(db), "--where", "x",
+        operator="hd")
+    broken = tmp_path / "policies"
+    broken.mkdir()
+    (broken / "00-base.yaml").write_text("this: [is not a policy\n")
+    with pytest.raises(PartialFailure) as caught:
+        run_once(db, "admin", drivers, Env(broken))
+    result = caught.value.result
+    assert [d["kind"] for d in result["done"]] == ["lock"]
+    assert [h["kind"] for h in result["held_back"]] == ["policy"]
+    assert _states(db, serials[0]) == [("policy", "queued")]
+
+
+def test_queue_run_every_stops_cleanly_on_sigterm(mdm: Any, inventory: Any) -> None:
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mdm"), "queue", "run",
+                             "--every", "30"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        deadline, first = time.monotonic() + 30, ""
+        while "delivered" not in first and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                first = proc.stderr.readline()
+        assert "delivered" in first  # one pass done; now it waits for the next
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert "stopped after 1 pass(es)" in err

@@ -46,8 +46,8 @@ def run(ctx: typer.Context,
     c = app_context(ctx)
     as_json = wants_json(ctx, json)
     with ui.progress("delivering", not as_json) as bar:
-        result = runner.run(c.db(), c.operator, c.drivers(concurrency), _env(c), every,
-                            passes, bar, None if as_json or every is None else _say)
+        result = runner.run(c.db(), c.operator, lambda: c.drivers(concurrency), _env(c),
+                            every, passes, bar, None if as_json or every is None else _say)
     if as_json:
         ui.emit_json(result)
     elif every is None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from mdm.driver import DeviceDriver, Drivers
-from mdm.errors import InputError, PartialFailure, Problem
+from mdm.errors import InputError, MdmError, PartialFailure, Problem
 from mdm.fleet.transport import FleetError, HostKeyError, Target
 from mdm.operators import roles
 from mdm.queue import service
@@ -43,9 +44,12 @@ def _due(db: Database, at: str) -> list[dict[str, Any]]:
                     " ORDER BY c.device_id, c.created_at", {"at": at})
 
 
-def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
+def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], env: Env,
              progress: runs.Progress | None = None) -> dict[str, Any]:
-    """Deliver every due command to each device that answers; record every answer."""
+    """Deliver every due command to each device that answers; record every answer.
+
+    `drivers` may be a function that builds them: a pass with nothing due loads no key.
+    """
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "queue.run")
@@ -59,8 +63,14 @@ def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
             by_kind.setdefault(c["kind"], []).append(c)
         prepared: dict[str, Any] = {}
         refused: dict[str, str] = {}
+        held_back: list[dict[str, Any]] = []
         for kind, commands in by_kind.items():
-            ready, bad = DELIVERIES[kind].prepare(db, commands, env)
+            try:
+                ready, bad = DELIVERIES[kind].prepare(db, commands, env)
+            except MdmError as exc:  # a broken policy tree must never hold back a wipe
+                held_back += [{"id": c["id"], "kind": kind, "why": exc.message}
+                              for c in commands]
+                continue
             prepared.update(ready)
             refused.update(bad)
         failed_now = [c for c in due if c["id"] in refused]
@@ -71,7 +81,8 @@ def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
             audit.record(db, operator, "queue.failed", "queue", None,
                          {"failed": [{"id": c["id"], "kind": c["kind"],
                                       "why": refused[c["id"]]} for c in failed_now]})
-        due = [c for c in due if c["id"] not in refused]
+        skipped = {h["id"] for h in held_back}
+        due = [c for c in due if c["id"] not in refused and c["id"] not in skipped]
         db.executemany("UPDATE commands SET state = 'sent', attempts = attempts + 1,"
                        " sent_at = ? WHERE id = ?", [(at, c["id"]) for c in due])
     plan: dict[int, list[dict[str, Any]]] = {}
@@ -88,13 +99,18 @@ def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
     rekey_ok = {s for s, cs in work.items()
                 if any(c["kind"] == "wipe" and c["id"] in resent for c in cs)}
 
+    reach: Drivers | None = None
+    if rows:
+        reach = drivers() if callable(drivers) else drivers
+
     def connect(target: Target) -> DeviceDriver:
+        assert reach is not None
         try:
-            return drivers.open(target)
+            return reach.open(target)
         except HostKeyError:
             if target.name not in rekey_ok:
                 raise
-            return drivers.open(replace(target, host_key=drivers.offered_key(target)))
+            return reach.open(replace(target, host_key=reach.offered_key(target)))
 
     def deliver(driver: DeviceDriver) -> list[tuple[str, bool, Any, str]]:
         serial = driver.target.name
@@ -158,7 +174,7 @@ def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
     record = runs.recorder(db, operator, outcome, delivered, unreachable)
     targets = [runs.target_of(r) for r in rows]
     run = runs.run_and_record(db, rows, [Step("deliver", deliver)], connect, targets, record,
-                              drivers.concurrency, progress)
+                              reach.concurrency if reach else 1, progress)
     if run.not_attempted:
         with transaction(db):
             _requeue(db, [c for t in run.not_attempted for c in work[t.name]],
@@ -169,8 +185,15 @@ def run_once(db: Database, operator: str, drivers: Drivers, env: Env,
                                                   "error": refused[c["id"]],
                                                   "error_kind": "not_due"}
                                                  for c in failed_now],
-               "waiting": waiting, "expired": expired,
-               "refused_devices": outcome.failed}
+               "waiting": waiting, "expired": expired, "held_back": held_back,
+               "unreached": outcome.failed}
+    if held_back:
+        raise PartialFailure(f"{len(held_back)} command(s) could not be prepared; they stay"
+                             " queued", [Problem(f"command {h['id'][:8]}", f"{h['kind']}:"
+                                                 f" {h['why']}") for h in held_back]
+                             + [Problem(f"device {f['serial']}", f"{f['kind']}"
+                                        f" {f['id'][:8]}: {f['error']}")
+                                for f in summary["failed"]], summary)
     if summary["failed"]:
         raise PartialFailure(f"{len(summary['failed'])} command(s) failed",
                              [Problem(f"device {f['serial']}", f"{f['kind']} {f['id'][:8]}:"
@@ -188,7 +211,8 @@ def _requeue(db: Database, commands: list[dict[str, Any]], why: str, at: str) ->
                    " AND state = 'sent'", [(why[:500], c["id"]) for c in commands])
 
 
-def run(db: Database, operator: str, drivers: Drivers, env: Env, every: float | None,
+def run(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], env: Env,
+        every: float | None,
         passes: int | None = None, progress: runs.Progress | None = None,
         on_pass: Any = None) -> dict[str, Any]:
     """Run one pass, or with `every` a pass every so many seconds until stopped.
