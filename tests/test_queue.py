@@ -340,3 +340,19 @@ def test_queue_run_every_stops_cleanly_on_sigterm(mdm: Any, inventory: Any) -> N
             proc.wait(timeout=10)
     assert proc.returncode == 0, err
     assert "stopped after 1 pass(es)" in err
+
+
+def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no_commands(
+        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+    db, drivers, serials = fleet
+    never = inventory["delivery"][10]["serial_number"]  # delivered, never enrolled
+    r = mdm.json("lost", never, "--lost", "--reported-by", _officer(db), "--where", "depot",
+                 "--when", "2020-01-01T10:00Z", operator="hd")
+    assert (r["lock"], r["wipe"]) == (None, None)
+    assert r["dp_deadline"] == "2020-01-04T10:00:00.000000Z"
+    [incident] = mdm.json("incidents", "--open")
+    assert incident["overdue"] is True and incident["hours_left"] < -24 * 365
+    assert "OVERDUE by" in mdm("incidents").stdout
+    back = mdm.json("recovered", never, "--note", "in the stores", operator="hd")
+    assert back["status"] == "delivered"
+    assert mdm.json("incidents", "--open") == []

@@ -34,8 +34,11 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     Status.QUARANTINED: frozenset({Status.ENROLLED, Status.WIPED}),
     # Recovered before its wipe: back to stock (enrolled), or quarantined if it now
     # offers another host key (re-enrolment proves it is the same phone).
-    Status.LOST: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED}),
-    Status.STOLEN: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED}),
+    # (A device lost before it was ever enrolled goes back to delivered.)
+    Status.LOST: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED,
+                            Status.DELIVERED}),
+    Status.STOLEN: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED,
+                              Status.DELIVERED}),
     Status.WIPED: frozenset({Status.ENROLLED, Status.RETIRED}),
     Status.IN_REPAIR: frozenset({Status.ENROLLED}),
     Status.RETIRED: frozenset(),

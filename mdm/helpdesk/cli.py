@@ -55,9 +55,10 @@ def lost(ctx: typer.Context, serial: Serial,
         raise InputError("--reported-by is required", "the officer who reported it")
     c = app_context(ctx)
     r = service.lost(c.db(), c.operator, serial, stolen, reported_by, where, crime_ref, when)
-    _emit(ctx, json, r, f"incident {r['incident']}: {r['serial']} {r['kind']}; lock queued,"
-          f" wipe queued; data-protection deadline {r['dp_deadline']}; unsynced notebook"
-          f" entries: {'unknown' if r['unsynced_entries'] is None else r['unsynced_entries']}")
+    queued = "lock and wipe queued" if r["lock"] else "never enrolled: nothing to lock or wipe"
+    _emit(ctx, json, r, f"incident {r['incident']}: {r['serial']} {r['kind']}; {queued};"
+          f" data-protection deadline {r['dp_deadline']}; unsynced notebook entries:"
+          f" {'unknown' if r['unsynced_entries'] is None else r['unsynced_entries']}")
 
 
 def recovered(ctx: typer.Context, serial: Serial,
@@ -118,9 +119,17 @@ def incidents(ctx: typer.Context,
         ui.emit_json(rows)
         return
     shown = [{**r, "commands": ", ".join(f"{x['kind']} {x['state']}" for x in r["commands"]),
-              "hours_left": ("OVERDUE " if r["overdue"] else "") + str(r["hours_left"])
-              if r["hours_left"] is not None else ""} for r in rows]
+              "hours_left": _left(r)} for r in rows]
     ui.render(shown, False, COLUMNS, "Incidents")
+
+
+def _left(row: dict[str, Any]) -> str | None:
+    """Time left to the data-protection deadline; overdue ones stand out in red."""
+    if row["hours_left"] is None:
+        return None
+    if row["overdue"]:
+        return ui.Alarm(f"OVERDUE by {-row['hours_left']:g} h")
+    return f"{row['hours_left']:g} h"
 
 
 @app.command("approve-wipe")

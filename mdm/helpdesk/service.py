@@ -85,19 +85,23 @@ def lost(db: Database, operator: str, serial: str, stolen: bool, reported_by: st
         incident = int(cur.lastrowid or 0)
         runs.set_status(db, operator, device, kind, f"devices.{kind.value}",
                         {"incident": incident})
-        lock = queue.enqueue(db, operator, device, "lock", incident_id=incident, at=at,
-                             settings=settings, why=f"incident {incident}")
-        grace = int(settings.get("helpdesk.lost_wipe_after"))
-        wipe = queue.enqueue(db, operator, device, "wipe", incident_id=incident, at=at,
-                             not_before=None if stolen else queue.plus(at, grace),
-                             needs_approval=bool(settings.get("helpdesk.wipe_approval")),
-                             settings=settings, why=f"incident {incident}")
         result = {"incident": incident, "serial": device["serial"], "kind": kind.value,
                   "holder": holder, "known_at": known_at, "dp_deadline": deadline,
                   "unsynced_entries": unsynced, "unsynced_reported_at": counted_at,
-                  "lock": lock["id"], "wipe": wipe["id"], "wipe_not_before": wipe["not_before"],
-                  "wipe_needs_approval": wipe["needs_approval"],
-                  "wipe_held": wipe["held_reason"]}
+                  "lock": None, "wipe": None, "wipe_not_before": None,
+                  "wipe_needs_approval": None, "wipe_held": None}
+        if device.get("host_key"):  # never enrolled: no DPC of ours to lock or wipe it
+            lock = queue.enqueue(db, operator, device, "lock", incident_id=incident, at=at,
+                                 settings=settings, why=f"incident {incident}")
+            grace = int(settings.get("helpdesk.lost_wipe_after"))
+            wipe = queue.enqueue(db, operator, device, "wipe", incident_id=incident, at=at,
+                                 not_before=None if stolen else queue.plus(at, grace),
+                                 needs_approval=bool(settings.get("helpdesk.wipe_approval")),
+                                 settings=settings, why=f"incident {incident}")
+            result |= {"lock": lock["id"], "wipe": wipe["id"],
+                       "wipe_not_before": wipe["not_before"],
+                       "wipe_needs_approval": wipe["needs_approval"],
+                       "wipe_held": wipe["held_reason"]}
         audit.record(db, operator, f"incidents.{kind.value}", f"device:{device['serial']}",
                      None, {**result, "reported_by": reporter["officer_id"],
                             "where": where.strip(), "crime_ref": crime_ref})
@@ -156,7 +160,9 @@ def recovered(db: Database, operator: str, serial: str, note: str) -> dict[str, 
         at = now()
         cancelled = queue.cancel_for_device(db, device["id"], f"recovered: {note.strip()}", at)
         key_changed = (device.get("last_contact_error") or "").startswith("host_key")
-        if device["status"] == Status.WIPED:
+        if not device.get("host_key"):
+            then, next_step = Status.DELIVERED, "never enrolled: back with the deliveries"
+        elif device["status"] == Status.WIPED:
             then, next_step = Status.WIPED, "re-enrol it (mdm enrol device): it was wiped"
         elif key_changed:
             then, next_step = Status.QUARANTINED, ("re-enrol it (mdm enrol device): it offers"
