@@ -563,6 +563,19 @@ timezone = "Europe/London"
 # Roles are accountability on a shared inventory, not a security boundary.
 [roles]
 # "policy.push" = ["admin", "it"]
+
+# Lost and stolen devices (mdm lost, mdm incidents approve-wipe).
+[helpdesk]
+# wipe_approval = true       # a wipe waits for a second operator's approval
+# lost_wipe_after = "24h"    # a lost device's wipe waits this long, unless it is recovered
+# burst_wipes = 5            # more wipe requests than this within burst_minutes are held
+# burst_minutes = 10         #   for an admin's review (mdm queue release)
+
+# How long a queued command may wait for its device before it expires (mdm queue).
+[queue.expiry]
+# lock = "7d"
+# wipe = "30d"
+# policy = "30d"
 '''
 
 
