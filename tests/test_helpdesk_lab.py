@@ -209,3 +209,24 @@ def test_a_wipe_killed_before_recording_is_recognised_by_its_new_key(
     assert state[stolen.serial][0] == "wiped" and "re-enrol" in state[stolen.serial][1]
     assert state[impostor.serial][0] == "stolen" and "host_key" in state[impostor.serial][1]
     mdm("audit", "verify")
+
+
+def test_a_push_a_device_missed_waits_in_the_queue_until_it_answers(
+        mdm: Any, lab: Any, enrolled: Any, db_path: Path) -> None:
+    import json
+
+    here, away = enrolled(2)
+    lab.lab.fault(away.serial, "offline")
+    out = mdm.json("policy", "push", code=1)
+    assert [f["serial"] for f in out["failed"]] == [away.serial]
+    assert out["queued"] == [away.serial]
+    shown = mdm.json("devices", "show", away.serial)
+    assert [(q["kind"], q["state"]) for q in shown["queue"]] == [("policy", "queued")]
+    assert mdm.json("queue", "run")["done"] == []  # still away: it waits
+    lab.lab.fault(away.serial, "offline", clear=True)
+    [done] = mdm.json("queue", "run")["done"]
+    assert (done["serial"], done["kind"]) == (away.serial, "policy")
+    status = json.loads((away.path / "mdm-dpc" / "status.json").read_text())
+    assert rows(db_path, "SELECT applied_policy FROM devices WHERE serial = ?",
+                (away.serial,)) == [(status["policySha256"],)]
+    assert mdm.json("devices", "show", away.serial)["queue"] == []

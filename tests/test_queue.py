@@ -262,6 +262,13 @@ def test_a_new_holder_or_group_queues_the_policy_push_and_devices_show_says_so(
     mdm("groups", "add", "pilot", people[1])
     assert _states(db, serials[0]) == [("policy", "superseded"), ("policy", "superseded"),
                                        ("policy", "queued")]
+    from mdm.policies import push
+
+    push.push(db, "admin", ENV.policies, [serials[1]], drivers)  # a direct push settles it
+    assert _states(db, serials[1]) == []
+    mdm("assign", serials[1], people[3])
+    push.push(db, "admin", ENV.policies, [serials[1]], drivers)
+    assert _states(db, serials[1]) == [("policy", "superseded")]
     result = _run(db, drivers)
     assert [(d["serial"], d["kind"]) for d in result["done"]] == [(serials[0], "policy")]
     assert mdm.json("devices", "show", serials[0])["queue"] == []

@@ -104,6 +104,14 @@ def _close(db: Database, ids: list[str], state: str, at: str, reason: str,
                    [(state, at, reason, superseded_by, i) for i in ids])
 
 
+def settle(db: Database, device_id: int, kind: str, reason: str, at: str) -> list[str]:
+    """Close a device's queued commands of a kind that another path has just fulfilled."""
+    ids = [r[0] for r in db.execute("SELECT id FROM commands WHERE device_id = ? AND kind = ?"
+                                    " AND state = 'queued'", [device_id, kind])]
+    _close(db, ids, "superseded", at, reason)
+    return ids
+
+
 def cancel_for_device(db: Database, device_id: int, reason: str, at: str) -> list[str]:
     """Cancel every live command of a device (inside the caller's transaction)."""
     ids = [r[0] for r in db.execute("SELECT id FROM commands WHERE device_id = ? AND state IN"
