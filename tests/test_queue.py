@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mdm import examples
 from mdm.errors import InputError, PartialFailure
 from mdm.fleet.transport import Target
 from mdm.queue.deliver import Env
@@ -19,26 +20,80 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = Env(ROOT / "playbooks" / "policies")
 
 
-@pytest.fixture
-def fleet(mdm: Any, inventory: dict[str, Any]) -> Iterator[tuple[Any, FakeDrivers, list[str]]]:
-    """Six enrolled devices behind fake drivers, and a second operator (helpdesk)."""
+ROSTER = examples.generate_roster(60, seed=7)
+DELIVERY = examples.generate_manifest(20, seed=11)
+SERIALS = [r["serial_number"] for r in DELIVERY[:6]]
+
+
+def _drivers() -> FakeDrivers:
+    return FakeDrivers({r["serial_number"]: FakeDriver(
+        Target(r["serial_number"], f"10.9.0.{i + 1}"),
+        {"ro.serialno": r["serial_number"], "ro.product.manufacturer": r["manufacturer"],
+         "ro.product.model": r["model"], "ro.crypto.state": "encrypted"},
+        fake_key_line(r["serial_number"])) for i, r in enumerate(DELIVERY[:6])})
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inventory built once: an admin, two helpdesk operators, a 60-person roster, a
+    20-device delivery and six devices enrolled behind fake drivers."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from mdm.cli import app
     from mdm.enrol import service
     from mdm.fleet.keys import fingerprint_of_line
     from mdm.store import connect
 
-    db = connect(Path(os.environ["MDM_DB"]))
-    rows = inventory["delivery"][:6]
-    drivers = FakeDrivers({r["serial_number"]: FakeDriver(
-        Target(r["serial_number"], f"10.9.0.{i + 1}"),
-        {"ro.serialno": r["serial_number"], "ro.product.manufacturer": r["manufacturer"],
-         "ro.product.model": r["model"], "ro.crypto.state": "encrypted"},
-        fake_key_line(r["serial_number"])) for i, r in enumerate(rows)})
-    serials = [r["serial_number"] for r in rows]
-    service.enrol(db, "admin", [service.Request(s, f"10.9.0.{i + 1}:22", fingerprint_of_line(
-        drivers.devices[s].key_line)) for i, s in enumerate(serials)], drivers)
-    mdm("operators", "add", "hd", "--role", "helpdesk")
-    mdm("operators", "add", "hd2", "--role", "helpdesk")
-    yield db, drivers, serials
+    folder = tmp_path_factory.mktemp("queue-template")
+    path = folder / "mdm.db"
+    project = folder / "mdm.toml"
+    project.write_text(f'policies = "{ENV.policies}"\n[policy]\nenterprise_id = "LC04test"\n')
+    roster, manifest = folder / "roster.csv", folder / "manifest.csv"
+    examples.write_csv(roster, ROSTER, examples.ROSTER_COLUMNS)
+    examples.write_csv(manifest, DELIVERY, examples.MANIFEST_COLUMNS)
+    names = ("MDM_DB", "MDM_OPERATOR", "MDM_CONFIG")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(MDM_DB=str(path), MDM_OPERATOR="admin", MDM_CONFIG=str(project))
+    try:
+        runner = CliRunner()
+        for args in (["operators", "add", "admin"],
+                     ["operators", "add", "hd", "--role", "helpdesk"],
+                     ["operators", "add", "hd2", "--role", "helpdesk"],
+                     ["officers", "import", str(roster)], ["enrol", "import", str(manifest)]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+        drivers = _drivers()
+        db = connect(path)
+        service.enrol(db, "admin", [service.Request(s, f"10.9.0.{i + 1}:22",
+                                                    fingerprint_of_line(
+                                                        drivers.devices[s].key_line))
+                                    for i, s in enumerate(SERIALS)], drivers)
+        db.conn.close()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def fleet(template: Path) -> Iterator[tuple[Any, FakeDrivers, list[str]]]:
+    """This test's copy of the template inventory, its six devices behind fake drivers."""
+    import shutil
+
+    from mdm.store import connect
+
+    path = Path(os.environ["MDM_DB"])
+    shutil.copy2(template, path)
+    db = connect(path)
+    yield db, _drivers(), list(SERIALS)
     db.conn.close()
 
 
@@ -139,12 +194,13 @@ def test_stolen_wipe_waits_for_a_second_operator_then_reaches_the_device(mdm: An
 
 def test_the_sixth_wipe_request_in_a_minute_is_held_for_an_admin(mdm: Any,
                                                                  fleet: Any) -> None:
+    from mdm.helpdesk import service
+
     db, drivers, serials = fleet
-    held = [mdm.json("lost", s, "--stolen", "--reported-by", _officer(db), "--where", "X",
-                     operator="hd")["wipe_held"] for s in serials]
+    held = [service.lost(db, "hd", s, True, _officer(db), "X")["wipe_held"] for s in serials]
     assert held[:5] == [None] * 5 and "held for an admin's review" in held[5]
     for i in range(1, 7):
-        mdm("incidents", "approve-wipe", str(i), operator="hd2")
+        service.approve_wipe(db, "hd2", str(i))
     result = _run(db, drivers)
     wiped = sorted(d["serial"] for d in result["done"] if d["kind"] == "wipe")
     assert wiped == sorted(serials[:5])
@@ -251,9 +307,9 @@ def test_expiry_and_grace_come_from_the_project_file(mdm: Any, fleet: Any) -> No
 
 
 def test_a_new_holder_or_group_queues_the_policy_push_and_devices_show_says_so(
-        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+        mdm: Any, fleet: Any) -> None:
     db, drivers, serials = fleet
-    people = [p["officer_id"] for p in inventory["roster"] if p["status"] == "ACTIVE"]
+    people = [p["officer_id"] for p in ROSTER if p["status"] == "ACTIVE"]
     mdm("assign", serials[0], people[0])
     shown = mdm.json("devices", "show", serials[0])
     assert [(q["kind"], q["state"]) for q in shown["queue"]] == [("policy", "queued")]
@@ -276,9 +332,9 @@ def test_a_new_holder_or_group_queues_the_policy_push_and_devices_show_says_so(
 
 
 def test_a_returned_device_goes_to_stock_repair_or_retirement_once_its_wipe_is_confirmed(
-        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+        mdm: Any, fleet: Any) -> None:
     db, drivers, serials = fleet
-    people = [p["officer_id"] for p in inventory["roster"] if p["status"] == "ACTIVE"]
+    people = [p["officer_id"] for p in ROSTER if p["status"] == "ACTIVE"]
     mdm("assign", serials[0], people[0])
     leaver = mdm.json("return", serials[0], "--reason", "leaver", operator="hd")
     fault = mdm.json("return", serials[1], "--reason", "fault", operator="hd")
@@ -321,7 +377,7 @@ def test_a_broken_policy_tree_never_holds_back_a_lock(mdm: Any, fleet: Any,
     assert _states(db, serials[0]) == [("policy", "queued")]
 
 
-def test_queue_run_every_stops_cleanly_on_sigterm(mdm: Any, inventory: Any) -> None:
+def test_queue_run_every_stops_cleanly_on_sigterm(fleet: Any) -> None:
     import select
     import signal
     import subprocess
@@ -350,9 +406,9 @@ def test_queue_run_every_stops_cleanly_on_sigterm(mdm: Any, inventory: Any) -> N
 
 
 def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no_commands(
-        mdm: Any, fleet: Any, inventory: dict[str, Any]) -> None:
+        mdm: Any, fleet: Any) -> None:
     db, drivers, serials = fleet
-    never = inventory["delivery"][10]["serial_number"]  # delivered, never enrolled
+    never = DELIVERY[10]["serial_number"]  # delivered, never enrolled
     r = mdm.json("lost", never, "--lost", "--reported-by", _officer(db), "--where", "depot",
                  "--when", "2020-01-01T10:00Z", operator="hd")
     assert (r["lock"], r["wipe"]) == (None, None)
