@@ -208,6 +208,8 @@ def test_a_wipe_killed_before_recording_is_recognised_by_its_new_key(
         db_path, "SELECT serial, status, last_contact_error FROM devices")}
     assert state[stolen.serial][0] == "wiped" and "re-enrol" in state[stolen.serial][1]
     assert state[impostor.serial][0] == "stolen" and "host_key" in state[impostor.serial][1]
+    found = mdm.json("recovered", impostor.serial, "--note", "found", operator="hd")
+    assert found["status"] == "quarantined" and "re-enrol" in found["next"]
     mdm("audit", "verify")
 
 
