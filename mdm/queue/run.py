@@ -54,6 +54,10 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
 
     roles.require(db, operator, "queue.run")
     at = now()
+    reach: Drivers | None = None
+    if db.scalar(f"SELECT 1 FROM commands c WHERE {service.DUE} LIMIT 1", {"at": at}):
+        # Before anything is marked sent: a missing key changes nothing.
+        reach = drivers() if callable(drivers) else drivers
     with transaction(db):
         expired = service.expire(db, operator, at)
         due = _due(db, at)
@@ -98,9 +102,7 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
     # Devices whose wipe was sent before this pass: a new host key may be that wipe's.
     rekey_ok = {s for s, cs in work.items()
                 if any(c["kind"] == "wipe" and c["id"] in resent for c in cs)}
-
-    reach: Drivers | None = None
-    if rows:
+    if rows and reach is None:  # became due (approved, say) since the first look
         reach = drivers() if callable(drivers) else drivers
 
     def connect(target: Target) -> DeviceDriver:
@@ -180,7 +182,7 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
             _requeue(db, [c for t in run.not_attempted for c in work[t.name]],
                      "not attempted: the pass was stopped", now())
     summary: dict[str, Any] = {"at": at, "devices": len(rows), "due": len(due) + len(refused),
-               "done": done, "failed": failed + [{"serial": by_id_serial(db, c["device_id"]),
+               "done": done, "failed": failed + [{"serial": _serial_of(db, c["device_id"]),
                                                   "id": c["id"], "kind": c["kind"],
                                                   "error": refused[c["id"]],
                                                   "error_kind": "not_due"}
@@ -201,7 +203,7 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
     return summary
 
 
-def by_id_serial(db: Database, device_id: int) -> str:
+def _serial_of(db: Database, device_id: int) -> str:
     return str(db.scalar("SELECT serial FROM devices WHERE id = ?", [device_id]))
 
 
