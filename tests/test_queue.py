@@ -162,6 +162,11 @@ def test_a_wipe_cancels_what_was_queued_before_it_but_not_its_own_lock(mdm: Any,
     assert _states(db, serials[2]) == [("policy", "cancelled"), ("lock", "queued"),
                                        ("wipe", "queued")]
     assert result["wipe_needs_approval"] is True and result["dp_deadline"] > result["known_at"]
+    db.execute("UPDATE commands SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?",
+               [result["wipe"]])
+    refused = mdm("incidents", "approve-wipe", str(result["incident"]), operator="hd2", code=2)
+    assert "expired" in refused.stderr
+    assert db.scalar("SELECT approved_by FROM commands WHERE id = ?", [result["wipe"]]) is None
 
 
 def _officer(db: Any) -> str:
