@@ -72,6 +72,17 @@ SPECS: tuple[Spec, ...] = (
     Spec("policy.tracks", "MDM_TRACKS", "tracks", {},
          "release channel → Google Play track id (for accessibleTrackIds)"),
     Spec("roles", None, "roles", {}, "action → roles allowed, over the built-in table"),
+    Spec("queue.expiry", None, "expiry", {},
+         "command kind → how long a queued command may wait before it expires"
+         " (lock 7d, wipe 30d, policy 30d)"),
+    Spec("helpdesk.wipe_approval", None, "bool", True,
+         "whether a wipe waits for a second operator's approval"),
+    Spec("helpdesk.lost_wipe_after", None, "duration", 86400,
+         "how long after a loss is reported its wipe waits (unless the device is recovered)"),
+    Spec("helpdesk.burst_wipes", None, "count", 5,
+         "more wipe requests than this within helpdesk.burst_minutes are held for an admin"),
+    Spec("helpdesk.burst_minutes", None, "count", 10,
+         "the window of helpdesk.burst_wipes, in minutes"),
     Spec("operator", "MDM_OPERATOR", "text", None, "who is acting (default: the login name)",
          "--operator", in_file=False),
     Spec("key", "MDM_KEY", "text", "~/.config/mdm/id_ed25519",
@@ -79,7 +90,7 @@ SPECS: tuple[Spec, ...] = (
 )
 BY_KEY = {spec.key: spec for spec in SPECS}
 BESIDE_INVENTORY = ("builds", "lab")  # their defaults are folders in the inventory's folder
-TABLES = ("policy",)  # tables that only group settings
+TABLES = ("policy", "queue", "helpdesk")  # tables that only group settings
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,10 @@ class Settings:
     @property
     def roles(self) -> dict[str, tuple[str, ...]]:
         return dict(self.get("roles"))
+
+    def expiry(self, kind: str, default: int) -> int:
+        """Return how many seconds a queued command of this kind may wait."""
+        return int(self.get("queue.expiry").get(kind, default))
 
     def source(self, key: str) -> str:
         return self.values[key].source
@@ -322,6 +337,44 @@ def check_roles(value: object) -> dict[str, tuple[str, ...]]:
     return out
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = 366 * 86400
+
+
+def check_duration(value: object) -> int:
+    """Return seconds from a whole number of seconds or text such as "90m", "24h", "7d"."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text[-1:] in _UNITS and text[:-1].isdigit():
+            value = int(text[:-1]) * _UNITS[text[-1]]
+        elif text.isdigit():
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 0 <= value <= MAX_DURATION:
+        raise ValueError("must be a duration up to 366d: seconds, or text such as \"90m\","
+                         " \"24h\" or \"7d\"")
+    return value
+
+
+def check_expiry(value: object) -> dict[str, int]:
+    """Return command kind → seconds from a TOML table, refusing unknown kinds."""
+    from mdm.queue.kinds import KINDS
+
+    if not isinstance(value, dict):
+        raise ValueError("must be a table: kind = \"7d\"")
+    out: dict[str, int] = {}
+    for kind, duration in value.items():
+        if kind not in KINDS:
+            raise EntryError(str(kind), f"is not a command kind. Kinds: {', '.join(KINDS)}")
+        try:
+            out[str(kind)] = check_duration(duration)
+        except ValueError as exc:
+            raise EntryError(str(kind), str(exc)) from None
+        if out[str(kind)] == 0:
+            raise EntryError(str(kind), "a command that expires at once is never sent")
+    return out
+
+
 def check_zone(value: object) -> str:
     """Return a time zone name that this machine knows."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -362,6 +415,18 @@ def _convert(spec: Spec, value: object, base: Path | None, from_env: bool) -> An
         return _tracks_from_env(str(value)) if from_env else check_tracks(value)
     if spec.kind == "roles":
         return check_roles(value)
+    if spec.kind == "expiry":
+        return check_expiry(value)
+    if spec.kind == "duration":
+        return check_duration(value)
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if spec.kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+            raise ValueError("must be a whole number, 1 to 100000")
+        return value
     if not isinstance(value, str):
         raise ValueError("must be text")
     return value
@@ -507,6 +572,19 @@ timezone = "Europe/London"
 # Roles are accountability on a shared inventory, not a security boundary.
 [roles]
 # "policy.push" = ["admin", "it"]
+
+# Lost and stolen devices (mdm lost, mdm incidents approve-wipe).
+[helpdesk]
+# wipe_approval = true       # a wipe waits for a second operator's approval
+# lost_wipe_after = "24h"    # a lost device's wipe waits this long, unless it is recovered
+# burst_wipes = 5            # more wipe requests than this within burst_minutes are held
+# burst_minutes = 10         #   for an admin's review (mdm queue release)
+
+# How long a queued command may wait for its device before it expires (mdm queue).
+[queue.expiry]
+# lock = "7d"
+# wipe = "30d"
+# policy = "30d"
 '''
 
 

@@ -174,11 +174,19 @@ def write_text(text: str) -> None:
     sys.stdout.write(_literal_lines(text) if _is_terminal(sys.stdout) else text)
 
 
+class Alarm(str):
+    """A table value that must stand out (bold red on a terminal): an overdue deadline."""
+
+
 def _cell(value: object) -> Text:
     from rich.text import Text
 
     if value is None:
         return Text("")
+    if isinstance(value, Alarm):
+        text = _text(str(value))
+        text.stylize("bold red")
+        return text
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     if isinstance(value, Mapping | list):

@@ -160,6 +160,33 @@ mdm --operator it.patel stations route "$leaver" --direct "$(echo "$field" | cut
 mdm --operator it.patel policy push "$leaver"
 mdm stations list
 
+step "Helpdesk: a phone is stolen while switched off; lock now, wipe once a second operator approves"
+mdm operators add hd.jones --role helpdesk
+provisioned=$(mdm devices list status=provisioned --json | grep '"serial"' | cut -d'"' -f4)
+stolen=$(echo "$provisioned" | sed -n 1p); lost=$(echo "$provisioned" | sed -n 2p)
+holder_of() { mdm devices show "$1" --json | grep -m1 '"officer_id"' | cut -d'"' -f4; }
+mdm lab notebook "$stolen" --unsynced 3     # three e-notebook entries not yet synced
+mdm --operator it.patel devices refresh "$stolen"
+mdm lab fault "$stolen" offline             # the thief switches it off
+mdm --operator hd.smith lost "$stolen" --stolen --reported-by "$(holder_of "$stolen")" \
+  --where "Kendal bus station" --crime-ref CR/0412/26
+mdm --operator it.patel queue run           # the phone is off: its lock and wipe wait
+mdm incidents --open
+mdm --operator hd.smith incidents approve-wipe 1 \
+  || echo "(exit $?: whoever asked for a wipe cannot approve it)"
+mdm --operator hd.jones incidents approve-wipe 1
+mdm lab fault "$stolen" offline --clear     # switched on again
+mdm --operator it.patel queue run           # locked, then wiped (a factory reset: a new host key)
+mdm lab commands "$stolen"                  # the DPC's own record: each command id, once
+mdm queue list "$stolen"
+
+step "Helpdesk: a phone is lost, then handed in before its wipe is due"
+mdm --operator hd.smith lost "$lost" --lost --reported-by "$(holder_of "$lost")" \
+  --where "Penrith station car park"
+mdm --operator it.patel queue run           # locked at once; the wipe waits 24 h (and approval)
+mdm --operator hd.smith recovered "$lost" --note "handed in at Penrith front desk"
+mdm incidents
+
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdm.driver import Applied, PolicyNotApplied, Seen
+from mdm.driver import Applied, Delivered, PolicyNotApplied, Seen
 from mdm.fleet.deviceout import StatusReading
 from mdm.fleet.transport import (
     MAX_OUTPUT,
@@ -80,6 +80,7 @@ class FakeDriver:
     inbox: bytes | None = None
     fail: dict[str, FleetError] = field(default_factory=dict)  # method name → error raised
     calls: list[str] = field(default_factory=list)
+    carried_out: dict[str, str] = field(default_factory=dict)  # command id → kind, as a DPC
     closed: bool = False
 
     def _call(self, name: str) -> None:
@@ -120,6 +121,24 @@ class FakeDriver:
     def installed_packages(self) -> dict[str, int]:
         self._call("installed_packages")
         return dict(self.packages)
+
+    def lock(self, command_id: str) -> Delivered:
+        self._call("lock")
+        return self._command("lock", command_id)
+
+    def wipe(self, command_id: str) -> Delivered:
+        self._call("wipe")
+        return self._command("wipe", command_id)
+
+    def _command(self, kind: str, command_id: str) -> Delivered:
+        """Carry a command id out once, as the DPC does; a wipe makes a new host key."""
+        if command_id in self.carried_out:
+            return Delivered(command_id, True, f"{kind} already-done")
+        self.carried_out[command_id] = kind
+        if kind == "wipe":
+            self.dpc, self.inbox = None, None
+            self.key_line = fake_key_line(f"{self.target.name}-wiped-{len(self.carried_out)}")
+        return Delivered(command_id, False, f"{kind} done")
 
     def close(self) -> None:
         self.closed = True

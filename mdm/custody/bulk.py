@@ -20,6 +20,7 @@ from mdm.errors import InputError, Problem
 from mdm.officers import service as officers
 from mdm.officers.models import describe
 from mdm.operators import roles
+from mdm.queue import service as queue
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -122,6 +123,7 @@ def assign_file(db: Database, operator: str, path: Path, reason: str | None) -> 
         facts = _file_facts(path, len(rows))
         audit.record(db, operator, "custody.assign", f"file:{path.name}", None,
                      {**facts, "at": at, "pairs": listed})
+        queue.follow_holder(db, operator, [d["id"] for _, d, _, _ in pairs], "holder changed")
     return {**facts, "at": at, "allocated": listed, "warnings": warned}
 
 
@@ -157,6 +159,7 @@ def unassign_file(db: Database, operator: str, path: Path,
         facts = _file_facts(path, len(rows))
         audit.record(db, operator, "custody.unassign", f"file:{path.name}", None,
                      {**facts, "at": at, "returned": listed})
+        queue.follow_holder(db, operator, [d["id"] for _, d, _ in taken], "holder changed")
     return {**facts, "at": at, "returned": listed}
 
 

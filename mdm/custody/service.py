@@ -71,6 +71,45 @@ def _holder_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
             "payroll_no": row["payroll_no"], "name": row["name"], "station": row["station"]}
 
 
+def open_holder(db: Database, device_id: int) -> dict[str, Any] | None:
+    """Return the device's open assignment (with its officer), if anyone holds it."""
+    return _open_row(db, "device_id", device_id)
+
+
+def last_holder(db: Database, device_id: int) -> dict[str, Any] | None:
+    """Return the device's newest assignment, open or closed, if it was ever held."""
+    found = db.query(f"{HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at DESC, a.id DESC"
+                     " LIMIT 1", [device_id])
+    return found[0] if found else None
+
+
+def close_holder(db: Database, operator: str, device_id: int, reason: str,
+                 at: str) -> dict[str, Any] | None:
+    """Close the device's open assignment, if any (inside the caller's transaction).
+
+    The officer's history keeps the row and its reason; the caller writes the audit row.
+    """
+    held = _open_row(db, "device_id", device_id)
+    if held:
+        _close(db, held["id"], operator, reason, at)
+    return _holder_summary(held)
+
+
+def hand_over(db: Database, operator: str, device_id: int, officer: dict[str, Any],
+              reason: str, at: str) -> dict[str, Any] | None:
+    """Open an assignment for an officer who must hold nothing else (caller's transaction)."""
+    _check_officer_free(db, officer)
+    _open(db, device_id, officer["officer_id"], operator, reason, at)
+    return _holder_summary(_open_row(db, "device_id", device_id))
+
+
+def _follow(db: Database, operator: str, device_id: int, why: str) -> None:
+    """Queue the push of the policy the device's new holder is due (mdm queue run sends it)."""
+    from mdm.queue import service as queue
+
+    queue.follow_holder(db, operator, [device_id], why)
+
+
 def need_reason(reason: str | None) -> str:
     """Return the stripped reason, or refuse a missing one."""
     if not reason or not reason.strip():
@@ -100,6 +139,7 @@ def assign(db: Database, operator: str, serial: str, officer_ref: str,
         audit.record(db, operator, "custody.assign", f"device:{device['serial']}", None,
                      {"holder": after, "reason": reason or "allocated", "at": at}
                      | ({"not_device_eligible": True} if warning else {}))
+        _follow(db, operator, device["id"], "holder changed")
     return {"serial": device["serial"], "holder": after, "at": at,
             "warnings": [warning] if warning else []}
 
@@ -118,6 +158,7 @@ def unassign(db: Database, operator: str, serial: str, reason: str | None) -> di
         _close(db, held["id"], operator, why, at)
         audit.record(db, operator, "custody.unassign", f"device:{device['serial']}",
                      {"holder": _holder_summary(held)}, {"holder": None, "reason": why, "at": at})
+        _follow(db, operator, device["id"], "holder changed")
     return {"serial": device["serial"], "previous_holder": _holder_summary(held), "holder": None,
             "at": at}
 
@@ -147,6 +188,7 @@ def reassign(db: Database, operator: str, serial: str, officer_ref: str,
         audit.record(db, operator, "custody.reassign", f"device:{device['serial']}",
                      {"holder": _holder_summary(held)}, {"holder": after, "reason": why, "at": at}
                      | ({"not_device_eligible": True} if warning else {}))
+        _follow(db, operator, device["id"], "holder changed")
     return {"serial": device["serial"], "previous_holder": _holder_summary(held),
             "holder": after, "at": at, "warnings": [warning] if warning else []}
 

@@ -78,6 +78,8 @@ def show(ctx: typer.Context,
                        f" {len(facts['packages'])} packages, at {facts['collected_at']}"
                        if facts else None)
     device["supplier"] = ", ".join(f"{k}={v}" for k, v in device["supplier"].items())
+    device["queue"] = "; ".join(f"{q['kind']} {q['state']} (mdm queue list {device['serial']})"
+                                for q in device["queue"]) or None
     ui.record(device, f"Device {device['serial']}")
     ui.listing(custody, ["officer_id", "collar_number", "name", "opened_at", "opened_by",
                          "open_reason", "closed_at", "closed_by", "close_reason"],

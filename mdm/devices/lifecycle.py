@@ -27,11 +27,18 @@ _ANY = set(Status) - {Status.RETIRED}
 
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.DELIVERED: frozenset({Status.ENROLLED}),
-    Status.ENROLLED: frozenset({Status.PROVISIONED, Status.QUARANTINED, Status.ENROLLED}),
-    Status.PROVISIONED: frozenset({Status.QUARANTINED, Status.ENROLLED}),
-    Status.QUARANTINED: frozenset({Status.ENROLLED}),
-    Status.LOST: frozenset({Status.WIPED}),
-    Status.STOLEN: frozenset({Status.WIPED}),
+    # A returned device whose wipe is confirmed goes to stock (wiped, ready to re-enrol).
+    Status.ENROLLED: frozenset({Status.PROVISIONED, Status.QUARANTINED, Status.ENROLLED,
+                                Status.WIPED}),
+    Status.PROVISIONED: frozenset({Status.QUARANTINED, Status.ENROLLED, Status.WIPED}),
+    Status.QUARANTINED: frozenset({Status.ENROLLED, Status.WIPED}),
+    # Recovered before its wipe: back to stock (enrolled), or quarantined if it now
+    # offers another host key (re-enrolment proves it is the same phone).
+    # (A device lost before it was ever enrolled goes back to delivered.)
+    Status.LOST: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED,
+                            Status.DELIVERED}),
+    Status.STOLEN: frozenset({Status.WIPED, Status.ENROLLED, Status.QUARANTINED,
+                              Status.DELIVERED}),
     Status.WIPED: frozenset({Status.ENROLLED, Status.RETIRED}),
     Status.IN_REPAIR: frozenset({Status.ENROLLED}),
     Status.RETIRED: frozenset(),

@@ -13,6 +13,7 @@ from mdm.errors import NotFound
 from mdm.progress import Progress, counted
 from mdm.store.custody import device_history
 from mdm.store.db import Database
+from mdm.store.queue import live_commands
 
 _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
                 "order_number", "status", "status_changed_at", "created_at", "address",
@@ -88,6 +89,8 @@ def show(db: Database, ref: str) -> dict[str, Any]:
         f["dpc_status"] = json.loads(f["dpc_status"]) if f["dpc_status"] else None
     out["facts"] = facts[0] if facts else None
     out["custody"] = device_history(db, row["id"])
+    # What waits in the command queue for it (a policy push after a change of holder, …).
+    out["queue"] = live_commands(db, row["id"])
     return out
 
 

@@ -46,6 +46,15 @@ class Applied:
     truncated: list[str] = field(default_factory=list)  # status values cut to their cap
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What a device answered to a queued command: done now, or done before (same id)."""
+
+    command_id: str
+    already: bool  # the device had carried this id out before: nothing was redone
+    answer: str  # the device's own words, cut short
+
+
 class DeviceDriver(Protocol):
     """One device, reached: each method is one thing a feature needs done or known."""
 
@@ -69,6 +78,14 @@ class DeviceDriver(Protocol):
 
     def installed_packages(self) -> dict[str, int]:
         """Return package name → versionCode for every package on the device."""
+        ...
+
+    def lock(self, command_id: str) -> Delivered:
+        """Lock the device's screen now; a command id it has carried out is not redone."""
+        ...
+
+    def wipe(self, command_id: str) -> Delivered:
+        """Factory-reset the device; a command id it has carried out is not redone."""
         ...
 
     def close(self) -> None: ...

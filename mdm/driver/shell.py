@@ -20,7 +20,7 @@ import re
 import uuid
 from typing import Any
 
-from mdm.driver import Applied, PolicyNotApplied, Seen
+from mdm.driver import Applied, Delivered, PolicyNotApplied, Seen
 from mdm.fleet import deviceout
 from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
 from mdm.fleet.profiles import Profile
@@ -36,6 +36,12 @@ from mdm.fleet.transport import (
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./${}:@+-]+$")
 _SHA = re.compile(r"[0-9a-f]{64}")
+COMMAND_ID = re.compile(r"[0-9a-f]{32}")
+# The extra that carries a queued command's id to the DPC, and the line it answers with.
+COMMAND_EXTRA = "uk.police.mdm.extra.COMMAND_ID"
+_ANSWER = re.compile(r"^mdm-command (?P<id>[0-9a-f]{32}) (?P<how>done|already-done)$",
+                     re.MULTILINE)
+ANSWER_OUTPUT = 64 * 1024
 # Exit statuses of the push script for the steps that stop it.
 _CORRUPT, _UPLOAD = 3, 4
 
@@ -183,6 +189,33 @@ class ShellDriver:
             p.status_command(),
         ]
         return "\n".join(lines)
+
+    def lock(self, command_id: str) -> Delivered:
+        """Broadcast the DPC's lock action with the command's id; one round trip."""
+        return self._command("lock", command_id)
+
+    def wipe(self, command_id: str) -> Delivered:
+        """Broadcast the DPC's wipe action with the command's id; one round trip."""
+        return self._command("wipe", command_id)
+
+    def _command(self, action: str, command_id: str) -> Delivered:
+        """Send one queued command; succeed only when the DPC answers for this very id."""
+        if not COMMAND_ID.fullmatch(command_id):
+            raise ValueError(f"{command_id!r} is not a command id")
+        command = f"{self.profile.actions[action]} --es {COMMAND_EXTRA} {command_id}"
+        try:
+            result = self.transport.run(command, max_output=ANSWER_OUTPUT)
+        except OutputTooLarge as exc:
+            raise OutputTooLarge(exc.target, f"{action}: {exc.message}") from None
+        text = deviceout.decode(result.stdout, action, self._name)
+        found = [m for m in _ANSWER.finditer(text.replace("\r\n", "\n"))
+                 if m["id"] == command_id]
+        if not result.ok or not found:
+            said = _words(result.stderr) or text.strip()[-200:]
+            raise StepFailed(self._name, f"{action} not confirmed by the DPC (exit"
+                             f" {result.exit_status}): {said or 'no answer'}")
+        how = found[-1]["how"]
+        return Delivered(command_id, how == "already-done", f"{action} {how}")
 
     def close(self) -> None:
         self.transport.close()

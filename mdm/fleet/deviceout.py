@@ -26,6 +26,7 @@ MAX_VALUE = 512  # characters kept of a prop, a setting or a DPC status text
 MAX_KEY = 256  # characters in a prop or setting name
 MAX_ENTRIES = 4000  # props, settings or packages one device may list (a phone has ~1000)
 MAX_DETAILS = 500  # non-compliance entries in a DPC status
+MAX_UNSYNCED = 10_000_000  # notebook entries a device may report as not yet synced
 MAX_VERSION_CODE = 2**63 - 1  # Android's long versionCode
 FACT_SECTIONS = ("props", "packages", "settings", "dpc_status", "policy_file")
 STATUS_SECTIONS = ("dpc_status", "policy_file")
@@ -221,6 +222,13 @@ def check_status(status: Any, truncated: list[str]) -> dict[str, Any]:
         if not _SHA256.fullmatch(sha):
             raise BadOutput(f"the DPC status's policySha256 {sha[:20]!r} is not a sha256")
         out["policySha256"] = sha
+    unsynced = status.get("unsyncedNotebookEntries")  # the e-notebook's, via the DPC
+    if unsynced is not None:
+        if isinstance(unsynced, bool) or not isinstance(unsynced, int) \
+                or not 0 <= unsynced <= MAX_UNSYNCED:
+            raise BadOutput("the DPC status's unsyncedNotebookEntries is not a count"
+                            f" (0 to {MAX_UNSYNCED})")
+        out["unsyncedNotebookEntries"] = unsynced
     details = status.get("nonComplianceDetails")
     if details is not None:
         out["nonComplianceDetails"] = _details(details, truncated)

@@ -39,6 +39,19 @@ def create(db: Database, operator: str, name: str, description: str | None) -> d
     return {"name": name, "description": description}
 
 
+def _follow(db: Database, operator: str, officer_ids: list[str], why: str) -> None:
+    """Queue a policy push for the devices these officers hold: their policy may change."""
+    from mdm.queue import service as queue
+
+    held = []
+    for i in range(0, len(officer_ids), 500):
+        chunk = officer_ids[i:i + 500]
+        held += [r[0] for r in db.execute(
+            "SELECT device_id FROM assignments WHERE closed_at IS NULL AND officer_id IN"
+            f" ({', '.join('?' for _ in chunk)})", chunk)]
+    queue.follow_holder(db, operator, held, why)
+
+
 def _refs_from_file(path: Path) -> list[tuple[str, str]]:
     rows = csvio.read_rows(path, ["officer_id"], {"officer": "officer_id"})
     return [(r.values["officer_id"], f"{path}, row {r.line}") for r in rows
@@ -72,6 +85,7 @@ def add(db: Database, operator: str, name: str, refs: list[str],
                        " VALUES (?, ?, ?, ?)", [(name, oid, at, operator) for oid in new])
         audit.record(db, operator, "groups.add", f"group:{name}", None,
                      {"added": new, "already_members": len(ids) - len(new)})
+        _follow(db, operator, new, f"joined group {name}")
     return {"group": name, "added": len(new), "already_members": len(set(ids)) - len(new)}
 
 
@@ -89,6 +103,7 @@ def remove(db: Database, operator: str, name: str, refs: list[str],
             [name, oid]).rowcount]
         audit.record(db, operator, "groups.remove", f"group:{name}", {"members": removed},
                      {"reason": reason})
+        _follow(db, operator, removed, f"left group {name}")
     return {"group": name, "removed": len(removed)}
 
 

@@ -69,7 +69,8 @@ def down(lab_dir: LabDir = None,
 def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
           kind: Annotated[str | None, typer.Argument(
               help="offline, slow, swapped, identity, unencrypted, pm-install-fail,"
-                   " corrupt-upload; weak-cipher, weak-mac, weak-kex (what sshd offers);"
+                   " corrupt-upload, slow-answer; weak-cipher, weak-mac, weak-kex (what"
+                   " sshd offers);"
                    " dpc-forged-separator, dpc-status-list, dpc-sha-list,"
                    " dpc-details-strings, binary-output, huge-facts, huge-prop,"
                    " huge-versioncode, patch-unknown (hostile output); unauthorized,"
@@ -77,7 +78,8 @@ def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
               show_default=False)] = None,
           clear: Annotated[bool, typer.Option("--clear", help="Switch it off (all faults"
                                                               " if no KIND).")] = False,
-          delay: Annotated[float, typer.Option(help="Seconds, for slow.")] = 3.0,
+          delay: Annotated[float, typer.Option(help="Seconds, for slow and slow-answer.")
+                           ] = 3.0,
           lab_dir: LabDir = None) -> None:
     """Switch a fault on a lab device on, or off with --clear."""
     lab = _lab(lab_dir)
@@ -89,6 +91,24 @@ def fault(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
         return
     lab.fault(serial, kind, clear=clear, delay=delay)
     ui.success(f"{serial}: {kind} {'cleared' if clear else 'on'}")
+
+
+@app.command("notebook")
+def notebook(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
+             unsynced: Annotated[int, typer.Option(
+                 "--unsynced", help="E-notebook entries not yet synced (the DPC reports it"
+                                    " once it has applied a policy).")],
+             lab_dir: LabDir = None) -> None:
+    """Set how many e-notebook entries a lab device holds unsynced."""
+    _lab(lab_dir).notebook(serial, unsynced)
+    ui.success(f"{serial}: {unsynced} e-notebook entries not yet synced")
+
+
+@app.command("commands")
+def commands(serial: Annotated[str, typer.Argument(help="A lab device's serial.")],
+             lab_dir: LabDir = None) -> None:
+    """Print the command log a lab device's DPC keeps (JSON): each id, kind and state."""
+    ui.emit_json(_lab(lab_dir).commands(serial))
 
 
 @app.command("manifest")

@@ -36,7 +36,7 @@ STATION_BIN = Path(__file__).parent / "station_bin"
 # What each fault does is in docs/fleet.md (a test keeps it and `lab fault --help` whole).
 FAULTS = (
     "offline", "slow", "swapped", "identity", "unencrypted", "pm-install-fail",
-    "corrupt-upload",
+    "corrupt-upload", "slow-answer",
     # what the device's sshd offers
     "weak-cipher", "weak-mac", "weak-kex",
     # hostile output: the device alone must fail, the fleet goes on
@@ -357,8 +357,8 @@ class Lab:
         marker = d.path / "faults" / kind
         if clear:
             marker.unlink(missing_ok=True)
-        elif kind == "slow" or not marker.exists():
-            _write(marker, str(delay) if kind == "slow" else "on\n")
+        elif kind in ("slow", "slow-answer") or not marker.exists():
+            _write(marker, str(delay) if kind in ("slow", "slow-answer") else "on\n")
         hook = getattr(self, "_fault_" + kind.replace("-", "_"), None)
         if hook:
             hook(d, not clear, delay)
@@ -390,9 +390,39 @@ class Lab:
             leftover.unlink()
         for log in ("commands", "events"):
             _write(d.path / "log" / log, "")
+        (d.path / "enotebook" / "unsynced").unlink(missing_ok=True)
+        self._first_key(d)
         for entry in (d.path / "run" / "sessions").iterdir():  # forget finished sessions
             if not (entry.name.isdigit() and _alive(int(entry.name))):
                 entry.unlink(missing_ok=True)
+
+    def _first_key(self, d: LabDevice) -> None:
+        """Give back the host key the lab made, if a wipe replaced it (as a reset does)."""
+        key, first = d.path / "etc" / "host_key", d.path / "etc" / "host_key.lab"
+        if not first.exists():
+            return
+        first.replace(key)
+        Path(str(first) + ".pub").replace(str(key) + ".pub")
+        if self._pid(d) is not None:
+            self._stop(d)
+            self._start(d)
+
+    def notebook(self, serial: str, unsynced: int) -> None:
+        """Set how many e-notebook entries the device holds unsynced (its DPC reports it)."""
+        if not 0 <= unsynced <= 1_000_000:
+            raise InputError(f"unsynced entries must be 0 to 1000000, not {unsynced}")
+        d = self.device(serial)
+        _mkdir(d.path / "enotebook")
+        _write(d.path / "enotebook" / "unsynced", f"{unsynced}\n")
+        self._dpc_render(d)
+
+    def commands(self, serial: str) -> list[dict[str, str]]:
+        """Return the command log the device's DPC keeps: each id, kind and state, in order."""
+        path = self.device(serial).path / "mdm-dpc" / "commands.log"
+        if not path.exists():
+            return []
+        return [dict(zip(("at", "id", "kind", "state"), line.split("\t"), strict=True))
+                for line in path.read_text().splitlines() if line.count("\t") == 3]
 
     def _fault_offline(self, d: LabDevice, on: bool, _delay: float) -> None:
         if on or not self.plugged(d):  # a plugged device has no network route to start

@@ -20,4 +20,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "groups.manage": frozenset({"admin", "rollout"}),
     "devices.provision": frozenset({"admin", "it"}),
     "stations.manage": frozenset({"admin", "it"}),
+    "helpdesk.report": frozenset({"admin", "helpdesk"}),
+    "helpdesk.approve_wipe": frozenset({"admin", "helpdesk"}),
+    "incidents.export": frozenset({"admin", "helpdesk"}),
+    "queue.run": frozenset({"admin", "it"}),
+    "queue.cancel": frozenset({"admin", "it", "helpdesk"}),
+    "queue.release": frozenset({"admin"}),
 }

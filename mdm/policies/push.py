@@ -19,12 +19,15 @@ from mdm.driver import Applied, DeviceDriver, Drivers, PolicyNotApplied
 from mdm.errors import InputError, PartialFailure
 from mdm.operators import roles
 from mdm.policies import service
+from mdm.queue import service as queue
 from mdm.runs import record as runs
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
 __all__ = ["PolicyNotApplied", "check", "push"]
+# Failures that mean the device did not answer: its push waits in the command queue.
+UNANSWERED = ("unreachable", "timeout")
 
 
 def check(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
@@ -63,9 +66,18 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
 
     def applied(row: dict[str, Any], result: Any, at: str) -> None:
         _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
+        queue.settle(db, row["id"], "policy", "the device took its policy from mdm policy push",
+                     at)
 
-    record = runs.recorder(db, operator, outcome, applied,
-                           lambda row, result, at: _record_failed(db, row, result, at))
+    queued: list[str] = []
+
+    def failed(row: dict[str, Any], result: Any, at: str) -> None:
+        _record_failed(db, row, result, at)
+        if result.error_kind in UNANSWERED:  # the command queue sends it when it answers
+            queued.extend(queue.follow_holder(db, operator, [row["id"]],
+                                              "the device did not answer a push"))
+
+    record = runs.recorder(db, operator, outcome, applied, failed)
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
@@ -76,7 +88,7 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
     outcome.skipped += [{"serial": t.name, "reason": "not attempted: the run stopped early"}
                         for t in run.not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
-               "changed": len(outcome.done)}
+               "changed": len(outcome.done), "queued": queued}
     stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \
         max_fail_percent * len(rows)
     summary["stopped_early"] = stopped
@@ -149,3 +161,7 @@ def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> N
     db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
                " VALUES (?, ?, 'failed', ?, ?)", [row["id"], row["compiled"].sha256, at,
                                                  json.dumps({"error": result.error})])
+
+
+# The command queue records a queued push's outcome as a direct push does.
+record_applied = _record_applied

@@ -333,6 +333,74 @@ def m010_list_indexes(db: Database) -> None:
 
 
 @migrations()
+def m011_command_queue(db: Database) -> None:
+    # A lost, stolen or returned device: who reported it, when it was known (the ICO's
+    # 72 hours run from then), and how many notebook entries it last reported unsynced.
+    db.execute("""
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            kind TEXT NOT NULL CHECK (kind IN ('lost', 'stolen', 'return')),
+            state TEXT NOT NULL DEFAULT 'open'
+                CHECK (state IN ('open', 'recovered', 'wiped', 'closed')),
+            holder_officer_id TEXT REFERENCES officers (officer_id),
+            reported_by_officer TEXT,
+            place TEXT,
+            crime_ref TEXT,
+            return_reason TEXT
+                CHECK (return_reason IN ('leaver', 'transfer', 'fault', 'end-of-life')),
+            known_at TEXT NOT NULL,
+            dp_deadline TEXT,
+            unsynced_entries INTEGER,
+            unsynced_reported_at TEXT,
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT,
+            outcome TEXT,
+            note TEXT
+        )""")
+    db.execute("CREATE INDEX incidents_device ON incidents (device_id)")
+    db.execute("CREATE INDEX incidents_open ON incidents (state) WHERE state = 'open'")
+    # Device actions that may not be deliverable now. `id` is the command id the device
+    # remembers (at-least-once delivery, idempotent by id). Kinds are a registry in
+    # mdm/queue/kinds.py, so no CHECK here: a new kind needs no migration.
+    db.execute("""
+        CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            kind TEXT NOT NULL,
+            payload TEXT,
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'sent', 'done', 'failed', 'expired', 'cancelled',
+                                 'superseded')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_answer TEXT,
+            created_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            not_before TEXT,
+            expires_at TEXT NOT NULL,
+            sent_at TEXT,
+            done_at TEXT,
+            needs_approval INTEGER NOT NULL DEFAULT 0,
+            approved_by TEXT,
+            approved_at TEXT,
+            held_reason TEXT,
+            released_by TEXT,
+            released_at TEXT,
+            incident_id INTEGER REFERENCES incidents (id),
+            then_status TEXT,
+            superseded_by TEXT REFERENCES commands (id),
+            closed_reason TEXT
+        )""")
+    db.execute("CREATE INDEX commands_live ON commands (device_id, kind)"
+               " WHERE state IN ('queued', 'sent')")
+    db.execute("CREATE INDEX commands_state ON commands (state, created_at)")
+    db.execute("CREATE INDEX commands_incident ON commands (incident_id)")
+    db.execute("CREATE INDEX commands_wipes ON commands (created_at) WHERE kind = 'wipe'")
+
+
+@migrations()
 def m014_desk_indexes(db: Database) -> None:
     # `officers list` of the whole roster, in its order (area, station, surname, forename),
     # read from one index that holds every listed column: no sort, no table lookups.

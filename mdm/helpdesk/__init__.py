@@ -1,0 +1,1 @@
+"""The helpdesk: lost and stolen devices, recoveries, replacements and returns."""
