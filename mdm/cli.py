@@ -28,6 +28,7 @@ from mdm.officers import cli as officers_cli
 from mdm.operators import cli as operators_cli
 from mdm.policies import cli as policies_cli
 from mdm.project import cli as project_cli
+from mdm.rollout import cli as rollout_cli
 from mdm.stations import cli as stations_cli
 
 
@@ -158,6 +159,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(stations_cli.app, name="stations")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(rollout_cli.app, name="rollout")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)
 custody_cli.mount(app)

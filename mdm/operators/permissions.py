@@ -20,4 +20,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "groups.manage": frozenset({"admin", "rollout"}),
     "devices.provision": frozenset({"admin", "it"}),
     "stations.manage": frozenset({"admin", "it"}),
+    "rollout.manage": frozenset({"admin", "rollout"}),
+    "rollout.override": frozenset({"admin"}),
+    "rollout.ignore_window": frozenset({"admin", "it"}),
+    "training.record": frozenset({"admin", "rollout"}),
+    "feedback.manage": frozenset({"admin", "rollout", "helpdesk"}),
+    "devices.handover": frozenset({"admin", "it", "rollout", "helpdesk"}),
 }
