@@ -21,6 +21,7 @@ from mdm.custody import cli as custody_cli
 from mdm.devices import cli as devices_cli
 from mdm.enrol import cli as enrol_cli
 from mdm.errors import ExitCode, MdmError
+from mdm.feedback import cli as feedback_cli
 from mdm.groups import cli as groups_cli
 from mdm.keys import cli as keys_cli
 from mdm.lab import cli as lab_cli
@@ -30,6 +31,7 @@ from mdm.policies import cli as policies_cli
 from mdm.project import cli as project_cli
 from mdm.rollout import cli as rollout_cli
 from mdm.stations import cli as stations_cli
+from mdm.training import cli as training_cli
 
 
 def _wants_json(ctx: Any) -> bool:
@@ -163,6 +165,9 @@ app.add_typer(rollout_cli.app, name="rollout")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)
 custody_cli.mount(app)
+app.add_typer(training_cli.app, name="training")
+app.add_typer(feedback_cli.app, name="feedback")
+app.command("handover")(rollout_cli.handover)
 
 
 def main() -> None:

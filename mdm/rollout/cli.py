@@ -142,3 +142,22 @@ def advance(ctx: typer.Context, wave: WaveArg,
     else:
         ui.success(f"wave {result['wave']} is open"
                    + (" (gate overridden)" if result["overridden"] else ""))
+
+
+def handover(
+        ctx: typer.Context,
+        serial: Annotated[str, typer.Argument(help="The device's serial (or IMEI).",
+                                              show_default=False)],
+        officer: Annotated[str, typer.Option("--officer", help="Who receives it (id, payroll"
+                                                               " or collar number).",
+                                             show_default=False)],
+        json: JsonOpt = False) -> None:
+    """Record that the officer received the device (allocated, provisioned, compliant, trained)."""
+    from mdm.rollout import handover as service
+
+    c = app_context(ctx)
+    result = service.handover(c.db(), c.operator, policies_folder(), serial, officer)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    else:
+        ui.success(f"{result['serial']} handed over to {result['officer_id']}")

@@ -456,3 +456,20 @@ def in_window(windows: tuple[Span, ...], moment_local: Any) -> bool:
 def clock(minutes: int) -> time:
     """Return the local time of day `minutes` after midnight."""
     return time((minutes // 60) % 24, minutes % 60)
+
+
+def busy(plan: Plan, team: str | None, day: date, start: int, end: int) -> bool:
+    """Say whether a team's shift overlaps [start, end) minutes of local `day`.
+
+    A night shift begun the evening before counts; a team with no rota is never busy.
+    """
+    from datetime import timedelta
+
+    rota = plan.rotas.get((team or "").upper())
+    if rota is None:
+        return False
+    for shift_day, shift_at in ((day, 0), (day - timedelta(days=1), -1440)):
+        span = rota.pattern.shift_on(shift_day, rota.offset)
+        if span and span.start + shift_at < end and start < span.end + shift_at:
+            return True
+    return False
