@@ -168,6 +168,7 @@ custody_cli.mount(app)
 app.add_typer(training_cli.app, name="training")
 app.add_typer(feedback_cli.app, name="feedback")
 app.command("handover")(rollout_cli.handover)
+app.command("provision")(rollout_cli.provision)
 
 
 def main() -> None:

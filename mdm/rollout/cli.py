@@ -9,10 +9,12 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    ConcurrencyOpt,
     ForceOpt,
     JsonOpt,
     OutputOpt,
     ReasonOpt,
+    SelectorArg,
     app_context,
     deliver,
     wants_json,
@@ -161,3 +163,39 @@ def handover(
         ui.emit_json(result)
     else:
         ui.success(f"{result['serial']} handed over to {result['officer_id']}")
+
+
+def provision(
+        ctx: typer.Context, selectors: SelectorArg = None,
+        wave: Annotated[str | None, typer.Option(
+            "--wave", help="Every device held by this wave's people.",
+            show_default="none")] = None,
+        check: Annotated[bool, typer.Option("--check", help="Print each device's steps and"
+                                                            " window; change nothing.")] = False,
+        ignore_window: Annotated[bool, typer.Option(
+            "--ignore-window", help="Work on devices whose holder is on shift or outside the"
+            " wave's windows (admin or it; needs --reason; audited).")] = False,
+        reason: ReasonOpt = None, plan: PlanOpt = None,
+        steps: Annotated[Path | None, typer.Option(
+            "--steps", help="The provisioning playbook.", show_default="provision.yaml"
+            " beside the rollout plan")] = None,
+        concurrency: ConcurrencyOpt = None, json: JsonOpt = False) -> None:
+    """Run the provisioning playbook per device, in order; resumable and duty-aware."""
+    from mdm.rollout import plan as planfile
+    from mdm.rollout import provisioning
+
+    c = app_context(ctx)
+    path = plan_path(plan)
+    result = provisioning.provision(
+        c.db(), c.operator, policies_folder(), planfile.load(path),
+        steps or path.parent / "provision.yaml", selectors or [], wave, check, ignore_window,
+        reason, lambda: c.drivers(concurrency))
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    ui.table([{**d, "done": " ".join(d["done"]), "to_do": " ".join(d["to_do"])}
+              for d in result["devices"]],
+             ["serial", "holder", "wave", "window", "done", "to_do", "result"],
+             title="provisioning plan" if check else "provisioning")
+    if not check:
+        ui.success(f"{len(result['provisioned'])} device(s) provisioned")

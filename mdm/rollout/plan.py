@@ -428,8 +428,13 @@ def _training(r: _Reader, raw: Any) -> tuple[int, float, Span]:
     return ratio, hours, day
 
 
-def on_shift(plan: Plan, team: str | None, moment_local: Any) -> Span | None | bool:
-    """Return the shift `team` is working at a local datetime, None if off, False if unknown.
+def has_rota(plan: Plan, team: str | None) -> bool:
+    """Say whether the plan knows this team's shifts."""
+    return (team or "").upper() in plan.rotas
+
+
+def on_shift(plan: Plan, team: str | None, moment_local: Any) -> Span | None:
+    """Return the shift `team` is working at a local datetime (None: off, or no rota).
 
     A night shift that began the evening before still counts: the day before is checked.
     """
@@ -437,7 +442,7 @@ def on_shift(plan: Plan, team: str | None, moment_local: Any) -> Span | None | b
 
     rota = plan.rotas.get((team or "").upper())
     if rota is None:
-        return False
+        return None
     minute = moment_local.hour * 60 + moment_local.minute
     today = moment_local.date()
     for day, shift_minute in ((today, minute), (today - timedelta(days=1), minute + 1440)):
