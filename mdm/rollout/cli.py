@@ -128,6 +128,22 @@ def status(ctx: typer.Context, wave: Annotated[str | None, typer.Option(
         views.render_status(result)
 
 
+@app.command("report")
+def report(ctx: typer.Context,
+           output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to"
+                                                " write.", show_default=False)],
+           force: ForceOpt = False, plan: PlanOpt = None, json: JsonOpt = False) -> None:
+    """Write one self-contained HTML page: funnels, burn-up charts, blockers, time saved."""
+    from mdm.rollout import report as page
+
+    c = app_context(ctx)
+    result = page.write(c.db(), plan_path(plan), policies_folder(), output, force)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    else:
+        ui.success(f"report written to {result['output']}")
+
+
 @app.command("advance")
 def advance(ctx: typer.Context, wave: WaveArg,
             override: Annotated[bool, typer.Option(
