@@ -98,6 +98,7 @@ def test_feedback_blockers_hold_the_gate_until_resolved_and_minutes_saved_are_ke
     mdm("groups", "create", "pilot")
     mdm("groups", "add", "pilot", oid)
     plan = SHIPPED
+    mdm("rollout", "advance", "pilot", "--plan", plan)
     gate = next(w for w in mdm.json("rollout", "status", "--plan", plan)["waves"]
                 if w["wave"] == "pilot")["gate"]
     blockers = next(c for c in gate["conditions"] if c["condition"] == "max_open_blockers")

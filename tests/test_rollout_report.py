@@ -97,8 +97,10 @@ def test_the_report_renders_in_a_browser_with_the_numbers_of_rollout_status(
                 for stage, v in w["funnel"].items()}
     assert parsed.counts == expected
     assert expected[("pilot", "allocated")] == "5" and expected[("pilot", "trained")] == "3"
-    assert parsed.gates == {w["wave"]: "holds" if w["gate"]["holds"] else "held"
+    assert parsed.gates == {w["wave"]: "holds" if w["gate"]["holds"] else
+                            "held" if w["gate"]["judged"] else "not-judged"
                             for w in status["waves"]}
+    assert parsed.gates["pilot"] == "held" and parsed.gates["north"] == "not-judged"
     assert parsed.blockers == str(status["open_blockers"]) == "1"
 
     shot = tmp_path / "report.png"

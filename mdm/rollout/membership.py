@@ -11,7 +11,6 @@ who are not device-eligible are set aside and reported, never silently dropped.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,16 @@ PEOPLE_SQL = ("SELECT officer_id, payroll_no, collar_number, forename, surname, 
               " FROM officers")
 
 
+ELIGIBLE_SQL = ("status != 'LEAVER' AND"
+                " COALESCE(device_eligible, pnb_required, worker_type != 'STAFF')")
+
+
 def eligible(person: dict[str, Any]) -> bool:
-    """Say whether the roster makes this person device-eligible (not counting leavers)."""
+    """Say whether the roster makes this person device-eligible (not counting leavers).
+
+    The roster's `device_eligible` decides; without it, `pnb_required`; without either,
+    everyone but police staff (as ELIGIBLE_SQL says for the database).
+    """
     flag = person.get("device_eligible")
     if flag is None:
         flag = person.get("pnb_required")
@@ -39,95 +46,74 @@ class Membership:
     """The waves' people, and what the plan got wrong or set aside."""
 
     wave_of: dict[str, str] = field(default_factory=dict)  # officer_id → wave name
-    people: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     leavers: list[dict[str, Any]] = field(default_factory=list)
     not_eligible: list[dict[str, Any]] = field(default_factory=list)
+    not_pnb_required: int = 0  # people in waves the roster does not require to carry a PNB
 
     def cohort(self, wave: str) -> list[str]:
         """Return the officer ids of one wave."""
         return [oid for oid, name in self.wave_of.items() if name == wave]
 
 
-def _matcher(filters: dict[str, tuple[str, ...]],
-             groups: dict[str, set[str]]) -> Callable[[dict[str, Any]], bool]:
-    """Return a test of one person against one cohort filter (keys AND-ed, values OR-ed)."""
-    tests: list[tuple[str, set[str]]] = []
+def _ids(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
+    """Return the eligible people one cohort filter matches (keys AND-ed, values OR-ed)."""
+    clauses, args = [ELIGIBLE_SQL], []
     for key, values in filters.items():
+        marks = ", ".join("?" for _ in values)
         if key == "group":
-            members: set[str] = set().union(*(groups.get(v, set()) for v in values))
-            tests.append(("officer_id", members))
+            clauses.append("officer_id IN (SELECT officer_id FROM group_members"
+                           f" WHERE group_name IN ({marks}))")
+            args += list(values)
         elif key == "officers":
-            tests.append(("officer_id", set(values)))
-        else:
-            tests.append((key, {v.upper() for v in values}))
-
-    def test(person: dict[str, Any]) -> bool:
-        for key, wanted in tests:
-            value = person.get(key) or ""
-            if (value if key == "officer_id" else value.upper()) not in wanted:
-                return False
-        return True
-
-    return test
+            clauses.append(f"officer_id IN ({marks})")
+            args += list(values)
+        else:  # one of COHORT_KEYS, checked when the plan was read
+            clauses.append(f"upper({key}) IN ({marks})")
+            args += [v.upper() for v in values]
+    sql = f"SELECT officer_id FROM officers WHERE {' AND '.join(clauses)}"
+    return {r[0] for r in db.execute(sql, args)}
 
 
 def _describe(filters: dict[str, tuple[str, ...]]) -> str:
     return ", ".join(f"{k}={'|'.join(v)}" for k, v in filters.items())
 
 
-def compute(db: Database, plan: Plan, people: list[dict[str, Any]] | None = None) -> Membership:
-    """Place every device-eligible person in a wave; collect every problem with its line."""
-    rows = people if people is not None else db.query(PEOPLE_SQL)
-    groups: dict[str, set[str]] = {}
-    for name, oid in db.execute("SELECT group_name, officer_id FROM group_members"):
-        groups.setdefault(name, set()).add(oid)
-    known_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
+def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
+    """Place every device-eligible person in a wave; collect every problem with its line.
+
+    With `details`, also list the leavers and the people who are not device-eligible.
+    """
     out = Membership()
     where = {w.name: f"{plan.path}, line {w.line}" if w.line else str(plan.path)
              for w in plan.waves}
-    tests = [(w, [(f, _matcher(f, groups)) for f in w.cohort]) for w in plan.waves]
     hits: dict[tuple[str, int], int] = {}
-    candidates: list[dict[str, Any]] = []
-    for person in rows:
-        if person["status"] == "LEAVER":
-            out.leavers.append(person)
-        elif not eligible(person):
-            out.not_eligible.append(person)
-        else:
-            candidates.append(person)
-    picks = [(w, t) for w, t in tests if w.picks]
-    filters = [(w, t) for w, t in tests if not w.picks]
+    picked: dict[str, str] = {}
+    matched: dict[str, str] = {}
     overlaps: dict[tuple[str, str], list[str]] = {}
-    unplaced: list[dict[str, Any]] = []
-    for person in candidates:
-        oid = person["officer_id"]
-        out.people[oid] = person
-        placed = None
-        for wave, matchers in picks:
-            for i, (_f, test) in enumerate(matchers):
-                if test(person):
-                    hits[(wave.name, i)] = hits.get((wave.name, i), 0) + 1
-                    placed = placed or wave.name
-        matched: list[str] = []
-        for wave, matchers in filters:
-            for i, (_f, test) in enumerate(matchers):
-                if test(person):
-                    hits[(wave.name, i)] = hits.get((wave.name, i), 0) + 1
-                    if wave.name not in matched:
-                        matched.append(wave.name)
-        if placed is None and len(matched) > 1:
-            overlaps.setdefault((matched[0], matched[1]), []).append(oid)
-        placed = placed or (matched[0] if matched else None)
-        if placed is None:
-            unplaced.append(person)
-        else:
-            out.wave_of[oid] = placed
-    for (first, second), ids in overlaps.items():
+    for wave in [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]:
+        mine: set[str] = set()
+        for i, filters in enumerate(wave.cohort):
+            ids = _ids(db, filters)
+            hits[(wave.name, i)] = len(ids)
+            mine |= ids
+        if wave.picks:
+            for oid in mine:
+                picked.setdefault(oid, wave.name)
+            continue
+        for oid in mine - picked.keys():
+            first = matched.setdefault(oid, wave.name)
+            if first != wave.name:
+                overlaps.setdefault((first, wave.name), []).append(oid)
+    out.wave_of = {**matched, **picked}
+    for (first, second), both in overlaps.items():
         out.problems.append(Problem(
             where[second], f"the cohorts of waves {first} and {second} overlap:"
-            f" {len(ids)} person(s) fall in both, e.g. {', '.join(ids[:3])}",
+            f" {len(both)} person(s) fall in both, e.g. {', '.join(sorted(both)[:3])}",
             "narrow one of them so each person falls in exactly one wave", "cohort"))
+    unplaced = [r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
+                                    f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
+                if r["officer_id"] not in out.wave_of]
     if unplaced:
         kinds: dict[str, int] = {}
         for p in unplaced:
@@ -140,14 +126,21 @@ def compute(db: Database, plan: Plan, people: list[dict[str, Any]] | None = None
             f" {', '.join(p['officer_id'] for p in unplaced[:3])}",
             "add them to a wave's cohort (or mark them not device-eligible in the roster)",
             "waves"))
-    _empty_cohorts(out, plan, where, hits, known_groups, candidates)
+    if any(not n for n in hits.values()):
+        _empty_cohorts(db, out, plan, where, hits)
+    if details:
+        out.leavers = db.query(f"{PEOPLE_SQL} WHERE status = 'LEAVER' ORDER BY officer_id")
+        out.not_eligible = db.query(f"{PEOPLE_SQL} WHERE status != 'LEAVER' AND NOT"
+                                    f" ({ELIGIBLE_SQL}) ORDER BY officer_id")
+        out.not_pnb_required = sum(1 for (oid,) in db.execute(
+            "SELECT officer_id FROM officers WHERE pnb_required = 0") if oid in out.wave_of)
     return out
 
 
-def _empty_cohorts(out: Membership, plan: Plan, where: dict[str, str],
-                   hits: dict[tuple[str, int], int], known_groups: set[str],
-                   people: list[dict[str, Any]]) -> None:
+def _empty_cohorts(db: Database, out: Membership, plan: Plan, where: dict[str, str],
+                   hits: dict[tuple[str, int], int]) -> None:
     """Name every cohort filter that matches nobody, with a near-miss suggestion."""
+    known_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
     for wave in plan.waves:
         for i, filters in enumerate(wave.cohort):
             if hits.get((wave.name, i)):
@@ -162,7 +155,8 @@ def _empty_cohorts(out: Membership, plan: Plan, where: dict[str, str],
                     else:
                         hint = "the group is empty: add its members first"
                 elif key not in ("officers",):
-                    known = {(p.get(key) or "").upper() for p in people} - {""}
+                    known = {(r[0] or "").upper() for r in db.execute(
+                        f"SELECT DISTINCT {key} FROM officers WHERE {ELIGIBLE_SQL}")} - {""}
                     for value in values:
                         if value.upper() not in known:
                             close = difflib.get_close_matches(value.upper(), sorted(known), 1)
@@ -173,6 +167,14 @@ def _empty_cohorts(out: Membership, plan: Plan, where: dict[str, str],
                                         hint, "cohort"))
 
 
-def wave_people(out: Membership, wave: Wave) -> list[dict[str, Any]]:
-    """Return the people of one wave."""
-    return [out.people[oid] for oid in out.cohort(wave.name)]
+def wave_people(db: Database, out: Membership, wave: Wave) -> list[dict[str, Any]]:
+    """Return the people of one wave, with their roster details."""
+    ids = set(out.cohort(wave.name))
+    return [p for p in db.query(f"{PEOPLE_SQL} ORDER BY officer_id") if p["officer_id"] in ids]
+
+
+def column_of(db: Database, column: str) -> dict[str, Any]:
+    """Return one roster column (station, area or team) for everyone, by officer id."""
+    if column not in ("station", "area", "team"):
+        raise ValueError(column)
+    return dict(db.execute(f"SELECT officer_id, {column} FROM officers"))

@@ -24,7 +24,7 @@ from mdm.timeutil import now
 def validate(db: Database, path: Path) -> dict[str, Any]:
     """Check the plan file and its cohorts against the roster; exit 2 naming every problem."""
     plan = load(path)
-    members = membership.compute(db, plan)
+    members = membership.compute(db, plan, details=True)
     result = summary(plan, members)
     if members.problems:
         raise InputError(f"the rollout plan {path} does not fit the inventory:"
@@ -52,8 +52,7 @@ def summary(plan: Plan, members: membership.Membership) -> dict[str, Any]:
             "in_waves": len(members.wave_of),
             "leavers": [brief(p) for p in members.leavers],
             "not_eligible": [brief(p) for p in members.not_eligible],
-            "not_pnb_required_in_waves": sum(1 for p in members.people.values()
-                                             if p["pnb_required"] == 0)}
+            "not_pnb_required_in_waves": members.not_pnb_required}
 
 
 def opened(db: Database) -> dict[str, dict[str, Any]]:

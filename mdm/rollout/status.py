@@ -4,11 +4,14 @@ dates, and the gate's conditions with their figures. Reads only.
 The funnel counts people: in the cohort → holding a device (allocated) → whose device is
 enrolled (or further) → provisioned → trained → handed over. The gate's compliance
 figure is judged live from each device's latest facts, as `mdm compliance report` does,
-so `rollout status` and `rollout advance` never disagree about a gate.
+so `rollout status` and `rollout advance` never disagree about a gate. A wave's gate is
+judged once the wave is open (only then can it decide anything); before, it is shown as
+not yet judged.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ from mdm.store.db import Database
 
 STAGES = ("cohort", "allocated", "enrolled", "provisioned", "trained", "handed_over")
 BY = ("station", "area", "team")
+GATE_NAMES = ("min_handed_over_percent", "min_compliant_percent", "max_open_blockers",
+              "max_failed_provisioning_percent")
 
 
 class Facts:
@@ -40,7 +45,12 @@ class Facts:
         self.blockers = db.scalar("SELECT COUNT(*) FROM feedback WHERE severity = 'blocker'"
                                   " AND resolved_at IS NULL")
         self.opened = {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
-        self.compliant = _compliance(db, folder) if folder is not None else {}
+        # Only open waves' gates can decide anything, so only their devices are judged:
+        # at force scale, judging the whole fleet on every look would cost seconds.
+        live = {self.holding[o] for o, w in self.members.wave_of.items()
+                if w in self.opened and o in self.holding}
+        live = {d for d in live if self.status.get(d) in ("enrolled", "provisioned")}
+        self.compliant = _compliance(db, folder, live) if folder is not None else {}
 
     def stages(self, oid: str) -> dict[str, bool]:
         """Return which funnel stages one person has reached."""
@@ -53,16 +63,21 @@ class Facts:
                 "handed_over": assignment is not None and assignment in self.handed}
 
 
-def _compliance(db: Database, folder: Path) -> dict[int, bool]:
-    """Judge every enrolled or provisioned device from its latest facts: id → compliant."""
-    from mdm.policies.report import judge_devices
+def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
+    """Judge the wanted enrolled or provisioned devices from their latest facts."""
+    from mdm.policies import service
+    from mdm.policies.compliance import judge
 
-    if not db.scalar("SELECT 1 FROM devices WHERE status IN ('enrolled', 'provisioned')"
-                     " LIMIT 1"):
+    if not wanted:
         return {}
-    ids = dict(db.execute("SELECT serial, id FROM devices"))
-    return {ids[e["serial"]]: bool(e["compliant"])
-            for e in judge_devices(db, folder, ["all"], ("enrolled", "provisioned"))}
+    resolver = service.Resolver(service.load(folder))
+    facts = {r["device_id"]: r for r in db.query("SELECT * FROM device_facts")}
+    out = {}
+    for row in service.devices(db, ["all"], ("enrolled", "provisioned")):
+        if row["id"] in wanted:
+            effective, compiled = resolver.resolve(row["subject"])
+            out[row["id"]] = not judge(row, facts.get(row["id"]), effective, compiled.sha256)
+    return out
 
 
 def _percent(part: int, whole: int) -> float:
@@ -91,6 +106,10 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
     compliant = sum(facts.compliant.get(d, False) for d in live)
     failed = sum(1 for d in devices if d in facts.failed and facts.status.get(d) != "provisioned")
     g = wave.gate
+    if wave.name not in facts.opened:
+        return {"wave": wave.name, "holds": False, "judged": False, "conditions": [
+            {"condition": name, "figure": None, "limit": getattr(g, name), "met": False,
+             "text": "not judged: the wave is not open"} for name in GATE_NAMES]}
     figures = [
         ("min_handed_over_percent", _percent(handed, len(people)), g.min_handed_over_percent,
          ">=", f"{handed} of {len(people)} handed over"),
@@ -108,7 +127,7 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
         unit = "" if name == "max_open_blockers" else " %"
         conditions.append({"condition": name, "figure": figure, "limit": limit, "met": met,
                            "text": f"{words}: {figure:g}{unit}, needs {op} {limit:g}{unit}"})
-    return {"wave": wave.name, "holds": all(c["met"] for c in conditions),
+    return {"wave": wave.name, "holds": all(c["met"] for c in conditions), "judged": True,
             "conditions": conditions}
 
 
@@ -125,6 +144,7 @@ def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = Non
     waves = [plan.wave(wave)] if wave else plan.waves
     out = []
     handovers = _handover_dates(db, facts)
+    place: dict[str, Any] = {}
     for w in waves:
         people = facts.members.cohort(w.name)
         dates = sorted(handovers[o] for o in people if o in handovers)
@@ -136,9 +156,10 @@ def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = Non
             "last_handover": dates[-1] if dates else None,
             "funnel": _funnel(facts, people), "gate": gate_state(db, plan, w, facts)}
         if by:
+            place = place or membership.column_of(db, by)
             groups: dict[str, list[str]] = {}
             for oid in people:
-                groups.setdefault(facts.members.people[oid].get(by) or "-", []).append(oid)
+                groups.setdefault(place.get(oid) or "-", []).append(oid)
             entry["by"] = by
             entry["groups"] = [{by: key, **_funnel(facts, groups[key])}
                                for key in sorted(groups)]
@@ -162,10 +183,10 @@ def _burn_up(plan: Plan, facts: Facts, handovers: dict[str, str]) -> list[dict[s
     series = []
     for w in plan.waves:
         people = facts.members.cohort(w.name)
-        days = sorted({handovers[o] for o in people if o in handovers})
+        per_day = Counter(handovers[o] for o in people if o in handovers)
         actual, total = [], 0
-        for day in days:
-            total += sum(1 for o in people if handovers.get(o) == day)
+        for day in sorted(per_day):
+            total += per_day[day]
             actual.append({"date": day, "handed_over": total})
         series.append({"wave": w.name, "people": len(people),
                        "planned": [{"date": w.start.isoformat(), "handed_over": 0},

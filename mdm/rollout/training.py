@@ -108,7 +108,8 @@ def plan_sessions(db: Database, plan: Plan, wave_name: str, ratio: int | None = 
         raise InputError(f"--ratio {size} is not 1 to 100 trainees per trainer")
     members = membership.compute(db, plan)
     trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
-    people = [p for p in membership.wave_people(members, wave) if p["officer_id"] not in trained]
+    people = [p for p in membership.wave_people(db, members, wave)
+              if p["officer_id"] not in trained]
     length = int(plan.session_hours * 60)
     slots = list(range(plan.training_hours.start, plan.training_hours.end - length + 1, length))
     first = start or wave.start

@@ -47,4 +47,5 @@ def render_status(result: dict[str, Any]) -> None:
         ui.table([{"condition": c["condition"], "met": "yes" if c["met"] else "NO",
                    "figure": c["text"]} for c in gate["conditions"]],
                  ["condition", "met", "figure"],
-                 title=f"gate: {'holds' if gate['holds'] else 'does not hold'}")
+                 title="gate: " + ("holds" if gate["holds"] else "does not hold"
+                                   if gate["judged"] else "not judged until the wave opens"))
