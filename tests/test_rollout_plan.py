@@ -160,3 +160,18 @@ def test_advance_holds_back_a_wave_until_the_gate_holds_and_an_override_is_admin
     status = mdm.json("rollout", "status", "--plan", SHIPPED)
     assert [w["state"] for w in status["waves"]] == ["open", "open", "planned", "planned",
                                                      "planned"]
+
+
+def test_a_bad_provisioning_playbook_is_refused_naming_each_step(
+        mdm: Any, force: None, tmp_path: Path, db_path: Path) -> None:
+    steps = tmp_path / "provision.yaml"
+    steps.write_text("steps:\n  - identity\n  - refresh\n  - policy\n  - reboot\n"
+                     "  - policy\n")
+    err = _error(mdm("provision", "all", "--plan", SHIPPED, "--steps", steps, "--json",
+                     code=2))
+    messages = [p["message"] for p in err["problems"]]
+    assert "step 'identity' needs 'refresh' before it" in messages
+    assert "unknown step 'reboot'" in messages
+    assert "step 'policy' is given twice" in messages
+    assert "the last step must be `provision`" in messages
+    assert rows(db_path, "SELECT COUNT(*) FROM provision_steps") == [(0,)]
