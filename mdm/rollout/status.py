@@ -71,7 +71,11 @@ def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]
     if not wanted:
         return {}
     resolver = service.Resolver(service.load(folder))
-    facts = {r["device_id"]: r for r in db.query("SELECT * FROM device_facts")}
+    cursor = db.execute("SELECT * FROM device_facts")
+    columns = [c[0] for c in cursor.description]
+    at = columns.index("device_id")
+    facts = {row[at]: dict(zip(columns, row, strict=True)) for row in cursor
+             if row[at] in wanted}
     out = {}
     for row in service.devices(db, ["all"], ("enrolled", "provisioned")):
         if row["id"] in wanted:
