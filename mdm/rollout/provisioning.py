@@ -165,7 +165,10 @@ def _summary(report: dict[str, dict[str, Any]], check: bool, local: datetime) ->
               "refused": [d["serial"] for d in refused], "selected": len(devices)}
     if (refused or failed) and not check:
         problems = [Problem(f"device {d['serial']}", d["result"].split(": ", 1)[-1],
-                            "", "refused" if d in refused else d.get("failed_step", "failed"))
+                            "mdm provision --check shows each device's window and wave"
+                            if d in refused else "fix it, then run mdm provision again"
+                            " (steps already proven are not redone)",
+                            "refused" if d in refused else d.get("failed_step", "failed"))
                     for d in refused + failed]
         raise PartialFailure(f"{len(failed)} device(s) failed a step and {len(refused)} were"
                              f" refused, of {len(devices)}", problems, result)
