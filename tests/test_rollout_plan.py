@@ -160,6 +160,12 @@ def test_advance_holds_back_a_wave_until_the_gate_holds_and_an_override_is_admin
     status = mdm.json("rollout", "status", "--plan", SHIPPED)
     assert [w["state"] for w in status["waves"]] == ["open", "open", "planned", "planned",
                                                      "planned"]
+    csv_text = mdm("rollout", "status", "--plan", SHIPPED, "--wave", "north", "--by",
+                   "station", "-f", "csv").stdout.splitlines()
+    assert csv_text[0].startswith("wave,state,station,cohort,allocated,")
+    stations = {line.split(",")[2]: int(line.split(",")[3]) for line in csv_text[1:]}
+    assert set(stations) == {"Appleby", "Brampton", "Carlisle", "Penrith"}
+    assert sum(stations.values()) == status["waves"][1]["funnel"]["cohort"]["count"]
 
 
 def test_a_bad_provisioning_playbook_is_refused_naming_each_step(
