@@ -10,6 +10,7 @@ the CLI's start-up does not pay for them.
 from __future__ import annotations
 
 import re
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ def _burn_up_svg(series: dict[str, Any]) -> str:
     import pygal
     from pygal.style import Style
 
+    _drop_pygal_import_hook()
+
     style = Style(background="white", plot_background="white", font_family="sans-serif",
                   colors=("#9aa5b1", "#1f5fa8"))
     chart = pygal.DateLine(js=[], disable_xml_declaration=True, width=640, height=260,
@@ -43,6 +46,16 @@ def _burn_up_svg(series: dict[str, Any]) -> str:
     # pygal adds an inline script holding its tooltip settings even with no script to read
     # them: take it out, so the page carries no script at all.
     return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+
+
+def _drop_pygal_import_hook() -> None:
+    """Take out the import hook pygal adds to sys.meta_path for its map plugins.
+
+    mdm draws no maps, and the hook is of the old kind (find_module): once installed, every
+    later import it is asked about raises an ImportWarning, in this process for good.
+    """
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if type(f).__module__ != "pygal" or type(f).__name__ != "PluginImportFixer"]
 
 
 def build(db: Database, path: Path, folder: Path) -> str:
