@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incidents": ("mdm.helpdesk.cli", "app"),
     "queue": ("mdm.queue.cli", "app"),
     "stations": ("mdm.stations.cli", "app"),
+    "rollout": ("mdm.rollout.cli", "app"),
+    "provision": ("mdm.rollout.cli", "provision"),
+    "training": ("mdm.training.cli", "app"),
+    "handover": ("mdm.rollout.cli", "handover"),
+    "feedback": ("mdm.feedback.cli", "app"),
     "lab": ("mdm.lab.cli", "app"),
     "config": ("mdm.project.cli", "app"),
 }

@@ -160,6 +160,56 @@ mdm --operator it.patel stations route "$leaver" --direct "$(echo "$field" | cut
 mdm --operator it.patel policy push "$leaver"
 mdm stations list
 
+step "Rollout: the lab's holders join the pilot; the plan is checked against the roster"
+cp playbooks/rollout.yaml playbooks/provision.yaml $DEMO/   # beside the demo's policies
+mdm --operator rm.jones groups add pilot $(cat $DEMO/lab-holders.txt)
+mdm lab fault "$(lab_serial 6)" unencrypted --clear   # the phone from step 14 is fixed
+mdm --operator it.patel policy push group=pilot   # the pilot layer now applies to them
+mdm --operator it.patel devices refresh group=pilot
+mdm rollout validate                 # playbooks/rollout.yaml: pilot, north, west, south, HQ+staff
+mdm rollout pilot-select --size 55 --stratify rank,worker_type,area --seed 30 | tail -n 8
+echo "(a proposal only: this pilot group was filled from its list; on an empty group --apply fills it)"
+mdm --operator rm.jones rollout advance pilot
+
+step "Provision the pilot's lab phone that lost its encryption, now fixed: every step recorded"
+mdm --operator it.patel provision "$(lab_serial 6)" --check   # its window: its holder's rota
+# At the bench the phone is not with its holder: if the holder is on shift now, this is
+# recorded in the audit log as a window ignored, with the reason.
+mdm --operator it.patel provision "$(lab_serial 6)" --ignore-window \
+  --reason "at the IT bench today, not with its holder"
+
+step "Train the pilot (1 trainer : 6, off-shift), then hand devices over"
+mdm training plan --wave pilot | tail -n 6
+{ echo "officer,date,trainer,session"; head -n 9 $DEMO/lab-holders.txt \
+    | sed 's/$/,2015-03-31,T. Hodgson,pilot-1/'; } > $DEMO/trained.csv
+mdm --operator rm.jones training import $DEMO/trained.csv
+tail -n +2 $DEMO/enrol-plan.csv | cut -d, -f1 | grep -v -e "$(lab_serial 4)" -e "$(lab_serial 2)" \
+  | paste -d' ' - $DEMO/lab-holders.txt | while read -r serial officer; do
+  [ -n "$officer" ] && { mdm --operator rm.jones handover "$serial" --officer "$officer" \
+    || echo "(exit $?: refused, each unmet condition named)"; }
+done
+
+step "The pilot's voice: a blocker holds the next wave back; the gate is overridden, audited"
+mdm --operator rm.jones feedback add --officer "$(sed -n 1p $DEMO/lab-holders.txt)" \
+  --severity blocker --text "notebook app loses the last entry after a reboot"
+mdm --operator rm.jones feedback add --officer "$(sed -n 2p $DEMO/lab-holders.txt)" \
+  --severity minor --text "saves me a trip back to the station" --minutes-saved 40
+mdm --operator rm.jones rollout advance north \
+  || echo "(exit $?: the pilot's gate does not hold; every unmet condition is named)"
+mdm --operator rm.jones feedback resolve 1 --note "fixed in build 1.4.3"
+mdm rollout advance north --override --reason "Chief Constable: go live 27 April as planned"
+mdm rollout status --wave pilot --by area
+mdm rollout report -o $DEMO/rollout-report.html
+if command -v chromium >/dev/null; then   # open it as a reader would, headless
+  profile=$(mktemp -d)
+  chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-sync \
+    --disable-quic --disable-background-networking --disable-component-update \
+    --user-data-dir="$profile" --screenshot=$DEMO/rollout-report.png \
+    --window-size=1200,1600 "file://$PWD/$DEMO/rollout-report.html" 2>/dev/null \
+    && echo "opened in headless Chromium: $DEMO/rollout-report.png"
+  rm -rf "$profile"
+fi
+
 step "Helpdesk: a phone is stolen while switched off; lock now, wipe once a second operator approves"
 mdm operators add hd.jones --role helpdesk
 provisioned=$(mdm devices list status=provisioned --json | grep '"serial"' | cut -d'"' -f4)

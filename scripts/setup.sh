@@ -12,6 +12,15 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v s
     openssh-server openssh-client >/dev/null
 fi
 
+# Debian's chromium: the rollout report's test opens the page in a real headless browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (the rollout report's browser test)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    chromium >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   if ! python3 -m venv .venv 2>/dev/null; then  # Debian splits venv out of python3
     rm -rf .venv

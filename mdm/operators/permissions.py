@@ -26,4 +26,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "queue.run": frozenset({"admin", "it"}),
     "queue.cancel": frozenset({"admin", "it", "helpdesk"}),
     "queue.release": frozenset({"admin"}),
+    "rollout.manage": frozenset({"admin", "rollout"}),
+    "rollout.override": frozenset({"admin"}),
+    "rollout.ignore_window": frozenset({"admin", "it"}),
+    "training.record": frozenset({"admin", "rollout"}),
+    "feedback.manage": frozenset({"admin", "rollout", "helpdesk"}),
+    "devices.handover": frozenset({"admin", "it", "rollout", "helpdesk"}),
 }

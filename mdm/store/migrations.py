@@ -401,6 +401,72 @@ def m011_command_queue(db: Database) -> None:
 
 
 @migrations()
+def m013_rollout(db: Database) -> None:
+    # The phased rollout (mdm/rollout/): the plan itself is a file the force keeps in
+    # version control; the inventory keeps what happened. A wave has a row once opened.
+    db.execute("""
+        CREATE TABLE rollout_waves (
+            name TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('open')),
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            gate TEXT,
+            override_reason TEXT
+        )""")
+    # Each provisioning step's result per device, appended as it is proven or fails.
+    db.execute("""
+        CREATE TABLE provision_steps (
+            id INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            step TEXT NOT NULL,
+            result TEXT NOT NULL CHECK (result IN ('ok', 'failed')),
+            detail TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX provision_steps_device ON provision_steps (device_id, step, id)")
+    db.execute("""
+        CREATE TABLE training (
+            id INTEGER PRIMARY KEY,
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            trained_on TEXT NOT NULL,
+            trainer TEXT,
+            session TEXT,
+            recorded_at TEXT NOT NULL,
+            recorded_by TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX training_officer ON training (officer_id)")
+    # A handover closes the custody chain's first link: the holder received the device.
+    db.execute("""
+        CREATE TABLE handovers (
+            id INTEGER PRIMARY KEY,
+            assignment_id INTEGER NOT NULL UNIQUE REFERENCES assignments (id),
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            handed_over_at TEXT NOT NULL,
+            handed_over_by TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX handovers_officer ON handovers (officer_id)")
+    db.execute("""
+        CREATE TRIGGER handovers_append_only BEFORE UPDATE ON handovers
+        BEGIN SELECT RAISE(ABORT, 'handovers are append-only'); END""")
+    db.execute("""
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            severity TEXT NOT NULL CHECK (severity IN ('blocker', 'major', 'minor')),
+            text TEXT NOT NULL,
+            minutes_saved INTEGER CHECK (minutes_saved IS NULL OR minutes_saved >= 0),
+            raised_at TEXT NOT NULL,
+            raised_by TEXT NOT NULL,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            resolution TEXT
+        )""")
+    db.execute("CREATE INDEX feedback_open ON feedback (resolved_at, severity)")
+
+
+@migrations()
 def m014_desk_indexes(db: Database) -> None:
     # `officers list` of the whole roster, in its order (area, station, surname, forename),
     # read from one index that holds every listed column: no sort, no table lookups.

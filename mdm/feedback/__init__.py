@@ -1,0 +1,1 @@
+"""Feedback from officers (the records live in mdm/rollout/feedback.py)."""

@@ -1,0 +1,180 @@
+"""Who falls in which wave: the plan's cohorts read against the roster and the groups.
+
+Every device-eligible person must fall in exactly one wave. Hand-picked cohorts (a group
+such as `pilot`, or explicit officer ids) take their people first, earliest wave first:
+the pilot draws from every area by design, and its members are not counted again in
+their area's wave. Filter cohorts (area, station, team, …) must not overlap one another:
+a person two of them match is a mistake in the plan, and is named. Leavers and people
+who are not device-eligible are set aside and reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdm.errors import Problem
+from mdm.rollout.plan import Plan, Wave
+from mdm.store.db import Database
+
+PEOPLE_SQL = ("SELECT officer_id, payroll_no, collar_number, forename, surname, worker_type,"
+              " rank, area, district, station, team, status, device_eligible, pnb_required"
+              " FROM officers")
+
+
+ELIGIBLE_SQL = ("status != 'LEAVER' AND"
+                " COALESCE(device_eligible, pnb_required, worker_type != 'STAFF')")
+
+
+def eligible(person: dict[str, Any]) -> bool:
+    """Say whether the roster makes this person device-eligible (not counting leavers).
+
+    The roster's `device_eligible` decides; without it, `pnb_required`; without either,
+    everyone but police staff (as ELIGIBLE_SQL says for the database).
+    """
+    flag = person.get("device_eligible")
+    if flag is None:
+        flag = person.get("pnb_required")
+    if flag is None:
+        flag = person.get("worker_type") != "STAFF"
+    return bool(flag)
+
+
+@dataclass
+class Membership:
+    """The waves' people, and what the plan got wrong or set aside."""
+
+    wave_of: dict[str, str] = field(default_factory=dict)  # officer_id → wave name
+    problems: list[Problem] = field(default_factory=list)
+    leavers: list[dict[str, Any]] = field(default_factory=list)
+    not_eligible: list[dict[str, Any]] = field(default_factory=list)
+    not_pnb_required: int = 0  # people in waves the roster does not require to carry a PNB
+
+    def cohort(self, wave: str) -> list[str]:
+        """Return the officer ids of one wave."""
+        return [oid for oid, name in self.wave_of.items() if name == wave]
+
+
+def _ids(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
+    """Return the eligible people one cohort filter matches (keys AND-ed, values OR-ed)."""
+    clauses, args = [ELIGIBLE_SQL], []
+    for key, values in filters.items():
+        marks = ", ".join("?" for _ in values)
+        if key == "group":
+            clauses.append("officer_id IN (SELECT officer_id FROM group_members"
+                           f" WHERE group_name IN ({marks}))")
+            args += list(values)
+        elif key == "officers":
+            clauses.append(f"officer_id IN ({marks})")
+            args += list(values)
+        else:  # one of COHORT_KEYS, checked when the plan was read
+            clauses.append(f"upper({key}) IN ({marks})")
+            args += [v.upper() for v in values]
+    sql = f"SELECT officer_id FROM officers WHERE {' AND '.join(clauses)}"
+    return {r[0] for r in db.execute(sql, args)}
+
+
+def _describe(filters: dict[str, tuple[str, ...]]) -> str:
+    return ", ".join(f"{k}={'|'.join(v)}" for k, v in filters.items())
+
+
+def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
+    """Place every device-eligible person in a wave; collect every problem with its line.
+
+    With `details`, also list the leavers and the people who are not device-eligible.
+    """
+    out = Membership()
+    where = {w.name: f"{plan.path}, line {w.line}" if w.line else str(plan.path)
+             for w in plan.waves}
+    hits: dict[tuple[str, int], int] = {}
+    picked: dict[str, str] = {}
+    matched: dict[str, str] = {}
+    overlaps: dict[tuple[str, str], list[str]] = {}
+    for wave in [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]:
+        mine: set[str] = set()
+        for i, filters in enumerate(wave.cohort):
+            ids = _ids(db, filters)
+            hits[(wave.name, i)] = len(ids)
+            mine |= ids
+        if wave.picks:
+            for oid in mine:
+                picked.setdefault(oid, wave.name)
+            continue
+        for oid in mine - picked.keys():
+            first = matched.setdefault(oid, wave.name)
+            if first != wave.name:
+                overlaps.setdefault((first, wave.name), []).append(oid)
+    out.wave_of = {**matched, **picked}
+    for (first, second), both in overlaps.items():
+        out.problems.append(Problem(
+            where[second], f"the cohorts of waves {first} and {second} overlap:"
+            f" {len(both)} person(s) fall in both, e.g. {', '.join(sorted(both)[:3])}",
+            "narrow one of them so each person falls in exactly one wave", "cohort"))
+    unplaced = [r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
+                                    f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
+                if r["officer_id"] not in out.wave_of]
+    if unplaced:
+        kinds: dict[str, int] = {}
+        for p in unplaced:
+            key = f"{p['area'] or '-'}/{p['station'] or '-'}/{p['worker_type']}"
+            kinds[key] = kinds.get(key, 0) + 1
+        top = ", ".join(f"{k} ({n})" for k, n in sorted(kinds.items(), key=lambda x: -x[1])[:6])
+        out.problems.append(Problem(
+            str(plan.path), f"{len(unplaced)} device-eligible person(s) fall in no wave"
+            f" (area/station/worker type: {top}); e.g."
+            f" {', '.join(p['officer_id'] for p in unplaced[:3])}",
+            "add them to a wave's cohort (or mark them not device-eligible in the roster)",
+            "waves"))
+    if any(not n for n in hits.values()):
+        _empty_cohorts(db, out, plan, where, hits)
+    if details:
+        out.leavers = db.query(f"{PEOPLE_SQL} WHERE status = 'LEAVER' ORDER BY officer_id")
+        out.not_eligible = db.query(f"{PEOPLE_SQL} WHERE status != 'LEAVER' AND NOT"
+                                    f" ({ELIGIBLE_SQL}) ORDER BY officer_id")
+        out.not_pnb_required = sum(1 for (oid,) in db.execute(
+            "SELECT officer_id FROM officers WHERE pnb_required = 0") if oid in out.wave_of)
+    return out
+
+
+def _empty_cohorts(db: Database, out: Membership, plan: Plan, where: dict[str, str],
+                   hits: dict[tuple[str, int], int]) -> None:
+    """Name every cohort filter that matches nobody, with a near-miss suggestion."""
+    known_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
+    for wave in plan.waves:
+        for i, filters in enumerate(wave.cohort):
+            if hits.get((wave.name, i)):
+                continue
+            hint = "check the spelling against the roster (mdm officers list)"
+            for key, values in filters.items():
+                if key == "group":
+                    missing = [v for v in values if v not in known_groups]
+                    if missing:
+                        hint = (f"there is no group {missing[0]!r}: create and fill it (mdm"
+                                " rollout pilot-select --apply, or mdm groups create)")
+                    else:
+                        hint = "the group is empty: add its members first"
+                elif key not in ("officers",):
+                    known = {(r[0] or "").upper() for r in db.execute(
+                        f"SELECT DISTINCT {key} FROM officers WHERE {ELIGIBLE_SQL}")} - {""}
+                    for value in values:
+                        if value.upper() not in known:
+                            close = difflib.get_close_matches(value.upper(), sorted(known), 1)
+                            hint = (f"nobody has {key} {value!r}"
+                                    + (f"; did you mean {close[0]}?" if close else ""))
+            out.problems.append(Problem(where[wave.name], f"wave {wave.name}'s cohort"
+                                        f" ({_describe(filters)}) matches nobody eligible",
+                                        hint, "cohort"))
+
+
+def wave_people(db: Database, out: Membership, wave: Wave) -> list[dict[str, Any]]:
+    """Return the people of one wave, with their roster details."""
+    ids = set(out.cohort(wave.name))
+    return [p for p in db.query(f"{PEOPLE_SQL} ORDER BY officer_id") if p["officer_id"] in ids]
+
+
+def column_of(db: Database, column: str) -> dict[str, Any]:
+    """Return one roster column (station, area or team) for everyone, by officer id."""
+    if column not in ("station", "area", "team"):
+        raise ValueError(column)
+    return dict(db.execute(f"SELECT officer_id, {column} FROM officers"))
