@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from mdm import ui
+from mdm.apps import cli as apps_cli
 from mdm.audit import cli as audit_cli
 from mdm.context import AppContext, default_operator
 from mdm.custody import cli as custody_cli
@@ -157,6 +158,7 @@ app.add_typer(policies_cli.compliance_app, name="compliance")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(stations_cli.app, name="stations")
+app.add_typer(apps_cli.app, name="apps")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(project_cli.app, name="config")
 app.command("init")(project_cli.init)

@@ -12,6 +12,18 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v s
     openssh-server openssh-client >/dev/null
 fi
 
+# Real APKs for the tests and the demo (scripts/make-apks.sh): Debian's aapt packages a
+# manifest against Android's framework resources, zipalign aligns, apksigner signs.
+if ! command -v aapt >/dev/null 2>&1 || ! command -v apksigner >/dev/null 2>&1 \
+    || ! command -v zipalign >/dev/null 2>&1 \
+    || [ ! -f /usr/share/android-framework-res/framework-res.apk ]; then
+  echo "setup: installing aapt, zipalign, apksigner and android-framework-res (test APKs)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    aapt zipalign apksigner android-framework-res openssl >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   if ! python3 -m venv .venv 2>/dev/null; then  # Debian splits venv out of python3
     rm -rf .venv

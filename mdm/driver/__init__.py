@@ -14,6 +14,7 @@ reads the host key a device offers before any trust; tests hand in a fake one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from mdm.fleet.deviceout import StatusReading
@@ -44,6 +45,36 @@ class Applied:
     truncated: list[str] = field(default_factory=list)  # status values cut to their cap
 
 
+class InstallFailed(StepFailed):
+    """The device's package manager refused a build (its own words say why)."""
+
+    kind = "install_failed"
+
+    def __init__(self, target: str, message: str, code: str | None = None) -> None:
+        super().__init__(target, message)
+        self.code = code  # INSTALL_FAILED_… or INSTALL_PARSE_FAILED_…, when it said one
+
+
+@dataclass(frozen=True)
+class Build:
+    """An app build to install: what it is, and its file (streamed, never read whole)."""
+
+    package: str
+    version_code: int
+    sha256: str
+    size: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What an install left on a device, as its package manager lists it afterwards."""
+
+    changed: bool  # False: it already ran this build, nothing was sent
+    before: int | None  # the versionCode it ran before (None: not installed)
+    packages: dict[str, int]  # package → versionCode, listed after the install
+
+
 class DeviceDriver(Protocol):
     """One device, reached: each method is one thing a feature needs done or known."""
 
@@ -67,6 +98,13 @@ class DeviceDriver(Protocol):
 
     def installed_packages(self) -> dict[str, int]:
         """Return package name → versionCode for every package on the device."""
+        ...
+
+    def install(self, build: Build, downgrade: bool = False) -> Installed:
+        """Make the device run this build; succeed only when its package list shows it.
+
+        `downgrade` allows a lower versionCode than the installed one (a rollback).
+        """
         ...
 
     def close(self) -> None: ...

@@ -20,4 +20,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "groups.manage": frozenset({"admin", "rollout"}),
     "devices.provision": frozenset({"admin", "it"}),
     "stations.manage": frozenset({"admin", "it"}),
+    "apps.manage": frozenset({"admin", "it"}),
+    "apps.push": frozenset({"admin", "it"}),
 }

@@ -26,14 +26,21 @@ STATUSES = ("enrolled", "provisioned", "quarantined")
 def judge_devices(db: Database, folder: Path, selectors: list[str],
                   statuses: tuple[str, ...] = STATUSES) -> list[dict[str, Any]]:
     """Judge every selected device from its latest facts; reads only."""
-    tree = service.load(folder)
+    from mdm.apps import releases
+
+    tree = service.load(folder, db=db)
     resolver = service.Resolver(tree)
     rows = service.devices(db, selectors, statuses)
     facts = {r["device_id"]: r for r in db.query("SELECT * FROM device_facts")}
+    released = releases.load(db)  # empty (and skipped) until a build is released
     out = []
     for row in rows:
         effective, compiled = resolver.resolve(row["subject"])
         reasons = judge(row, facts.get(row["id"]), effective, compiled.sha256)
+        if released.current and row["id"] in facts:
+            reasons += released.reasons(effective.settings.get("apps.channel", "stable"),
+                                        effective.apps(), releases.installed(
+                                            facts[row["id"]]["packages"]))
         out.append({"serial": row["serial"], "status": row["status"], "compliant": not reasons,
                     "holder": row["holder"], "collar_number": row["collar_number"],
                     "area": row["area"], "station": row["station"],
