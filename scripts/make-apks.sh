@@ -61,6 +61,8 @@ wait
 signed v3 someone-else "$out/enotebook-10700-other-signer.apk" &
 signed newsdk force-apps "$out/enotebook-10800-sdk30.apk"
 wait
+# The same build signed again: ECDSA signatures differ each time, so other bytes.
+signed v1 force-apps "$out/enotebook-10500-resigned.apk"
 if [ "$big" -gt 0 ]; then
   unsigned big uk.police.cumbria.enotebook 20000 2.0.0 21 "$big"
   signed big force-apps "$out/enotebook-20000-big.apk"
