@@ -191,6 +191,7 @@ def status(ctx: typer.Context, package: Annotated[str | None, typer.Argument(
     if wants_json(ctx, json):
         ui.emit_json(result)
         return
-    ui.table(result["rows"], ([by] if by else []) + ["package", "channel", "released",
+    ui.table(result["rows"], ([by] if by and by != "channel" else []) + [
+                 "package", "channel", "released",
                                                      "installed", "on_release", "devices"],
              f"{result['on_release']} of {result['total']} device(s) on their release")

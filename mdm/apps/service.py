@@ -251,10 +251,11 @@ def status(db: Database, folder: Path, package: str | None = None,
             if package and name != package:
                 continue
             have = row["installed"].get(name)
-            group = row.get(by) if by else None
+            group = row.get(by) if by and by != "channel" else None
             key = (group, name, release.channel, release.version_code, have)
             entry = groups.setdefault(key, {
-                **({by: group or "(unassigned)"} if by else {}), "package": name,
+                **({by: group or "(unassigned)"} if by and by != "channel" else {}),
+                "package": name,
                 "channel": release.channel, "released": release.version_code,
                 "installed": have, "on_release": have == release.version_code, "devices": 0})
             entry["devices"] += 1
