@@ -172,3 +172,51 @@ def test_compliance_names_a_device_on_the_wrong_build(
     compiled = json.loads(mdm("policy", "compile", "--device", ahead.serial).stdout)
     (app,) = [a for a in compiled["applications"] if a["packageName"] == ENOTEBOOK]
     assert app["minimumVersionCode"] == 10600
+
+
+def test_a_build_is_installed_through_a_provisioning_station_too(
+        mdm: Any, lab: Any, station: Any, delivered: Any, apks: dict[str, Path],
+        db_path: Path) -> None:
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    devices = delivered(2)
+    mdm("stations", "add", station.name, "--address", row["address"], "--host-key",
+        row["fingerprint"])
+    for device in devices:
+        lab.lab.plug(device.serial, station.name)
+    mdm("enrol", "station", station.name)
+    mdm("apps", "add", apks["enotebook-10500"])
+    mdm("apps", "release", ENOTEBOOK, "10500", "--channel", "stable")
+    pushed = mdm.json("apps", "push")
+    assert {d["serial"] for d in pushed["done"]} == {d.serial for d in devices}
+    assert [_version(d) for d in devices] == [10500, 10500]
+    assert all(not list((d.path / "mdm-staging").iterdir()) for d in devices)
+    assert mdm.json("devices", "show", devices[0].serial)["route"] == f"station:{station.name}"
+    again = mdm.json("apps", "push")
+    assert again["changed"] == 0
+
+
+def test_the_lab_package_manager_reads_the_apk_itself(lab: Any, apks: dict[str, Path]) -> None:
+    import subprocess
+
+    (device,) = lab.take(1)
+    home = device.path
+
+    def pm(*args: str) -> tuple[int, str]:
+        done = subprocess.run([str(home / "bin" / "pm"), *args], capture_output=True,
+                              text=True, timeout=30,
+                              env={"HOME": str(home), "PATH": f"{home}/bin:/usr/bin:/bin"})
+        return done.returncode, (done.stdout + done.stderr).strip()
+
+    assert pm("install", "-r", str(apks["not-an-apk"]))[1].startswith(
+        "Failure [INSTALL_PARSE_FAILED_NOT_APK")
+    assert "INSTALL_PARSE_FAILED_NO_CERTIFICATES" in pm("install", "-r",
+                                                        str(apks["enotebook-unsigned"]))[1]
+    assert pm("install", "-r", str(apks["enotebook-10600"])) == (0, "Success")
+    code, said = pm("install", "-r", str(apks["enotebook-10500"]))
+    assert code == 1 and "INSTALL_FAILED_VERSION_DOWNGRADE" in said
+    assert pm("install", "-r", "-d", str(apks["enotebook-10500"])) == (0, "Success")
+    assert "INSTALL_FAILED_UPDATE_INCOMPATIBLE" in pm(
+        "install", "-r", str(apks["enotebook-10700-other-signer"]))[1]
+    assert "INSTALL_FAILED_ALREADY_EXISTS" in pm("install", str(apks["enotebook-10600"]))[1]
+    assert f"package:{ENOTEBOOK} versionCode:10500" in pm(
+        "list", "packages", "--show-versioncode")[1]
