@@ -136,12 +136,16 @@ def test_one_failing_install_is_named_the_rest_proceed_and_max_fail_percent_stop
     devices = fleet["all"]
     mdm("apps", "release", ENOTEBOOK, "10500", "--channel", "stable")
     lab.lab.fault(devices[0].serial, "pm-install-fail")
+    lab.lab.fault(devices[1].serial, "corrupt-upload")
     result = mdm("apps", "push", "--json", code=1)
     summary = json.loads(result.stdout)
-    assert [(f["serial"], f["code"]) for f in summary["failed"]] == [
-        (devices[0].serial, "INSTALL_FAILED_INTERNAL_ERROR")]
-    assert devices[0].serial in result.stderr
-    assert [_version(d) for d in devices] == [10402, 10500, 10500, 10500]
+    assert sorted((f["serial"], f["kind"], f.get("code")) for f in summary["failed"]) == sorted([
+        (devices[0].serial, "install_failed", "INSTALL_FAILED_INTERNAL_ERROR"),
+        (devices[1].serial, "corrupt_transfer", None)])
+    assert devices[0].serial in result.stderr and devices[1].serial in result.stderr
+    assert [_version(d) for d in devices] == [10402, 10402, 10500, 10500]
+    assert all(not list((d.path / "mdm-staging").iterdir()) for d in devices)
+    lab.lab.fault(devices[1].serial, "corrupt-upload", clear=True)
 
     mdm("apps", "release", ENOTEBOOK, "10600", "--channel", "stable")
     ordered = sorted(devices, key=lambda d: d.serial)  # one at a time, in serial order
