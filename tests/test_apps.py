@@ -98,3 +98,49 @@ def test_release_names_a_known_build_and_a_channel_the_policy_tree_names(
     assert [h["version_code"] for h in shown["history"]] == [10500, 10600]
     assert {b["version_code"]: b["channels"] for b in shown["builds"]} == {
         10600: "stable", 10500: ""}
+
+
+def test_a_rollback_goes_to_the_build_before_and_never_back_to_a_withdrawn_one(
+        mdm: Any, apks: dict[str, Path], operator_key: Path, db_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDM_KEY", str(operator_key))
+    mdm("operators", "add", "admin")
+    for name in ("enotebook-10500", "enotebook-10600"):
+        mdm("apps", "add", apks[name])
+    assert "never been released" in mdm("apps", "rollback", ENOTEBOOK, "--channel", "stable",
+                                        "--reason", "x", code=2).stderr
+    mdm("apps", "release", ENOTEBOOK, "10500", "--channel", "stable")
+    assert "nothing to roll back to" in mdm("apps", "rollback", ENOTEBOOK, "--channel",
+                                            "stable", "--reason", "x", code=2).stderr
+    mdm("apps", "release", ENOTEBOOK, "10600", "--channel", "stable")
+    assert "--reason" in mdm("apps", "rollback", ENOTEBOOK, "--channel", "stable", code=2).stderr
+    back = mdm.json("apps", "rollback", ENOTEBOOK, "--channel", "stable", "--reason", "bad")
+    assert (back["from"], back["to"], back["selected"]) == (10600, 10500, 0)
+    before = db_fingerprint(db_path)
+    assert "nothing to roll back to" in mdm("apps", "rollback", ENOTEBOOK, "--channel",
+                                            "stable", "--reason", "again", code=2).stderr
+    assert db_fingerprint(db_path) == before
+    history = mdm.json("apps", "show", ENOTEBOOK)["history"]
+    assert [(h["version_code"], h["rollback"], h["reason"]) for h in history] == [
+        (10500, False, None), (10600, False, None), (10500, True, "bad")]
+
+
+def test_a_newer_build_passes_only_if_registered_same_signer_and_not_rolled_back() -> None:
+    from mdm.apps.releases import Release, Releases
+
+    def release(code: int, signer: str = "a") -> Release:
+        return Release(ENOTEBOOK, "stable", f"{code:064d}", code, None, signer, "", "", False,
+                       None)
+
+    known = Releases({("stable", ENOTEBOOK): release(10500)}, {("stable", ENOTEBOOK): {10700}},
+                     {(ENOTEBOOK, 10500): "a", (ENOTEBOOK, 10600): "a", (ENOTEBOOK, 10650): "b",
+                      (ENOTEBOOK, 10700): "a"})
+    apps = {ENOTEBOOK: {"type": "required", "follows_channel": True}}
+
+    def codes(have: int) -> list[str]:
+        return [r["code"] for r in known.reasons("pilot", apps, {ENOTEBOOK: have})]
+
+    assert codes(10500) == [] and codes(10600) == [] and codes(10400) == []
+    assert codes(10650) == ["app_wrong_signer"]
+    assert codes(10700) == ["app_rolled_back"]
+    assert codes(10999) == ["app_unknown_build"]

@@ -182,13 +182,18 @@ def rollback(db: Database, operator: str, folder: Path, store: Path, package: st
     tree = policies.load(folder)
     service.check_channel(tree, channel)
     roles.require(db, operator, "apps.manage")
-    history = db.query("SELECT sha256 FROM app_releases WHERE package = ? AND channel = ?"
-                       " ORDER BY id", [package, channel])
+    roles.require(db, operator, "apps.push")
+    history = db.query("SELECT r.sha256, b.version_code FROM app_releases r JOIN app_builds b"
+                       " ON b.sha256 = r.sha256 WHERE r.package = ? AND r.channel = ?"
+                       " ORDER BY r.id", [package, channel])
     if not history:
         raise InputError(f"{package} has never been released to {channel}",
                          "mdm apps show PACKAGE shows its releases")
     current = history[-1]["sha256"]
-    previous = next((h["sha256"] for h in reversed(history) if h["sha256"] != current), None)
+    # The build the channel ran before this one, never one already rolled back from it.
+    withdrawn = releases.load(db).withdrawn.get((channel, package), set())
+    previous = next((h["sha256"] for h in reversed(history) if h["sha256"] != current
+                     and h["version_code"] not in withdrawn), None)
     if previous is None:
         raise InputError(f"{channel} has run only one build of {package}: there is nothing"
                          " to roll back to", "release an older build with mdm apps release")

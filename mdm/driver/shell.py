@@ -158,7 +158,9 @@ class ShellDriver:
             f"if [ \"$h\" != {build.sha256} ]; then rm -f {tmp} ; echo \"$h\" ;"
             f" exit {_CORRUPT} ; fi",
             f"mv -f {tmp} {final} || {{ rm -f {tmp} ; exit {_UPLOAD} ; }}",
-            f"{install} {final} 2>&1 | head -c 4096 ; echo ; echo \"pm $?\"",
+            # pm's own words (cut short) and its exit status, on the last line.
+            f"out=$({install} {final} 2>&1) ; rc=$? ;"
+            f" printf '%s\\n' \"$out\" | head -c 4096 ; echo ; echo \"pm $rc\"",
             f"rm -f {final}",
             f"echo {p.boundary}",
             p.facts["packages"],
