@@ -127,8 +127,8 @@ def show(db: Database, package: str) -> dict[str, Any]:
                        " r.released_at, r.released_by, r.rollback, r.reason"
                        " FROM app_releases r JOIN app_builds b ON b.sha256 = r.sha256"
                        " WHERE r.package = ? ORDER BY r.id", [package])
-    current = {(r.channel): r for (c, p), r in releases.load(db).current.items()
-               if p == package}
+    current = {channel: r for (channel, name), r in releases.load(db).current.items()
+               if name == package}
     for row in history:
         row["rollback"] = bool(row["rollback"])
     return {"package": package, "builds": found,
