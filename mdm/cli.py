@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incidents": ("mdm.helpdesk.cli", "app"),
     "queue": ("mdm.queue.cli", "app"),
     "stations": ("mdm.stations.cli", "app"),
+    "apps": ("mdm.apps.cli", "app"),
     "rollout": ("mdm.rollout.cli", "app"),
     "provision": ("mdm.rollout.cli", "provision"),
     "training": ("mdm.training.cli", "app"),

@@ -133,6 +133,32 @@ mdm --operator it.patel devices provision \
   || echo "(exit $?: the others are provisioned; the unencrypted phone stays enrolled)"
 mdm devices list status=provisioned
 
+step "App builds: real signed APKs (made here with aapt and apksigner), read from the file itself"
+bash scripts/make-apks.sh $DEMO/apks
+EN=uk.police.cumbria.enotebook
+mdm --operator it.patel apps add $DEMO/apks/enotebook-10500.apk --notes "1.5.0"
+mdm --operator it.patel apps add $DEMO/apks/enotebook-10600.apk --notes "1.6.0: offline sync"
+mdm --operator it.patel apps add $DEMO/apks/zip-bomb.apk \
+  || echo "(exit $?: a zip bomb named .apk is refused before it is inflated; nothing stored)"
+mdm apps list
+mdm --operator it.patel apps release $EN 10500 --channel stable
+mdm --operator it.patel apps push
+
+step "A new build goes to the pilot first (one lab phone's officer joins the pilot group)"
+mdm --operator rm.jones groups add pilot "$(head -n 1 $DEMO/lab-holders.txt)"
+mdm --operator it.patel apps release $EN 10600 --channel pilot --check
+mdm --operator it.patel apps release $EN 10600 --channel pilot
+mdm --operator it.patel apps push
+mdm apps status $EN --by channel
+
+step "Widened to everyone (stable), then found bad: rolled back, the devices downgraded"
+mdm --operator it.patel apps release $EN 10600 --channel stable
+mdm --operator it.patel apps push
+mdm --operator it.patel apps rollback $EN --channel stable --reason "1.6.0 loses drafts on lock"
+mdm apps show $EN
+mdm audit log --subject "app:$EN"
+mdm --operator it.patel policy push   # the compiled minimumVersionCode follows the releases
+
 step "A provisioning station: four more phones of the delivery on a USB hub, driven with adb"
 mdm lab station up hq-bench        # a bench machine: its own sshd and host key, and adb
 bench_serials=$(mdm lab status --json | grep '"serial"' | cut -d'"' -f4 | tail -n 4)

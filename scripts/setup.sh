@@ -12,13 +12,18 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v s
     openssh-server openssh-client >/dev/null
 fi
 
-# Debian's chromium: the rollout report's test opens the page in a real headless browser.
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing chromium (the rollout report's browser test)" >&2
+# Debian packages the tests and the demo use, installed in one go when any is missing:
+# chromium opens the rollout report in a real headless browser; aapt packages a manifest
+# against Android's framework resources, zipalign aligns and apksigner signs the real
+# APKs the tests and demo make (scripts/make-apks.sh).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v aapt >/dev/null 2>&1 \
+    || ! command -v apksigner >/dev/null 2>&1 || ! command -v zipalign >/dev/null 2>&1 \
+    || [ ! -f /usr/share/android-framework-res/framework-res.apk ]; then
+  echo "setup: installing chromium, aapt, zipalign, apksigner and android-framework-res" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    chromium >/dev/null
+    chromium aapt zipalign apksigner android-framework-res openssl >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

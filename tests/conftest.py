@@ -216,3 +216,25 @@ def station(lab: LabPool) -> Any:
     from mdm.fleet.keys import key_path
 
     return lab.lab.station_up("bench", Path(str(key_path(None)) + ".pub").read_text())
+
+
+# -- real APKs, made once per machine by scripts/make-apks.sh ---------------------------
+
+@pytest.fixture(scope="session")
+def apks(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """Real signed APKs (aapt, zipalign, apksigner) and bad inputs, cached per machine.
+
+    The cache is keyed by the script's own sha256, so a changed script builds afresh.
+    """
+    import hashlib
+    import subprocess
+
+    script = ROOT / "scripts" / "make-apks.sh"
+    key = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
+    folder = Path(request.config.cache.mkdir(f"mdm-apks-{key}"))
+    stamp = folder / "complete"
+    if not stamp.exists():
+        subprocess.run(["bash", str(script), str(folder)], check=True, timeout=300,
+                       capture_output=True)
+        stamp.write_text(key)
+    return {p.stem: p for p in folder.glob("*.apk")}

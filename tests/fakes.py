@@ -38,9 +38,11 @@ class FakeTransport:
         return self
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+            stdin: Any = None, max_output: int | None = None) -> CommandResult:
         assert not self.closed, "run() after close()"
         self.commands.append(command)
+        if stdin is not None and not isinstance(stdin, bytes):  # a file, streamed
+            stdin = stdin.read()
         for pattern, reply in self.replies:
             if pattern.search(command):
                 code, out, err = reply(command, stdin) if callable(reply) else reply

@@ -16,6 +16,7 @@ tests hand in a fake one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from mdm.fleet.deviceout import StatusReading
@@ -55,6 +56,36 @@ class Delivered:
     answer: str  # the device's own words, cut short
 
 
+class InstallFailed(StepFailed):
+    """The device's package manager refused a build (its own words say why)."""
+
+    kind = "install_failed"
+
+    def __init__(self, target: str, message: str, code: str | None = None) -> None:
+        super().__init__(target, message)
+        self.code = code  # INSTALL_FAILED_… or INSTALL_PARSE_FAILED_…, when it said one
+
+
+@dataclass(frozen=True)
+class Build:
+    """An app build to install: what it is, and its file (streamed, never read whole)."""
+
+    package: str
+    version_code: int
+    sha256: str
+    size: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What an install left on a device, as its package manager lists it afterwards."""
+
+    changed: bool  # False: it already ran this build, nothing was sent
+    before: int | None  # the versionCode it ran before (None: not installed)
+    packages: dict[str, int]  # package → versionCode, listed after the install
+
+
 class DeviceDriver(Protocol):
     """One device, reached: each method is one thing a feature needs done or known."""
 
@@ -86,6 +117,13 @@ class DeviceDriver(Protocol):
 
     def wipe(self, command_id: str) -> Delivered:
         """Factory-reset the device; a command id it has carried out is not redone."""
+        ...
+
+    def install(self, build: Build, downgrade: bool = False) -> Installed:
+        """Make the device run this build; succeed only when its package list shows it.
+
+        `downgrade` allows a lower versionCode than the installed one (a rollback).
+        """
         ...
 
     def close(self) -> None: ...

@@ -20,11 +20,20 @@ import re
 import uuid
 from typing import Any
 
-from mdm.driver import Applied, Delivered, PolicyNotApplied, Seen
+from mdm.driver import (
+    Applied,
+    Build,
+    Delivered,
+    Installed,
+    InstallFailed,
+    PolicyNotApplied,
+    Seen,
+)
 from mdm.fleet import deviceout
 from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
 from mdm.fleet.profiles import Profile
 from mdm.fleet.transport import (
+    CommandResult,
     CommandTimeout,
     MalformedOutput,
     OutputTooLarge,
@@ -32,6 +41,7 @@ from mdm.fleet.transport import (
     Target,
     TransferCorrupt,
     Transport,
+    checked_upload,
 )
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./${}:@+-]+$")
@@ -42,6 +52,8 @@ COMMAND_EXTRA = "uk.police.mdm.extra.COMMAND_ID"
 _ANSWER = re.compile(r"^mdm-command (?P<id>[0-9a-f]{32}) (?P<how>done|already-done)$",
                      re.MULTILINE)
 ANSWER_OUTPUT = 64 * 1024
+_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_PM_CODE = re.compile(r"\b(INSTALL_[A-Z_]+)\b")
 # Exit statuses of the push script for the steps that stop it.
 _CORRUPT, _UPLOAD = 3, 4
 
@@ -98,6 +110,78 @@ class ShellDriver:
         """Return package name → versionCode, as the profile's package listing says."""
         output = self._checked(self.profile.facts["packages"], "listing packages")
         return deviceout.parse_packages(output, self._name)
+
+    def install(self, build: Build, downgrade: bool = False) -> Installed:
+        """Install a build: one exec to list packages, one to upload, check, install, confirm.
+
+        A device already on the build is not written to. The upload goes to the profile's
+        staging folder under a temporary name, is checked by sha256 on the device, renamed,
+        installed with `pm install -r` (`-d` only for a downgrade), removed, and the
+        package list is read back in the same exec: success is only what it shows.
+        """
+        if not _SHA.fullmatch(build.sha256) or not _PACKAGE.fullmatch(build.package):
+            raise ValueError(f"bad build {build.package!r} {build.sha256!r}")
+        before = self.installed_packages().get(build.package)
+        if before == build.version_code:
+            return Installed(False, before, {})
+        script = self._install_script(build, downgrade and (before or 0) > build.version_code)
+        # Time to send the file at a slow 256 KiB/s, on top of the usual command deadline.
+        with build.path.open("rb") as stream:
+            try:
+                result = self.transport.run(script, timeout=60 + build.size / (256 << 10),
+                                            stdin=stream, max_output=STATUS_OUTPUT)
+            except OutputTooLarge as exc:
+                raise OutputTooLarge(exc.target, f"installing: {exc.message}") from None
+        staging = self.profile.paths["staging"]
+        if result.exit_status in (_CORRUPT, _UPLOAD):
+            checked_upload(self._name, staging, build.sha256, CommandResult(
+                result.command, 3 if result.exit_status == _CORRUPT else 1, result.stdout,
+                result.stderr, result.seconds), _words(result.stderr))
+        if not result.ok:
+            raise StepFailed(self._name, f"installing failed (exit {result.exit_status}):"
+                             f" {_words(result.stderr)}")
+        text = deviceout.decode(result.stdout, "installing", self._name)
+        said, mark, listing = text.partition(self.profile.boundary + "\n")
+        if not mark:
+            raise MalformedOutput(self._name, "installing: the device's answer has no"
+                                              " package list")
+        packages = deviceout.parse_packages(listing, self._name)
+        words = said.strip()
+        status = words.rsplit("\n", 1)[-1]
+        words = words.rpartition("\n")[0].strip()
+        now = packages.get(build.package)
+        if status != "pm 0" or "Success" not in words:
+            code = _PM_CODE.search(words)
+            raise InstallFailed(self._name, f"{build.package} {build.version_code} refused:"
+                                f" {_printable(words) or 'no reason given'}"
+                                f" (it runs {now if now is not None else 'no version'})",
+                                code[1] if code else None)
+        if now != build.version_code:
+            raise InstallFailed(self._name, f"{build.package}: pm said Success but the device"
+                                f" lists {now}, not {build.version_code}")
+        return Installed(True, before, packages)
+
+    def _install_script(self, build: Build, downgrade: bool) -> str:
+        """Render the one device-side script of an install from the profile."""
+        p = self.profile
+        folder = p.paths["staging"]
+        final = _quote(f"{folder}/{build.sha256}.apk")
+        tmp = _quote(f"{folder}/{build.sha256}.apk.mdm-{uuid.uuid4().hex[:12]}")
+        install = p.actions.get("install_app", "pm install -r") + (" -d" if downgrade else "")
+        return "\n".join([
+            f"mkdir -p {_quote(folder)} || exit {_UPLOAD}",
+            f"( umask 077 && cat > {tmp} ) || {{ rm -f {tmp} ; exit {_UPLOAD} ; }}",
+            f"h=$(sha256sum {tmp}) ; h=${{h%% *}}",
+            f"if [ \"$h\" != {build.sha256} ]; then rm -f {tmp} ; echo \"$h\" ;"
+            f" exit {_CORRUPT} ; fi",
+            f"mv -f {tmp} {final} || {{ rm -f {tmp} ; exit {_UPLOAD} ; }}",
+            # pm's own words (cut short) and its exit status, on the last line.
+            f"out=$({install} {final} 2>&1) ; rc=$? ;"
+            f" printf '%s\\n' \"$out\" | head -c 4096 ; echo ; echo \"pm $rc\"",
+            f"rm -f {final}",
+            f"echo {p.boundary}",
+            p.facts["packages"],
+        ])
 
     def apply_policy(self, document: bytes, sha256: str) -> Applied:
         """Push a policy in one exec (two when the gate holds a doubtful status)."""
@@ -233,6 +317,11 @@ def _timed_out(exc: CommandTimeout, what: str) -> CommandTimeout:
     after = f" after {exc.seconds:g} s" if exc.seconds is not None else ""
     via = f" (via {exc.via})" if exc.via else ""
     return CommandTimeout(exc.target, f"{what} timed out{after}{via}", exc.seconds, exc.via)
+
+
+def _printable(text: str) -> str:
+    """The device's words on one line, control characters dropped, cut short."""
+    return " ".join("".join(c for c in text if c.isprintable() or c in "\n\t").split())[:300]
 
 
 def _words(stderr: bytes) -> str:

@@ -40,6 +40,7 @@ from mdm.fleet.transport import (
     FleetError,
     HostKeyError,
     OutputTooLarge,
+    Stdin,
     Target,
     Timeouts,
     Unreachable,
@@ -62,6 +63,7 @@ DISABLED_ALGORITHMS: dict[str, list[str]] = {
             "diffie-hellman-group-exchange-sha1"],
 }
 _SAFE_PATH = re.compile(r'^[A-Za-z0-9_./${}:@+-]+$')
+STDIN_CHUNK = 1 << 17  # bytes of a streamed stdin read and sent at a time
 
 
 def load_credentials(path: str | None = None) -> Credentials:
@@ -179,8 +181,10 @@ class ParamikoTransport:
         return client
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+            stdin: Stdin = None, max_output: int | None = None) -> CommandResult:
         """Run one command; stdout and stderr drained together, against a deadline.
+
+        `stdin` may be an open file: it is sent in chunks as the device reads it.
 
         The device runs it under its own `timeout` (TERM to the command's whole process
         group a second after our deadline, KILL a second later), so nothing it started
@@ -202,8 +206,12 @@ class ParamikoTransport:
         try:
             chan.settimeout(limit)
             chan.exec_command(wrapped)
-            if stdin:
-                chan.sendall(stdin)
+            if isinstance(stdin, bytes):
+                if stdin:
+                    chan.sendall(stdin)
+            elif stdin is not None:
+                while chunk := stdin.read(STDIN_CHUNK):
+                    chan.sendall(chunk)
             chan.shutdown_write()
             out, err = self._drain(chan, deadline, command, cap)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1

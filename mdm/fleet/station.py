@@ -37,6 +37,7 @@ from mdm.fleet.transport import (
     Credentials,
     FleetError,
     OutputTooLarge,
+    Stdin,
     StepFailed,
     Target,
     Timeouts,
@@ -169,7 +170,7 @@ class StationTransport:
     def station(self) -> str:
         return self._link.station.name
 
-    def _station_run(self, script: str, timeout: float, stdin: bytes | None = None,
+    def _station_run(self, script: str, timeout: float, stdin: Stdin = None,
                      max_output: int | None = None) -> CommandResult:
         if self._conn is None:
             raise StepFailed(self.target.name, "the transport is closed")
@@ -197,7 +198,7 @@ class StationTransport:
                 f" {{ printf '%s\\n' \"{token}$s\" >&2; exit {_STATION_SAYS}; }}; ")
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+            stdin: Stdin = None, max_output: int | None = None) -> CommandResult:
         """Run one command on the device with `adb shell`, under the device's own timeout."""
         limit = timeout if timeout is not None else self._link.timeouts.command
         token = f"mdm-station-{uuid.uuid4().hex}: "

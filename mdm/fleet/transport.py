@@ -7,11 +7,14 @@ station driving USB phones with `adb`) slots in without touching them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 # The most a command may print on stdout or on stderr before mdm stops reading and fails
 # the device (a real device's facts are tens of KiB; the cap is for a hostile one).
 MAX_OUTPUT = 16 * 1024 * 1024
+# What a command may read on its stdin: bytes, or an open file streamed in chunks (an app
+# build is sent so, never held whole in memory per device).
+Stdin = bytes | BinaryIO | None
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class Transport(Protocol):
     target: Target
 
     def run(self, command: str, timeout: float | None = None,
-            stdin: bytes | None = None, max_output: int | None = None) -> CommandResult:
+            stdin: Stdin = None, max_output: int | None = None) -> CommandResult:
         """Run one command; more than `max_output` bytes on a stream raises OutputTooLarge."""
         ...
 

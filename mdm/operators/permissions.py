@@ -32,4 +32,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "training.record": frozenset({"admin", "rollout"}),
     "feedback.manage": frozenset({"admin", "rollout", "helpdesk"}),
     "devices.handover": frozenset({"admin", "it", "rollout", "helpdesk"}),
+    "apps.manage": frozenset({"admin", "it"}),
+    "apps.push": frozenset({"admin", "it"}),
 }

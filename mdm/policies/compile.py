@@ -54,6 +54,8 @@ class Target:
     enterprise_id: str | None = None
     tracks: dict[str, dict[str, str]] = field(default_factory=dict)  # channel → {pkg|*: id}
     settings_file: str | None = None  # where the settings came from, for messages
+    # channel → package → versionCode of the build released to it (mdm apps release)
+    releases: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Target:
@@ -66,6 +68,34 @@ class Target:
 
     def where(self) -> str:
         return self.settings_file or "mdm.toml (none found; create one with mdm init)"
+
+    def released(self, channel: str, package: str, follows: bool) -> int | None:
+        """Return the versionCode released to a device's channel (else to stable), if any."""
+        if follows and package in self.releases.get(channel, {}):
+            return self.releases[channel][package]
+        return self.releases.get("stable", {}).get(package)
+
+
+def with_releases(effective: Effective, target: Target) -> Effective:
+    """Return the effective policy with each released app's minimum version set to its release.
+
+    The compiled policy's minimumVersionCode and the compliance report then follow the
+    build released to the device's channel (a rollback lowers it again).
+    """
+    if not target.releases:
+        return effective
+    channel = effective.settings.get("apps.channel", "stable")
+    apps = dict(effective.settings.get("apps.install", {}))
+    changed = False
+    for package, entry in effective.apps().items():
+        code = target.released(channel, package, bool(entry.get("follows_channel")))
+        if code is not None and entry["type"] != "blocked" and entry.get("min_version") != code:
+            apps[package] = {**entry, "min_version": code}
+            changed = True
+    if not changed:
+        return effective
+    return Effective({**effective.settings, "apps.install": apps}, effective.sources,
+                     effective.layers, effective.conflicts)
 
 
 @dataclass(frozen=True)

@@ -23,22 +23,31 @@ from mdm.store.db import Database
 COLUMNS = ["serial", "status", "compliant", "holder", "collar_number", "area", "station",
            "groups", "policy", "reasons"]
 STATUSES = ("enrolled", "provisioned", "quarantined")
+_PACKAGES = FACTS.index("packages")
 
 
 def judge_devices(db: Database, folder: Path, selectors: list[str],
                   statuses: tuple[str, ...] = STATUSES) -> list[dict[str, Any]]:
     """Judge every selected device from its latest facts; reads only."""
-    tree = service.load(folder)
+    from mdm.apps import releases
+
+    tree = service.load(folder, db=db)
     resolver = service.Resolver(tree)
     rows = service.devices(db, selectors, statuses)
     facts = {r[0]: r[1:] for r in db.execute(f"SELECT device_id, {', '.join(FACTS)}"
                                              " FROM device_facts")}
+    released = releases.load(db)  # empty (and skipped) until a build is released
     judge = Judge()
     names: dict[frozenset[str], list[str]] = {}  # each distinct set of groups, sorted once
     out = []
     for row in rows:
         effective, compiled = resolver.for_device(row)
         reasons = judge(row, facts.get(row["id"]), effective, compiled.sha256)
+        if released.current and row["id"] in facts:
+            channel = effective.settings.get("apps.channel", "stable")
+            installed = releases.installed(facts[row["id"]][_PACKAGES])
+            # a new list: the judge shares one list among devices judged alike
+            reasons = reasons + released.reasons(channel, effective.apps(), installed)
         groups = names.get(row["groups"])
         if groups is None:
             groups = names[row["groups"]] = sorted(row["groups"])

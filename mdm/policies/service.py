@@ -60,11 +60,12 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def load(folder: Path, target: compiler.Target | None = None) -> Tree:
+def load(folder: Path, target: compiler.Target | None = None,
+         db: Database | None = None) -> Tree:
     """Load the policy tree, refusing it (exit 2) if any file has a problem.
 
     The compile target (enterprise id, Play tracks) comes from the project settings
-    unless given.
+    unless given; with `db`, it also carries the app builds released to each channel.
     """
     layers, problems = load_tree(folder)
     if problems:
@@ -75,6 +76,12 @@ def load(folder: Path, target: compiler.Target | None = None) -> Tree:
         from mdm import config
 
         target = compiler.Target.from_settings(config.load())
+    if db is not None:
+        from dataclasses import replace
+
+        from mdm.apps import releases
+
+        target = replace(target, releases=releases.load(db).track_map())
     return Tree(folder, layers, [], _today(), target=target)
 
 
@@ -160,7 +167,8 @@ class Resolver:
             else (subject.worker_type, subject.rank, subject.area, subject.station,
                   subject.groups)
         if key not in self._cache:
-            effective = merge(self.tree.layers, subject, self.tree.today)
+            effective = compiler.with_releases(merge(self.tree.layers, subject,
+                                                     self.tree.today), self.tree.target)
             issues = compiler.check(effective, self.tree.target)
             if issues:
                 raise InputError(f"the policy for {_describe(subject)} cannot be compiled"
@@ -194,7 +202,7 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
     With `for_api` (push, push --check), a missing enterprise id or Play track id is a
     problem too; without it (validate), a warning.
     """
-    tree = load(folder)
+    tree = load(folder, db=db)
     problems: list[Problem] = []
     warnings: list[Problem] = []
     baseline = next(layer for layer in tree.layers if layer.kind == "baseline")
@@ -325,7 +333,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
 
 def show(db: Database, folder: Path, serial: str | None, officer: str | None) -> dict[str, Any]:
     """Return the effective policy for a device or officer, each setting with its layer."""
-    tree = load(folder)
+    tree = load(folder, db=db)
     subject, label = subject_for(db, serial, officer)
     effective, compiled = Resolver(tree).resolve(subject)
     rows = []
@@ -343,7 +351,7 @@ def show(db: Database, folder: Path, serial: str | None, officer: str | None) ->
 def compile_for(db: Database, folder: Path, serial: str | None,
                 officer: str | None) -> compiler.Compiled:
     """Return the compiled policy for a device or officer."""
-    tree = load(folder)
+    tree = load(folder, db=db)
     subject, _ = subject_for(db, serial, officer)
     return Resolver(tree).resolve(subject)[1]
 
@@ -396,7 +404,7 @@ def diff(db: Database, folder: Path, selectors: list[str],
     group's fields are compared once, with the number of devices and a few example
     serials. With `serial`, only that device is looked at.
     """
-    tree = load(folder)
+    tree = load(folder, db=db)
     with paused_gc():
         rows = _device_rows(db, selectors, serial)
         groups = group_changes(plan(db, tree, [], rows))

@@ -70,7 +70,7 @@ def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]
 
     if not wanted:
         return {}
-    resolver = service.Resolver(service.load(folder))
+    resolver = service.Resolver(service.load(folder, db=db))
     cursor = db.execute("SELECT * FROM device_facts")
     columns = [c[0] for c in cursor.description]
     at = columns.index("device_id")
@@ -79,7 +79,7 @@ def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]
     out = {}
     for row in service.devices(db, ["all"], ("enrolled", "provisioned")):
         if row["id"] in wanted:
-            effective, compiled = resolver.resolve(row["subject"])
+            effective, compiled = resolver.for_device(row)
             out[row["id"]] = not judge(row, facts.get(row["id"]), effective, compiled.sha256)
     return out
 

@@ -401,6 +401,53 @@ def m011_command_queue(db: Database) -> None:
 
 
 @migrations()
+def m012_apps(db: Database) -> None:
+    # App builds: each APK once, by sha256; its file is in the build store folder, never
+    # here. A package's versionCode names one build only (builds are immutable).
+    db.execute("""
+        CREATE TABLE app_builds (
+            sha256 TEXT PRIMARY KEY,
+            package TEXT NOT NULL,
+            version_code INTEGER NOT NULL,
+            version_name TEXT,
+            min_sdk INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            signer TEXT NOT NULL,
+            certificates TEXT NOT NULL,
+            notes TEXT,
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            UNIQUE (package, version_code)
+        )""")
+    # Releases: which build each channel runs; the newest row of a (package, channel) is
+    # in force, the older ones are its history. A rollback is a release that names why.
+    db.execute("""
+        CREATE TABLE app_releases (
+            id INTEGER PRIMARY KEY,
+            package TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES app_builds (sha256),
+            released_at TEXT NOT NULL,
+            released_by TEXT NOT NULL,
+            rollback INTEGER NOT NULL DEFAULT 0,
+            reason TEXT
+        )""")
+    db.execute("CREATE INDEX app_releases_channel ON app_releases (package, channel, id)")
+    # What each push did to each device: installed, failed (the device's own words).
+    db.execute("""
+        CREATE TABLE app_events (
+            id INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices (id),
+            package TEXT NOT NULL,
+            sha256 TEXT,
+            event TEXT NOT NULL CHECK (event IN ('installed', 'confirmed', 'failed')),
+            at TEXT NOT NULL,
+            detail TEXT
+        )""")
+    db.execute("CREATE INDEX app_events_device ON app_events (device_id, id)")
+
+
+@migrations()
 def m013_rollout(db: Database) -> None:
     # The phased rollout (mdm/rollout/): the plan itself is a file the force keeps in
     # version control; the inventory keeps what happened. A wave has a row once opened.
