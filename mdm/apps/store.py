@@ -1,9 +1,9 @@
 """The build store: APK files kept once each, by sha256, in a folder beside the inventory.
 
-Builds never go into SQLite: the folder (`builds` in mdm.toml, default `builds/` beside the inventory)
-holds one read-only file per build, named by its sha256. A build is copied in streamed
-(never whole in memory) to a temporary name in that folder, hashed as it goes, fsynced,
-then checked (`apk.read`) and only then renamed into place, so a bad file leaves nothing
+Builds never go into SQLite: the folder (`builds` in mdm.toml, default `builds/` beside
+the inventory) holds one read-only file per build, named by its sha256. A build is copied
+in streamed (never whole in memory) to a temporary name in that folder, hashed as it goes,
+fsynced, then checked (`apk.read`) and only then renamed into place, so a bad file leaves nothing
 behind. Before a build is sent anywhere it is hashed again (`verified`): a file altered
 on disk since it was registered is refused and named.
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,15 +41,24 @@ def plan_path(plan: Path | None) -> Path:
     return plan or settings.policies.parent / "rollout.yaml"
 
 
-def policies_folder() -> Path:
-    """Return the policy folder from the project settings."""
+def _settings() -> Any:
+    """The project settings of this run (options, MDM_* variables, mdm.toml, defaults)."""
     import click
 
     from mdm import config
 
     obj = click.get_current_context().find_root().obj
-    settings = getattr(obj, "settings", None) or config.load()
-    return Path(settings.policies)
+    return getattr(obj, "settings", None) or config.load()
+
+
+def policies_folder() -> Path:
+    """Return the policy folder from the project settings."""
+    return Path(_settings().policies)
+
+
+def builds_folder() -> Path:
+    """Return the build store from the project settings (the apps step installs from it)."""
+    return Path(_settings().builds)
 
 
 @app.command("validate")
@@ -205,7 +214,7 @@ def provision(
     result = provisioning.provision(
         c.db(), c.operator, policies_folder(), planfile.load(path),
         steps or path.parent / "provision.yaml", selectors or [], wave, check, ignore_window,
-        reason, lambda: c.drivers(concurrency))
+        reason, lambda: c.drivers(concurrency), builds=builds_folder())
     if wants_json(ctx, json):
         ui.emit_json(result)
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +96,11 @@ def _window(plan: Plan, row: dict[str, Any], moment: datetime) -> str | None:
 def provision(db: Database, operator: str, folder: Path, plan: Plan, steps_path: Path,
               selectors: list[str], wave: str | None, check: bool, ignore_window: bool,
               reason: str | None, drivers: Callable[[], Drivers],
-              moment: datetime | None = None) -> dict[str, Any]:
-    """Run the playbook's steps per device, recording each; `check` only shows the plan."""
+              moment: datetime | None = None, builds: Path | None = None) -> dict[str, Any]:
+    """Run the playbook's steps per device, recording each; `check` only shows the plan.
+
+    `builds` is the build store the apps step installs released builds from.
+    """
     from zoneinfo import ZoneInfo
 
     from mdm.timeutil import local_zone
@@ -105,7 +109,7 @@ def provision(db: Database, operator: str, folder: Path, plan: Plan, steps_path:
     if ignore_window and not reason:
         raise InputError("--ignore-window needs a --reason", "say why the window is ignored")
     if not check:
-        for action in ("devices.refresh", "policy.push", "devices.provision"):
+        for action in ("devices.refresh", "policy.push", "apps.push", "devices.provision"):
             roles.require(db, operator, action)
         if ignore_window:
             roles.require(db, operator, "rollout.ignore_window")
@@ -151,7 +155,7 @@ def provision(db: Database, operator: str, folder: Path, plan: Plan, steps_path:
                          {"reason": reason, "at": local.isoformat(timespec="minutes"),
                           "devices": overridden})
     if not check and work:
-        _run(db, operator, folder, order, work, proven, report, drivers)
+        _run(db, operator, folder, order, work, proven, report, drivers, builds)
     return _summary(report, check, local)
 
 
@@ -177,7 +181,8 @@ def _summary(report: dict[str, dict[str, Any]], check: bool, local: datetime) ->
 
 def _run(db: Database, operator: str, folder: Path, order: list[str],
          work: list[dict[str, Any]], proven: dict[int, dict[str, str]],
-         report: dict[str, dict[str, Any]], drivers: Callable[[], Drivers]) -> None:
+         report: dict[str, dict[str, Any]], drivers: Callable[[], Drivers],
+         builds: Path | None = None) -> None:
     """Run each step over the devices that still need it; record results as each step ends."""
     active = list(work)
     built: list[Drivers] = []
@@ -192,8 +197,9 @@ def _run(db: Database, operator: str, folder: Path, order: list[str],
         if not batch:
             continue
         results: dict[str, str | None] = {}
+        runner = partial(_apps, builds=builds) if step == "apps" else STEP_RUNNERS[step]
         for i in range(0, len(batch), CHUNK):
-            results.update(STEP_RUNNERS[step](db, operator, folder, batch[i:i + CHUNK], fleet))
+            results.update(runner(db, operator, folder, batch[i:i + CHUNK], fleet))
         _record(db, operator, step, batch, results)
         for row in batch:
             error = results.get(row["serial"])
@@ -284,17 +290,25 @@ def _judged(db: Database, folder: Path, serials: list[str]) -> dict[str, list[di
 
 
 def _apps(db: Database, operator: str, folder: Path, batch: list[dict[str, Any]],
-          drivers: Callable[[], Drivers]) -> dict[str, str | None]:
-    # This inventory keeps no app builds to install from yet: the step proves the required
-    # apps are there at their minimum versions, and otherwise says exactly what is missing.
+          drivers: Callable[[], Drivers], builds: Path | None = None) -> dict[str, str | None]:
+    # Install what each device's channel says it should run (mdm apps push), then prove the
+    # required apps are there at their versions; otherwise say exactly what is missing.
     serials = [r["serial"] for r in batch]
-    judged = _judged(db, folder, serials)
-    out: dict[str, str | None] = {}
+    out: dict[str, str | None] = dict.fromkeys(serials)
+    if builds is not None and db.scalar("SELECT 1 FROM app_releases LIMIT 1"):
+        from mdm.apps.push import push as install
+
+        try:
+            install(db, operator, folder, builds, serials, drivers())
+        except PartialFailure as exc:
+            out = _failures(exc, serials)
+    judged = _judged(db, folder, [s for s in serials if out[s] is None])
     for serial in serials:
         missing = [r["detail"] for r in judged.get(serial, []) if r["code"] in APP_CODES]
-        out[serial] = ("; ".join(missing) + " — this inventory has no app builds to install"
-                       " from: install them at the bench, then run mdm provision again"
-                       ) if missing else None
+        if missing:
+            out[serial] = ("; ".join(missing) + " — no build released to its channel"
+                           " provides it: mdm apps add, mdm apps release, then run mdm"
+                           " provision again")
     return out
 
 
