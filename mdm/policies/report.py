@@ -120,9 +120,9 @@ def summarise(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any
 def _lean_devices(db: Database, selectors: list[str]) -> Iterable[tuple[Any, ...]]:
     """Each selected device, by serial, as (serial, status, last seen, last contact error,
     holder's officer id, worker type, rank, area, station, groups, facts or None)."""
-    facts = {r[0]: r[1:] for r in db.execute(f"SELECT device_id, {', '.join(FACTS)}"
-                                             " FROM device_facts")}
     if selectors:
+        facts = {r[0]: r[1:] for r in db.execute(f"SELECT device_id, {', '.join(FACTS)}"
+                                                 " FROM device_facts")}
         return [(r["serial"], r["status"], r["last_seen"], r["last_contact_error"],
                  r["officer_id"], r["worker_type"], r["rank"], r["area"], r["station"],
                  r["groups"], facts.get(r["id"]))
@@ -135,13 +135,18 @@ def _lean_devices(db: Database, selectors: list[str]) -> Iterable[tuple[Any, ...
     groups = {officer: frozenset(names) for officer, names in memberships(db).items()}
     nobody: tuple[Any, ...] = (None,) * 5
     none: frozenset[str] = frozenset()
+    # Each device's facts through their primary key, in the same scan: faster than a
+    # dict of every device's facts.
+    found = db.execute("SELECT d.id, d.serial, d.status, d.last_seen, d.last_contact_error,"
+                       f" f.device_id, {', '.join('f.' + c for c in FACTS)} FROM devices d"
+                       f" LEFT JOIN device_facts f ON f.device_id = d.id WHERE {where}",
+                       args).fetchall()
+    found.sort(key=itemgetter(1))  # by serial, as `report` lists them
     out = []
-    for device, serial, status, seen, error in sorted(db.execute(
-            "SELECT d.id, d.serial, d.status, d.last_seen, d.last_contact_error"
-            f" FROM devices d WHERE {where}", args), key=itemgetter(1)):
-        holder = holders.get(held.get(device), nobody)
-        out.append((serial, status, seen, error, *holder, groups.get(holder[0], none),
-                    facts.get(device)))
+    for row in found:
+        holder = holders.get(held.get(row[0]), nobody)
+        out.append((row[1], row[2], row[3], row[4], *holder, groups.get(holder[0], none),
+                    row[6:] if row[5] is not None else None))
     return out
 
 
