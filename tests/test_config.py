@@ -190,3 +190,20 @@ def test_builds_and_lab_default_to_folders_beside_the_inventory(
 
 def test_version(mdm: Any) -> None:
     assert mdm("--version").stdout.strip() == f"mdm {__version__}"
+
+
+def test_the_lab_module_finds_its_folder_as_the_settings_name_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mdm.lab.lab import Lab
+
+    for name in ("MDM_CONFIG", "MDM_DB"):
+        monkeypatch.delenv(name)
+    force = tmp_path / "force"
+    (force / "a").mkdir(parents=True)
+    (force / "mdm.toml").write_text('inventory = "data/force.db"\n')
+    monkeypatch.chdir(force / "a")
+    assert Lab().root == force / "data" / "lab"  # beside the inventory, not ./inventory/lab
+    (force / "mdm.toml").write_text('inventory = "data/force.db"\nlab = "rehearsal"\n')
+    assert Lab().root == force / "rehearsal"
+    monkeypatch.setenv("MDM_LAB", str(tmp_path / "elsewhere"))
+    assert Lab().root == tmp_path / "elsewhere"

@@ -230,6 +230,51 @@ def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str,
     assert all(serial in every for serial in fleet["serials"])
 
 
+def test_the_terminal_summary_counts_what_the_whole_report_counts(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    """The summary a terminal shows is read lean (no device list): the same counts, the
+    same examples, the same devices ready, for the whole fleet and for a selection."""
+    from mdm.policies import report as reporter
+    from mdm.store import connect
+
+    plan, serials, folder = fleet["plan"], fleet["serials"], fleet["folder"]
+    exception = fleet["unheld"][1]  # a device layer of its own: a camera fault
+    (folder / "90-exception.yaml").write_text(
+        f"layer: camera-fault\nkind: device\nmatch: [{exception}]\nreason: faulty camera\n"
+        "expires: 2099-01-31\nsettings:\n  camera: disabled\n")
+    mdm("groups", "create", "pilot")
+    mdm("groups", "add", "pilot", fleet["holders"][fleet["pcso"][0]]["officer_id"])
+    conn = sqlite3.connect(db_path)
+    with conn:
+        for serial in fleet["unheld"][:4] + fleet["pcso"]:
+            _healthy(conn, serial, plan[serial])
+        _healthy(conn, fleet["unheld"][4], plan[fleet["unheld"][4]], crypto_state="unencrypted")
+        _healthy(conn, fleet["special"], plan[fleet["special"]], security_patch="2014-01-01")
+        _healthy(conn, fleet["unheld"][5], plan[fleet["unheld"][5]], dpc_status="{not json")
+        conn.execute("UPDATE devices SET status = 'quarantined' WHERE serial = ?",
+                     (fleet["unheld"][2],))
+        conn.execute("UPDATE devices SET status = 'provisioned', last_seen ="
+                     " '2015-01-01T00:00:00Z' WHERE serial = ?", (fleet["unheld"][3],))
+        conn.execute("UPDATE devices SET last_contact_error = 'malformed_output: junk'"
+                     " WHERE serial = ?", (fleet["unheld"][0],))
+    conn.close()
+    db = connect(db_path)
+    try:
+        for selectors in ([], ["status=enrolled"], [f"serial={serials[0]}"]):
+            whole = reporter.report(db, folder, selectors)
+            assert len(whole.pop("devices")) == whole["total"]
+            assert reporter.summarise(db, folder, selectors) == whole
+            assert json.dumps(reporter.summarise(db, folder, selectors)) == json.dumps(whole)
+        summary = reporter.summarise(db, folder, [])
+        assert summary["total"] == 11 and summary["ready_to_provision"]
+        assert set(summary["summary"]["reason"]) >= {
+            "quarantined", "output_refused", "not_seen", "facts_unreadable", "not_encrypted",
+            "patch_too_old", "never_reported"}
+        assert summary["summary"]["group"]["pilot"]["total"] == 1
+    finally:
+        db.conn.close()
+
+
 def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
         mdm: Any, fleet: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "report.tsv"

@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True,
 
 LabDir = Annotated[Path | None, typer.Option("--lab-dir", envvar="MDM_LAB", show_default=False,
                                              help="Lab folder (default: `lab` in mdm.toml,"
-                                                  " else inventory/lab).")]
+                                                  " else lab/ beside the inventory).")]
 
 
 def _lab(lab_dir: Path | None) -> Lab:

@@ -96,8 +96,11 @@ class LabDevice:
 
 
 def default_dir() -> Path:
-    """Return the lab folder: MDM_LAB, else inventory/lab."""
-    return Path(os.environ.get("MDM_LAB") or Path("inventory") / "lab")
+    """Return the lab folder as the settings name it: MDM_LAB, else `lab` in mdm.toml,
+    else lab/ beside the inventory."""
+    from mdm import config
+
+    return config.load().lab
 
 
 def _address(index: int) -> str:

@@ -182,7 +182,9 @@ def report(ctx: typer.Context, selectors: SelectorArg = None, policies: Policies
 
     c = app_context(ctx)
     fmt = render.list_format(fmt or render.format_of(output))
-    result = reporter.report(c.db(), _folder(policies), selectors or [])
+    summary_only = not (every or wants_json(ctx, json)) and render.on_terminal(fmt, output)
+    result = (reporter.summarise if summary_only else reporter.report)(
+        c.db(), _folder(policies), selectors or [])
     if wants_json(ctx, json) and not (fmt or output):
         ui.emit_json_rows(result)
     elif not render.on_terminal(fmt, output):

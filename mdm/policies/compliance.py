@@ -100,15 +100,25 @@ class Judge:
         self.now = now or datetime.now(UTC)
         self._status_keys: dict[tuple[type, Any], tuple[Any, ...]] = {}
         self._judged: dict[tuple[Any, ...], list[dict[str, str]]] = {}
+        self._away: dict[tuple[Any, Any], bool] = {}
 
     def __call__(self, device: dict[str, Any], facts: tuple[Any, ...] | None,
                  effective: Effective, expected_sha: str) -> list[dict[str, str]]:
         """Judge one device from its facts (the values of `FACTS`, or None if none)."""
+        return self.judge(device["status"], device.get("last_contact_error"),
+                          device.get("last_seen"), facts, effective, expected_sha)
+
+    def judge(self, status: str, error: Any, seen: Any, facts: tuple[Any, ...] | None,
+              effective: Effective, expected_sha: str) -> list[dict[str, str]]:
+        """Judge one device from its status, last contact error, last seen and facts.
+
+        What `__call__` reads of a device, without the device's dict: a fleet-wide summary
+        scans these as plain values.
+        """
         reasons: list[dict[str, str]] = []
-        if device["status"] == "quarantined":
+        if status == "quarantined":
             reasons.append({"code": "quarantined",
                             "detail": "host key changed; re-enrol the device"})
-        error = device.get("last_contact_error")
         if error:
             kind, _, why = str(error).partition(":")
             if kind in REFUSED_KINDS:
@@ -128,11 +138,20 @@ class Judge:
                                                      effective, expected_sha, self.now)
         reasons += judged
         offline = effective.settings.get("compliance.max_offline_days")
-        seen = device.get("last_seen")
-        if offline and seen and _days_since(seen, self.now) > offline:
+        if offline and seen and self._offline(seen, offline):
             reasons.append({"code": "not_seen", "detail": f"last seen {seen[:10]}, more than"
                             f" {offline} days ago"})
         return reasons
+
+    def _offline(self, seen: Any, days: Any) -> bool:
+        """Say whether a device last seen then has been away more than `days` days.
+
+        Worked out once per distinct time: a refresh stamps many devices alike.
+        """
+        away = self._away.get((seen, days))
+        if away is None:
+            away = self._away[seen, days] = _days_since(seen, self.now) > days
+        return away
 
     def _status_key(self, text: Any) -> tuple[Any, ...]:
         """What the judgement reads from a stored DPC status, worked out once per text.
