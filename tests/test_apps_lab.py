@@ -160,7 +160,7 @@ def test_one_failing_install_is_named_the_rest_proceed_and_max_fail_percent_stop
 
 
 def test_compliance_names_a_device_on_the_wrong_build(
-        mdm: Any, fleet: dict[str, Any]) -> None:
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
     behind, ahead = fleet["stable"]
     mdm("apps", "release", ENOTEBOOK, "10500", "--channel", "stable")
     mdm("apps", "push", behind.serial, ahead.serial)
@@ -173,6 +173,20 @@ def test_compliance_names_a_device_on_the_wrong_build(
                for d in report["devices"]}
     assert reasons[behind.serial]["app_outdated"] == f"{ENOTEBOOK} is 10500, needs 10600"
     assert "app_outdated" not in reasons[ahead.serial]
+    # The terminal's summary judges releases as the whole report does.
+    from mdm.policies import report as reporter
+    from mdm.store import connect
+    from tests.conftest import ROOT
+
+    db = connect(db_path)
+    try:
+        selected = [behind.serial, ahead.serial]
+        whole = reporter.report(db, ROOT / "playbooks" / "policies", selected)
+        whole.pop("devices")
+        assert reporter.summarise(db, ROOT / "playbooks" / "policies", selected) == whole
+        assert whole["summary"]["reason"]["app_outdated"]["examples"] == [behind.serial]
+    finally:
+        db.conn.close()
     compiled = json.loads(mdm("policy", "compile", "--device", ahead.serial).stdout)
     (app,) = [a for a in compiled["applications"] if a["packageName"] == ENOTEBOOK]
     assert app["minimumVersionCode"] == 10600

@@ -47,11 +47,7 @@ def judge_devices(db: Database, folder: Path, selectors: list[str],
     for row in rows:
         effective, compiled = resolver.for_device(row)
         reasons = judge(row, facts.get(row["id"]), effective, compiled.sha256)
-        if released.current and row["id"] in facts:
-            channel = effective.settings.get("apps.channel", "stable")
-            installed = releases.installed(facts[row["id"]][_PACKAGES])
-            # a new list: the judge shares one list among devices judged alike
-            reasons = reasons + released.reasons(channel, effective.apps(), installed)
+        reasons = _with_releases(reasons, released, effective, facts.get(row["id"]))
         groups = names.get(row["groups"])
         if groups is None:
             groups = names[row["groups"]] = sorted(row["groups"])
@@ -60,6 +56,20 @@ def judge_devices(db: Database, folder: Path, selectors: list[str],
                     "area": row["area"], "station": row["station"],
                     "groups": list(groups), "policy": compiled.sha256, "reasons": reasons})
     return out
+
+
+def _with_releases(reasons: list[dict[str, str]], released: Any, effective: Any,
+                   facts: tuple[Any, ...] | None) -> list[dict[str, str]]:
+    """Add what the app releases say: a required app must run its channel's released build."""
+    from mdm.apps import releases
+
+    if not released.current or facts is None:
+        return reasons
+    channel = effective.settings.get("apps.channel", "stable")
+    installed = releases.installed(facts[_PACKAGES])
+    # a new list: the judge shares one list among devices judged alike
+    added: list[dict[str, str]] = released.reasons(channel, effective.apps(), installed)
+    return reasons + added
 
 
 def report(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any]:
@@ -81,8 +91,11 @@ def summarise(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any
     tuple of what is judged and counted (no dict, no row for the device list), its kind
     of holder resolved once. Reads only.
     """
+    from mdm.apps import releases
+
     with paused_gc():
-        tree = service.load(folder)
+        tree = service.load(folder, db=db)
+        released = releases.load(db)  # empty (and skipped) until a build is released
         resolver = service.Resolver(tree)
         exceptions = resolver.exception_serials
         judge = Judge()
@@ -102,7 +115,8 @@ def summarise(db: Database, folder: Path, selectors: list[str]) -> dict[str, Any
                 found = (effective, compiled.sha256)
                 if serial not in exceptions:
                     resolved[kind] = found
-            reasons = judge.judge(status, error, seen, facts, *found)
+            reasons = _with_releases(judge.judge(status, error, seen, facts, *found), released,
+                                     found[0], facts)
             sorted_groups = names.get(groups)
             if sorted_groups is None:
                 sorted_groups = names[groups] = tuple(sorted(groups))
