@@ -232,3 +232,26 @@ def test_a_push_a_device_missed_waits_in_the_queue_until_it_answers(
     assert rows(db_path, "SELECT applied_policy FROM devices WHERE serial = ?",
                 (away.serial,)) == [(status["policySha256"],)]
     assert mdm.json("devices", "show", away.serial)["queue"] == []
+
+
+def test_a_stolen_phone_at_a_provisioning_station_is_locked_and_wiped_through_it(
+        mdm: Any, lab: Any, enrolled: Any, people: Any, station: Any) -> None:
+    (device,) = enrolled(1)
+    officer = people()[0]
+    mdm("assign", device.serial, officer)
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    mdm("stations", "add", station.name, "--address", row["address"], "--host-key",
+        row["fingerprint"])
+    lab.lab.plug(device.serial, station.name)
+    mdm("stations", "route", device.serial, "--station", station.name, "--reason", "repair")
+    mdm("lost", device.serial, "--stolen", "--reported-by", officer, "--where", "Workington",
+        operator="hd")
+    first = mdm.json("queue", "run")
+    assert [(d["serial"], d["kind"]) for d in first["done"]] == [(device.serial, "lock")]
+    assert [w["kind"] for w in first["waiting"]] == []  # the wipe waits for approval, not due
+    mdm("incidents", "approve-wipe", "1", operator="hd2")
+    second = mdm.json("queue", "run")
+    assert [(d["serial"], d["kind"]) for d in second["done"]] == [(device.serial, "wipe")]
+    assert _log(lab, device) == [("lock", "acked"), ("lock", "done"),
+                                 ("wipe", "acked"), ("wipe", "done")]
+    assert mdm.json("devices", "show", device.serial)["status"] == "wiped"

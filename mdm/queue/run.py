@@ -116,7 +116,9 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
 
     def deliver(driver: DeviceDriver) -> list[tuple[str, bool, Any, str]]:
         serial = driver.target.name
-        rekeyed = driver.target.host_key != by_serial[serial]["host_key"]
+        # Only a direct route has a key of its own (a station's key is the station's).
+        rekeyed = driver.target.via is None \
+            and driver.target.host_key != by_serial[serial]["host_key"]
         out: list[tuple[str, bool, Any, str]] = []
         for c in work[serial]:
             if rekeyed and not (c["kind"] == "wipe" and c["id"] in resent):
@@ -167,6 +169,8 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
                                     "why": value.message})
         rest = [c for c in work[row["serial"]] if c["id"] not in answered]
         _requeue(db, rest, "not sent in this pass", when)
+        waiting.extend({"serial": row["serial"], "id": c["id"], "kind": c["kind"],
+                        "why": "not sent in this pass"} for c in rest)
 
     def unreachable(row: dict[str, Any], result: Any, when: str) -> None:
         _requeue(db, work[row["serial"]], f"{result.error_kind}: {result.error}", when)
