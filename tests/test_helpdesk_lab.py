@@ -140,7 +140,7 @@ def test_recovered_within_the_grace_period_is_never_wiped(
     assert rows(db_path, "SELECT kind, state FROM commands ORDER BY kind") == [
         ("lock", "done"), ("wipe", "cancelled")]
     again = mdm("recovered", device.serial, "--note", "x", operator="hd", code=2)
-    assert "never reported lost" in again.stderr
+    assert "already recovered (incident 1" in again.stderr
 
 
 def test_a_run_killed_between_sending_and_recording_is_finished_once_by_the_next(

@@ -414,6 +414,12 @@ def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no
         mdm: Any, fleet: Any) -> None:
     db, drivers, serials = fleet
     never = DELIVERY[10]["serial_number"]  # delivered, never enrolled
+    refused = mdm("lost", never, "--lost", "--reported-by", _officer(db), "--where", "depot",
+                  "--when", "2020-01-01T10:00Z", operator="hd", code=2)
+    assert "before device" in refused.stderr and "was delivered" in refused.stderr
+    # A device delivered years ago, lost long since (its delivery date is not evidence).
+    db.execute("UPDATE devices SET created_at = '2019-06-01T00:00:00.000000Z'"
+               " WHERE serial = ?", [never])
     r = mdm.json("lost", never, "--lost", "--reported-by", _officer(db), "--where", "depot",
                  "--when", "2020-01-01T10:00Z", operator="hd")
     assert (r["lock"], r["wipe"]) == (None, None)

@@ -70,6 +70,10 @@ def lost(db: Database, operator: str, serial: str, stolen: bool, reported_by: st
                              f"see it with: mdm incidents --open; if found: mdm recovered"
                              f" {device['serial']} --note …")
         check_transition(device["serial"], device["status"], kind)
+        if when and known_at < device["created_at"]:
+            raise InputError(f"--when {when!r} is before device {device['serial']} was"
+                             f" delivered ({device['created_at']})",
+                             "give when the loss became known (a date since it was issued)")
         reporter = officers.resolve(db, reported_by)
         at = now()
         holder = custody.close_holder(db, operator, device["id"], f"reported {kind.value}", at)
@@ -154,6 +158,13 @@ def recovered(db: Database, operator: str, serial: str, note: str) -> dict[str, 
                         " 'stolen') AND state IN ('open', 'wiped') ORDER BY id DESC LIMIT 1",
                         [device["id"]])
         if not rows:
+            earlier = db.scalar("SELECT id FROM incidents WHERE device_id = ? AND kind IN"
+                                " ('lost', 'stolen') AND state = 'recovered' ORDER BY id DESC"
+                                " LIMIT 1", [device["id"]])
+            if earlier is not None:
+                raise InputError(f"device {device['serial']} was already recovered (incident"
+                                 f" {earlier}; it is {device['status']})",
+                                 "nothing to recover: mdm incidents shows it")
             raise InputError(f"device {device['serial']} was never reported lost or stolen"
                              f" (it is {device['status']})", "nothing to recover")
         incident = rows[0]

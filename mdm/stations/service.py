@@ -123,7 +123,8 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
         if routed:
             raise InputError(f"station {name} still routes {len(routed)} device(s): "
                              + ", ".join(routed[:10]) + ("…" if len(routed) > 10 else ""),
-                             "move them first: mdm devices route SERIAL --direct ADDRESS")
+                             "move them first: mdm stations route SERIAL --direct ADDRESS"
+                             " --host-key SHA256:... --reason ...")
         db.execute("DELETE FROM stations WHERE name = ?", [name])
         audit.record(db, operator, "stations.remove", f"station:{name}",
                      {"address": row["address"], "host_key": row["host_key_fingerprint"]},
@@ -301,7 +302,7 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
         raise InputError("give a --reason for the move")
     found = db.query("SELECT * FROM devices WHERE serial = ?", [serial])
     if not found:
-        raise NotFound(f"no device {serial!r}", "find it with: mdm devices search TEXT")
+        raise NotFound(f"no device {serial!r}", "find it with: mdm devices find TEXT")
     dev = found[0]
     if dev["status"] not in (Status.ENROLLED, Status.PROVISIONED):
         raise InputError(f"device {serial} is {dev['status']}; only enrolled or provisioned"
