@@ -113,7 +113,8 @@ def _states(db: Any, serial: str) -> list[tuple[str, str]]:
         " WHERE d.serial = ? ORDER BY c.created_at, c.rowid", [serial])]
 
 
-def test_fifty_queued_pushes_to_an_offline_device_collapse_to_one(fleet: Any) -> None:
+def test_fifty_queued_pushes_to_an_offline_device_collapse_to_one(
+        mdm: Any, fleet: Any) -> None:
     from mdm.queue import service
 
     db, drivers, serials = fleet
@@ -122,6 +123,9 @@ def test_fifty_queued_pushes_to_an_offline_device_collapse_to_one(fleet: Any) ->
     states = _states(db, serials[0])
     assert states.count(("policy", "queued")) == 1
     assert states.count(("policy", "superseded")) == 49
+    listed = mdm("queue", "list", serials[0], "--format", "csv", "--limit", "3").stdout
+    assert listed.splitlines()[0].startswith("id,serial,kind,state")
+    assert len(listed.splitlines()) == 4  # a header and three of the fifty
     offline = drivers.devices.pop(serials[0])
     result = _run(db, drivers)
     assert [w["serial"] for w in result["waiting"]] == [serials[0]]
@@ -426,7 +430,9 @@ def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no
     assert r["dp_deadline"] == "2020-01-04T10:00:00.000000Z"
     [incident] = mdm.json("incidents", "--open")
     assert incident["overdue"] is True and incident["hours_left"] < -24 * 365
-    assert "OVERDUE by" in mdm("incidents").stdout
+    piped = mdm("incidents").stdout.splitlines()  # a pipe gets TSV: a header, a line each
+    assert piped[0].split("\t")[:4] == ["id", "serial", "kind", "state"]
+    assert len(piped) == 2 and "OVERDUE by" in piped[1] and "depot" in piped[1]
     back = mdm.json("recovered", never, "--note", "in the stores", operator="hd")
     assert back["status"] == "delivered"
     assert mdm.json("incidents", "--open") == []

@@ -8,12 +8,17 @@ import typer
 
 from mdm import ui
 from mdm.cliopts import (
+    AllOpt,
     ForceOpt,
     JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
     OutputOpt,
     ReasonOpt,
     app_context,
     exported,
+    list_format,
+    row_limit,
     wants_json,
 )
 
@@ -44,7 +49,7 @@ def lost(ctx: typer.Context, serial: Serial,
              "--when", help="When the loss became known: 2015-04-03T14:32 (UK local) or …Z.",
              show_default="now")] = None,
          json: JsonOpt = False) -> None:
-    """Report a device lost or stolen: lock it now, queue its wipe, start the 72 hours."""
+    """Report a device lost or stolen: queue its lock (due now) and wipe, start the 72 hours."""
     from mdm.errors import InputError
     from mdm.helpdesk import service
 
@@ -100,13 +105,14 @@ def return_(ctx: typer.Context, serial: Serial,
 
 
 COLUMNS = ["id", "serial", "kind", "state", "holder_name", "known_at", "dp_deadline",
-           "hours_left", "unsynced_entries", "commands"]
+           "hours_left", "unsynced_entries", "commands", "place", "crime_ref"]
 
 
 @app.callback()
 def incidents(ctx: typer.Context,
               open_only: Annotated[bool, typer.Option("--open", help="Only open incidents.")
                                    ] = False,
+              fmt: ListFormatOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
               json: JsonOpt = False) -> None:
     """List incidents: deadlines (time left, overdue), commands, unsynced entries."""
     from mdm.helpdesk import report
@@ -115,12 +121,16 @@ def incidents(ctx: typer.Context,
         return
     c = app_context(ctx)
     rows = report.incidents(c.db(), open_only)
-    if wants_json(ctx, json):
-        ui.emit_json(rows)
+    if wants_json(ctx, json) or fmt in ("json", "jsonl"):  # exact data: commands as a list
+        ui.listing(rows, COLUMNS, fmt=fmt or "json", limit=row_limit(limit, all_),
+                   total=len(rows), noun="incidents")
         return
     shown = [{**r, "commands": ", ".join(f"{x['kind']} {x['state']}" for x in r["commands"]),
               "hours_left": _left(r)} for r in rows]
-    ui.render(shown, False, COLUMNS, "Incidents")
+    ui.listing(shown, COLUMNS, key_columns=("id", "serial", "known_at", "dp_deadline"),
+               fmt=list_format(ctx, fmt, False), limit=row_limit(limit, all_),
+               total=len(rows), noun="incidents", title="Incidents", drop=("crime_ref",
+                                                                          "place"))
 
 
 def _left(row: dict[str, Any]) -> str | None:

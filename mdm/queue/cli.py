@@ -8,7 +8,18 @@ from typing import Annotated, Any
 import typer
 
 from mdm import ui
-from mdm.cliopts import ConcurrencyOpt, JsonOpt, SelectorArg, app_context, wants_json
+from mdm.cliopts import (
+    AllOpt,
+    ConcurrencyOpt,
+    JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
+    SelectorArg,
+    app_context,
+    list_format,
+    row_limit,
+    wants_json,
+)
 from mdm.context import AppContext
 
 app = typer.Typer(no_args_is_help=True,
@@ -63,13 +74,16 @@ def list_(ctx: typer.Context,
           state: Annotated[list[str] | None, typer.Option(
               "--state", help="Only commands in this state (repeatable).",
               show_default="queued and sent, or all of one device's")] = None,
+          fmt: ListFormatOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
           json: JsonOpt = False) -> None:
     """List queued commands: what each waits for, its attempts and the device's answer."""
     from mdm.queue import service
 
     c = app_context(ctx)
     rows = service.list_commands(c.db(), serial, state)
-    ui.render(rows, wants_json(ctx, json), COLUMNS, "Command queue")
+    ui.listing(rows, COLUMNS, key_columns=("id", "serial", "created_at", "expires_at"),
+               fmt=list_format(ctx, fmt, json), limit=row_limit(limit, all_),
+               total=len(rows), noun="commands", title="Command queue")
 
 
 @app.command("cancel")

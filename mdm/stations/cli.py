@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, app_context, wants_json
+from mdm.cliopts import (
+    AllOpt,
+    JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
+    app_context,
+    list_format,
+    row_limit,
+    wants_json,
+)
 from mdm.stations import service
 
 app = typer.Typer(no_args_is_help=True,
@@ -45,10 +54,14 @@ def add(ctx: typer.Context, name: NameArg,
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, fmt: ListFormatOpt = None, limit: LimitOpt = None,
+          all_: AllOpt = False, json: JsonOpt = False) -> None:
     """List stations: address, host-key fingerprint, concurrency, devices routed."""
-    ui.render(service.list_(app_context(ctx).db()), wants_json(ctx, json),
-              ["name", "address", "host_key", "concurrency", "devices"], "Stations")
+    rows = service.list_(app_context(ctx).db())
+    ui.listing(rows, ["name", "address", "host_key", "concurrency", "devices"],
+               key_columns=("name", "address", "host_key"), fmt=list_format(ctx, fmt, json),
+               limit=row_limit(limit, all_), total=len(rows), noun="stations",
+               title="Stations")
 
 
 @app.command("scan")
