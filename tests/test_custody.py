@@ -36,6 +36,10 @@ def test_assign_reassign_unassign_and_ask_who_held_it_when(mdm, inventory, db_pa
     assert holder(t_back) is None
     held = mdm.json("custody", "--officer", b["officer_id"])["custody"]
     assert [(h["serial"], h["closed_at"]) for h in held] == [(serials[0], t_back)]
+    as_csv = mdm("custody", "--officer", b["officer_id"], "--format", "csv").stdout
+    assert as_csv.splitlines() == ["serial,opened_at,open_reason,closed_at,close_reason",
+                                   f"{serials[0]},{t_move},swap,{t_back},returned to stores"]
+    assert mdm("custody", serials[0], "--limit", "1", code=2).stderr
     assert rows(db_path, "SELECT COUNT(*) FROM audit WHERE subject = ?",
                 (f"device:{serials[0]}",)) == [(3,)]
 

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from mdm import ui
-from mdm.cliopts import JsonOpt, ReasonOpt, app_context, wants_json
+from mdm.cliopts import (
+    JsonOpt,
+    LimitOpt,
+    ListFormatOpt,
+    ReasonOpt,
+    app_context,
+    list_format,
+    wants_json,
+)
 from mdm.custody import bulk, service
 from mdm.errors import InputError
 from mdm.officers.models import describe
@@ -95,8 +103,13 @@ def custody(ctx: typer.Context,
             officer: Annotated[str | None, typer.Option(
                 "--officer", help="Which devices this officer held, and when.",
                 show_default="none")] = None,
+            fmt: ListFormatOpt = None, limit: LimitOpt = None,
             json: JsonOpt = False) -> None:
-    """Answer who held a device at an instant, or which devices an officer held."""
+    """Answer who held a device at an instant, or which devices an officer held.
+
+    With --officer, the list takes --format and --limit like every list (all rows by
+    default: a custody history is short and is read whole).
+    """
     c = app_context(ctx)
     as_json = wants_json(ctx, json)
     if officer and not serial:
@@ -106,9 +119,14 @@ def custody(ctx: typer.Context,
             return
         ui.listing(result["custody"], ["serial", "opened_at", "open_reason", "closed_at",
                                        "close_reason"],
-                   key_columns=("serial", "opened_at", "closed_at"), limit=ui.ALL,
-                   noun="devices", title=f"Devices held by {describe(result)}")
+                   key_columns=("serial", "opened_at", "closed_at"),
+                   fmt=list_format(ctx, fmt, False), limit=limit or ui.ALL,
+                   total=len(result["custody"]), noun="devices",
+                   title=f"Devices held by {describe(result)}")
         return
+    if fmt is not None or limit is not None:
+        raise InputError("--format and --limit list an officer's devices: use them with"
+                         " --officer", "e.g. mdm custody --officer 1824 --format csv")
     if not serial or officer:
         raise InputError("give a device serial (with --at), or --officer alone",
                          "e.g. mdm custody R58F41ABC12 --at 2015-04-03T14:32")
