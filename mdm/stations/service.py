@@ -19,7 +19,7 @@ from mdm.devices.lifecycle import Status, check_transition
 from mdm.driver import DeviceDriver, Drivers
 from mdm.enrol import identity
 from mdm.enrol.pairing import fingerprint_problem
-from mdm.errors import InputError, NotFound, PartialFailure
+from mdm.errors import ExitCode, InputError, MdmError, NotFound, PartialFailure
 from mdm.fleet.keys import fingerprint_of_line
 from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target
 from mdm.operators import roles
@@ -134,10 +134,11 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
 
 # -- what is plugged in -------------------------------------------------------------------
 
-def _unreachable(name: str, exc: FleetError) -> InputError:
-    return InputError(f"station {name} could not be asked what is plugged in: {exc.message}",
-                      "check the station is on and reachable (and its host key), then run"
-                      " the command again")
+def _unreachable(name: str, exc: FleetError) -> MdmError:
+    # Not bad input: the command ran and the station failed it (exit 1, like a device).
+    return MdmError(f"station {name} could not be asked what is plugged in: {exc.message}",
+                    "check the station is on and reachable (and its host key), then run"
+                    " the command again", ExitCode.PARTIAL, where=f"station {name}")
 
 
 def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
