@@ -124,6 +124,16 @@ def test_the_device_refuses_another_signer_and_a_too_new_sdk_in_its_own_words(
     assert rows(db_path, "SELECT event FROM app_events e JOIN devices d ON d.id = e.device_id"
                          " WHERE d.serial = ? ORDER BY e.id", (one.serial,))[-1] == ("failed",)
     mdm("apps", "add", apks["enotebook-10800-sdk30"])
+    check = mdm.json("apps", "release", ENOTEBOOK, "10800", "--channel", "stable", "--check")
+    assert {"serial": one.serial, "sdk": 22} in check["too_old"]
+    refused = mdm("apps", "release", ENOTEBOOK, "10800", "--channel", "stable", code=2)
+    assert "needs Android SDK 30" in refused.stderr and f"{one.serial} (SDK 22)" in refused.stderr
+    assert mdm.json("apps", "show", ENOTEBOOK)["channels"]["stable"]["version_code"] == 10700
+    # Facts that do not say the SDK: the release goes ahead, and the device refuses it.
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE device_facts SET sdk = NULL")
     mdm("apps", "release", ENOTEBOOK, "10800", "--channel", "stable")
     result = mdm("apps", "push", one.serial, "--json", code=1)
     (failed,) = json.loads(result.stdout)["failed"]

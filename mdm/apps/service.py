@@ -205,12 +205,27 @@ def release(db: Database, operator: str, folder: Path, package: str, version_cod
                for r in targets(db, tree, [], proposed)
                if package in r["wanted"] and r["wanted"][package].channel == channel
                and r["installed"].get(package) != version_code]
+    # Devices whose Android is older than the build needs: they would refuse it
+    # (INSTALL_FAILED_OLDER_SDK), so a release that reaches them is refused here.
+    sdks = {serial: sdk for serial, sdk in db.execute(
+        "SELECT d.serial, f.sdk FROM devices d JOIN device_facts f ON f.device_id = d.id")}
+    too_old = [{"serial": c["serial"], "sdk": int(sdks[c["serial"]])} for c in changes
+               if str(sdks.get(c["serial"]) or "").isdigit() and build["min_sdk"] is not None
+               and int(sdks[c["serial"]]) < int(build["min_sdk"])]
     plan = {"package": package, "channel": channel, "version_code": version_code,
             "sha256": build["sha256"],
             "previous": current.version_code if current else None,
-            "devices": changes, "would_change": len(changes)}
+            "devices": changes, "would_change": len(changes), "too_old": too_old}
     if check:
         return {"check": True, **plan}
+    if too_old:
+        raise InputError(
+            f"{package} {version_code} needs Android SDK {build['min_sdk']}, but"
+            f" {len(too_old)} device(s) of {channel} run an older one: "
+            + ", ".join(f"{t['serial']} (SDK {t['sdk']})" for t in too_old[:10])
+            + ("…" if len(too_old) > 10 else ""),
+            "release a build whose minSdkVersion they meet, or move them off the channel;"
+            " nothing was released", problems=[])
     roles.require(db, operator, "apps.manage")
     if current is not None and current.sha256 == build["sha256"]:
         return {**plan, "released": False,
