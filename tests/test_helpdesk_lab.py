@@ -255,3 +255,23 @@ def test_a_stolen_phone_at_a_provisioning_station_is_locked_and_wiped_through_it
     assert _log(lab, device) == [("lock", "acked"), ("lock", "done"),
                                  ("wipe", "acked"), ("wipe", "done")]
     assert mdm.json("devices", "show", device.serial)["status"] == "wiped"
+
+
+def test_a_swap_for_a_fault_sends_the_old_device_back_to_be_wiped(
+        mdm: Any, enrolled: Any, people: Any) -> None:
+    broken, spare = enrolled(2)
+    officer = people()[0]
+    mdm("assign", broken.serial, officer)
+    mdm("policy", "push")
+    mdm("devices", "provision", spare.serial)
+    swapped = mdm.json("replace", broken.serial, "--with", spare.serial, "--reason",
+                       "screen cracked", operator="hd")
+    assert swapped["holder"]["officer_id"] == officer and swapped["incident"] is None
+    back = swapped["return"]  # not left in stock, held by nobody and never wiped
+    assert (back["reason"], back["then"]) == ("fault", "in_repair")
+    assert back["previous_holder"]["officer_id"] == officer
+    [case] = mdm.json("incidents", "--open")
+    assert (case["serial"], case["kind"]) == (broken.serial, "return")
+    commands = [(c["kind"], c["state"]) for c in mdm.json("queue", "list", broken.serial)]
+    assert ("wipe", "queued") in commands and ("policy", "queued") not in commands
+    mdm("audit", "verify")

@@ -230,6 +230,12 @@ def replace(db: Database, operator: str, serial: str, new_serial: str,
         audit.record(db, operator, "custody.replace", f"device:{new['serial']}",
                      {"replaces": old["serial"]}, result)
         queue.follow_holder(db, operator, [new["id"]], "replacement handed over")
+        open_case = db.scalar("SELECT id FROM incidents WHERE device_id = ? AND state = 'open'",
+                              [old["id"]])
+        if old["status"] in REACHABLE and open_case is None:
+            # A swap for a fault: the old device is not left in stock as it was, held by
+            # nobody and never wiped; it goes back as a fault (wiped, then to repair).
+            result["return"] = _open_return(db, operator, old, "fault", last, at, _settings())
     return result
 
 
@@ -253,21 +259,29 @@ def give_back(db: Database, operator: str, serial: str, reason: str) -> dict[str
                              f" (incident {pending})", "see it with: mdm incidents --open")
         at = now()
         holder = custody.close_holder(db, operator, device["id"], f"returned: {reason}", at)
-        cur = db.execute("INSERT INTO incidents (device_id, kind, holder_officer_id,"
-                         " return_reason, known_at, opened_at, opened_by) VALUES"
-                         " (?, 'return', ?, ?, ?, ?, ?)",
-                         [device["id"], holder and holder["officer_id"], reason, at, at,
-                          operator])
-        incident = int(cur.lastrowid or 0)
-        then = AFTER_RETURN[reason]
-        wipe = queue.enqueue(db, operator, device, "wipe", incident_id=incident, at=at,
-                             needs_approval=bool(settings.get("helpdesk.wipe_approval")),
-                             then_status=then.value, settings=settings,
-                             why=f"returned: {reason}")
-        result = {"incident": incident, "serial": device["serial"], "reason": reason,
-                  "previous_holder": holder, "wipe": wipe["id"], "then": then.value,
-                  "wipe_needs_approval": wipe["needs_approval"],
-                  "wipe_held": wipe["held_reason"]}
-        audit.record(db, operator, "incidents.return", f"device:{device['serial']}",
-                     {"holder": holder}, result)
+        result = _open_return(db, operator, device, reason, holder, at, settings)
+    return result
+
+
+def _open_return(db: Database, operator: str, device: dict[str, Any], reason: str,
+                 holder: dict[str, Any] | None, at: str,
+                 settings: dict[str, Any]) -> dict[str, Any]:
+    """Open a return incident and queue its wipe (inside the caller's transaction)."""
+    cur = db.execute("INSERT INTO incidents (device_id, kind, holder_officer_id,"
+                     " return_reason, known_at, opened_at, opened_by) VALUES"
+                     " (?, 'return', ?, ?, ?, ?, ?)",
+                     [device["id"], holder and holder["officer_id"], reason, at, at,
+                      operator])
+    incident = int(cur.lastrowid or 0)
+    then = AFTER_RETURN[reason]
+    wipe = queue.enqueue(db, operator, device, "wipe", incident_id=incident, at=at,
+                         needs_approval=bool(settings.get("helpdesk.wipe_approval")),
+                         then_status=then.value, settings=settings,
+                         why=f"returned: {reason}")
+    result = {"incident": incident, "serial": device["serial"], "reason": reason,
+              "previous_holder": holder, "wipe": wipe["id"], "then": then.value,
+              "wipe_needs_approval": wipe["needs_approval"],
+              "wipe_held": wipe["held_reason"]}
+    audit.record(db, operator, "incidents.return", f"device:{device['serial']}",
+                 {"holder": holder}, result)
     return result
