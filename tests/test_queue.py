@@ -436,3 +436,6 @@ def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no
     back = mdm.json("recovered", never, "--note", "in the stores", operator="hd")
     assert back["status"] == "delivered"
     assert mdm.json("incidents", "--open") == []
+    [closed] = mdm.json("incidents")  # closed: no time left to run, nothing overdue
+    assert (closed["state"], closed["hours_left"], closed["overdue"]) == ("recovered", None,
+                                                                         False)

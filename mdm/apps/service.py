@@ -254,7 +254,8 @@ def status(db: Database, folder: Path, package: str | None = None,
            by: str | None = None) -> dict[str, Any]:
     """Count devices per version of each released package, against what their channel says."""
     if by not in (None, "station", "area", "channel"):
-        raise InputError(f"--by {by!r} is not one of station, area, channel")
+        raise InputError(f"--by {by!r} is not one of station, area, channel",
+                         "e.g. mdm apps status --by station")
     tree = policies.load(folder)
     known = releases.load(db)
     if package and not db.scalar("SELECT 1 FROM app_builds WHERE package = ?", [package]):

@@ -47,7 +47,9 @@ def incidents(db: Database, open_only: bool = False) -> list[dict[str, Any]]:
                  "last_answer": c["last_answer"], "waiting_for": waiting_for(c, at)})
     out = []
     for r in rows:
-        left = _hours(r["dp_deadline"], at) if r["dp_deadline"] else None
+        # Time left counts only while the incident is open: a closed one has no deadline to run.
+        left = _hours(r["dp_deadline"], at) if r["dp_deadline"] and r["state"] == "open" \
+            else None
         out.append({**{k: r[k] for k in EXPORT_COLUMNS if k in r and k != "commands"},
                     "hours_left": left, "overdue": left is not None and left < 0
                     and r["state"] == "open", "commands": commands.get(r["id"], []),

@@ -229,7 +229,8 @@ def run(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], e
     if every is None:
         return run_once(db, operator, drivers, env, progress)
     if not 1 <= every <= MAX_EVERY:
-        raise InputError(f"--every {every:g} is not 1 to {MAX_EVERY} seconds")
+        raise InputError(f"--every {every:g} is not 1 to {MAX_EVERY} seconds",
+                         "e.g. --every 60 (or leave --every out for one pass)")
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:

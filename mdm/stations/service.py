@@ -298,7 +298,9 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
     """
     roles.require(db, operator, "devices.enrol")
     if (station is None) == (address is None):
-        raise InputError("give exactly one of --station NAME or --direct ADDRESS")
+        raise InputError("give exactly one of --station NAME or --direct ADDRESS",
+                         "e.g. mdm stations route SERIAL --direct 10.1.2.3:22 --host-key"
+                         " SHA256:… --reason 'issued to the field'")
     if not reason.strip():
         raise InputError("give a --reason for the move")
     found = db.query("SELECT * FROM devices WHERE serial = ?", [serial])
@@ -320,7 +322,9 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
             raise InputError(problem)
         if not host_key and not tofu:
             raise InputError("give the device's host key (--host-key SHA256:…), or"
-                             " --trust-on-first-use")
+                             " --trust-on-first-use",
+                             "read it on the device: ssh-keygen -l -E sha256 -f"
+                             " /etc/ssh/ssh_host_ed25519_key.pub")
         user, host, port = contact.parse_address(address)
         try:
             key_line = drivers.offered_key(Target(serial, host, port, user))
