@@ -6,12 +6,22 @@ last line it prints is a JSON object with wall, cpu, peak_mb and ok.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+HEADER = (f"{'devices':>8} {'client':>8} {'wall s':>8} {'cpu s':>7} {'cpu ms/dev':>10}"
+          f" {'peak MB':>8} {'ok':>5}")
+
+
+def worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the hidden options `compare` passes to a worker process (--worker, --lab, …)."""
+    for name in ("--worker", "--lab", "--key", "--tmp"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
 
 
 def compare(script: str, workers: Sequence[str], size: int, lab: Path, key: Path, tmp: str,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import compare
+from compare import HEADER, compare, worker_arguments
 
 PAYLOAD = bytes(range(256)) * 16  # 4 KiB
 
@@ -110,10 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,500")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--lab", help=argparse.SUPPRESS)
-    parser.add_argument("--key", help=argparse.SUPPRESS)
-    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    worker_arguments(parser)
     args = parser.parse_args()
     if args.worker:  # one measurement in a fresh process, so peak memory is its own
         fn = run_mdm if args.worker == "mdm" else run_openssh
@@ -125,8 +122,7 @@ def main() -> None:
     from mdm.lab.lab import Lab, become_subreaper
 
     become_subreaper()
-    print(f"{'devices':>8} {'client':>8} {'wall s':>8} {'cpu s':>7} {'cpu ms/dev':>10}"
-          f" {'peak MB':>8} {'ok':>5}")
+    print(HEADER, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compare import compare
+from compare import HEADER, compare, worker_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 MDM = Path(sys.executable).parent / "mdm"
@@ -157,10 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="50,200,500")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--lab", help=argparse.SUPPRESS)
-    parser.add_argument("--key", help=argparse.SUPPRESS)
-    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    worker_arguments(parser)
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -170,8 +167,7 @@ def main() -> None:
     from mdm.lab.lab import Lab, become_subreaper
 
     become_subreaper()
-    print(f"{'devices':>8} {'client':>8} {'wall s':>8} {'cpu s':>7} {'cpu ms/dev':>10}"
-          f" {'peak MB':>8} {'ok':>5}", flush=True)
+    print(HEADER, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)

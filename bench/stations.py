@@ -31,7 +31,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from compare import compare
+from compare import HEADER, compare, worker_arguments
 from push import APPLY, INBOX, MDM, STATUS, _mdm, _pushed_policy, _timed, prepare_env
 
 STATIONS_FILE = "stations.json"
@@ -136,10 +136,7 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=4)
     parser.add_argument("--limit", type=int, default=8, help="devices at once per station")
     parser.add_argument("--concurrency", type=int, default=8, help=argparse.SUPPRESS)
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--lab", help=argparse.SUPPRESS)
-    parser.add_argument("--key", help=argparse.SUPPRESS)
-    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    worker_arguments(parser)
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -149,8 +146,7 @@ def main() -> None:
     from mdm.lab.lab import Lab, become_subreaper
 
     become_subreaper()
-    print(f"{'devices':>8} {'client':>8} {'wall s':>8} {'cpu s':>7} {'cpu ms/dev':>10}"
-          f" {'peak MB':>8} {'ok':>5}", flush=True)
+    print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         key = t / "id_ed25519"

@@ -1,6 +1,6 @@
 """Benchmark: `mdm queue run` against a plain `mdm policy push` of the same devices.
 
-    .venv/bin/python bench/queue.py [--size 500] [--offline 100] [--concurrency 32]
+    .venv/bin/python bench/queue_run.py [--size 500] [--offline 100] [--concurrency 32]
 
 On one lab of SIZE enrolled devices, in the same run:
   push      `mdm policy push SERIAL… --json` over the SIZE - OFFLINE devices that answer;
@@ -29,10 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from push import MDM, _mdm, _timed, prepare
-
-# This file's name is the standard library's `queue`, which the thread pools import later:
-# take its folder off the path now that `push` is loaded.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 
 def run(env: dict[str, str], argv: list[str]) -> dict[str, Any]:
@@ -117,6 +113,9 @@ def main() -> None:
                   f" {'cpu ms/dev':>10} {'peak MB':>8} {'ok':>5}", flush=True)
             push = _measure("push", args.size, tmp, args.concurrency, len(online))
             _forget_policy(lab, online)
+            # A direct push settles the pushes queued for the devices it reached: queue them
+            # again, so the queue does the same 400 pushes.
+            _mdm(env, "queue", "policy", *online)
             queue = _measure("queue", args.size, tmp, args.concurrency, len(online))
             conn = sqlite3.connect(env["MDM_DB"])
             left = conn.execute("SELECT COUNT(*) FROM commands WHERE state = 'queued'"
