@@ -174,3 +174,24 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
                                "provision")}
     again = mdm.json("provision", "--wave", "pilot", "--plan", plan)
     assert {d["result"] for d in again["devices"]} == {"already provisioned"}
+
+
+def test_provisioning_installs_the_builds_released_to_each_devices_channel(
+        mdm: Any, pilot: dict[str, Any], tmp_path: Path, apks: dict[str, Path]) -> None:
+    enotebook = "uk.police.cumbria.enotebook"
+    devices = pilot["devices"]
+    plan = _plan(tmp_path, on_shift=None)
+    mdm("rollout", "advance", "pilot", "--plan", plan)
+    mdm("apps", "add", apks["enotebook-10500"])
+    mdm("apps", "release", enotebook, "10500", "--channel", "stable")
+    wanted = {d["serial"] for d in mdm.json("apps", "push", "--check")["devices"]
+              if d["package"] == enotebook and d["change"]}
+    assert wanted  # the pilot's e-notebook users are on the factory build (10402)
+    result = mdm.json("provision", "--wave", "pilot", "--plan", plan)
+    assert sorted(result["provisioned"]) == sorted(d.serial for d in devices)
+    for device in devices:  # the device's own package list, as its package manager keeps it
+        versions = dict(line.split()[:2] for line in
+                        (device.path / "packages").read_text().splitlines())
+        if device.serial in wanted:
+            assert versions[enotebook] == "10500", device.serial
+    assert mdm.json("apps", "push", "--check")["would_change"] == 0
