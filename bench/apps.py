@@ -28,11 +28,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from compare import HEADER, compare, worker_arguments
+from compare import HEADER, compare, lab_of, worker_arguments
 from push import _mdm, _timed, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,29 +109,20 @@ def main() -> None:
         worker(args)
         return
 
-    from mdm.fleet.keys import generate_ed25519
-    from mdm.lab.lab import Lab, become_subreaper
+    from mdm.lab.lab import become_subreaper
 
     become_subreaper()
     print(HEADER, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            t = Path(tmp)
-            key = t / "id_ed25519"
-            generate_ed25519(key)
+        with lab_of(size) as (t, key, lab):
             apk = make_apk(t, args.mib)
-            lab = Lab(t / "lab")
-            try:
-                lab.up(size, Path(str(key) + ".pub").read_text())
-                env: dict[str, Any] = prepare(lab.root, key, t, args.concurrency)
-                _mdm(env, "apps", "add", str(apk))
-                _mdm(env, "apps", "release", PACKAGE, "20000", "--channel", "stable")
-                (t / "env.json").write_text(json.dumps(env))
-                print(f"# {apk.stat().st_size / (1 << 20):.1f} MiB APK", flush=True)
-                compare(__file__, ("mdm", "openssh"), size, lab.root, key, tmp,
-                        args.concurrency)
-            finally:
-                lab.down()
+            env: dict[str, Any] = prepare(lab.root, key, t, args.concurrency)
+            _mdm(env, "apps", "add", str(apk))
+            _mdm(env, "apps", "release", PACKAGE, "20000", "--channel", "stable")
+            (t / "env.json").write_text(json.dumps(env))
+            print(f"# {apk.stat().st_size / (1 << 20):.1f} MiB APK", flush=True)
+            compare(__file__, ("mdm", "openssh"), size, lab.root, key, str(t),
+                    args.concurrency)
     os.sync()
 
 

@@ -10,7 +10,9 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,28 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the hidden options `compare` passes to a worker process (--worker, --lab, …)."""
     for name in ("--worker", "--lab", "--key", "--tmp"):
         parser.add_argument(name, help=argparse.SUPPRESS)
+
+
+@contextmanager
+def lab_of(size: int) -> Iterator[tuple[Path, Path, Any]]:
+    """A temporary folder with an operator key and a lab of `size` devices, downed after.
+
+    Yields (folder, key, lab); the caller has made itself the subreaper of the lab's
+    processes (`become_subreaper`).
+    """
+    from mdm.fleet.keys import generate_ed25519
+    from mdm.lab.lab import Lab
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        key = folder / "id_ed25519"
+        generate_ed25519(key)
+        lab = Lab(folder / "lab")
+        try:
+            lab.up(size, Path(str(key) + ".pub").read_text())
+            yield folder, key, lab
+        finally:
+            lab.down()
 
 
 def compare(script: str, workers: Sequence[str], size: int, lab: Path, key: Path, tmp: str,

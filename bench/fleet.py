@@ -20,11 +20,10 @@ import json
 import os
 import resource
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from compare import HEADER, compare, worker_arguments
+from compare import HEADER, compare, lab_of, worker_arguments
 
 PAYLOAD = bytes(range(256)) * 16  # 4 KiB
 
@@ -118,23 +117,14 @@ def main() -> None:
         print(json.dumps(fn(Path(args.lab), Path(args.key), args.concurrency, extra)))
         return
 
-    from mdm.fleet.keys import generate_ed25519
-    from mdm.lab.lab import Lab, become_subreaper
+    from mdm.lab.lab import become_subreaper
 
     become_subreaper()
     print(HEADER, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            t = Path(tmp)
-            key = t / "id_ed25519"
-            generate_ed25519(key)
-            lab = Lab(t / "lab")
-            try:
-                lab.up(size, Path(str(key) + ".pub").read_text())
-                compare(__file__, ("openssh", "mdm"), size, lab.root, key, tmp,
-                        args.concurrency)
-            finally:
-                lab.down()
+        with lab_of(size) as (t, key, lab):
+            compare(__file__, ("openssh", "mdm"), size, lab.root, key, str(t),
+                    args.concurrency)
 
 
 if __name__ == "__main__":

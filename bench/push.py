@@ -28,12 +28,11 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from compare import HEADER, compare, worker_arguments
+from compare import HEADER, compare, lab_of, worker_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 MDM = Path(sys.executable).parent / "mdm"
@@ -163,29 +162,21 @@ def main() -> None:
         worker(args)
         return
 
-    from mdm.fleet.keys import generate_ed25519
-    from mdm.lab.lab import Lab, become_subreaper
+    from mdm.lab.lab import become_subreaper
 
     become_subreaper()
     print(HEADER, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            t = Path(tmp)
-            key = t / "id_ed25519"
-            generate_ed25519(key)
-            lab = Lab(t / "lab")
-            try:
-                lab.up(size, Path(str(key) + ".pub").read_text())
-                env = prepare(lab.root, key, t, args.concurrency)
-                (t / "env.json").write_text(json.dumps(env))
-                def before(name: str, t: Path = t, env: dict[str, Any] = env) -> None:
-                    if name == "openssh":  # the policy mdm compiled and stored, for ssh to send
-                        (t / "pushed.json").write_bytes(_pushed_policy(env))
+        with lab_of(size) as (t, key, lab):
+            env = prepare(lab.root, key, t, args.concurrency)
+            (t / "env.json").write_text(json.dumps(env))
 
-                compare(__file__, ("mdm", "openssh"), size, lab.root, key, tmp,
-                        args.concurrency, before)
-            finally:
-                lab.down()
+            def before(name: str, t: Path = t, env: dict[str, Any] = env) -> None:
+                if name == "openssh":  # the policy mdm compiled and stored, for ssh to send
+                    (t / "pushed.json").write_bytes(_pushed_policy(env))
+
+            compare(__file__, ("mdm", "openssh"), size, lab.root, key, str(t),
+                    args.concurrency, before)
 
 
 if __name__ == "__main__":
