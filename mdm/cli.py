@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compliance": ("mdm.policies.cli", "compliance_app"),
     "audit": ("mdm.audit.cli", "app"),
     "keys": ("mdm.keys.cli", "app"),
+    "login": ("mdm.ca.cli", "login"),
+    "ca": ("mdm.ca.cli", "app"),
     "lost": ("mdm.helpdesk.cli", "lost"),
     "recovered": ("mdm.helpdesk.cli", "recovered"),
     "replace": ("mdm.helpdesk.cli", "replace"),

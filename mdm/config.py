@@ -83,6 +83,11 @@ SPECS: tuple[Spec, ...] = (
          "more wipe requests than this within helpdesk.burst_minutes are held for an admin"),
     Spec("helpdesk.burst_minutes", None, "count", 10,
          "the window of helpdesk.burst_wipes, in minutes"),
+    Spec("ca.dir", "MDM_CA_DIR", "path", "~/.config/mdm/ca",
+         "the folder of the force's SSH user CA key (kept outside the project and the"
+         " inventory)"),
+    Spec("ca.max_validity", None, "duration", 43200,
+         "the longest an operator's certificate may be valid (mdm login; default 12h)"),
     Spec("operator", "MDM_OPERATOR", "text", None, "who is acting (default: the login name)",
          "--operator", in_file=False),
     Spec("key", "MDM_KEY", "text", "~/.config/mdm/id_ed25519",
@@ -90,7 +95,7 @@ SPECS: tuple[Spec, ...] = (
 )
 BY_KEY = {spec.key: spec for spec in SPECS}
 BESIDE_INVENTORY = ("builds", "lab")  # their defaults are folders in the inventory's folder
-TABLES = ("policy", "queue", "helpdesk")  # tables that only group settings
+TABLES = ("policy", "queue", "helpdesk", "ca")  # tables that only group settings
 
 
 @dataclass(frozen=True)
@@ -514,6 +519,8 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
 def _default(spec: Spec, base: Path | None) -> Any:
     if spec.key == "operator":
         return getpass.getuser()
+    if spec.kind == "path" and str(spec.default).startswith("~"):
+        return Path(spec.default).expanduser()  # the user's own folder, not the project's
     if spec.kind == "path" and spec.default is not None:
         return base / spec.default if base else Path(spec.default)
     return spec.default
@@ -569,7 +576,8 @@ timezone = "Europe/London"
 # "uk.police.cumbria.custody" = "4697324522958519876"
 
 # Who may run what, over the built-in table (docs/operations.md): "action" = [roles].
-# Roles are accountability on a shared inventory, not a security boundary.
+# In the inventory these are accountability; on a device that trusts the force's CA, each
+# role's certificate principal (mdm-admin, mdm-it, ...) is enforced by the device itself.
 [roles]
 # "policy.push" = ["admin", "it"]
 
@@ -579,6 +587,12 @@ timezone = "Europe/London"
 # lost_wipe_after = "24h"    # a lost device's wipe waits this long, unless it is recovered
 # burst_wipes = 5            # more wipe requests than this within burst_minutes are held
 # burst_minutes = 10         #   for an admin's review (mdm queue release)
+
+# The force's SSH user CA (mdm ca init, mdm login). Its private key stays outside the
+# project and the inventory: by default in ~/.config/mdm/ca of whoever runs mdm ca init.
+[ca]
+# dir = "/media/ca-token/mdm-ca"   # where the CA key is kept               (MDM_CA_DIR)
+# max_validity = "12h"            # the longest an operator's certificate may be valid
 
 # How long a queued command may wait for its device before it expires (mdm queue).
 [queue.expiry]

@@ -21,8 +21,12 @@ def ssh_drivers(context: AppContext) -> Drivers:
     Devices the inventory routes through a provisioning station are reached through it
     (SSH to the station, then adb); the rest directly.
     """
+    from mdm.ca.check import require_certificate
     from mdm.driver.routes import ssh_drivers as build
     from mdm.stations.service import registered
+
+    # Before any device is touched: a missing, expired or foreign certificate stops here.
+    require_certificate(context.db(), context.key, context.operator)
 
     profiles = context.settings.get("profiles") if context.settings else None
     return build(context.key, Path(profiles) if profiles else None,

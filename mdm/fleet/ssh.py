@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 import os
@@ -67,7 +68,10 @@ STDIN_CHUNK = 1 << 17  # bytes of a streamed stdin read and sent at a time
 
 
 def load_credentials(path: str | None = None) -> Credentials:
-    """Load the operator's private key (MDM_KEY_PASSPHRASE if encrypted; else ssh-agent)."""
+    """Load the operator's private key (MDM_KEY_PASSPHRASE if encrypted; else ssh-agent).
+
+    A certificate beside it (`<key>-cert.pub`, from mdm login) is presented with it.
+    """
     from mdm.errors import InputError
 
     file = key_path(path)
@@ -88,7 +92,11 @@ def load_credentials(path: str | None = None) -> Credentials:
     except (paramiko.SSHException, ValueError) as exc:
         raise InputError(f"cannot load the operator key {file}: {type(exc).__name__}",
                          "check MDM_KEY_PASSPHRASE, or create a key with mdm keys init") from None
-    return Credentials(pkey=pkey, allow_agent=False)
+    plain = None
+    if pkey.public_blob is not None:  # paramiko loaded `<key>-cert.pub`: present it first
+        plain = copy.copy(pkey)
+        plain.public_blob = None
+    return Credentials(pkey=pkey, allow_agent=False, plain=plain)
 
 
 def _socket(target: Target, timeouts: Timeouts) -> socket.socket:
@@ -170,8 +178,11 @@ class ParamikoTransport:
             raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
                                fingerprint(exc.key.asbytes())) from None
         except paramiko.AuthenticationException:
-            client.close()
-            raise AuthFailed(target.name, "the device refused the operator key") from None
+            if not _plain_accepted(client, target, credentials):
+                client.close()
+                raise AuthFailed(target.name, "the device refused the operator's"
+                                 f" {'certificate and ' if credentials.plain else ''}key"
+                                 ) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             client.close()
             if "known_hosts" in str(exc) or "host key" in str(exc).lower():
@@ -277,6 +288,19 @@ class ParamikoTransport:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _plain_accepted(client: paramiko.SSHClient, target: Target,
+                    credentials: Credentials) -> bool:
+    """Offer the key without its certificate, once the device has refused the certificate."""
+    transport = client.get_transport()
+    if credentials.plain is None or transport is None or not transport.is_active():
+        return False
+    try:
+        transport.auth_publickey(target.user, credentials.plain)
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
+    return transport.is_authenticated()
 
 
 def _short(command: str) -> str:

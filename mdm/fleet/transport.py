@@ -142,6 +142,9 @@ class Credentials:
 
     pkey: Any = field(default=None, repr=False)  # a paramiko PKey (not imported here)
     allow_agent: bool = False
+    # The same key without its certificate, offered if a device refuses the certificate
+    # (a device not yet moved to the CA trusts the plain key; OpenSSH's client does so too).
+    plain: Any = field(default=None, repr=False)
 
 
 class Transport(Protocol):

@@ -39,6 +39,29 @@ def add(ctx: typer.Context,
         ui.success(f"operator {name} added as {result['role']}{first}")
 
 
+@app.command("remove")
+def remove(ctx: typer.Context,
+           name: Annotated[str, typer.Argument(help="The operator's login name.")],
+           reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit"
+                                                                " log).")],
+           json: JsonOpt = False) -> None:
+    """Remove an operator (admin only): no more commands, no more certificates (mdm login).
+
+    Certificates already issued stay valid until they expire; revoke them with
+    mdm ca revoke NAME.
+    """
+    c = app_context(ctx)
+    result = service.remove(c.db(), c.operator, name, reason)
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    ui.success(f"operator {name} removed")
+    if result["unexpired_certificates"]:
+        ui.info(f"{name} still holds unexpired certificate(s) serial"
+                f" {', '.join(map(str, result['unexpired_certificates']))}: revoke them with"
+                f" mdm ca revoke {name} --reason …")
+
+
 @app.command("list")
 def list_(ctx: typer.Context, fmt: ListFormatOpt = None, limit: LimitOpt = None,
           all_: AllOpt = False, json: JsonOpt = False) -> None:

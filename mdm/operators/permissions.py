@@ -7,6 +7,8 @@ ROLES = ("admin", "it", "rollout", "helpdesk")
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "operators.add": frozenset({"admin"}),
+    "operators.remove": frozenset({"admin"}),
+    "ca.manage": frozenset({"admin"}),
     "officers.import": frozenset({"admin", "rollout"}),
     "officers.export": frozenset({"admin", "rollout", "helpdesk"}),
     "devices.import": frozenset({"admin", "it"}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mdm.errors import InputError
+from mdm.errors import InputError, NotFound
 from mdm.operators import roles
 from mdm.store import audit, transaction
 from mdm.store.db import Database
@@ -35,6 +35,36 @@ def add(db: Database, operator: str, name: str, role: str) -> dict[str, Any]:
         audit.record(db, operator, "operators.add", f"operator:{name}", None,
                      {"role": role, "first_operator": first})
     return {**row, "active": True, "first_operator": first}
+
+
+def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any]:
+    """Deactivate an operator (admin only): no more commands, no more certificates."""
+    if not reason.strip():
+        raise InputError("removing an operator needs a reason",
+                         "give --reason \"…\" (it is audited)")
+    with transaction(db):
+        roles.require(db, operator, "operators.remove")
+        row = db.execute("SELECT role, active FROM operators WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise NotFound(f"no operator {name!r}", "list them with: mdm operators list")
+        if not row[1]:
+            raise InputError(f"operator {name!r} was already removed",
+                             "see: mdm operators list")
+        admins = db.execute("SELECT COUNT(*) FROM operators WHERE role = 'admin' AND active = 1"
+                            ).fetchone()[0]
+        if row[0] == "admin" and admins <= 1:
+            raise InputError(f"{name!r} is the last admin of this inventory",
+                             "add another admin first: mdm operators add NAME --role admin")
+        db.execute("UPDATE operators SET active = 0 WHERE name = ?", [name])
+        # Certificates still valid are listed so the admin can revoke them at once.
+        live = [int(r[0]) for r in db.execute(
+            "SELECT serial FROM certificates WHERE operator = ? AND revoked_at IS NULL"
+            " AND valid_before > ? ORDER BY serial", [name, now()])]
+        audit.record(db, operator, "operators.remove", f"operator:{name}",
+                     {"role": row[0], "active": True},
+                     {"active": False, "reason": reason})
+    return {"name": name, "role": row[0], "active": False, "reason": reason,
+            "unexpired_certificates": live}
 
 
 def list_all(db: Database) -> list[dict[str, Any]]:

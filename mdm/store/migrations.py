@@ -519,3 +519,47 @@ def m014_desk_indexes(db: Database) -> None:
     # read from one index that holds every listed column: no sort, no table lookups.
     db.execute("CREATE INDEX officers_listing ON officers (area, station, surname, forename,"
                " officer_id, collar_number, worker_type, rank, team, status)")
+
+
+@migrations()
+def m015_certificates(db: Database) -> None:
+    # The force's SSH user CA: its public line only (the private key never enters the
+    # inventory); one row at most.
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS ca (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            public_line TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""")
+    # Every certificate issued; AUTOINCREMENT keeps serials increasing and never reused.
+    db.execute("""
+        CREATE TABLE certificates (
+            serial INTEGER PRIMARY KEY AUTOINCREMENT,
+            operator TEXT NOT NULL REFERENCES operators (name),
+            key_id TEXT NOT NULL,
+            principals TEXT NOT NULL,
+            key_fingerprint TEXT NOT NULL,
+            ca_fingerprint TEXT NOT NULL,
+            valid_after TEXT NOT NULL,
+            valid_before TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            revoke_reason TEXT
+        )""")
+    db.execute("CREATE INDEX certificates_operator ON certificates (operator, serial)")
+    # Every key revocation list built (OpenSSH KRL, `ssh-keygen -k`); never changed.
+    db.execute("""
+        CREATE TABLE krls (
+            version INTEGER PRIMARY KEY,
+            krl BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            serials TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TRIGGER krls_append_only BEFORE UPDATE ON krls
+        BEGIN SELECT RAISE(ABORT, 'revocation lists are append-only'); END""")
