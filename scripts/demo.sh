@@ -263,6 +263,19 @@ mdm --operator it.patel queue run           # locked at once; the wipe waits 24 
 mdm --operator hd.smith recovered "$lost" --note "handed in at Penrith front desk"
 mdm incidents
 
+step "Admin: the force's SSH user CA; two operators log in for a shift, each with their own key"
+# The demo keeps the CA key in its own folder; a force keeps it outside the project
+# (default ~/.config/mdm/ca) and types the passphrase at the prompt.
+export MDM_CA_DIR=$DEMO/ca-key MDM_CA_PASSPHRASE=demo-only-passphrase
+mdm ca init
+mdm ca show
+for who in it.patel hd.smith; do
+  MDM_KEY=$DEMO/$who/id_ed25519 mdm --operator "$who" keys init
+  MDM_KEY=$DEMO/$who/id_ed25519 mdm --operator "$who" login
+done
+mdm ca certificates
+mdm --operator nobody login || echo "(exit $?: only registered operators with a role get one)"
+
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint

@@ -5,6 +5,8 @@ A project's `mdm.toml` may replace the roles of any action (`[roles]`, see mdm/c
 This is accountability on a shared inventory (every change names a registered operator
 with a role fit for it), not a security boundary: anyone who can write the inventory
 file can change it. The audit chain and its external checkpoints are what detect that.
+On devices the boundary is the certificate (mdm/ca): its principal is the role, and the
+device enforces what each principal may do.
 """
 
 from __future__ import annotations
