@@ -221,3 +221,31 @@ def test_the_local_check_refuses_expired_foreign_and_missing_certificates(
     with pytest.raises(InputError, match="signed by another CA"):
         require_certificate(db, key, "admin")
     db.conn.close()
+
+
+def test_removing_an_operator_is_audited_and_keeps_the_last_admin(mdm, ca, db_path) -> None:
+    login(mdm, ca["hd"], "hd")
+    assert "needs the admin role" in mdm("operators", "remove", "admin", "--reason", "x",
+                                         operator="hd", code=2).stderr
+    assert "last admin" in mdm("operators", "remove", "admin", "--reason", "x",
+                               code=2).stderr
+    assert "no operator 'ghost'" in mdm("operators", "remove", "ghost", "--reason", "x",
+                                        code=2).stderr
+    out = mdm.json("operators", "remove", "hd", "--reason", "left the IT team")
+    assert out["unexpired_certificates"] == [1]  # still valid until revoked or expired
+    assert rows(db_path, "SELECT active FROM operators WHERE name = 'hd'") == [(0,)]
+    log = mdm.json("audit", "log", "--action", "operators.remove")
+    assert [(r["subject"], r["after"]["reason"]) for r in log] == \
+        [("operator:hd", "left the IT team")]
+    assert "already removed" in mdm("operators", "remove", "hd", "--reason", "x",
+                                    code=2).stderr
+    # a removed operator can run nothing either, and their certificate can still be revoked
+    assert "not registered" in mdm("operators", "add", "x1", operator="hd", code=2).stderr
+    assert mdm.json("ca", "revoke", "hd", "--reason", "left the IT team")["revoked"] == [1]
+
+
+def test_without_a_ca_login_and_revoke_say_how_to_start(mdm, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MDM_CA_DIR", str(tmp_path / "ca"))
+    mdm("operators", "add", "admin")
+    for args in (("login",), ("ca", "show"), ("ca", "revoke", "admin", "--reason", "x")):
+        assert "mdm ca init" in mdm(*args, code=2).stderr

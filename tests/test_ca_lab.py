@@ -125,3 +125,63 @@ def test_an_expired_certificate_is_refused_before_any_device(mdm, ca_lab, files,
                     "-n", "mdm-admin", "-z", "1", "-V", "+1d:+2d",
                     str(ca_lab.key) + ".pub"], check=True, timeout=30, capture_output=True)
     assert "is not valid until" in mdm("devices", "refresh", code=2).stderr
+
+
+@pytest.fixture
+def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private ssh-agent on a socket in tmp_path (foreground, stopped by its PID)."""
+    import time
+
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sock.exists(), "ssh-agent did not start"
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def decrypted_copy(encrypted: Path, passphrase: str, into: Path) -> Path:
+    into.write_bytes(encrypted.read_bytes())
+    into.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", passphrase, "-N", "", "-f", str(into)],
+                   check=True, timeout=30, capture_output=True)
+    return into
+
+
+def test_signing_and_presenting_through_ssh_agent(mdm, ca_lab, files, db_path, agent,
+                                                 tmp_path, monkeypatch) -> None:
+    """The CA key in the agent signs (no key file, no passphrase); an agent-held operator
+    key presents its certificate to a device that trusts only the CA."""
+    device = enrol(mdm, ca_lab, files)
+    ca_line = mdm.json("ca", "init")["public_line"]
+    trust_only_the_ca(ca_lab, ca_line, ["mdm-admin"])
+    ca_dir = tmp_path / "ca"
+    subprocess.run(["ssh-add", "-q", str(decrypted_copy(ca_dir / "ca", PASSPHRASE,
+                                                        tmp_path / "ca-plain"))],
+                   check=True, timeout=30, capture_output=True)
+    (ca_dir / "ca").rename(tmp_path / "ca-away")  # the key file is not there to read
+    monkeypatch.delenv("MDM_CA_PASSPHRASE")
+    assert mdm.json("ca", "show")["in_agent"] is True
+    out = mdm.json("login", "--valid-for", "1h")
+    assert out["signed_with"] == "ssh-agent"
+    listed = subprocess.run(["ssh-keygen", "-L", "-f", out["path"]], capture_output=True,
+                            text=True, check=True, timeout=30).stdout
+    assert f'Key ID: "mdm:admin:{out["serial"]}"' in listed
+    assert listed.split("Extensions:")[1].split() == ["permit-pty"]
+    assert listed.split("Principals:")[1].split("Critical")[0].split() == ["mdm-admin"]
+    # the operator's key: encrypted on disk, held by the agent, so mdm signs through it
+    subprocess.run(["ssh-add", "-q", str(ca_lab.key)], check=True, timeout=30,
+                   capture_output=True)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "op-passphrase", "-f",
+                    str(ca_lab.key)], check=True, timeout=30, capture_output=True)
+    monkeypatch.delenv("MDM_KEY_PASSPHRASE", raising=False)
+    refreshed = mdm.json("devices", "refresh")
+    assert [d["serial"] for d in refreshed["done"]] == [device.serial]
+    assert rows(db_path, "SELECT COUNT(*) FROM audit WHERE action = 'ca.login'") == [(1,)]

@@ -88,7 +88,9 @@ def load_credentials(path: str | None = None) -> Credentials:
             raise InputError(f"cannot load the operator key {file}",
                              "check MDM_KEY_PASSPHRASE") from None
         # An encrypted key and no passphrase given: ssh-agent must hold it.
-        return Credentials(pkey=None, allow_agent=True)
+        cert = file.with_name(file.name + "-cert.pub")
+        return Credentials(pkey=None, allow_agent=True,
+                           certificate=str(cert) if cert.exists() else None)
     except (paramiko.SSHException, ValueError) as exc:
         raise InputError(f"cannot load the operator key {file}: {type(exc).__name__}",
                          "check MDM_KEY_PASSPHRASE, or create a key with mdm keys init") from None
@@ -97,6 +99,32 @@ def load_credentials(path: str | None = None) -> Credentials:
         plain = copy.copy(pkey)
         plain.public_blob = None
     return Credentials(pkey=pkey, allow_agent=False, plain=plain)
+
+
+def _agent_certificate(client: paramiko.SSHClient, cert: str) -> paramiko.PKey | None:
+    """Return the agent's copy of the (ed25519) key with its certificate loaded, if any.
+
+    The agent is handed to the client, which closes it with the connection and offers the
+    agent's plain keys after the certificate.
+    """
+    from paramiko.pkey import PublicBlob
+
+    try:
+        inner = paramiko.Message(PublicBlob.from_file(cert).key_blob)
+        if inner.get_text() != "ssh-ed25519-cert-v01@openssh.com":
+            return None
+        inner.get_string()  # the nonce; the certified key follows it
+        wanted = inner.get_string()
+        agent = paramiko.Agent()
+        client._agent = agent  # type: ignore[attr-defined]
+        for key in agent.get_keys():
+            plain = paramiko.Message(key.asbytes())
+            if plain.get_text() == "ssh-ed25519" and plain.get_string() == wanted:
+                key.load_certificate(cert)
+                return key
+    except (paramiko.SSHException, ValueError, OSError):
+        return None
+    return None
 
 
 def _socket(target: Target, timeouts: Timeouts) -> socket.socket:
@@ -166,9 +194,12 @@ class ParamikoTransport:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.get_host_keys().add(_host_name(target), key_type, pinned)
         sock = _socket(target, t)
+        pkey = credentials.pkey
+        if pkey is None and credentials.certificate and os.environ.get("SSH_AUTH_SOCK"):
+            pkey = _agent_certificate(client, credentials.certificate)
         try:
             client.connect(target.host, target.port, username=target.user,
-                           pkey=credentials.pkey, sock=sock, timeout=t.connect,
+                           pkey=pkey, sock=sock, timeout=t.connect,
                            banner_timeout=t.banner, auth_timeout=t.auth,
                            channel_timeout=t.channel, look_for_keys=False,
                            allow_agent=credentials.allow_agent,

@@ -145,6 +145,7 @@ class Credentials:
     # The same key without its certificate, offered if a device refuses the certificate
     # (a device not yet moved to the CA trusts the plain key; OpenSSH's client does so too).
     plain: Any = field(default=None, repr=False)
+    certificate: str | None = None  # `<key>-cert.pub`, presented with the agent's copy of the key
 
 
 class Transport(Protocol):
