@@ -49,6 +49,7 @@ def test_ca_init_records_the_public_line_once_and_keeps_the_key_outside(mdm, ca,
     public = (ca["dir"] / "ca.pub").read_text().strip()
     assert shown["public_line"] == public and shown["key_here"] is True
     assert rows(db_path, "SELECT public_line FROM ca") == [(public,)]
+    assert mdm("ca", "show").stdout == public + "\n"  # ready for TrustedUserCAKeys
     assert (ca["dir"].stat().st_mode & 0o777, (ca["dir"] / "ca").stat().st_mode & 0o777) \
         == (0o700, 0o600)
     # passphrase-protected in OpenSSH's own format: ssh-keygen cannot read it without one

@@ -58,7 +58,12 @@ def init(ctx: typer.Context, ca_dir: CaDirOpt = None, json: JsonOpt = False) -> 
     from mdm.ca import service
 
     c = app_context(ctx)
-    result = service.init(c.db(), c.operator, _folder(c, ca_dir), _passphrase(confirm=True))
+    folder = _folder(c, ca_dir)
+    result = service.init(c.db(), c.operator, folder, _passphrase(confirm=True))
+    project = c.settings.file.parent if c.settings and c.settings.file else None
+    if project and folder.resolve().is_relative_to(project.resolve()):
+        ui.info(f"warning: the CA key is inside the project folder {project}: keep it out of"
+                " version control and backups of the project, or move it (ca.dir)")
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:
@@ -68,11 +73,22 @@ def init(ctx: typer.Context, ca_dir: CaDirOpt = None, json: JsonOpt = False) -> 
 
 @app.command("show")
 def show(ctx: typer.Context, ca_dir: CaDirOpt = None, json: JsonOpt = False) -> None:
-    """Show the CA's public line (what devices trust) and where its key is kept."""
+    """Print the CA's public line (what devices trust); --json adds where its key is kept.
+
+    The line alone goes to stdout, so `mdm ca show > trusted_user_ca_keys` works.
+    """
     from mdm.ca import service
 
     c = app_context(ctx)
-    ui.render(service.show(c.db(), _folder(c, ca_dir)), wants_json(ctx, json))
+    result = service.show(c.db(), _folder(c, ca_dir))
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+        return
+    ui.write_text(result["public_line"] + "\n")
+    where = ("here" if result["key_here"] else "not here") + (
+        ", and in ssh-agent" if result["in_agent"] else "")
+    ui.info(f"{result['fingerprint']}; key in {result['key_folder']} ({where});"
+            f" revocation list version {result['krl_version']}")
 
 
 @app.command("revoke")

@@ -40,7 +40,7 @@ def init(db: Database, operator: str, folder: Path, passphrase: Callable[[], str
     if existing:
         raise InputError(f"this inventory already has a CA ({existing})",
                          "see it with: mdm ca show")
-    line = keys.create(folder, passphrase(), comment=f"mdm-ca@{db.path.stem}")
+    line = keys.create(folder, passphrase(), comment=f"mdm-ca-{now()[:10]}")
     try:
         with transaction(db):
             if trust.ca_fingerprint(db):  # another admin got there first
