@@ -54,6 +54,18 @@ class Dialect:
             return f"{column} COLLATE NOCASE"
         return f"lower({column})"
 
+    def iprefix(self, column: str, value: str) -> tuple[str, list[str]]:
+        """`column` starts with `value`, ignoring case, and the arguments to pass.
+
+        On SQLite a range on the NOCASE index (LIKE could not use it); on PostgreSQL a
+        LIKE on lower(), with the value's own wildcards escaped, in the parameter.
+        """
+        if self.sqlite:
+            return (f"({column} >= ? COLLATE NOCASE AND {column} < ? COLLATE NOCASE)",
+                    [value, value + "\U0010ffff"])
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"lower({column}) LIKE lower(?) ESCAPE '\\'", [escaped + "%"]
+
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""
         marks = ", ".join("?" * count)
