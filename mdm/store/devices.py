@@ -197,3 +197,51 @@ def set_status(db: Database, device_ids: Sequence[int], status: str, at: str) ->
     """Move these devices to a status at `at` (inside the caller's transaction)."""
     db.executemany("UPDATE devices SET status = ?, status_changed_at = ? WHERE id = ?",
                    [(status, at, i) for i in device_ids])
+
+
+# -- one device by serial or id, and its route ----------------------------------------------
+
+def by_serial(db: Database, serial: str) -> dict[str, Any] | None:
+    """One device's row by its exact serial, or None."""
+    found = db.query("SELECT * FROM devices WHERE serial = ?", [serial])
+    return found[0] if found else None
+
+
+def route_of_serial(db: Database, serial: str) -> dict[str, Any] | None:
+    """Serial, status, station and address of one device by its exact serial, or None."""
+    found = db.query("SELECT serial, status, station, address FROM devices"
+                     " WHERE serial = ?", [serial])
+    return found[0] if found else None
+
+
+def status_of(db: Database, device_id: int) -> str | None:
+    """One device's status now."""
+    status: str | None = db.scalar("SELECT status FROM devices WHERE id = ?", [device_id])
+    return status
+
+
+def enrolled_via_station(db: Database, device_id: int, station: str, at: str,
+                         status: str) -> None:
+    """Record a device enrolled at `at` through a station (its status and route)."""
+    db.execute("UPDATE devices SET status = ?, status_changed_at = ?, station = ?,"
+               " enrolled_at = ? WHERE id = ?", [status, at, station, at, device_id])
+
+
+def serial_pinning(db: Database, fingerprint: str, other_than: int) -> str | None:
+    """The serial of another device that has this host key pinned, if any."""
+    serial: str | None = db.scalar("SELECT serial FROM devices WHERE host_key_fingerprint = ?"
+                                   " AND id != ?", [fingerprint, other_than])
+    return serial
+
+
+def route_via_station(db: Database, device_id: int, station: str) -> None:
+    """Reach a device through a station from now on."""
+    db.execute("UPDATE devices SET station = ? WHERE id = ?", [station, device_id])
+
+
+def route_direct(db: Database, device_id: int, address: str | None, host_key: str | None,
+                 fingerprint: str) -> None:
+    """Reach a device directly over SSH at `address` with this pinned key from now on."""
+    db.execute("UPDATE devices SET station = NULL, address = ?, host_key = ?,"
+               " host_key_fingerprint = ? WHERE id = ?",
+               [address, host_key, fingerprint, device_id])
