@@ -27,6 +27,11 @@ def insert(db: Database, name: str, description: str | None, at: str, by: str) -
                " VALUES (?, ?, ?, ?)", [name, description, at, by])
 
 
+def names(db: Database) -> list[str]:
+    """The name of every group."""
+    return [r[0] for r in db.execute("SELECT name FROM groups")]
+
+
 def get(db: Database, name: str) -> dict[str, Any]:
     """A group's own row (it must exist)."""
     return db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
