@@ -245,3 +245,10 @@ def route_direct(db: Database, device_id: int, address: str | None, host_key: st
     db.execute("UPDATE devices SET station = NULL, address = ?, host_key = ?,"
                " host_key_fingerprint = ? WHERE id = ?",
                [address, host_key, fingerprint, device_id])
+
+
+def dpc_status(db: Database, device_id: int) -> tuple[str | None, str | None]:
+    """The device policy controller's last status (JSON text) and when it was collected."""
+    row = db.execute("SELECT dpc_status, collected_at FROM device_facts WHERE device_id = ?",
+                     [device_id]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
