@@ -23,6 +23,7 @@ from mdm.policies import service as policies
 from mdm.runs import record as runs
 from mdm.store import apps as app_rows
 from mdm.store import audit
+from mdm.store import devices as device_rows
 from mdm.store.db import Database
 
 # What to do about a device's refusal, by the package manager's own code.
@@ -145,7 +146,7 @@ def _record_installed(db: Database, operator: str, row: dict[str, Any],
                           "sha256": release.sha256, "channel": release.channel})
     if packages != row["installed"]:
         app_rows.set_packages(db, row["id"], json.dumps(packages, sort_keys=True))
-    app_rows.reached(db, row["id"], at)
+    device_rows.reached(db, row["id"], at)
     if changed:
         outcome.done.append({"serial": row["serial"], "channel": row["channel"],
                              "installed": changed})

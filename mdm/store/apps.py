@@ -128,8 +128,3 @@ def set_packages(db: Database, device_id: int, packages: str) -> None:
     """Record a device's installed packages (JSON text)."""
     db.execute("UPDATE device_facts SET packages = ? WHERE device_id = ?", [packages, device_id])
 
-
-def reached(db: Database, device_id: int, at: str) -> None:
-    """Record a good contact with a device at `at`."""
-    db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
-               " WHERE id = ?", [at, at, device_id])

@@ -8,7 +8,7 @@ SQL; they pass a selection's clause and arguments back to these functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mdm.store.db import Database
@@ -252,3 +252,36 @@ def dpc_status(db: Database, device_id: int) -> tuple[str | None, str | None]:
     row = db.execute("SELECT dpc_status, collected_at FROM device_facts WHERE device_id = ?",
                      [device_id]).fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+# -- contact: facts, last seen, status ------------------------------------------------------
+
+def save_facts(db: Database, device_id: int, at: str, values: Mapping[str, Any]) -> None:
+    """Store a device's latest facts (os_release, sdk, security_patch, crypto_state and the
+    JSON texts packages, dpc_status, props, settings, and policy_file_sha256), replacing
+    the previous ones."""
+    cols = ("os_release", "sdk", "security_patch", "crypto_state", "packages", "dpc_status",
+            "props", "settings", "policy_file_sha256")
+    db.execute(
+        "INSERT INTO device_facts (device_id, collected_at, os_release, sdk, security_patch,"
+        " crypto_state, packages, dpc_status, props, settings, policy_file_sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (device_id) DO UPDATE SET collected_at = excluded.collected_at,"
+        " os_release = excluded.os_release, sdk = excluded.sdk,"
+        " security_patch = excluded.security_patch, crypto_state = excluded.crypto_state,"
+        " packages = excluded.packages, dpc_status = excluded.dpc_status,"
+        " props = excluded.props, settings = excluded.settings,"
+        " policy_file_sha256 = excluded.policy_file_sha256",
+        [device_id, at, *(values[c] for c in cols)])
+
+
+def reached(db: Database, device_id: int, at: str) -> None:
+    """Record a good contact with a device at `at` (seen, no error)."""
+    db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
+               " WHERE id = ?", [at, at, device_id])
+
+
+def not_reached(db: Database, device_id: int, at: str, error: str) -> None:
+    """Record a failed contact with a device at `at`, and why."""
+    db.execute("UPDATE devices SET last_contact_at = ?, last_contact_error = ? WHERE id = ?",
+               [at, error, device_id])

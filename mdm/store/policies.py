@@ -119,3 +119,11 @@ def set_dpc_status(db: Database, device_id: int, status: str, policy_file: str |
     """Record the device policy controller's status (JSON text) and the policy file's hash."""
     db.execute("UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE"
                " device_id = ?", [status, policy_file, device_id])
+
+
+def last_reported(db: Database, device_id: int) -> str | None:
+    """The policy (sha256) the device last reported or applied, by its events."""
+    sha: str | None = db.scalar("SELECT sha256 FROM policy_events WHERE device_id = ? AND event"
+                                " IN ('reported', 'applied') ORDER BY id DESC LIMIT 1",
+                                [device_id])
+    return sha
