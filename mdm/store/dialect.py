@@ -43,9 +43,13 @@ class Dialect:
         return f"string_agg(({expr})::text, {literal})"
 
     def json_text(self, column: str, key: str) -> str:
-        """The text of one top-level `key` of the JSON object held (as text) in `column`."""
+        """The text of one top-level `key` of the JSON object held (as text) in `column`.
+
+        NULL where the column holds no JSON on SQLite (which would otherwise refuse it);
+        PostgreSQL reads the column as json, so it must hold JSON or NULL.
+        """
         if self.sqlite:
-            return f"json_extract({column}, '$.{key}')"
+            return f"CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{key}') END"
         return f"(({column})::json ->> '{key}')"
 
     def nocase(self, column: str) -> str:
