@@ -23,9 +23,10 @@ def build_of(db: Database, package: str, version_code: int) -> dict[str, Any] | 
 
 
 def signers(db: Database, package: str) -> list[str]:
-    """The distinct signers of a package's registered builds."""
-    return [r[0] for r in db.execute("SELECT DISTINCT signer FROM app_builds WHERE"
-                                     " package = ?", [package])]
+    """The distinct signers of a package's registered builds, the first registered first."""
+    return [r[0] for r in db.execute("SELECT signer FROM app_builds WHERE package = ?"
+                                     " GROUP BY signer ORDER BY MIN(added_at), signer",
+                                     [package])]
 
 
 def insert_build(db: Database, row: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ in one scan beside it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from mdm.store.db import Database
@@ -41,7 +42,7 @@ def insert(db: Database, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     cols = list(rows[0])
     db.executemany(f"INSERT INTO officers ({', '.join(cols)}) VALUES ({_marks(len(cols))})",
-                   [tuple(r[c] for c in cols) for r in rows])
+                   map(itemgetter(*cols), rows))
 
 
 def update(db: Database, officer_id: str, changes: Mapping[str, Any], at: str) -> None:
