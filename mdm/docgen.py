@@ -44,13 +44,12 @@ def cli_reference() -> str:
 
 def schema_reference() -> str:
     """Return the schema of a blank, fully migrated inventory as SQL."""
-    from mdm.store import connect
+    from mdm.store import connect, schema
 
     with tempfile.TemporaryDirectory() as tmp:
         db = connect(Path(tmp) / "schema.db")
-        rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL"
-                          " AND name NOT LIKE 'sqlite_%' ORDER BY rowid").fetchall()
-        migrations = [m for (m,) in db.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+        rows = schema.objects(db)
+        migrations = schema.migrations(db)
         db.conn.close()
     out = ["Migrations, in order: " + ", ".join(f"`{m}`" for m in migrations) + ".\n"]
     for kind, name, sql in rows:

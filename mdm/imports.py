@@ -11,16 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mdm.store import imports
 from mdm.store.db import Database
 
 
 def already_imported(db: Database, action: str, path: Path,
                      sha256: str) -> dict[str, Any] | None:
     """Return the import result for a file already imported by `action`, or None."""
-    row = db.execute(
-        "SELECT seq, at, operator FROM audit WHERE action = ? AND CASE WHEN json_valid(after)"
-        " THEN json_extract(after, '$.sha256') END = ? ORDER BY seq DESC LIMIT 1",
-        [action, sha256]).fetchone()
+    row = imports.last_with_sha256(db, action, sha256)
     if row is None:
         return None
     seq, at, operator = row

@@ -274,7 +274,7 @@ def test_station_and_name_filters_are_served_by_indexes(inventory, db_path: Path
     db = connect(db_path)
     for filters in ({"station": "kendal"}, {"name": "fell"}, {"name": "jo fell"},
                     {"name": "1033"}, {"area": "south"}):
-        where, args = officers._where(filters)
+        where, args = officers._where(db, filters)
         plan = " ".join(r[-1] for r in db.execute(
             f"EXPLAIN QUERY PLAN SELECT * FROM officers o {where}", args))
         assert "USING INDEX" in plan and "SCAN o" not in plan, (filters, plan)

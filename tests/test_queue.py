@@ -439,3 +439,35 @@ def test_incidents_show_the_deadline_overdue_and_a_never_enrolled_device_gets_no
     [closed] = mdm.json("incidents")  # closed: no time left to run, nothing overdue
     assert (closed["state"], closed["hours_left"], closed["overdue"]) == ("recovered", None,
                                                                          False)
+
+
+def test_a_wipe_cancels_what_was_queued_before_it_but_a_lock_of_its_own_incident(
+        fleet: Any) -> None:
+    from mdm.devices import service as devices
+    from mdm.queue import service
+    from mdm.store import incidents, transaction
+    from mdm.timeutil import now
+
+    db, _, serials = fleet
+    kept = {}
+    # (the lock's incident, the wipe's incident): the lock stays only when they are one.
+    for serial, (lock_of, wipe_of) in zip(serials[1:5], [("lost", "lost"), (None, "lost"),
+                                                         ("lost", None), (None, None)],
+                                          strict=True):
+        device = devices.get(db, serial)
+        at = now()
+        with transaction(db):
+            lost = incidents.insert(db, {"device_id": device["id"], "kind": "lost",
+                                         "known_at": at, "opened_at": at,
+                                         "opened_by": "admin"})
+            assert lost == db.scalar("SELECT max(id) FROM incidents")  # its own new id
+            ids = {None: None, "lost": lost}
+            policy = service.enqueue(db, "admin", device, "policy")
+            lock = service.enqueue(db, "admin", device, "lock", incident_id=ids[lock_of])
+            wipe = service.enqueue(db, "admin", device, "wipe", incident_id=ids[wipe_of])
+        assert policy["id"] in wipe["cancelled"]
+        kept[(lock_of, wipe_of)] = lock["id"] not in wipe["cancelled"]
+        assert db.scalar("SELECT state FROM commands WHERE id = ?", [lock["id"]]) == (
+            "queued" if kept[(lock_of, wipe_of)] else "cancelled")
+    assert kept == {("lost", "lost"): True, (None, "lost"): False, ("lost", None): False,
+                    (None, None): True}

@@ -21,7 +21,9 @@ from mdm.errors import InputError, PartialFailure
 from mdm.operators import roles
 from mdm.policies import service as policies
 from mdm.runs import record as runs
+from mdm.store import apps as app_rows
 from mdm.store import audit
+from mdm.store import devices as device_rows
 from mdm.store.db import Database
 
 # What to do about a device's refusal, by the package manager's own code.
@@ -81,7 +83,7 @@ def push(db: Database, operator: str, folder: Path, store: Path, selectors: list
     for release in {r.sha256: r for row in rows for r in row["wanted"].values()}.values():
         label = f"{release.package} {release.version_code}"
         files[release.sha256] = builds.verified(store, release.sha256, label)
-    sizes = dict(db.execute("SELECT sha256, size FROM app_builds"))
+    sizes = app_rows.sizes(db)
 
     def install(driver: DeviceDriver) -> Any:
         row = by_serial[driver.target.name]
@@ -133,9 +135,8 @@ def _record_installed(db: Database, operator: str, row: dict[str, Any],
         packages[name] = release.version_code
         event = "installed" if result.changed else "confirmed"
         if result.changed or row["installed"].get(name) != release.version_code:
-            db.execute("INSERT INTO app_events (device_id, package, sha256, event, at, detail)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", [row["id"], name, release.sha256, event,
-                                                      at, json.dumps({"from": result.before})])
+            app_rows.add_event(db, row["id"], name, release.sha256, event, at,
+                               json.dumps({"from": result.before}))
         if result.changed:
             changed.append({"package": name, "from": result.before,
                             "to": release.version_code, "channel": release.channel})
@@ -144,10 +145,8 @@ def _record_installed(db: Database, operator: str, row: dict[str, Any],
                          {"package": name, "version_code": release.version_code,
                           "sha256": release.sha256, "channel": release.channel})
     if packages != row["installed"]:
-        db.execute("UPDATE device_facts SET packages = ? WHERE device_id = ?",
-                   [json.dumps(packages, sort_keys=True), row["id"]])
-    db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
-               " WHERE id = ?", [at, at, row["id"]])
+        app_rows.set_packages(db, row["id"], json.dumps(packages, sort_keys=True))
+    device_rows.reached(db, row["id"], at)
     if changed:
         outcome.done.append({"serial": row["serial"], "channel": row["channel"],
                              "installed": changed})
@@ -157,9 +156,8 @@ def _record_installed(db: Database, operator: str, row: dict[str, Any],
 
 def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> None:
     for name, release in sorted(row["wanted"].items()):
-        db.execute("INSERT INTO app_events (device_id, package, sha256, event, at, detail)"
-                   " VALUES (?, ?, ?, 'failed', ?, ?)", [row["id"], name, release.sha256, at,
-                                                         json.dumps({"error": result.error})])
+        app_rows.add_event(db, row["id"], name, release.sha256, "failed", at,
+                           json.dumps({"error": result.error}))
 
 
 def _describe(row: dict[str, Any], result: Any) -> dict[str, Any]:
@@ -183,9 +181,7 @@ def rollback(db: Database, operator: str, folder: Path, store: Path, package: st
     service.check_channel(tree, channel)
     roles.require(db, operator, "apps.manage")
     roles.require(db, operator, "apps.push")
-    history = db.query("SELECT r.sha256, b.version_code FROM app_releases r JOIN app_builds b"
-                       " ON b.sha256 = r.sha256 WHERE r.package = ? AND r.channel = ?"
-                       " ORDER BY r.id", [package, channel])
+    history = app_rows.channel_history(db, package, channel)
     if not history:
         raise InputError(f"{package} has never been released to {channel}",
                          "mdm apps show PACKAGE shows its releases")
@@ -197,8 +193,9 @@ def rollback(db: Database, operator: str, folder: Path, store: Path, package: st
     if previous is None:
         raise InputError(f"{channel} has run only one build of {package}: there is nothing"
                          " to roll back to", "release an older build with mdm apps release")
-    build = db.query("SELECT * FROM app_builds WHERE sha256 = ?", [previous])[0]
-    bad = db.query("SELECT version_code FROM app_builds WHERE sha256 = ?", [current])[0]
+    build = app_rows.build(db, previous)
+    bad = app_rows.build(db, current)
+    assert build is not None and bad is not None  # released builds are never deleted
     builds.verified(store, previous, f"{package} {build['version_code']}")
     known = releases.load(db)
     service.record_release(db, operator, build, channel, known.current[(channel, package)],

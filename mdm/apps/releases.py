@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mdm.store import apps as app_rows
 from mdm.store.db import Database
 
 STABLE = "stable"
@@ -89,13 +90,11 @@ class Releases:
 def load(db: Database) -> Releases:
     """Read every release and build (a few rows per package), oldest first."""
     out = Releases()
-    if not db.scalar("SELECT 1 FROM app_releases LIMIT 1"):
+    if not app_rows.any_release(db):
         return out
-    for package, code, signer in db.execute("SELECT package, version_code, signer"
-                                            " FROM app_builds"):
+    for package, code, signer in app_rows.build_signers(db):
         out.signers[(package, code)] = signer
-    rows = db.query("SELECT r.*, b.version_code, b.version_name, b.signer FROM app_releases r"
-                    " JOIN app_builds b ON b.sha256 = r.sha256 ORDER BY r.id")
+    rows = app_rows.releases(db)
     for row in rows:
         key = (row["channel"], row["package"])
         previous = out.current.get(key)

@@ -19,6 +19,7 @@ from mdm.apps import store as builds
 from mdm.errors import InputError, NotFound
 from mdm.operators import roles
 from mdm.policies import service as policies
+from mdm.store import apps as app_rows
 from mdm.store import audit, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -36,21 +37,19 @@ def add(db: Database, operator: str, folder: Path, file: Path, notes: str | None
                          " (kept in the audit log)")
     with builds.staged(folder, file) as (tmp, sha256, size):
         info = apk.read(tmp, shown=file)
-        known = db.query("SELECT * FROM app_builds WHERE sha256 = ?", [sha256])
+        known = app_rows.build(db, sha256)
         if known:
             builds.keep(folder, tmp, sha256)  # put the file back if it went missing
-            return {"added": False, "build": _build_view(known[0]),
+            return {"added": False, "build": _build_view(known),
                     "message": "this build is already registered"}
-        clash = db.query("SELECT sha256 FROM app_builds WHERE package = ? AND version_code = ?",
-                         [info.package, info.version_code])
+        clash = app_rows.build_of(db, info.package, info.version_code)
         if clash:
             raise InputError(f"{file}: {info.package} versionCode {info.version_code} is"
                              f" already registered with other bytes (sha256"
-                             f" {clash[0]['sha256'][:16]}…); nothing was stored",
+                             f" {clash['sha256'][:16]}…); nothing was stored",
                              "builds are immutable: raise versionCode and build again",
                              where=str(file))
-        signers = [r[0] for r in db.execute("SELECT DISTINCT signer FROM app_builds WHERE"
-                                            " package = ?", [info.package])]
+        signers = app_rows.signers(db, info.package)
         if signers and info.signer not in signers and not new_signer:
             raise InputError(f"{file}: {info.package} {info.version_code} is signed by"
                              f" {_short(info.signer)}, not by {_short(signers[-1])} like its"
@@ -64,8 +63,7 @@ def add(db: Database, operator: str, folder: Path, file: Path, notes: str | None
            "signer": info.signer, "certificates": json.dumps(info.certificates, sort_keys=True),
            "notes": notes, "added_at": now(), "added_by": operator}
     with transaction(db):
-        db.execute(f"INSERT INTO app_builds ({', '.join(row)}) VALUES"
-                   f" ({', '.join('?' for _ in row)})", list(row.values()))
+        app_rows.insert_build(db, row)
         after = {k: row[k] for k in ("package", "version_code", "version_name", "sha256",
                                      "signer", "min_sdk", "size")}
         if signers and info.signer not in signers:
@@ -90,12 +88,10 @@ def _build_view(row: dict[str, Any], channels: list[str] | None = None) -> dict[
 
 def build_of(db: Database, package: str, version_code: int) -> dict[str, Any]:
     """Return a registered build, or refuse (exit 2) naming what is registered."""
-    rows = db.query("SELECT * FROM app_builds WHERE package = ? AND version_code = ?",
-                    [package, version_code])
-    if rows:
-        return rows[0]
-    codes = [str(r[0]) for r in db.execute("SELECT version_code FROM app_builds WHERE"
-                                           " package = ? ORDER BY version_code", [package])]
+    found = app_rows.build_of(db, package, version_code)
+    if found:
+        return found
+    codes = [str(c) for c in app_rows.version_codes(db, package)]
     if not codes:
         raise NotFound(f"no builds of {package} are registered",
                        "register one with mdm apps add FILE.apk (mdm apps list shows them)")
@@ -109,9 +105,7 @@ def iter_builds(db: Database, package: str | None = None) -> Iterator[dict[str, 
     on: dict[str, list[str]] = {}
     for (channel, _), release in sorted(current.items()):
         on.setdefault(release.sha256, []).append(channel)
-    where, args = ("WHERE package = ?", [package]) if package else ("", [])
-    for row in db.iter_query(f"SELECT * FROM app_builds {where}"
-                             " ORDER BY package, version_code DESC", args):
+    for row in app_rows.iter_builds(db, package):
         view = _build_view(row, on.get(row["sha256"], []))
         view["channels"] = " ".join(view["channels"])
         yield view
@@ -123,10 +117,7 @@ def show(db: Database, package: str) -> dict[str, Any]:
     if not found:
         raise NotFound(f"no builds of {package} are registered",
                        "mdm apps list shows every registered build")
-    history = db.query("SELECT r.channel, b.version_code, b.version_name, r.sha256,"
-                       " r.released_at, r.released_by, r.rollback, r.reason"
-                       " FROM app_releases r JOIN app_builds b ON b.sha256 = r.sha256"
-                       " WHERE r.package = ? ORDER BY r.id", [package])
+    history = app_rows.release_history(db, package)
     current = {channel: r for (channel, name), r in releases.load(db).current.items()
                if name == package}
     for row in history:
@@ -168,11 +159,10 @@ def targets(db: Database, tree: policies.Tree, selectors: list[str],
     """
     known = known if known is not None else releases.load(db)
     resolver = policies.Resolver(tree)
-    if empty_ok and not selectors and not db.scalar(
-            "SELECT 1 FROM devices WHERE status IN ('enrolled', 'provisioned') LIMIT 1"):
+    if empty_ok and not selectors and not app_rows.any_managed(db):
         return []
     rows = policies.devices(db, selectors)
-    facts = dict(db.execute("SELECT device_id, packages FROM device_facts"))
+    facts = app_rows.installed_packages(db)
     for row in rows:
         effective, _ = resolver.for_device(row)
         channel = str(effective.settings.get("apps.channel", releases.STABLE))
@@ -207,8 +197,7 @@ def release(db: Database, operator: str, folder: Path, package: str, version_cod
                and r["installed"].get(package) != version_code]
     # Devices whose Android is older than the build needs: they would refuse it
     # (INSTALL_FAILED_OLDER_SDK), so a release that reaches them is refused here.
-    sdks = {serial: sdk for serial, sdk in db.execute(
-        "SELECT d.serial, f.sdk FROM devices d JOIN device_facts f ON f.device_id = d.id")}
+    sdks = app_rows.sdks(db)
     too_old = [{"serial": c["serial"], "sdk": int(sdks[c["serial"]])} for c in changes
                if str(sdks.get(c["serial"]) or "").isdigit() and build["min_sdk"] is not None
                and int(sdks[c["serial"]]) < int(build["min_sdk"])]
@@ -238,10 +227,8 @@ def record_release(db: Database, operator: str, build: dict[str, Any], channel: 
                     current: releases.Release | None, rollback: bool,
                     reason: str | None) -> None:
     with transaction(db):
-        db.execute("INSERT INTO app_releases (package, channel, sha256, released_at,"
-                   " released_by, rollback, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [build["package"], channel, build["sha256"], now(), operator,
-                    int(rollback), reason])
+        app_rows.insert_release(db, build["package"], channel, build["sha256"], now(),
+                                operator, rollback, reason)
         audit.record(db, operator, "apps.rollback" if rollback else "apps.release",
                      f"app:{build['package']}",
                      {"channel": channel, "version_code": current.version_code,
@@ -258,7 +245,7 @@ def status(db: Database, folder: Path, package: str | None = None,
                          "e.g. mdm apps status --by station")
     tree = policies.load(folder)
     known = releases.load(db)
-    if package and not db.scalar("SELECT 1 FROM app_builds WHERE package = ?", [package]):
+    if package and not app_rows.has_package(db, package):
         raise NotFound(f"no builds of {package} are registered",
                        "mdm apps list shows every registered build")
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -21,7 +21,7 @@ from mdm.officers import service as officers
 from mdm.officers.models import describe
 from mdm.operators import roles
 from mdm.queue import service as queue
-from mdm.store import audit, transaction
+from mdm.store import audit, custody, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -110,10 +110,8 @@ def assign_file(db: Database, operator: str, path: Path, reason: str | None) -> 
                           or "allocated"))
         found.refuse_if_any()
         at = now()
-        db.executemany("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
-                       " open_reason) VALUES (?, ?, ?, ?, ?)",
-                       [(d["id"], p["officer_id"], at, operator, why)
-                        for _, d, p, why in pairs])
+        custody.open_many(db, [(d["id"], p["officer_id"], at, operator, why)
+                               for _, d, p, why in pairs])
         listed = [{"row": row.line, "serial": d["serial"], "officer_id": p["officer_id"],
                    "collar_number": p["collar_number"],
                    "name": f"{p['forename']} {p['surname']}", "station": p["station"],
@@ -151,9 +149,7 @@ def unassign_file(db: Database, operator: str, path: Path,
                 taken.append((row, device, why))
         found.refuse_if_any()
         at = now()
-        db.executemany("UPDATE assignments SET closed_at = ?, closed_by = ?, close_reason = ?"
-                       " WHERE device_id = ? AND closed_at IS NULL",
-                       [(at, operator, why, d["id"]) for _, d, why in taken])
+        custody.close_open_many(db, [(at, operator, why, d["id"]) for _, d, why in taken])
         listed = [{"row": row.line, "serial": d["serial"], "previous_holder": _holder(d),
                    "reason": why} for row, d, why in taken]
         facts = _file_facts(path, len(rows))
@@ -209,8 +205,5 @@ def _open_by_officer(db: Database, officer_ids: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for i in range(0, len(officer_ids), 500):
         chunk = officer_ids[i:i + 500]
-        out.update(db.execute(
-            "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id ="
-            f" a.device_id WHERE a.closed_at IS NULL AND a.officer_id IN"
-            f" ({', '.join('?' for _ in chunk)})", chunk).fetchall())
+        out.update(custody.serials_held_by(db, chunk))
     return out

@@ -15,8 +15,8 @@ from mdm.errors import InputError
 from mdm.officers import service as officers
 from mdm.officers.models import describe
 from mdm.operators import roles
-from mdm.store import audit, transaction
-from mdm.store.custody import HISTORY, officer_history
+from mdm.store import audit, custody, transaction
+from mdm.store.custody import officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -26,8 +26,7 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 def _open_row(db: Database, column: str, value: object) -> dict[str, Any] | None:
-    found = db.query(f"{HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
-    return found[0] if found else None
+    return custody.open_of(db, column, value)
 
 
 def _check_officer_free(db: Database, officer: dict[str, Any]) -> None:
@@ -54,14 +53,11 @@ def eligibility_warning(officer: dict[str, Any], reason: str | None) -> str | No
 
 def _open(db: Database, device_id: int, officer_id: str, operator: str, reason: str,
           at: str) -> None:
-    db.execute("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
-               " open_reason) VALUES (?, ?, ?, ?, ?)",
-               [device_id, officer_id, at, operator, reason])
+    custody.open_many(db, [(device_id, officer_id, at, operator, reason)])
 
 
 def _close(db: Database, assignment_id: int, operator: str, reason: str, at: str) -> None:
-    db.execute("UPDATE assignments SET closed_at = ?, closed_by = ?, close_reason = ?"
-               " WHERE id = ?", [at, operator, reason, assignment_id])
+    custody.close(db, assignment_id, operator, reason, at)
 
 
 def _holder_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -78,9 +74,7 @@ def open_holder(db: Database, device_id: int) -> dict[str, Any] | None:
 
 def last_holder(db: Database, device_id: int) -> dict[str, Any] | None:
     """Return the device's newest assignment, open or closed, if it was ever held."""
-    found = db.query(f"{HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at DESC, a.id DESC"
-                     " LIMIT 1", [device_id])
-    return found[0] if found else None
+    return custody.latest_of_device(db, device_id)
 
 
 def close_holder(db: Database, operator: str, device_id: int, reason: str,
@@ -199,9 +193,8 @@ def holder_at(db: Database, serial: str, at: str) -> dict[str, Any]:
         raise InputError(f"{at} is in the future: custody is a record of what happened",
                          "give a past instant, or leave --at out for now")
     device = devices.get(db, serial)
-    rows = db.query(f"{HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
-                     " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device["id"], at, at])
-    return {"serial": device["serial"], "at": at, "holder": rows[0] if rows else None}
+    return {"serial": device["serial"], "at": at,
+            "holder": custody.held_at(db, device["id"], at)}
 
 
 def officer_devices(db: Database, officer_ref: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import PartialFailure, Problem
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit, devices, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -60,13 +60,12 @@ def _move(db: Database, operator: str, ready: list[dict[str, Any]],
     with transaction(db):
         roles.require(db, operator, "devices.provision")
         wanted = set(serials)  # still enrolled: nobody moved them since they were judged
-        still = [r for r in db.query("SELECT id, serial, status FROM devices WHERE status = ?",
-                                     [Status.ENROLLED.value]) if r["serial"] in wanted]
+        still = [r for r in devices.in_status(db, Status.ENROLLED.value)
+                 if r["serial"] in wanted]
         for row in still:
             check_transition(row["serial"], row["status"], Status.PROVISIONED)
         at = now()
-        db.executemany("UPDATE devices SET status = ?, status_changed_at = ? WHERE id = ?",
-                       [(Status.PROVISIONED.value, at, r["id"]) for r in still])
+        devices.set_status(db, [r["id"] for r in still], Status.PROVISIONED.value, at)
         moved = sorted(r["serial"] for r in still)
         if moved:
             audit.record(db, operator, "devices.provision", "devices",

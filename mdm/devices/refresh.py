@@ -17,7 +17,7 @@ from mdm.driver import DeviceDriver, Drivers
 from mdm.errors import PartialFailure
 from mdm.operators import roles
 from mdm.runs import record as runs
-from mdm.store import audit
+from mdm.store import audit, devices
 from mdm.store.db import Database
 
 REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
@@ -26,9 +26,7 @@ REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
 def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
     """Return the enrolled or provisioned devices the selectors pick; refuse picking none."""
     where, args = selector.select(db, selectors, [s.value for s in REACHABLE])
-    return db.query(f"SELECT d.* {selector.FROM} WHERE {where}"
-                    " AND (d.host_key IS NOT NULL OR d.station IS NOT NULL)"
-                    " ORDER BY d.serial", args)
+    return devices.reachable_selected(db, where, args)
 
 
 def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from mdm.devices.lifecycle import Status
 from mdm.errors import InputError, Problem
 from mdm.officers import models as officer_vocab
+from mdm.store import devices as store
+from mdm.store import officers
 from mdm.store.db import Database
+from mdm.store.dialect import Dialect
 
-_DEVICE_KEYS = {"serial": "d.serial", "status": "d.status", "model": "d.model",
-                "order": "d.order_number", "manufacturer": "d.manufacturer"}
-_HOLDER_KEYS = {"station": "o.station", "area": "o.area", "district": "o.district",
-                "team": "o.team", "worker_type": "o.worker_type", "rank": "o.rank"}
+_DEVICE_KEYS = tuple(store.DEVICE_COLUMNS)
+_HOLDER_KEYS = tuple(store.HOLDER_COLUMNS)
 _SPECIAL_KEYS = ("officer", "group")
 KEYS = tuple(sorted({*_DEVICE_KEYS, *_HOLDER_KEYS, *_SPECIAL_KEYS}))
 
-FROM = ("FROM devices d LEFT JOIN assignments a ON a.device_id = d.id AND a.closed_at IS NULL"
-        " LEFT JOIN officers o ON o.officer_id = a.officer_id")
+FROM = store.SELECTED  # what a selection's WHERE clause reads (d, a, o)
 
 _ENUMS: dict[str, tuple[str, ...]] = {
     "status": tuple(s.value for s in Status),
@@ -41,12 +41,13 @@ _ENUMS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Term:
-    """One `key=value` (or a bare serial) of a selector, as SQL."""
+    """One `key=value` (or a bare serial) of a selector."""
 
     key: str
     value: str
-    sql: str
-    args: tuple[str, ...]
+
+    def sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+        return store.term_clause(dialect, self.key, self.value)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ class Selector:
     text: str
     terms: tuple[Term, ...]
 
-    def sql(self) -> tuple[str, list[str]]:
-        return ("(" + " AND ".join(t.sql for t in self.terms) + ")",
-                [a for t in self.terms for a in t.args])
+    def sql(self, dialect: Dialect) -> tuple[str, list[str]]:
+        parts = [t.sql(dialect) for t in self.terms]
+        return ("(" + " AND ".join(p[0] for p in parts) + ")",
+                [a for p in parts for a in p[1]])
 
 
 def canonical(key: str, value: str) -> str:
@@ -78,8 +80,7 @@ def canonical(key: str, value: str) -> str:
 
 def _term(text: str) -> Term:
     if "=" not in text:
-        return Term("serial", text, "(d.serial = ? COLLATE NOCASE OR d.id IN"
-                    " (SELECT device_id FROM device_imeis WHERE imei = ?))", (text, text))
+        return Term("serial", text)
     raw_key, value = (p.strip() for p in text.split("=", 1))
     key = raw_key.lower().replace("-", "_")
     if key not in KEYS or not value:
@@ -90,14 +91,7 @@ def _term(text: str) -> Term:
             value = canonical(key, value)
         except InputError as exc:
             raise InputError(f"selector term {text!r}: {exc.message}", exc.hint) from None
-    if key == "officer":
-        return Term(key, value, "(o.officer_id = ? OR o.payroll_no = ? OR"
-                    " o.collar_number = ? COLLATE NOCASE)", (value, value, value))
-    if key == "group":
-        return Term(key, value, "o.officer_id IN (SELECT officer_id FROM group_members"
-                    " WHERE group_name = ? COLLATE NOCASE)", (value,))
-    column = _DEVICE_KEYS.get(key) or _HOLDER_KEYS[key]
-    return Term(key, value, f"{column} = ? COLLATE NOCASE", (value,))
+    return Term(key, value)
 
 
 def parse(selectors: Sequence[str]) -> list[Selector] | None:
@@ -116,19 +110,13 @@ def parse(selectors: Sequence[str]) -> list[Selector] | None:
     return out
 
 
-def to_sql(selectors: Sequence[str]) -> tuple[str, list[str]]:
+def to_sql(dialect: Dialect, selectors: Sequence[str]) -> tuple[str, list[str]]:
     """Return a WHERE clause (without WHERE) and its arguments for the selectors."""
     parsed = parse(selectors)
     if parsed is None:
-        return "1", []
-    parts = [s.sql() for s in parsed]
+        return store.EVERY, []
+    parts = [s.sql(dialect) for s in parsed]
     return " OR ".join(p[0] for p in parts), [a for p in parts for a in p[1]]
-
-
-def _scope_sql(statuses: Sequence[str] | None) -> tuple[str, list[str]]:
-    if not statuses:
-        return "1", []
-    return f"d.status IN ({', '.join('?' for _ in statuses)})", list(statuses)
 
 
 def _scope_words(statuses: Sequence[str]) -> str:
@@ -141,17 +129,15 @@ def select(db: Database, selectors: Sequence[str], statuses: Sequence[str] | Non
     """Return a WHERE clause for the selected devices in these statuses; refuse a selector
     that picks none of them (exit 2), and an empty selection unless `allow_none`."""
     parsed = parse(selectors)
-    scope, scope_args = _scope_sql(statuses)
+    scope, scope_args = store.status_clause(statuses)
     if parsed is None:
-        if not allow_none and not db.scalar(f"SELECT 1 FROM devices d WHERE {scope} LIMIT 1",
-                                            scope_args):
+        if not allow_none and not store.any_device(db, scope, scope_args):
             _refuse_empty(db, statuses)
         return scope, scope_args
     problems: list[Problem] = []
     for sel in parsed:
-        clause, args = sel.sql()
-        if not db.scalar(f"SELECT 1 {FROM} WHERE {clause} AND {scope} LIMIT 1",
-                         [*args, *scope_args]):
+        clause, args = sel.sql(db.dialect)
+        if not store.any_selected(db, f"{clause} AND {scope}", [*args, *scope_args]):
             problems.append(_why_empty(db, sel, statuses))
     if problems:
         if len(problems) == 1:
@@ -160,12 +146,12 @@ def select(db: Database, selectors: Sequence[str], statuses: Sequence[str] | Non
         raise InputError(f"{len(problems)} selectors select no device; nothing was done",
                          "fix or drop them (mdm devices list shows what there is)",
                          problems=problems)
-    clause, args = to_sql(selectors)
+    clause, args = to_sql(db.dialect, selectors)
     return f"({clause}) AND {scope}", [*args, *scope_args]
 
 
 def _refuse_empty(db: Database, statuses: Sequence[str] | None) -> None:
-    counts = db.query("SELECT status, COUNT(*) AS n FROM devices GROUP BY status ORDER BY status")
+    counts = store.status_counts(db)
     if not counts:
         raise InputError("the inventory has no devices; nothing was done",
                          "import a delivery first: mdm enrol import MANIFEST.csv")
@@ -178,30 +164,18 @@ def _refuse_empty(db: Database, statuses: Sequence[str] | None) -> None:
 def _why_empty(db: Database, sel: Selector, statuses: Sequence[str] | None) -> Problem:
     """Say why a selector picks no device: which term matches nothing, or which statuses."""
     where = f"selector {sel.text!r}"
-    clause, args = sel.sql()
-    counts = db.query(f"SELECT d.status, COUNT(*) AS n {FROM} WHERE {clause}"
-                      " GROUP BY d.status ORDER BY d.status", args)
+    clause, args = sel.sql(db.dialect)
+    counts = store.selected_status_counts(db, clause, args)
     if counts and statuses:
         there = ", ".join(f"{r['n']} {r['status']}" for r in counts)
         return Problem(where, f"selects no {_scope_words(statuses)} device (it selects {there})",
                        f"this command acts on {_scope_words(statuses)} devices only")
     for term in sel.terms:
-        if not db.scalar(f"SELECT 1 {FROM} WHERE {term.sql} LIMIT 1", list(term.args)):
+        if not store.any_selected(db, *term.sql(db.dialect)):
             message, hint = _unknown_value(db, term)
             return Problem(where, message, hint)
     return Problem(where, "matches no device: no device matches all of its terms together",
                    "drop a term, or check each with mdm devices list KEY=VALUE")
-
-
-def _known(db: Database, term: Term) -> list[str]:
-    if term.key == "group":
-        return [r[0] for r in db.execute("SELECT name FROM groups ORDER BY name")]
-    column = _DEVICE_KEYS.get(term.key) or _HOLDER_KEYS.get(term.key)
-    if column is None or term.key == "serial":
-        return []
-    table = "devices" if column.startswith("d.") else "officers"
-    return [r[0] for r in db.execute(f"SELECT DISTINCT {column[2:]} FROM {table}"
-                                     f" WHERE {column[2:]} IS NOT NULL ORDER BY 1")]
 
 
 def _unknown_value(db: Database, term: Term) -> tuple[str, str]:
@@ -210,15 +184,13 @@ def _unknown_value(db: Database, term: Term) -> tuple[str, str]:
         return (f"matches no device: no serial or IMEI {term.value!r} in the inventory",
                 f"search more widely with: mdm devices find {term.value}")
     if term.key == "officer":
-        person = db.query("SELECT forename || ' ' || surname AS name, collar_number"
-                          " FROM officers WHERE officer_id = ? OR payroll_no = ? OR"
-                          " collar_number = ? COLLATE NOCASE LIMIT 1", list(term.args))
-        if not person:
+        person = officers.name_by_ref(db, term.value)
+        if person is None:
             return (f"matches no device: no officer with id, payroll or collar number"
                     f" {term.value!r}", "find them with: mdm officers list --name NAME")
-        return (f"matches no device: {person[0]['name']} holds no device",
+        return (f"matches no device: {person['name']} holds no device",
                 "see their history with: mdm custody --officer " + term.value)
-    known = _known(db, term)
+    known = store.known_values(db, term.key)
     label = term.key.replace("_", " ")
     if term.key == "group" and term.value.lower() in (k.lower() for k in known):
         return (f"matches no device: no member of group {term.value} holds a device",

@@ -11,6 +11,8 @@ from mdm import csvio, exports
 from mdm.devices import selector
 from mdm.errors import NotFound
 from mdm.progress import Progress, counted
+from mdm.store import devices as store
+from mdm.store import officers
 from mdm.store.custody import device_history
 from mdm.store.db import Database
 from mdm.store.queue import live_commands
@@ -19,25 +21,13 @@ _DEVICE_COLS = ("serial", "imei1", "imei2", "manufacturer", "model", "marketing_
                 "order_number", "status", "status_changed_at", "created_at", "address",
                 "host_key_fingerprint", "enrolled_at", "last_seen", "last_contact_at",
                 "last_contact_error", "applied_policy", "applied_policy_at")
-_HOLDER_SELECT = (
-    "SELECT d.*, o.officer_id AS holder_id, o.collar_number AS holder_collar,"
-    " o.forename || ' ' || o.surname AS holder_name, o.station AS holder_station,"
-    " o.payroll_no AS holder_payroll, a.opened_at AS held_since"
-    " FROM devices d"
-    " LEFT JOIN assignments a ON a.device_id = d.id AND a.closed_at IS NULL"
-    " LEFT JOIN officers o ON o.officer_id = a.officer_id")
-
-
 
 def get(db: Database, ref: str) -> dict[str, Any]:
     """Find one device by serial (exact, then ignoring case) or by either IMEI."""
     ref = ref.strip()
-    for where, arg in (("d.serial = ?", ref),
-                       ("d.serial = ? COLLATE NOCASE", ref),
-                       ("d.id = (SELECT device_id FROM device_imeis WHERE imei = ?)", ref)):
-        found = db.query(f"{_HOLDER_SELECT} WHERE {where}", [arg])
-        if len(found) == 1:
-            return found[0]
+    found = store.get_by_ref(db, ref)
+    if found is not None:
+        return found
     raise NotFound(f"no device with serial or IMEI {ref!r}",
                    "search more widely with: mdm devices find QUERY")
 
@@ -60,16 +50,11 @@ def find(db: Database, query: str) -> list[dict[str, Any]]:
         for r in rows:
             matches.setdefault(r["serial"], {**_public(r), "matched_on": how})
 
-    add(db.query(f"{_HOLDER_SELECT} WHERE d.serial = ? COLLATE NOCASE", [q]), "serial")
-    add(db.query(f"{_HOLDER_SELECT} WHERE d.id IN (SELECT device_id FROM device_imeis"
-                  " WHERE imei = ?)", [q]), "imei")
-    people = db.query("SELECT officer_id FROM officers WHERE officer_id = ? OR payroll_no = ?"
-                       " OR collar_number = ? OR surname = ? COLLATE NOCASE",
-                   [q, q, q.upper(), q])
+    add(store.with_serial(db, q), "serial")
+    add(store.with_imei(db, q), "imei")
+    people = officers.ids_matching(db, q)
     if people:
-        ids = [p["officer_id"] for p in people]
-        marks = ", ".join("?" for _ in ids)
-        add(db.query(f"{_HOLDER_SELECT} WHERE a.officer_id IN ({marks})", ids), "holder")
+        add(store.held_by(db, people), "holder")
     return list(matches.values())
 
 
@@ -81,13 +66,11 @@ def show(db: Database, ref: str) -> dict[str, Any]:
     out["route"] = (f"station:{row['station']}" if row.get("station")
                     else f"direct:{row['address']}" if row.get("address") else None)
     out["supplier"] = json.loads(row["supplier"])
-    facts = db.query("SELECT collected_at, os_release, sdk, security_patch, crypto_state,"
-                     " packages, dpc_status FROM device_facts WHERE device_id = ?", [row["id"]])
-    if facts:
-        f = facts[0]
+    f = store.facts(db, row["id"])
+    if f:
         f["packages"] = json.loads(f["packages"])
         f["dpc_status"] = json.loads(f["dpc_status"]) if f["dpc_status"] else None
-    out["facts"] = facts[0] if facts else None
+    out["facts"] = f
     out["custody"] = device_history(db, row["id"])
     # What waits in the command queue for it (a policy push after a change of holder, …).
     out["queue"] = live_commands(db, row["id"])
@@ -100,8 +83,7 @@ def get_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for i in range(0, len(wanted), 500):
         chunk = wanted[i:i + 500]
-        rows += db.query(f"{_HOLDER_SELECT} WHERE d.serial COLLATE NOCASE IN"
-                         f" ({', '.join('?' for _ in chunk)})", chunk)
+        rows += store.with_serials(db, chunk)
     exact = {r["serial"]: r for r in rows}
     folded: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -111,11 +93,9 @@ def get_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
     rest = [ref for ref in wanted if ref not in out]
     for i in range(0, len(rest), 500):
         chunk = rest[i:i + 500]
-        by_imei = dict(db.execute("SELECT imei, device_id FROM device_imeis WHERE imei IN"
-                                  f" ({', '.join('?' for _ in chunk)})", chunk).fetchall())
+        by_imei = store.imei_owners(db, chunk)
         ids = sorted(set(by_imei.values()))
-        found = {r["id"]: r for r in db.query(
-            f"{_HOLDER_SELECT} WHERE d.id IN ({', '.join('?' for _ in ids)})", ids)}
+        found = {r["id"]: r for r in store.with_ids(db, ids)}
         out.update({imei: found[device_id] for imei, device_id in by_imei.items()})
     return out
 
@@ -131,17 +111,11 @@ def list_devices(db: Database, selectors: list[str]
     as the caller takes them, and the count runs only if the caller asks for it.
     """
     where, args = selector.select(db, selectors, allow_none=True)
-    sql = (f"SELECT d.serial, d.imei1, d.manufacturer, d.model, d.order_number, d.status,"
-           " d.last_seen, d.applied_policy, o.officer_id AS holder_id,"
-           " o.collar_number AS holder_collar, o.forename || ' ' || o.surname AS holder_name,"
-           " o.payroll_no AS holder_payroll, o.station AS holder_station,"
-           " o.area AS holder_area, a.opened_at AS held_since"
-           f" {selector.FROM} WHERE {where} ORDER BY d.serial")
 
     def total() -> int:
-        return int(db.scalar(f"SELECT COUNT(*) {selector.FROM} WHERE {where}", args))
+        return store.count_selected(db, where, args)
 
-    return db.iter_query(sql, args), total
+    return store.iter_listing(db, where, args), total
 
 
 EXPORT_COLUMNS = _DEVICE_COLS + ("holder_id", "holder_collar", "holder_name", "held_since")
@@ -153,7 +127,7 @@ def export(db: Database, operator: str, fmt: str, reason: str | None,
            emit: Callable[[str], None] | None = None) -> tuple[str, int]:
     """Export the selected devices (default all) with their holders; logged as a disclosure."""
     where, args = selector.select(db, selectors or [], allow_none=True)
-    rows = db.query(f"{_HOLDER_SELECT} WHERE {where} ORDER BY d.serial", args)
+    rows = store.selected_with_holders(db, where, args)
     if progress:
         progress.start(len(rows))
     body = (csvio.write_csv(counted(rows, progress), EXPORT_COLUMNS) if fmt == "csv"

@@ -11,7 +11,7 @@ from mdm import csvio
 from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import service as officers
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit, groups, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -19,7 +19,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 def _need(db: Database, name: str) -> None:
-    if not db.scalar("SELECT 1 FROM groups WHERE name = ?", [name]):
+    if not groups.exists(db, name):
         raise NotFound(f"no group {name!r}", "create it with: mdm groups create NAME")
 
 
@@ -30,10 +30,9 @@ def create(db: Database, operator: str, name: str, description: str | None) -> d
                          "lower-case letters, digits, - and _ (e.g. pilot, wave-1)")
     with transaction(db):
         roles.require(db, operator, "groups.manage")
-        if db.scalar("SELECT 1 FROM groups WHERE name = ?", [name]):
+        if groups.exists(db, name):
             raise InputError(f"group {name!r} already exists")
-        db.execute("INSERT INTO groups (name, description, created_at, created_by)"
-                   " VALUES (?, ?, ?, ?)", [name, description, now(), operator])
+        groups.insert(db, name, description, now(), operator)
         audit.record(db, operator, "groups.create", f"group:{name}", None,
                      {"description": description})
     return {"name": name, "description": description}
@@ -46,9 +45,7 @@ def _follow(db: Database, operator: str, officer_ids: list[str], why: str) -> No
     held = []
     for i in range(0, len(officer_ids), 500):
         chunk = officer_ids[i:i + 500]
-        held += [r[0] for r in db.execute(
-            "SELECT device_id FROM assignments WHERE closed_at IS NULL AND officer_id IN"
-            f" ({', '.join('?' for _ in chunk)})", chunk)]
+        held += groups.held_device_ids(db, chunk)
     queue.follow_holder(db, operator, held, why)
 
 
@@ -77,12 +74,10 @@ def add(db: Database, operator: str, name: str, refs: list[str],
         if problems:
             raise InputError(f"{len(problems)} officer(s) not found; nothing changed",
                              problems=problems)
-        present = {r[0] for r in db.execute("SELECT officer_id FROM group_members"
-                                            " WHERE group_name = ?", [name])}
+        present = groups.member_ids(db, name)
         new = sorted(set(ids) - present)
         at = now()
-        db.executemany("INSERT INTO group_members (group_name, officer_id, added_at, added_by)"
-                       " VALUES (?, ?, ?, ?)", [(name, oid, at, operator) for oid in new])
+        groups.add_members(db, name, new, at, operator)
         audit.record(db, operator, "groups.add", f"group:{name}", None,
                      {"added": new, "already_members": len(ids) - len(new)})
         _follow(db, operator, new, f"joined group {name}")
@@ -98,9 +93,7 @@ def remove(db: Database, operator: str, name: str, refs: list[str],
         roles.require(db, operator, "groups.manage")
         _need(db, name)
         ids = [officers.resolve(db, r)["officer_id"] for r in refs]
-        removed = [oid for oid in ids if db.execute(
-            "DELETE FROM group_members WHERE group_name = ? AND officer_id = ?",
-            [name, oid]).rowcount]
+        removed = [oid for oid in ids if groups.remove_member(db, name, oid)]
         audit.record(db, operator, "groups.remove", f"group:{name}", {"members": removed},
                      {"reason": reason})
         _follow(db, operator, removed, f"left group {name}")
@@ -109,47 +102,37 @@ def remove(db: Database, operator: str, name: str, refs: list[str],
 
 def list_groups(db: Database) -> list[dict[str, Any]]:
     """List groups with their member counts."""
-    return db.query("SELECT g.name, g.description, COUNT(m.officer_id) AS members,"
-                    " g.created_at, g.created_by FROM groups g LEFT JOIN group_members m"
-                    " ON m.group_name = g.name GROUP BY g.name ORDER BY g.name")
+    return groups.with_counts(db)
 
 
 MEMBER_COLUMNS = ("officer_id", "collar_number", "name", "worker_type", "rank", "area",
                   "station", "device", "added_at")
-_MEMBERS = (
-    "SELECT o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS name,"
-    " o.worker_type, o.rank, o.area, o.station, d.serial AS device, m.added_at"
-    " FROM group_members m JOIN officers o ON o.officer_id = m.officer_id"
-    " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
-    " LEFT JOIN devices d ON d.id = a.device_id WHERE m.group_name = ?"
-    " ORDER BY o.area, o.station, o.surname, o.officer_id")
 
 
 def get(db: Database, name: str) -> dict[str, Any]:
     """Return a group's own record and how many members it has."""
     _need(db, name)
-    info = db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
-    info["members"] = db.scalar("SELECT COUNT(*) FROM group_members WHERE group_name = ?",
-                                [name])
+    info = groups.get(db, name)
+    info["members"] = groups.member_count(db, name)
     return info
 
 
 def iter_members(db: Database, name: str) -> Iterator[dict[str, Any]]:
     """Yield a group's members (with the device each holds), one at a time."""
     _need(db, name)
-    return db.iter_query(_MEMBERS, [name])
+    return groups.iter_members(db, name)
 
 
 def show(db: Database, name: str) -> dict[str, Any]:
     """Show a group and its members (with the device each holds)."""
     _need(db, name)
-    info = db.query("SELECT * FROM groups WHERE name = ?", [name])[0]
-    return {**info, "members": db.query(_MEMBERS, [name])}
+    info = groups.get(db, name)
+    return {**info, "members": groups.members(db, name)}
 
 
 def memberships(db: Database) -> dict[str, set[str]]:
     """Map officer id → the groups they belong to."""
     out: dict[str, set[str]] = {}
-    for group, officer in db.execute("SELECT group_name, officer_id FROM group_members"):
+    for group, officer in groups.memberships(db):
         out.setdefault(officer, set()).add(group)
     return out

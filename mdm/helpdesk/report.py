@@ -9,6 +9,7 @@ from typing import Any
 
 from mdm import csvio, exports
 from mdm.queue.service import waiting_for
+from mdm.store import incidents as incident_rows
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -28,18 +29,12 @@ def _hours(later: str, earlier: str) -> float:
 
 def incidents(db: Database, open_only: bool = False) -> list[dict[str, Any]]:
     """List incidents, newest first, with time left to the 72-hour deadline and commands."""
-    rows = db.query(
-        "SELECT i.*, d.serial, o.collar_number AS holder_collar,"
-        " o.forename || ' ' || o.surname AS holder_name FROM incidents i"
-        " JOIN devices d ON d.id = i.device_id"
-        " LEFT JOIN officers o ON o.officer_id = i.holder_officer_id"
-        + (" WHERE i.state = 'open'" if open_only else "") + " ORDER BY i.id DESC")
+    rows = incident_rows.listing(db, open_only)
     at = now()
     commands: dict[int, list[dict[str, Any]]] = {}
     if rows:
         ids = [r["id"] for r in rows]
-        for c in db.query("SELECT * FROM commands WHERE incident_id IN"
-                          f" ({', '.join('?' for _ in ids)}) ORDER BY created_at", ids):
+        for c in incident_rows.commands_of(db, ids):
             commands.setdefault(c["incident_id"], []).append(
                 {"id": c["id"], "kind": c["kind"], "state": c["state"],
                  "requested_by": c["requested_by"], "approved_by": c["approved_by"],

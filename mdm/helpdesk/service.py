@@ -22,7 +22,8 @@ from mdm.officers import service as officers
 from mdm.operators import roles
 from mdm.queue import service as queue
 from mdm.runs import record as runs
-from mdm.store import audit, transaction
+from mdm.store import audit, incidents, transaction
+from mdm.store import devices as device_rows
 from mdm.store.db import Database
 from mdm.timeutil import now, parse_instant
 
@@ -42,12 +43,11 @@ def _settings() -> Any:
 
 def _unsynced(db: Database, device_id: int) -> tuple[int | None, str | None]:
     """Return the unsynced notebook entries the device last reported, and when."""
-    row = db.execute("SELECT dpc_status, collected_at FROM device_facts WHERE device_id = ?",
-                     [device_id]).fetchone()
-    if not row or not row[0]:
+    status, collected_at = device_rows.dpc_status(db, device_id)
+    if not status:
         return None, None
-    count = json.loads(row[0]).get("unsyncedNotebookEntries")
-    return (count, row[1]) if isinstance(count, int) else (None, None)
+    count = json.loads(status).get("unsyncedNotebookEntries")
+    return (count, collected_at) if isinstance(count, int) else (None, None)
 
 
 def lost(db: Database, operator: str, serial: str, stolen: bool, reported_by: str,
@@ -80,13 +80,13 @@ def lost(db: Database, operator: str, serial: str, stolen: bool, reported_by: st
         last = holder or custody.last_holder(db, device["id"])
         unsynced, counted_at = _unsynced(db, device["id"])
         deadline = queue.plus(known_at, DP_HOURS * 3600)
-        cur = db.execute(
-            "INSERT INTO incidents (device_id, kind, holder_officer_id, reported_by_officer,"
-            " place, crime_ref, known_at, dp_deadline, unsynced_entries, unsynced_reported_at,"
-            " opened_at, opened_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [device["id"], kind.value, last and last["officer_id"], reporter["officer_id"],
-             where.strip(), crime_ref, known_at, deadline, unsynced, counted_at, at, operator])
-        incident = int(cur.lastrowid or 0)
+        incident = incidents.insert(db, {
+            "device_id": device["id"], "kind": kind.value,
+            "holder_officer_id": last and last["officer_id"],
+            "reported_by_officer": reporter["officer_id"], "place": where.strip(),
+            "crime_ref": crime_ref, "known_at": known_at, "dp_deadline": deadline,
+            "unsynced_entries": unsynced, "unsynced_reported_at": counted_at,
+            "opened_at": at, "opened_by": operator})
         runs.set_status(db, operator, device, kind, f"devices.{kind.value}",
                         {"incident": incident})
         result = {"incident": incident, "serial": device["serial"], "kind": kind.value,
@@ -114,17 +114,14 @@ def lost(db: Database, operator: str, serial: str, stolen: bool, reported_by: st
 
 def _incident(db: Database, ref: str) -> dict[str, Any]:
     text = ref.strip().lstrip("#")
-    row = db.query("SELECT i.*, d.serial FROM incidents i JOIN devices d ON d.id = i.device_id"
-                   " WHERE i.id = ?", [int(text)]) if text.isdigit() else []
-    if not row:
+    row = incidents.get(db, int(text)) if text.isdigit() else None
+    if row is None:
         raise NotFound(f"no incident {ref!r}", "list them with: mdm incidents")
-    return row[0]
+    return row
 
 
 def _wipe_of(db: Database, incident: int) -> dict[str, Any] | None:
-    rows = db.query("SELECT * FROM commands WHERE incident_id = ? AND kind = 'wipe'"
-                    " ORDER BY created_at DESC LIMIT 1", [incident])
-    return rows[0] if rows else None
+    return incidents.latest_wipe(db, incident)
 
 
 def approve_wipe(db: Database, operator: str, ref: str) -> dict[str, Any]:
@@ -154,20 +151,17 @@ def recovered(db: Database, operator: str, serial: str, note: str) -> dict[str, 
     with transaction(db):
         roles.require(db, operator, "helpdesk.report")
         device = devices.get(db, serial)
-        rows = db.query("SELECT * FROM incidents WHERE device_id = ? AND kind IN ('lost',"
-                        " 'stolen') AND state IN ('open', 'wiped') ORDER BY id DESC LIMIT 1",
-                        [device["id"]])
-        if not rows:
-            earlier = db.scalar("SELECT id FROM incidents WHERE device_id = ? AND kind IN"
-                                " ('lost', 'stolen') AND state = 'recovered' ORDER BY id DESC"
-                                " LIMIT 1", [device["id"]])
+        case = incidents.latest_loss(db, device["id"], ("open", "wiped"))
+        if case is None:
+            recovered = incidents.latest_loss(db, device["id"], ("recovered",))
+            earlier = recovered["id"] if recovered else None
             if earlier is not None:
                 raise InputError(f"device {device['serial']} was already recovered (incident"
                                  f" {earlier}; it is {device['status']})",
                                  "nothing to recover: mdm incidents shows it")
             raise InputError(f"device {device['serial']} was never reported lost or stolen"
                              f" (it is {device['status']})", "nothing to recover")
-        incident = rows[0]
+        incident = case
         at = now()
         cancelled = queue.cancel_for_device(db, device["id"], f"recovered: {note.strip()}", at)
         key_changed = (device.get("last_contact_error") or "").startswith("host_key")
@@ -183,9 +177,8 @@ def recovered(db: Database, operator: str, serial: str, note: str) -> dict[str, 
         if device["status"] != then:
             runs.set_status(db, operator, device, then, "devices.recovered",
                             {"incident": incident["id"]})
-        db.execute("UPDATE incidents SET state = 'recovered', closed_at = ?, closed_by = ?,"
-                   " outcome = ?, note = ? WHERE id = ?",
-                   [at, operator, f"recovered: {next_step}", note.strip(), incident["id"]])
+        incidents.close_recovered(db, incident["id"], at, operator, f"recovered: {next_step}",
+                                  note.strip())
         result = {"incident": incident["id"], "serial": device["serial"],
                   "status": then.value, "next": next_step, "cancelled": cancelled}
         audit.record(db, operator, "incidents.recovered", f"device:{device['serial']}",
@@ -215,8 +208,7 @@ def replace(db: Database, operator: str, serial: str, new_serial: str,
         if last is None:
             raise InputError(f"device {old['serial']} was never held by anyone",
                              "allocate the spare with: mdm assign")
-        incident = db.scalar("SELECT id FROM incidents WHERE device_id = ? ORDER BY id DESC"
-                             " LIMIT 1", [old["id"]])
+        incident = incidents.latest_id(db, old["id"])
         why = reason.strip() + (f" (incident {incident})" if incident else "")
         at = now()
         closed = custody.close_holder(db, operator, old["id"],
@@ -230,8 +222,7 @@ def replace(db: Database, operator: str, serial: str, new_serial: str,
         audit.record(db, operator, "custody.replace", f"device:{new['serial']}",
                      {"replaces": old["serial"]}, result)
         queue.follow_holder(db, operator, [new["id"]], "replacement handed over")
-        open_case = db.scalar("SELECT id FROM incidents WHERE device_id = ? AND state = 'open'",
-                              [old["id"]])
+        open_case = incidents.open_id(db, old["id"])
         if old["status"] in REACHABLE and open_case is None:
             # A swap for a fault: the old device is not left in stock as it was, held by
             # nobody and never wiped; it goes back as a fault (wiped, then to repair).
@@ -252,8 +243,7 @@ def give_back(db: Database, operator: str, serial: str, reason: str) -> dict[str
             raise InputError(f"device {device['serial']} is {device['status']}: only an"
                              " enrolled or provisioned device can be returned and wiped",
                              "a lost or stolen one: mdm recovered first")
-        pending = db.scalar("SELECT id FROM incidents WHERE device_id = ? AND kind = 'return'"
-                            " AND state = 'open'", [device["id"]])
+        pending = incidents.open_id(db, device["id"], "return")
         if pending:
             raise InputError(f"device {device['serial']} is already being returned"
                              f" (incident {pending})", "see it with: mdm incidents --open")
@@ -267,12 +257,10 @@ def _open_return(db: Database, operator: str, device: dict[str, Any], reason: st
                  holder: dict[str, Any] | None, at: str,
                  settings: dict[str, Any]) -> dict[str, Any]:
     """Open a return incident and queue its wipe (inside the caller's transaction)."""
-    cur = db.execute("INSERT INTO incidents (device_id, kind, holder_officer_id,"
-                     " return_reason, known_at, opened_at, opened_by) VALUES"
-                     " (?, 'return', ?, ?, ?, ?, ?)",
-                     [device["id"], holder and holder["officer_id"], reason, at, at,
-                      operator])
-    incident = int(cur.lastrowid or 0)
+    incident = incidents.insert(db, {
+        "device_id": device["id"], "kind": "return",
+        "holder_officer_id": holder and holder["officer_id"], "return_reason": reason,
+        "known_at": at, "opened_at": at, "opened_by": operator})
     then = AFTER_RETURN[reason]
     wipe = queue.enqueue(db, operator, device, "wipe", incident_id=incident, at=at,
                          needs_approval=bool(settings.get("helpdesk.wipe_approval")),

@@ -19,7 +19,7 @@ from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import models as m
 from mdm.operators import roles
 from mdm.progress import Progress, counted
-from mdm.store import audit, transaction
+from mdm.store import audit, officers, transaction
 from mdm.store.custody import officer_history
 from mdm.store.db import Database
 from mdm.timeutil import now
@@ -115,7 +115,7 @@ def import_roster(db: Database, operator: str, path: Path,
         roles.require(db, operator, "officers.import")
         if seen := imports.already_imported(db, "officers.import", path, sha256):
             return seen  # the same bytes again: one line, instead of a problem per row
-        existing = {r["officer_id"]: r for r in db.query("SELECT * FROM officers")}
+        existing = officers.all_by_id(db)
         problems = _check_against_inventory(records, existing, where)
         if problems:
             raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
@@ -181,49 +181,25 @@ def _write(db: Database, records: list[dict[str, Any]], existing: dict[str, dict
                 new_leavers.append(rec["officer_id"])
     if progress:
         progress.start(len(inserts) + len(changes), "writing changes")
-    if inserts:
-        cols = list(inserts[0])
-        sql = (f"INSERT INTO officers ({', '.join(cols)})"
-               f" VALUES ({', '.join(':' + c for c in cols)})")
-        for start in range(0, len(inserts), 5000):
-            db.executemany(sql, inserts[start:start + 5000])
-            if progress:
-                progress.advance(len(inserts[start:start + 5000]))
+    for start in range(0, len(inserts), 5000):
+        officers.insert(db, inserts[start:start + 5000])
+        if progress:
+            progress.advance(len(inserts[start:start + 5000]))
     for oid, diff in counted(changes.items(), progress):
-        sets = ", ".join(f"{c} = ?" for c in diff)
-        db.execute(f"UPDATE officers SET {sets}, updated_at = ? WHERE officer_id = ?",
-                   [new for _, new in diff.values()] + [stamp, oid])
+        officers.update(db, oid, {c: new for c, (_, new) in diff.items()}, stamp)
     in_file = {r["officer_id"] for r in records}
-    holding = _holders(db, new_leavers)
+    holding = officers.holders(db, new_leavers)
     return {"rows": len(records), "inserted": len(inserts), "updated": len(changes),
             "unchanged": len(records) - len(inserts) - len(changes),
             "not_in_file": len(set(existing) - in_file), "new_leavers": len(new_leavers),
             "leavers_holding_devices": holding, "changes": changes}
 
 
-def _holders(db: Database, officer_ids: list[str]) -> list[dict[str, Any]]:
-    """Name each of these people who holds a device now, with the device."""
-    if not officer_ids:
-        return []
-    marks = ", ".join("?" for _ in officer_ids)
-    return db.query(
-        "SELECT a.officer_id, o.forename || ' ' || o.surname AS name, o.collar_number,"
-        " o.payroll_no, o.station, d.serial FROM assignments a"
-        " JOIN devices d ON d.id = a.device_id JOIN officers o ON o.officer_id = a.officer_id"
-        f" WHERE a.closed_at IS NULL AND a.officer_id IN ({marks}) ORDER BY o.surname",
-        officer_ids)
-
-
 def resolve(db: Database, ref: str) -> dict[str, Any]:
     """Find one officer by officer id, payroll number or collar number."""
-    ref = ref.strip()
-    for sql in ("SELECT * FROM officers WHERE officer_id = ?",
-                "SELECT * FROM officers WHERE payroll_no = ?",
-                "SELECT * FROM officers WHERE collar_number = ? AND status != 'LEAVER'",
-                "SELECT * FROM officers WHERE collar_number = ? ORDER BY updated_at DESC"):
-        found = db.query(sql, [ref.upper() if "collar" in sql else ref])
-        if len(found) == 1 or (found and "ORDER BY" in sql):
-            return m.with_booleans(found[0])
+    found = officers.by_ref(db, ref.strip())
+    if found is not None:
+        return m.with_booleans(found)
     raise NotFound(f"no officer with id, payroll or collar number {ref!r}",
                    "search with: mdm officers list --json, or check the roster import")
 
@@ -234,10 +210,7 @@ def resolve_many(db: Database, refs: list[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for i in range(0, len(wanted), 300):
         chunk = wanted[i:i + 300]
-        marks = ", ".join("?" for _ in chunk)
-        for r in db.query(f"SELECT * FROM officers WHERE officer_id IN ({marks}) OR payroll_no"
-                          f" IN ({marks}) OR collar_number IN ({marks})",
-                          [*chunk, *chunk, *(c.upper() for c in chunk)]):
+        for r in officers.by_refs(db, chunk):
             rows[r["officer_id"]] = r
     by_payroll = {r["payroll_no"]: r for r in rows.values()}
     by_collar: dict[str, list[dict[str, Any]]] = {}
@@ -269,14 +242,6 @@ LIST_COLUMNS = ("officer_id", "collar_number", "forename", "surname", "worker_ty
                 "area", "station", "team", "status", "device")
 KEY_COLUMNS = ("officer_id", "collar_number", "device")
 DROP_FIRST = ("team", "status", "worker_type", "area", "rank", "forename")
-_JOIN = (" FROM officers o"
-         " LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL"
-         " LEFT JOIN devices d ON d.id = a.device_id")
-_ORDER = " ORDER BY o.area, o.station, o.surname, o.forename, o.officer_id"
-# Who holds which device now: read whole to list the whole roster (one scan, then a
-# lookup per person, is several times cheaper than SQLite's two index searches per person).
-_HELD = ("SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id = a.device_id"
-         " WHERE a.closed_at IS NULL")
 
 
 _VOCABULARY = {"worker_type": m.WORKER_TYPES, "status": m.STATUSES,
@@ -297,21 +262,12 @@ def canonical_filter(key: str, value: str) -> str:
                      + "use one of: " + ", ".join(allowed) + " (any case)")
 
 
-def _name_clause(name: str) -> tuple[str, list[str]]:
+def _name_clause(db: Database, name: str) -> tuple[str, list[str]]:
     """Match people as the helpdesk types them: surname prefix, 'forename surname', collar."""
     text = " ".join(name.replace(",", " , ").split())
     if not text.strip(" ,"):
         raise InputError("--name is empty", "give a surname (or its start), 'forename"
                                             " surname', or a collar number")
-
-    def prefix(column: str, value: str) -> tuple[str, list[str]]:
-        # A range on the NOCASE index rather than LIKE, which could not use it.
-        return (f"(o.{column} >= ? COLLATE NOCASE AND o.{column} < ? COLLATE NOCASE)",
-                [value, value + "\U0010ffff"])
-
-    clauses: list[tuple[str, list[str]]] = [
-        ("(o.collar_number = ? OR o.payroll_no = ? OR o.officer_id = ?)",
-         [text.upper(), text, text])]
     if "," in text:  # "Armstrong, Emma"
         surname, _, forename = (p.strip() for p in text.partition(","))
         pairs = [(forename, surname)]
@@ -319,37 +275,28 @@ def _name_clause(name: str) -> tuple[str, list[str]]:
         words = text.split(" ")
         splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
         pairs = [("", text)] + splits + [(last, first) for first, last in splits]
-    for forename, surname in pairs:
-        sql, args = prefix("surname", surname)
-        if forename:
-            first, more = prefix("forename", forename)
-            sql, args = f"({sql} AND {first})", args + more
-        clauses.append((sql, args))
-    return "(" + " OR ".join(c for c, _ in clauses) + ")", [a for _, x in clauses for a in x]
+    return officers.name_clause(db.dialect, text, pairs)
 
 
-def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
-    """Turn list filters into SQL that the indexes serve; case never matters."""
-    clauses, args = [], []
+def _where(db: Database, filters: dict[str, str | None]) -> tuple[str, list[str]]:
+    """Turn list filters into a selection that the indexes serve; case never matters."""
+    exact: dict[str, str] = {}
+    anycase: dict[str, str] = {}
+    name = None
     for key, value in filters.items():
         if value is None:
             continue
         if key not in FILTERS:
             raise InputError(f"cannot filter on {key!r}")
         if key == "name":
-            clause, more = _name_clause(value)
-            clauses.append(clause)
-            args += more
+            name = _name_clause(db, value)
         elif key in _VOCABULARY:
-            clauses.append(f"o.{key} = ?")
-            args.append(canonical_filter(key, value))
+            exact[key] = canonical_filter(key, value)
         elif key in m.UPPER:  # area, team: stored upper-case, so an exact, indexed match
-            clauses.append(f"o.{key} = ?")
-            args.append(value.strip().upper())
+            exact[key] = value.strip().upper()
         else:  # station, district: as HR spells them, matched whatever the case
-            clauses.append(f"o.{key} = ? COLLATE NOCASE")
-            args.append(value.strip())
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+            anycase[key] = value.strip()
+    return officers.where(db.dialect, exact, anycase, name)
 
 
 def _check_places(db: Database, filters: dict[str, str | None]) -> None:
@@ -360,8 +307,7 @@ def _check_places(db: Database, filters: dict[str, str | None]) -> None:
         value = filters.get(key)
         if value is None:
             continue
-        known = [r[0] for r in db.execute(f"SELECT DISTINCT {key} FROM officers"
-                                          f" WHERE {key} IS NOT NULL AND {key} != ''")]
+        known = officers.places(db, key)
         if value.strip().upper() in {k.upper() for k in known}:
             continue
         near = difflib.get_close_matches(value.strip().upper(), [k.upper() for k in known],
@@ -375,8 +321,8 @@ def _check_places(db: Database, filters: dict[str, str | None]) -> None:
 def iter_officers(db: Database, filters: dict[str, str | None]) -> Iterator[dict[str, Any]]:
     """Yield officers matching every given filter, with the device each holds now."""
     _check_places(db, filters)
-    where, args = _where(filters)
-    rows = db.iter_query(f"SELECT o.*, d.serial AS device {_JOIN} {where} {_ORDER}", args)
+    where, args = _where(db, filters)
+    rows = officers.iter_with_device(db, where, args)
     return (m.with_booleans(r) for r in rows)
 
 
@@ -389,25 +335,17 @@ def iter_listed(db: Database, filters: dict[str, str | None],
     last if at all; the whole roster is read from one index (`officers_listing`).
     """
     _check_places(db, filters)
-    where, args = _where(filters)
+    where, args = _where(db, filters)
     columns = [f for f in fields if f != "device"]
     if "device" in fields and fields[-1] != "device":
         raise ValueError("device must be the last field")
-    chosen = ", ".join(f"o.{c}" for c in columns)
-    if "device" not in fields:
-        return iter(db.execute(f"SELECT {chosen} FROM officers o {where} {_ORDER}", args))
-    if where:  # a part of the roster: SQLite looks up each one's device
-        return iter(db.execute(f"SELECT {chosen}, d.serial {_JOIN} {where} {_ORDER}", args))
-    held = dict(db.execute(_HELD))
-    key = columns.index("officer_id")
-    rows = db.execute(f"SELECT {chosen} FROM officers o {_ORDER}")
-    return (row + (held.get(row[key]),) for row in rows)
+    return officers.iter_fields(db, where, args, columns, "device" in fields)
 
 
 def count_officers(db: Database, filters: dict[str, str | None]) -> int:
     """Count the officers matching every given filter."""
-    where, args = _where(filters)
-    return int(db.scalar(f"SELECT COUNT(*) FROM officers o {where}", args))
+    where, args = _where(db, filters)
+    return officers.count(db, where, args)
 
 
 def list_officers(db: Database, filters: dict[str, str | None],

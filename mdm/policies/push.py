@@ -22,6 +22,7 @@ from mdm.policies import service
 from mdm.queue import service as queue
 from mdm.runs import record as runs
 from mdm.store import audit, transaction
+from mdm.store import policies as policy_rows
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -104,13 +105,12 @@ def _store_versions(db: Database, operator: str, rows: list[dict[str, Any]]) -> 
     versions = {r["compiled"].sha256: r["compiled"] for r in rows if r["change"]}
     with transaction(db):
         new = [sha for sha in versions
-               if not db.scalar("SELECT 1 FROM policy_versions WHERE sha256 = ?", [sha])]
+               if not policy_rows.has_version(db, sha)]
         at = now()
         for sha in new:
             c = versions[sha]
-            db.execute("INSERT INTO policy_versions (sha256, body, layers, created_at,"
-                       " created_by) VALUES (?, ?, ?, ?, ?)",
-                       [sha, c.body.decode(), c.document["name"], at, operator])
+            policy_rows.store_version(db, sha, c.body.decode(), c.document["name"], at,
+                                      operator)
         if new:
             audit.record(db, operator, "policy.versions", "policies", None, {"stored": new})
 
@@ -124,24 +124,18 @@ def _record_applied(db: Database, operator: str, row: dict[str, Any], value: App
         if row["applied_policy"] != sha:
             # Already running it, but we had not recorded that (say, a run cut short after
             # the device applied it): record what the device proves it runs.
-            db.execute("UPDATE devices SET applied_policy = ?, applied_policy_at = ?"
-                       " WHERE id = ?", [sha, at, row["id"]])
-            db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
-                       " VALUES (?, ?, 'reported', ?, ?)",
-                       [row["id"], sha, at, json.dumps({"state": status.get("state")})])
+            policy_rows.set_applied(db, row["id"], sha, at)
+            policy_rows.add_event(db, row["id"], sha, "reported", at,
+                                  json.dumps({"state": status.get("state")}))
             audit.record(db, operator, "policy.confirmed", f"device:{row['serial']}",
                          {"policy": row["applied_policy"]}, {"policy": sha})
         return
     for event in ("sent", "applied"):
-        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
-                   " VALUES (?, ?, ?, ?, ?)", [row["id"], sha, event, at, json.dumps(
-                       {"violations": status.get("nonComplianceDetails", [])}
-                       if event == "applied" else None)])
-    db.execute("UPDATE devices SET applied_policy = ?, applied_policy_at = ?, last_seen = ?,"
-               " last_contact_at = ?, last_contact_error = NULL WHERE id = ?",
-               [sha, at, at, at, row["id"]])
-    db.execute("UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE"
-               " device_id = ?", [json.dumps(status, sort_keys=True), value.file, row["id"]])
+        policy_rows.add_event(db, row["id"], sha, event, at, json.dumps(
+            {"violations": status.get("nonComplianceDetails", [])}
+            if event == "applied" else None))
+    policy_rows.applied_on_contact(db, row["id"], sha, at)
+    policy_rows.set_dpc_status(db, row["id"], json.dumps(status, sort_keys=True), value.file)
     violations = status.get("nonComplianceDetails", [])
     audit.record(db, operator, "policy.push", f"device:{row['serial']}",
                  {"policy": row["applied_policy"]},
@@ -156,11 +150,9 @@ def _record_failed(db: Database, row: dict[str, Any], result: Any, at: str) -> N
     sent = any(s.name == "apply" for s in result.steps) and result.error_kind in (
         "policy_not_applied",)
     if sent:
-        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
-                   " VALUES (?, ?, 'sent', ?, NULL)", [row["id"], row["compiled"].sha256, at])
-    db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
-               " VALUES (?, ?, 'failed', ?, ?)", [row["id"], row["compiled"].sha256, at,
-                                                 json.dumps({"error": result.error})])
+        policy_rows.add_event(db, row["id"], row["compiled"].sha256, "sent", at, None)
+    policy_rows.add_event(db, row["id"], row["compiled"].sha256, "failed", at,
+                          json.dumps({"error": result.error}))
 
 
 # The command queue records a queued push's outcome as a direct push does.

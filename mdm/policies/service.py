@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
 from mdm.policies.loader import Layer, load_tree
 from mdm.policies.schema import FRONT_LINE, FRONT_LINE_MAX_LOCK
+from mdm.store import groups as group_rows
+from mdm.store import policies as policy_rows
 from mdm.store.db import Database
 
 BASELINE_MUST_SET = ("password.min_length", "password.max_failed_attempts_before_wipe",
@@ -87,14 +88,6 @@ def load(folder: Path, target: compiler.Target | None = None,
 
 # -- whom policies are for ------------------------------------------------------------
 
-# `via`: the provisioning station the device is reached through (`station` is its holder's).
-_DEVICE_COLUMNS = ("d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy,"
-                   " d.last_seen, d.last_contact_error, d.model, d.station AS via")
-_HOLDER_COLUMNS = ("o.officer_id, o.collar_number, o.forename || ' ' || o.surname AS holder,"
-                   " o.worker_type, o.rank, o.area, o.station")
-_SUBJECT_SQL = f"SELECT {_DEVICE_COLUMNS}, {_HOLDER_COLUMNS}"
-
-
 def _subject(row: dict[str, Any], groups: dict[str, set[str]]) -> Subject:
     return Subject(row.get("serial"), row.get("officer_id"), row.get("worker_type"),
                    row.get("rank"), row.get("area"), row.get("station"),
@@ -114,7 +107,7 @@ def devices(db: Database, selectors: list[str],
     if selector.parse(selectors) is None:
         rows = _fleet(db, statuses)
     else:
-        rows = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
+        rows = policy_rows.subjects(db, where, args)
     groups = {officer: frozenset(names) for officer, names in memberships(db).items()}
     for row in rows:
         row["groups"] = groups.get(row["officer_id"], _NO_GROUPS)
@@ -128,18 +121,7 @@ def _fleet(db: Database, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
     here: at 50,000 devices about twice as fast as SQLite looking up each device's holder
     through two indexes.
     """
-    marks = ", ".join("?" for _ in statuses)
-    people = db.execute(f"SELECT {_HOLDER_COLUMNS} FROM officers o")
-    columns = [c[0] for c in people.description]
-    holders = {r[0]: r for r in people}
-    held = dict(db.execute("SELECT device_id, officer_id FROM assignments"
-                           " WHERE closed_at IS NULL"))
-    found = db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices d WHERE d.status IN ({marks})",
-                       statuses)
-    columns = [c[0] for c in found.description] + columns
-    nobody = (None,) * (len(columns) - len(found.description))
-    return [dict(zip(columns, device + holders.get(held.get(device[0]), nobody), strict=False))
-            for device in sorted(found, key=itemgetter(1))]  # by serial
+    return policy_rows.fleet(db, statuses)
 
 
 class Resolver:
@@ -213,13 +195,10 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
     groups = memberships(db)
     member_of = {officer: frozenset(names) for officer, names in groups.items()}
     # Each distinct kind of serving officer once: (worker type, rank, area, station, groups).
-    kinds = {(w, r, a, s, member_of.get(o, _NO_GROUPS)) for o, w, r, a, s in db.execute(
-        "SELECT officer_id, worker_type, rank, area, station FROM officers"
-        " WHERE status != 'LEAVER'")}
+    kinds = {(w, r, a, s, member_of.get(o, _NO_GROUPS))
+             for o, w, r, a, s in policy_rows.serving_kinds(db)}
     named = sorted({s for layer in tree.layers if layer.kind == "device" for s in layer.match})
-    serials = {r[0] for i in range(0, len(named), 500) for r in db.execute(
-        f"SELECT serial FROM devices WHERE serial IN ({', '.join('?' * len(named[i:i + 500]))})",
-        named[i:i + 500])}  # only the serials device layers name
+    serials = policy_rows.known_serials(db, named)  # only the serials device layers name
     if not kinds:
         warnings.append(Problem(str(folder), "the inventory has no officers yet: layer"
                                 " selectors were not checked against anyone"))
@@ -250,7 +229,7 @@ def _unmatched(layers: list[Layer], kinds: set[tuple[Any, ...]], groups: dict[st
     known = {kind: {str(k[i]).upper().replace(" ", "_") for k in kinds if k[i]}
              for i, kind in enumerate(("worker_type", "rank", "area", "station"))}
     group_names = {g for members in groups.values() for g in members}
-    all_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
+    all_groups = set(group_rows.names(db))
     problems = []
     for layer in layers:
         missing = []
@@ -323,7 +302,7 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         from mdm.devices.service import get  # finds by serial (any case) or IMEI
 
         exact = get(db, serial)["serial"]
-        row = db.query(f"{_SUBJECT_SQL} {selector.FROM} WHERE d.serial = ?", [exact])[0]
+        row = policy_rows.subject_of(db, exact)
         return _subject(row, groups), f"device {exact}"
     if officer:
         person = officers.resolve(db, officer)
@@ -408,7 +387,7 @@ def diff(db: Database, folder: Path, selectors: list[str],
     with paused_gc():
         rows = _device_rows(db, selectors, serial)
         groups = group_changes(plan(db, tree, [], rows))
-    bodies = {sha: db.scalar("SELECT body FROM policy_versions WHERE sha256 = ?", [sha])
+    bodies = {sha: policy_rows.version_body(db, sha)
               for sha in {g["from"] for g in groups if g["from"]}}
     stored = {sha: json.loads(body) for sha, body in bodies.items() if body is not None}
     for group in groups:
@@ -445,9 +424,7 @@ def history(db: Database, serial: str) -> list[dict[str, Any]]:
     from mdm.devices.service import get
 
     device = get(db, serial)
-    rows = db.query("SELECT e.at, e.event, e.sha256, e.detail, v.layers FROM policy_events e"
-                    " LEFT JOIN policy_versions v ON v.sha256 = e.sha256"
-                    " WHERE e.device_id = ? ORDER BY e.id", [device["id"]])
+    rows = policy_rows.events_of(db, device["id"])
     for r in rows:
         r["detail"] = json.loads(r["detail"]) if r["detail"] else None
     return rows

@@ -17,6 +17,7 @@ from mdm.devices.lifecycle import Status
 from mdm.driver import Applied, Delivered, DeviceDriver
 from mdm.runs import record as runs
 from mdm.store import audit
+from mdm.store import queue as queued
 from mdm.store.db import Database
 
 
@@ -78,10 +79,7 @@ def _wipe_done(db: Database, operator: str, command: dict[str, Any], device: dic
     else:
         audit.record(db, operator, "queue.wipe", f"device:{device['serial']}", None, details)
     if command["incident_id"] is not None:
-        db.execute("UPDATE incidents SET state = CASE kind WHEN 'return' THEN 'closed'"
-                   " ELSE 'wiped' END, closed_at = ?, closed_by = ?,"
-                   " outcome = 'wiped: ' || ? WHERE id = ? AND state = 'open'",
-                   [at, operator, then.value, command["incident_id"]])
+        queued.close_incident_wiped(db, command["incident_id"], at, operator, then.value)
 
 
 def _lock_send(driver: DeviceDriver, command: dict[str, Any], prepared: Any) -> Any:

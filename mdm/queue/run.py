@@ -33,6 +33,7 @@ from mdm.queue.deliver import DELIVERIES, Env, answer_of
 from mdm.queue.kinds import KINDS
 from mdm.runs import record as runs
 from mdm.store import audit, transaction
+from mdm.store import queue as queued
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -40,8 +41,7 @@ MAX_EVERY = 86400
 
 
 def _due(db: Database, at: str) -> list[dict[str, Any]]:
-    return db.query(f"SELECT c.* FROM commands c WHERE {service.DUE}"
-                    " ORDER BY c.device_id, c.created_at", {"at": at})
+    return queued.due(db, at)
 
 
 def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], env: Env,
@@ -55,7 +55,7 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
     roles.require(db, operator, "queue.run")
     at = now()
     reach: Drivers | None = None
-    if db.scalar(f"SELECT 1 FROM commands c WHERE {service.DUE} LIMIT 1", {"at": at}):
+    if queued.any_due(db, at):
         # Before anything is marked sent: a missing key changes nothing.
         reach = drivers() if callable(drivers) else drivers
     with transaction(db):
@@ -79,24 +79,21 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
             refused.update(bad)
         failed_now = [c for c in due if c["id"] in refused]
         for c in failed_now:
-            db.execute("UPDATE commands SET state = 'failed', done_at = ?, last_answer = ?"
-                       " WHERE id = ?", [at, refused[c["id"]], c["id"]])
+            queued.mark_failed(db, c["id"], at, refused[c["id"]])
         if failed_now:
             audit.record(db, operator, "queue.failed", "queue", None,
                          {"failed": [{"id": c["id"], "kind": c["kind"],
                                       "why": refused[c["id"]]} for c in failed_now]})
         skipped = {h["id"] for h in held_back}
         due = [c for c in due if c["id"] not in refused and c["id"] not in skipped]
-        db.executemany("UPDATE commands SET state = 'sent', attempts = attempts + 1,"
-                       " sent_at = ? WHERE id = ?", [(at, c["id"]) for c in due])
+        queued.mark_sent(db, [c["id"] for c in due], at)
     plan: dict[int, list[dict[str, Any]]] = {}
     for c in due:
         plan.setdefault(c["device_id"], []).append(c)
     for commands in plan.values():
         commands.sort(key=lambda c: (KINDS[c["kind"]].order, c["created_at"]))
     ids = list(plan)
-    rows = db.query(f"SELECT * FROM devices WHERE id IN ({', '.join('?' for _ in ids)})",
-                    ids) if ids else []
+    rows = queued.devices_by_id(db, ids)
     by_serial = {r["serial"]: r for r in rows}
     work = {r["serial"]: plan[r["id"]] for r in rows}
     # Devices whose wipe was sent before this pass: a new host key may be that wipe's.
@@ -144,21 +141,19 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
         for cid, ok, value, note in answers:
             c = next(x for x in work[row["serial"]] if x["id"] == cid)
             if ok:
-                db.execute("UPDATE commands SET state = 'done', done_at = ?, last_answer = ?"
-                           " WHERE id = ?", [when, answer_of(value), cid])
+                queued.mark_done(db, cid, when, answer_of(value))
                 DELIVERIES[c["kind"]].done(db, operator, c, row, value, prepared.get(cid),
                                            when)
                 if note == "rekeyed":
-                    db.execute("UPDATE devices SET last_contact_error = ? WHERE id = ?",
-                               ["host key changed by its wipe: re-enrol it to manage it"
-                                " again (mdm enrol device)", row["id"]])
+                    queued.set_contact_error(db, row["id"], "host key changed by its wipe:"
+                                             " re-enrol it to manage it again"
+                                             " (mdm enrol device)")
                 done.append({"serial": row["serial"], "id": cid, "kind": c["kind"],
                              "answer": answer_of(value)})
             else:
                 final = note not in ("unreachable", "timeout", "cancelled")
-                db.execute("UPDATE commands SET state = ?, done_at = ?, last_answer = ?"
-                           " WHERE id = ?", ["failed" if final else "queued",
-                                             when if final else None, value.message[:500], cid])
+                queued.mark_answered(db, cid, "failed" if final else "queued",
+                                     when if final else None, value.message[:500])
                 if final:
                     audit.record(db, operator, f"queue.{c['kind']}", f"device:{row['serial']}",
                                  None, {"command": cid, "failed": value.message[:500]})
@@ -208,13 +203,12 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
 
 
 def _serial_of(db: Database, device_id: int) -> str:
-    return str(db.scalar("SELECT serial FROM devices WHERE id = ?", [device_id]))
+    return queued.serial_of(db, device_id)
 
 
 def _requeue(db: Database, commands: list[dict[str, Any]], why: str, at: str) -> None:
     """Put commands that were not delivered back in the queue (unless closed meanwhile)."""
-    db.executemany("UPDATE commands SET state = 'queued', last_answer = ? WHERE id = ?"
-                   " AND state = 'sent'", [(why[:500], c["id"]) for c in commands])
+    queued.requeue(db, [c["id"] for c in commands], why[:500])
 
 
 def run(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], env: Env,

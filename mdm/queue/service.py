@@ -22,6 +22,7 @@ from mdm.errors import InputError, NotFound
 from mdm.operators import roles
 from mdm.queue.kinds import KINDS
 from mdm.store import audit, transaction
+from mdm.store import queue as commands
 from mdm.store.db import Database
 from mdm.timeutil import format_utc, now
 
@@ -59,21 +60,16 @@ def enqueue(db: Database, operator: str, device: dict[str, Any], kind: str, *,
     due = max(at, not_before or at)
     expires = plus(due, settings.expiry(kind, KINDS[kind].expiry))
     held = _burst(db, settings, at) if kind == "wipe" else None
-    db.execute("INSERT INTO commands (id, device_id, kind, payload, created_at, requested_by,"
-               " not_before, expires_at, needs_approval, held_reason, incident_id,"
-               " then_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [command_id, device["id"], kind, payload, at, operator, not_before, expires,
-                int(needs_approval), held, incident_id, then_status])
-    superseded = [r[0] for r in db.execute(
-        "SELECT id FROM commands WHERE device_id = ? AND kind = ? AND state = 'queued'"
-        " AND id != ?", [device["id"], kind, command_id])]
+    commands.insert_command(db, {
+        "id": command_id, "device_id": device["id"], "kind": kind, "payload": payload,
+        "created_at": at, "requested_by": operator, "not_before": not_before,
+        "expires_at": expires, "needs_approval": int(needs_approval), "held_reason": held,
+        "incident_id": incident_id, "then_status": then_status})
+    superseded = commands.queued_of_kind(db, device["id"], kind, but=command_id)
     _close(db, superseded, "superseded", at, f"superseded by {command_id}", command_id)
     cancelled: list[str] = []
     if kind == "wipe":
-        cancelled = [r[0] for r in db.execute(
-            "SELECT id FROM commands WHERE device_id = ? AND state = 'queued' AND id != ?"
-            " AND NOT (kind = 'lock' AND incident_id IS ?)",
-            [device["id"], command_id, incident_id])]
+        cancelled = commands.queued_before_wipe(db, device["id"], command_id, incident_id)
         _close(db, cancelled, "cancelled", at, f"a wipe was queued after it ({command_id})")
     row = {"id": command_id, "serial": device["serial"], "kind": kind, "state": "queued",
            "not_before": not_before, "expires_at": expires, "needs_approval": needs_approval,
@@ -89,8 +85,7 @@ def _burst(db: Database, settings: Any, at: str) -> str | None:
     """Say why a new wipe is held, when it makes more than the burst allows."""
     limit = int(settings.get("helpdesk.burst_wipes"))
     minutes = int(settings.get("helpdesk.burst_minutes"))
-    recent = db.scalar("SELECT COUNT(*) FROM commands WHERE kind = 'wipe' AND created_at > ?",
-                       [plus(at, -60 * minutes)]) + 1
+    recent = commands.wipes_since(db, plus(at, -60 * minutes)) + 1
     if recent <= limit:
         return None
     return (f"wipe request {recent} within {minutes} minutes (more than {limit}): held for"
@@ -99,23 +94,19 @@ def _burst(db: Database, settings: Any, at: str) -> str | None:
 
 def _close(db: Database, ids: list[str], state: str, at: str, reason: str,
            superseded_by: str | None = None) -> None:
-    db.executemany("UPDATE commands SET state = ?, done_at = ?, closed_reason = ?,"
-                   " superseded_by = ? WHERE id = ?",
-                   [(state, at, reason, superseded_by, i) for i in ids])
+    commands.close(db, ids, state, at, reason, superseded_by)
 
 
 def settle(db: Database, device_id: int, kind: str, reason: str, at: str) -> list[str]:
     """Close a device's queued commands of a kind that another path has just fulfilled."""
-    ids = [r[0] for r in db.execute("SELECT id FROM commands WHERE device_id = ? AND kind = ?"
-                                    " AND state = 'queued'", [device_id, kind])]
+    ids = commands.queued_of_kind(db, device_id, kind)
     _close(db, ids, "superseded", at, reason)
     return ids
 
 
 def cancel_for_device(db: Database, device_id: int, reason: str, at: str) -> list[str]:
     """Cancel every live command of a device (inside the caller's transaction)."""
-    ids = [r[0] for r in db.execute("SELECT id FROM commands WHERE device_id = ? AND state IN"
-                                    " ('queued', 'sent')", [device_id])]
+    ids = commands.live_ids(db, device_id)
     _close(db, ids, "cancelled", at, reason)
     return ids
 
@@ -123,9 +114,7 @@ def cancel_for_device(db: Database, device_id: int, reason: str, at: str) -> lis
 def get(db: Database, command_id: str) -> dict[str, Any]:
     """Return one command with its device's serial (a unique prefix of its id will do)."""
     ref = command_id.strip().lower()
-    rows = db.query("SELECT c.*, d.serial FROM commands c JOIN devices d ON d.id = c.device_id"
-                    " WHERE c.id LIKE ? ORDER BY c.created_at LIMIT 2", [ref + "%"]) \
-        if len(ref) >= 6 and ref.isalnum() else []
+    rows = commands.by_id_prefix(db, ref) if len(ref) >= 6 and ref.isalnum() else []
     if len(rows) != 1:
         raise NotFound(f"no command {command_id!r}" if not rows else
                        f"{command_id!r} names more than one command",
@@ -162,8 +151,7 @@ def release(db: Database, operator: str, command_id: str, note: str) -> dict[str
         if row["state"] not in LIVE:
             raise InputError(f"command {row['id'][:8]} is {row['state']}", "nothing to release")
         at = now()
-        db.execute("UPDATE commands SET released_by = ?, released_at = ? WHERE id = ?",
-                   [operator, at, row["id"]])
+        commands.set_released(db, row["id"], operator, at)
         audit.record(db, operator, "queue.release", f"device:{row['serial']}",
                      {"command": row["id"], "held": row["held_reason"]},
                      {"released": True, "note": note})
@@ -185,16 +173,13 @@ def approve(db: Database, operator: str, row: dict[str, Any]) -> str:
         raise InputError(f"{operator!r} asked for this wipe and cannot approve it",
                          "a second operator (helpdesk or admin) must approve it")
     at = now()
-    db.execute("UPDATE commands SET approved_by = ?, approved_at = ? WHERE id = ?",
-               [operator, at, row["id"]])
+    commands.set_approved(db, row["id"], operator, at)
     return at
 
 
 def expire(db: Database, operator: str, at: str) -> list[str]:
     """Expire every live command past its expiry (one audit row); return their ids."""
-    rows = db.query("SELECT c.id, c.kind, c.state, d.serial FROM commands c JOIN devices d"
-                    " ON d.id = c.device_id WHERE c.state IN ('queued', 'sent')"
-                    " AND c.expires_at <= ?", [at])
+    rows = commands.live_past(db, at)
     if not rows:
         return []
     _close(db, [r["id"] for r in rows], "expired", at, "expired before it could be sent")
@@ -202,11 +187,6 @@ def expire(db: Database, operator: str, at: str) -> list[str]:
                  {"expired": [{k: r[k] for k in ("id", "kind", "serial", "state")}
                               for r in rows]})
     return [r["id"] for r in rows]
-
-
-DUE = ("c.state IN ('queued', 'sent') AND (c.not_before IS NULL OR c.not_before <= :at)"
-       " AND c.expires_at > :at AND (c.needs_approval = 0 OR c.approved_by IS NOT NULL)"
-       " AND (c.held_reason IS NULL OR c.released_by IS NOT NULL)")
 
 
 def waiting_for(row: dict[str, Any], at: str) -> str | None:
@@ -229,18 +209,13 @@ def list_commands(db: Database, serial: str | None = None,
         if state not in STATES:
             raise InputError(f"--state {state!r} is not a command state",
                              "use one of: " + ", ".join(STATES))
-    where, args = ["1 = 1"], []
+    device_id = None
     if serial:
         from mdm.devices import service as devices
 
-        where.append("c.device_id = ?")
-        args.append(devices.get(db, serial)["id"])
+        device_id = devices.get(db, serial)["id"]
     wanted = states or ([] if serial else list(LIVE))
-    if wanted:
-        where.append(f"c.state IN ({', '.join('?' for _ in wanted)})")
-        args += wanted
-    rows = db.query("SELECT c.*, d.serial FROM commands c JOIN devices d ON d.id = c.device_id"
-                    f" WHERE {' AND '.join(where)} ORDER BY c.created_at DESC, c.id", args)
+    rows = commands.listing(db, device_id, wanted)
     at = now()
     return [{"serial": r["serial"], **{k: r[k] for k in COLUMNS},
              "needs_approval": bool(r["needs_approval"]), "waiting_for": waiting_for(r, at)}
@@ -264,11 +239,7 @@ def follow_holder(db: Database, operator: str, device_ids: list[int], why: str
     queued = []
     for i in range(0, len(device_ids), 500):
         chunk = device_ids[i:i + 500]
-        marks = ", ".join("?" for _ in chunk)
-        rows = db.query(f"SELECT id, serial, status FROM devices WHERE id IN ({marks})"
-                        f" AND status IN ('enrolled', 'provisioned') AND id NOT IN"
-                        " (SELECT device_id FROM commands WHERE kind = 'wipe' AND state IN"
-                        " ('queued', 'sent')) ORDER BY serial", chunk)
+        rows = commands.managed_without_wipe(db, chunk)
         for row in rows:
             enqueue(db, operator, row, "policy", at=at, why=why, settings=settings)
             queued.append(row["serial"])
@@ -282,7 +253,6 @@ def queue_policy(db: Database, operator: str, selectors: list[str]) -> dict[str,
     with transaction(db):
         roles.require(db, operator, "policy.push")
         where, args = selector.select(db, selectors, MANAGED)
-        ids = [r[0] for r in db.execute(f"SELECT d.id {selector.FROM} WHERE {where}"
-                                        " AND d.status IN ('enrolled', 'provisioned')", args)]
+        ids = commands.selected_managed_ids(db, where, args)
         queued = follow_holder(db, operator, ids, "policy files changed")
     return {"queued": queued, "count": len(queued)}

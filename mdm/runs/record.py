@@ -20,6 +20,8 @@ from mdm.devices.lifecycle import Status, check_transition
 from mdm.errors import InputError, Problem
 from mdm.fleet.transport import Target
 from mdm.store import audit, transaction
+from mdm.store import devices as device_rows
+from mdm.store import policies as policy_rows
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -82,25 +84,18 @@ def record_facts(db: Database, device_id: int, facts: dict[str, Any], at: str) -
     """
     props = facts["props"]
     sdk = props.get("ro.build.version.sdk", "")
-    db.execute(
-        "INSERT INTO device_facts (device_id, collected_at, os_release, sdk, security_patch,"
-        " crypto_state, packages, dpc_status, props, settings, policy_file_sha256)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (device_id) DO UPDATE SET collected_at = excluded.collected_at,"
-        " os_release = excluded.os_release, sdk = excluded.sdk,"
-        " security_patch = excluded.security_patch, crypto_state = excluded.crypto_state,"
-        " packages = excluded.packages, dpc_status = excluded.dpc_status,"
-        " props = excluded.props, settings = excluded.settings,"
-        " policy_file_sha256 = excluded.policy_file_sha256",
-        [device_id, at, props.get("ro.build.version.release"),
-         int(sdk) if sdk.isascii() and sdk.isdigit() else None,
-         props.get("ro.build.version.security_patch") or None, props.get("ro.crypto.state"),
-         json.dumps(facts["packages"], sort_keys=True),
-         json.dumps(facts["dpc_status"], sort_keys=True) if facts["dpc_status"] else None,
-         json.dumps(props, sort_keys=True), json.dumps(facts["settings"], sort_keys=True),
-         facts["policy_file_sha256"]])
-    db.execute("UPDATE devices SET last_seen = ?, last_contact_at = ?, last_contact_error = NULL"
-               " WHERE id = ?", [at, at, device_id])
+    device_rows.save_facts(db, device_id, at, {
+        "os_release": props.get("ro.build.version.release"),
+        "sdk": int(sdk) if sdk.isascii() and sdk.isdigit() else None,
+        "security_patch": props.get("ro.build.version.security_patch") or None,
+        "crypto_state": props.get("ro.crypto.state"),
+        "packages": json.dumps(facts["packages"], sort_keys=True),
+        "dpc_status": (json.dumps(facts["dpc_status"], sort_keys=True)
+                       if facts["dpc_status"] else None),
+        "props": json.dumps(props, sort_keys=True),
+        "settings": json.dumps(facts["settings"], sort_keys=True),
+        "policy_file_sha256": facts["policy_file_sha256"]})
+    device_rows.reached(db, device_id, at)
     record_reported_policy(db, device_id, facts["dpc_status"], at)
 
 
@@ -110,12 +105,9 @@ def record_reported_policy(db: Database, device_id: int, status: dict[str, Any] 
     reported = (status or {}).get("policySha256")
     if not reported:
         return
-    last = db.scalar("SELECT sha256 FROM policy_events WHERE device_id = ? AND event IN"
-                     " ('reported', 'applied') ORDER BY id DESC LIMIT 1", [device_id])
-    if last != reported:
-        db.execute("INSERT INTO policy_events (device_id, sha256, event, at, detail)"
-                   " VALUES (?, ?, 'reported', ?, ?)",
-                   [device_id, reported, at, json.dumps({"state": (status or {}).get("state")})])
+    if policy_rows.last_reported(db, device_id) != reported:
+        policy_rows.add_event(db, device_id, reported, "reported", at,
+                              json.dumps({"state": (status or {}).get("state")}))
 
 
 def set_status(db: Database, operator: str, row: dict[str, Any], new: Status, action: str,
@@ -123,8 +115,7 @@ def set_status(db: Database, operator: str, row: dict[str, Any], new: Status, ac
     """Move a device to a new status, with its audit row (inside the caller's transaction)."""
     check_transition(row["serial"], row["status"], new)
     at = now()
-    db.execute("UPDATE devices SET status = ?, status_changed_at = ? WHERE id = ?",
-               [new.value, at, row["id"]])
+    device_rows.set_status(db, [row["id"]], new.value, at)
     audit.record(db, operator, action, f"device:{row['serial']}", {"status": row["status"]},
                  {"status": new.value, **details})
     row["status"] = new.value
@@ -191,8 +182,7 @@ def record_failure(db: Database, operator: str, row: dict[str, Any],
     """Record a failed contact; quarantine an enrolled device whose host key has changed."""
     if not row.get("host_key") and not route_station(row):
         return  # never enrolled (no pinned key, no station route): nothing of ours to update
-    db.execute("UPDATE devices SET last_contact_at = ?, last_contact_error = ? WHERE id = ?",
-               [at, f"{result.error_kind}: {result.error}"[:500], row["id"]])
+    device_rows.not_reached(db, row["id"], at, f"{result.error_kind}: {result.error}"[:500])
     exc = result.exception
     if result.error_kind == "host_key" and row["status"] in (Status.ENROLLED,
                                                              Status.PROVISIONED):

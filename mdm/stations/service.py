@@ -25,6 +25,8 @@ from mdm.fleet.transport import FleetError, HostKeyError, StepFailed, Target
 from mdm.operators import roles
 from mdm.runs import record as contact
 from mdm.store import audit, transaction
+from mdm.store import devices as device_rows
+from mdm.store import stations as station_rows
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -42,13 +44,13 @@ def _check_name(name: str) -> None:
 
 def get(db: Database, name: str) -> dict[str, Any]:
     """Return a registered station's row, or refuse naming the ones there are."""
-    rows = db.query("SELECT * FROM stations WHERE name = ?", [name])
-    if not rows:
-        names = [r["name"] for r in db.query("SELECT name FROM stations ORDER BY name")]
+    row = station_rows.get(db, name)
+    if row is None:
+        names = station_rows.names(db)
         raise NotFound(f"no station {name!r}",
                        "registered: " + ", ".join(names) if names
                        else "register one with: mdm stations add NAME --address HOST")
-    return rows[0]
+    return row
 
 
 def _station(row: dict[str, Any]) -> Station:
@@ -61,7 +63,7 @@ def _station(row: dict[str, Any]) -> Station:
 
 def registered(db: Database) -> dict[str, Station]:
     """Return every registered station (its address, pinned key and limit), by name."""
-    return {r["name"]: _station(r) for r in db.query("SELECT * FROM stations")}
+    return {r["name"]: _station(r) for r in station_rows.every(db)}
 
 
 def add(db: Database, operator: str, name: str, address: str, host_key: str | None,
@@ -80,7 +82,7 @@ def add(db: Database, operator: str, name: str, address: str, host_key: str | No
                          " --trust-on-first-use",
                          "on the station: ssh-keygen -l -E sha256 -f"
                          " /etc/ssh/ssh_host_ed25519_key.pub")
-    if db.query("SELECT 1 FROM stations WHERE name = ?", [name]):
+    if station_rows.get(db, name) is not None:
         raise InputError(f"station {name!r} is already registered",
                          "remove it first, or choose another name")
     offered = keyscan(Target(name, host, port, user))
@@ -93,10 +95,7 @@ def add(db: Database, operator: str, name: str, address: str, host_key: str | No
            "host_key_fingerprint": fp, "concurrency": concurrency, "added_at": now(),
            "added_by": operator}
     with transaction(db):
-        db.execute("INSERT INTO stations (name, address, host_key, host_key_fingerprint,"
-                   " concurrency, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [row[k] for k in ("name", "address", "host_key", "host_key_fingerprint",
-                                     "concurrency", "added_at", "added_by")])
+        station_rows.insert(db, row)
         audit.record(db, operator, "stations.add", f"station:{name}", None,
                      {"address": address, "host_key": fp, "concurrency": concurrency,
                       "host_key_check": "confirmed" if host_key else "trusted on first use"})
@@ -105,10 +104,7 @@ def add(db: Database, operator: str, name: str, address: str, host_key: str | No
 
 def list_(db: Database) -> list[dict[str, Any]]:
     """Return every station, with how many devices are routed through it."""
-    return db.query("SELECT s.name, s.address, s.host_key_fingerprint AS host_key,"
-                    " s.concurrency, s.added_at, s.added_by,"
-                    " (SELECT count(*) FROM devices d WHERE d.station = s.name) AS devices"
-                    " FROM stations s ORDER BY s.name")
+    return station_rows.with_device_counts(db)
 
 
 def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any]:
@@ -118,14 +114,13 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
         raise InputError("give a --reason for removing the station")
     with transaction(db):
         row = get(db, name)
-        routed = [r["serial"] for r in db.query(
-            "SELECT serial FROM devices WHERE station = ? ORDER BY serial", [name])]
+        routed = station_rows.routed_serials(db, name)
         if routed:
             raise InputError(f"station {name} still routes {len(routed)} device(s): "
                              + ", ".join(routed[:10]) + ("…" if len(routed) > 10 else ""),
                              "move them first: mdm stations route SERIAL --direct ADDRESS"
                              " --host-key SHA256:... --reason ...")
-        db.execute("DELETE FROM stations WHERE name = ?", [name])
+        station_rows.delete(db, name)
         audit.record(db, operator, "stations.remove", f"station:{name}",
                      {"address": row["address"], "host_key": row["host_key_fingerprint"]},
                      {"reason": reason})
@@ -150,7 +145,7 @@ def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
         raise _unreachable(name, exc) from None
     elsewhere: dict[str, list[str]] = {}
     not_scanned = []
-    for other in db.query("SELECT * FROM stations WHERE name != ? ORDER BY name", [name]):
+    for other in station_rows.others(db, name):
         try:
             for item in drivers.attached(other["name"]):
                 elsewhere.setdefault(item["serial"], []).append(other["name"])
@@ -158,9 +153,7 @@ def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
             not_scanned.append({"station": other["name"], "error": exc.message})
     devices = []
     for item in seen:
-        found = db.query("SELECT serial, status, station, address FROM devices"
-                         " WHERE serial = ?", [item["serial"]])
-        inv = found[0] if found else None
+        inv = device_rows.route_of_serial(db, item["serial"])
         if item["state"] == "unauthorized":
             category = "unauthorized"
         elif item["state"] != "device":
@@ -182,9 +175,8 @@ def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
                         if inv else None,
                         "also_on": elsewhere.get(item["serial"], [])})
     present = {d["serial"] for d in devices}
-    missing = [r["serial"] for r in db.query(
-        "SELECT serial FROM devices WHERE station = ? ORDER BY serial", [name])
-        if r["serial"] not in present]
+    missing = [serial for serial in station_rows.routed_serials(db, name)
+               if serial not in present]
     counts: dict[str, int] = {}
     for d in devices:
         key = str(d["category"])
@@ -210,20 +202,20 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
     outcome = contact.Outcome()
     by_serial: dict[str, dict[str, Any]] = {}
     for item in seen:
-        found = db.query("SELECT * FROM devices WHERE serial = ?", [item["serial"]])
-        if not found:
+        found = device_rows.by_serial(db, item["serial"])
+        if found is None:
             outcome.skipped.append({"serial": item["serial"],
                                     "reason": "not in the inventory (import its delivery)"})
-        elif found[0]["status"] != Status.DELIVERED:
+        elif found["status"] != Status.DELIVERED:
             outcome.skipped.append({"serial": item["serial"],
-                                    "reason": f"already {found[0]['status']}"})
+                                    "reason": f"already {found['status']}"})
         elif item["state"] != "device":
             err = refusal(item["serial"], name, item["state"])
             outcome.failed.append({"serial": item["serial"], "kind": err.kind,
                                    "error": err.message, "station": name,
                                    "hint": contact.HINTS.get(err.kind, "")})
         else:
-            by_serial[item["serial"]] = found[0]
+            by_serial[item["serial"]] = found
     if not seen:
         raise InputError(f"nothing is plugged into station {name} (adb lists no device)",
                          "plug the phones in with USB debugging on, then run it again")
@@ -243,15 +235,13 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
 
     def enrolled(dev: dict[str, Any], result: Any, at: str) -> None:
         proof = result.value("identity")
-        status = db.scalar("SELECT status FROM devices WHERE id = ?", [dev["id"]])
+        status = device_rows.status_of(db, dev["id"])
         if status != Status.DELIVERED:
             outcome.failed.append({"serial": dev["serial"], "kind": "conflict",
                                    "error": f"became {status} while it was being enrolled"})
             return
         check_transition(dev["serial"], status, Status.ENROLLED)
-        db.execute("UPDATE devices SET status = ?, status_changed_at = ?, station = ?,"
-                   " enrolled_at = ? WHERE id = ?",
-                   [Status.ENROLLED.value, at, name, at, dev["id"]])
+        device_rows.enrolled_via_station(db, dev["id"], name, at, Status.ENROLLED.value)
         contact.record_facts(db, dev["id"], proof["facts"], at)
         audit.record(db, operator, "devices.enrol", f"device:{dev['serial']}",
                      {"status": dev["status"]},
@@ -303,10 +293,9 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
                          " SHA256:… --reason 'issued to the field'")
     if not reason.strip():
         raise InputError("give a --reason for the move")
-    found = db.query("SELECT * FROM devices WHERE serial = ?", [serial])
-    if not found:
+    dev = device_rows.by_serial(db, serial)
+    if dev is None:
         raise NotFound(f"no device {serial!r}", "find it with: mdm devices find TEXT")
-    dev = found[0]
     if dev["status"] not in (Status.ENROLLED, Status.PROVISIONED):
         raise InputError(f"device {serial} is {dev['status']}; only enrolled or provisioned"
                          " devices have a route", "enrol it first")
@@ -335,8 +324,7 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
         if host_key and fp != host_key:
             raise InputError(f"{address} offers host key {fp}, not {host_key}",
                              "a different device (or an interceptor) answered there")
-        holder = db.scalar("SELECT serial FROM devices WHERE host_key_fingerprint = ?"
-                           " AND id != ?", [fp, dev["id"]])
+        holder = device_rows.serial_pinning(db, fp, dev["id"])
         if holder:
             raise InputError(f"host key {fp} is pinned for device {holder}")
         target = Target(serial, host, port, user, key_line, dev["model"])
@@ -359,11 +347,10 @@ def move(db: Database, operator: str, serial: str, reason: str, drivers: Drivers
     after = {"route": f"station:{station}" if station else f"direct:{address}"}
     with transaction(db):
         if station is not None:
-            db.execute("UPDATE devices SET station = ? WHERE id = ?", [station, dev["id"]])
+            device_rows.route_via_station(db, dev["id"], station)
         else:
-            db.execute("UPDATE devices SET station = NULL, address = ?, host_key = ?,"
-                       " host_key_fingerprint = ? WHERE id = ?",
-                       [address, key_line, fingerprint_of_line(key_line or ""), dev["id"]])
+            device_rows.route_direct(db, dev["id"], address, key_line,
+                                     fingerprint_of_line(key_line or ""))
             after["host_key"] = fingerprint_of_line(key_line or "")
             after["host_key_check"] = "confirmed" if host_key else "trusted on first use"
         audit.record(db, operator, "devices.route", f"device:{serial}", before,

@@ -6,6 +6,7 @@ The reads live here so that none of those features has to import another to answ
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mdm.store.db import Database
@@ -28,3 +29,53 @@ def officer_history(db: Database, officer_id: str) -> list[dict[str, Any]]:
     """Every device one officer has held, oldest first."""
     return db.query(f"{HISTORY} WHERE a.officer_id = ? ORDER BY a.opened_at, a.id",
                     [officer_id])
+
+
+def open_of(db: Database, column: str, value: object) -> dict[str, Any] | None:
+    """The open assignment of one device (`device_id`) or officer (`officer_id`), if any."""
+    if column not in ("device_id", "officer_id"):
+        raise ValueError(f"not an assignment key: {column}")
+    found = db.query(f"{HISTORY} WHERE a.{column} = ? AND a.closed_at IS NULL", [value])
+    return found[0] if found else None
+
+
+def latest_of_device(db: Database, device_id: int) -> dict[str, Any] | None:
+    """The device's newest assignment, open or closed, if it was ever held."""
+    found = db.query(f"{HISTORY} WHERE a.device_id = ? ORDER BY a.opened_at DESC, a.id DESC"
+                     " LIMIT 1", [device_id])
+    return found[0] if found else None
+
+
+def held_at(db: Database, device_id: int, at: str) -> dict[str, Any] | None:
+    """The assignment of the device that was open at the instant `at`, if any."""
+    rows = db.query(f"{HISTORY} WHERE a.device_id = ? AND a.opened_at <= ?"
+                    " AND (a.closed_at IS NULL OR a.closed_at > ?)", [device_id, at, at])
+    return rows[0] if rows else None
+
+
+def open_many(db: Database, rows: Iterable[tuple[int, str, str, str, str]]) -> None:
+    """Open assignments: (device_id, officer_id, opened_at, opened_by, open_reason) each."""
+    db.executemany("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
+                   " open_reason) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def close(db: Database, assignment_id: int, operator: str, reason: str, at: str) -> None:
+    """Close one assignment."""
+    db.execute("UPDATE assignments SET closed_at = ?, closed_by = ?, close_reason = ?"
+               " WHERE id = ?", [at, operator, reason, assignment_id])
+
+
+def close_open_many(db: Database, rows: Iterable[tuple[str, str, str, int]]) -> None:
+    """Close each device's open assignment: (closed_at, closed_by, close_reason, device_id)."""
+    db.executemany("UPDATE assignments SET closed_at = ?, closed_by = ?, close_reason = ?"
+                   " WHERE device_id = ? AND closed_at IS NULL", rows)
+
+
+def serials_held_by(db: Database, officer_ids: Sequence[str]) -> dict[str, str]:
+    """Map each of these officers who holds a device now to its serial (≤ 500)."""
+    if not officer_ids:
+        return {}
+    return dict(db.execute(
+        "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id ="
+        " a.device_id WHERE a.closed_at IS NULL AND a.officer_id IN"
+        f" ({', '.join('?' * len(officer_ids))})", list(officer_ids)).fetchall())

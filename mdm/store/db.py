@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mdm.store.dialect as dialects
 import mdm.store.failures as failures
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ DEFAULT_WAIT = 30.0  # seconds a write waits for another operator's write
 
 
 class Database:
+    dialect: dialects.Dialect = dialects.SQLITE  # the SQL fragments this engine speaks
+
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None,
                  wait: float = DEFAULT_WAIT,
                  on_wait: Callable[[int | None], None] | None = None) -> None:
