@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "feedback": ("mdm.feedback.cli", "app"),
     "lab": ("mdm.lab.cli", "app"),
     "config": ("mdm.project.cli", "app"),
+    "ca-device": ("mdm.ca.device_cli", "app"),
 }
 
 

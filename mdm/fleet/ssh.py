@@ -88,6 +88,9 @@ def load_credentials(path: str | None = None) -> Credentials:
     except (paramiko.SSHException, ValueError) as exc:
         raise InputError(f"cannot load the operator key {file}: {type(exc).__name__}",
                          "check MDM_KEY_PASSPHRASE, or create a key with mdm keys init") from None
+    cert = file.with_name(file.name + "-cert.pub")
+    if cert.exists():  # OpenSSH's convention: the certificate beside the key is presented
+        pkey.load_certificate(str(cert))
     return Credentials(pkey=pkey, allow_agent=False)
 
 
@@ -139,6 +142,24 @@ def upload_plan(data: bytes, remote_path: str, mode: str) -> tuple[str, str, str
             _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}"))
 
 
+def _plain_fallback(client: paramiko.SSHClient, target: Target,
+                    credentials: Credentials) -> bool:
+    """After a refused certificate, try the plain key on the same connection (as ssh does)."""
+    import copy
+
+    pkey, transport = credentials.pkey, client.get_transport()
+    if credentials.cert_only or pkey is None or getattr(pkey, "public_blob", None) is None \
+            or transport is None or not transport.is_active():
+        return False
+    plain = copy.copy(pkey)
+    plain.public_blob = None
+    try:
+        transport.auth_publickey(target.user, plain)
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
+    return transport.is_authenticated()
+
+
 class ParamikoTransport:
     """One SSH connection to one device, for all the steps of a run."""
 
@@ -170,8 +191,9 @@ class ParamikoTransport:
             raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
                                fingerprint(exc.key.asbytes())) from None
         except paramiko.AuthenticationException:
-            client.close()
-            raise AuthFailed(target.name, "the device refused the operator key") from None
+            if not _plain_fallback(client, target, credentials):
+                client.close()
+                raise AuthFailed(target.name, "the device refused the operator key") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             client.close()
             if "known_hosts" in str(exc) or "host key" in str(exc).lower():

@@ -142,6 +142,9 @@ class Credentials:
 
     pkey: Any = field(default=None, repr=False)  # a paramiko PKey (not imported here)
     allow_agent: bool = False
+    # With a certificate loaded: present only it (True), or fall back to the plain key when
+    # a device refuses it (False, as OpenSSH's ssh does: a device not yet trusting the CA).
+    cert_only: bool = False
 
 
 class Transport(Protocol):

@@ -519,3 +519,25 @@ def m014_desk_indexes(db: Database) -> None:
     # read from one index that holds every listed column: no sort, no table lookups.
     db.execute("CREATE INDEX officers_listing ON officers (area, station, surname, forename,"
                " officer_id, collar_number, worker_type, rank, team, status)")
+
+
+@migrations()
+def m016_device_trust(db: Database) -> None:
+    # The CA the inventory's devices trust (one row). Guarded: the certificates migration
+    # may create it too.
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS ca (
+            public_line TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""")
+    # What each device's sshd was last seen to trust: the CA (by fingerprint), whether the
+    # plain enrolment key is gone, and the version of the revocation list it holds.
+    db.execute("""
+        CREATE TABLE device_trust (
+            device_id INTEGER PRIMARY KEY REFERENCES devices(id),
+            ca_fingerprint TEXT,
+            principals TEXT,
+            plain_keys INTEGER,
+            krl_version INTEGER,
+            updated_at TEXT NOT NULL
+        )""")

@@ -1,0 +1,228 @@
+"""Devices trust the force's user CA: real lab sshd, certificates signed by ssh-keygen.
+
+The CA and certificates are made here with OpenSSH's own ssh-keygen; the certificate of a
+key lives beside it as `<key>-cert.pub`, which mdm presents. The revocation list stands in
+for the inventory's (a KRL built by ssh-keygen -k, served as `mdm.ca.krl.current`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
+
+
+def _keygen(*args: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", *args], check=True, timeout=30,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+
+
+class Authority:
+    """A user CA made with ssh-keygen; signs operator keys; keeps a KRL."""
+
+    def __init__(self, folder: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.folder = folder
+        folder.mkdir()
+        self.key = folder / "ca"
+        _keygen("-t", "ed25519", "-N", "", "-C", "test-ca", "-f", str(self.key))
+        self.line = (folder / "ca.pub").read_text().strip()
+        self.db_path = db_path
+        self.krl: tuple[int, bytes] | None = None
+        module = types.ModuleType("mdm.ca.krl")
+        module.current = lambda db: self.krl  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "mdm.ca.krl", module)
+
+    def install(self) -> None:
+        """Record the CA in the inventory, as mdm ca init does."""
+        with sqlite3.connect(self.db_path) as conn:
+            conn.execute("INSERT INTO ca (public_line, created_at) VALUES (?, ?)",
+                         [self.line, "2026-01-01T00:00:00Z"])
+
+    def operator(self, name: str, principal: str, serial: int,
+                 key: Path | None = None) -> Path:
+        """Return a key with a certificate beside it (a copy of `key`, if given)."""
+        folder = self.folder / name
+        folder.mkdir()
+        path = folder / "id_ed25519"
+        if key is None:
+            _keygen("-t", "ed25519", "-N", "", "-C", name, "-f", str(path))
+        else:
+            shutil.copyfile(key, path)
+            path.chmod(0o600)
+            shutil.copyfile(str(key) + ".pub", str(path) + ".pub")
+        _keygen("-s", str(self.key), "-I", f"mdm:{name}:{serial}", "-n", principal,
+                "-z", str(serial), "-V", "-5m:+1h", str(path) + ".pub")
+        assert Path(str(path) + "-cert.pub").exists()
+        return path
+
+    def revoke(self, *serials: int) -> None:
+        spec = self.folder / "revoked.txt"
+        spec.write_text("".join(f"serial: {s}\n" for s in serials))
+        out = self.folder / "krl"
+        out.unlink(missing_ok=True)
+        _keygen("-k", "-f", str(out), "-s", str(self.key) + ".pub", str(spec))
+        version = (self.krl[0] if self.krl else 0) + 1
+        self.krl = (version, out.read_bytes())
+
+
+@pytest.fixture
+def authority(tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Authority:
+    return Authority(tmp_path / "ca", db_path, monkeypatch)
+
+
+@pytest.fixture
+def rolled(mdm: Any, enrolled: Callable[[int], list[Any]], authority: Authority,
+           operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[Any]]:
+    """N enrolled lab devices moved to CA trust by an admin whose key has a certificate."""
+
+    def take(count: int) -> list[Any]:
+        devices = enrolled(count)
+        authority.install()
+        admin = authority.operator("admin", "mdm-admin", 1, key=operator_key)
+        monkeypatch.setenv("MDM_KEY", str(admin))
+        result = mdm.json("ca-device", "rollout")
+        assert result["done"] == sorted(d.serial for d in devices)
+        return devices
+
+    return take
+
+
+def _log(device: Any) -> str:
+    return (device.path / "log" / "commands").read_text()
+
+
+def test_two_operators_with_certificates_reach_the_same_devices_and_each_is_named(
+        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority,
+        operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    devices = rolled(2)
+    for device in devices:  # the rollout took the plain key away
+        assert (device.path / "etc" / "authorized_keys").read_text() == ""
+    rows = {r["serial"]: r for r in mdm.json("ca-device", "status")}
+    assert all(rows[d.serial]["ca_trusted"] and rows[d.serial]["plain_keys"] == 0
+               for d in devices)
+    for name, serial in (("alice", 7), ("bob", 8)):
+        mdm("operators", "add", name, "--role", "it")
+        monkeypatch.setenv("MDM_KEY", str(authority.operator(name, "mdm-it", serial)))
+        assert len(mdm.json("devices", "refresh", "all", operator=name)["done"]) == 2
+    for device in devices:
+        log = _log(device)
+        assert "by mdm:alice:7 as mdm-it" in log and "by mdm:bob:8 as mdm-it" in log
+
+    # The enrolment key alone, with no certificate, is refused by every device now.
+    monkeypatch.setenv("MDM_KEY", str(operator_key))
+    refused = mdm("devices", "refresh", "all", "--json", code=1)
+    assert all(d.serial in refused.stderr for d in devices)
+
+
+def test_a_plain_key_keeps_working_until_the_rollout_and_check_changes_nothing(
+        mdm: Any, enrolled: Callable[[int], list[Any]], authority: Authority,
+        operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    device = enrolled(1)[0]
+    authority.install()
+    plan = mdm.json("ca-device", "rollout", "--check")
+    assert plan["devices"][0]["install_trust"] and plan["devices"][0]["remove_plain_key"]
+    assert (device.path / "etc" / "trusted_user_ca_keys").read_text() == ""
+    # No certificate beside the key: refused before any device is touched.
+    refused = mdm("ca-device", "rollout", code=2)
+    assert "mdm login" in refused.stderr
+    assert mdm.json("queue", "list") == []
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 1
+
+
+def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
+        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, inventory: Any,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "policies"
+    shutil.copytree(SHIPPED, folder)
+    monkeypatch.setenv("MDM_POLICIES", str(folder))
+    device = rolled(1)[0]
+    person = next(p for p in inventory["roster"] if p["worker_type"] == "OFFICER"
+                  and p["status"] == "ACTIVE")
+    mdm("assign", device.serial, person["officer_id"])
+    monkeypatch.setenv("MDM_KEY", str(authority.operator("hana", "mdm-helpdesk", 20)))
+    events = (device.path / "log" / "events").read_text()
+
+    pushed = mdm("policy", "push", device.serial, code=1)
+    assert device.serial in pushed.stderr
+    assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
+    assert not (device.path / "mdm-dpc" / "status.json").exists()
+    assert (device.path / "log" / "events").read_text() == events
+    assert "by mdm:hana:20 as mdm-helpdesk\trefused apply-policy" in _log(device)
+
+    mdm("lost", device.serial, "--lost", "--reported-by", person["officer_id"],
+        "--where", "Penrith")
+    assert [d["kind"] for d in mdm.json("queue", "run")["done"]] == ["lock"]
+    assert (device.path / "mdm-dpc" / "locked").exists()
+    assert "dpc locked by mdm:hana:20" in (device.path / "log" / "events").read_text()
+
+
+def test_a_revoked_certificate_is_refused_once_the_list_arrives_and_offline_gets_it_later(
+        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, lab: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    online, offline = rolled(2)
+    mdm("operators", "add", "leaver", "--role", "it")
+    leaver = authority.operator("leaver", "mdm-it", 31)
+    admin = Path(str(authority.folder / "admin" / "id_ed25519"))
+    authority.revoke(31)
+    lab.lab.fault(offline.serial, "offline")
+    queued = mdm.json("ca-device", "krl")
+    assert (queued["krl_version"], queued["count"]) == (1, 2)
+    run = mdm.json("queue", "run")
+    assert [d["serial"] for d in run["done"]] == [online.serial]
+    rows = {r["serial"]: r for r in mdm.json("ca-device", "status")}
+    assert rows[online.serial]["krl_version"] == 1 and rows[online.serial]["krl_up_to_date"]
+    assert rows[offline.serial]["krl_version"] is None
+    assert not rows[offline.serial]["krl_up_to_date"]
+
+    monkeypatch.setenv("MDM_KEY", str(leaver))
+    lab.lab.fault(offline.serial, "offline", clear=True)
+    # The device that has the list refuses the leaver; the one back online still lets
+    # them in: it has not had the list yet.
+    refused = mdm.json("devices", "refresh", "all", code=1, operator="leaver")
+    assert [d["serial"] for d in refused["done"]] == [offline.serial]
+
+    monkeypatch.setenv("MDM_KEY", str(admin))
+    assert [d["serial"] for d in mdm.json("queue", "run")["done"]] == [offline.serial]
+    assert (offline.path / "etc" / "revoked_keys.version").read_text() == "1\n"
+    monkeypatch.setenv("MDM_KEY", str(leaver))
+    refused = mdm.json("devices", "refresh", "all", code=1, operator="leaver")
+    assert refused["done"] == []
+
+
+def test_a_rollout_killed_midway_leaves_every_device_reachable_and_a_rerun_finishes(
+        mdm: Any, enrolled: Callable[[int], list[Any]], authority: Authority, lab: Any,
+        operator_key: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    devices = enrolled(4)
+    authority.install()
+    admin = authority.operator("admin", "mdm-admin", 1, key=operator_key)
+    monkeypatch.setenv("MDM_KEY", str(admin))
+    for device in devices[2:]:
+        lab.lab.fault(device.serial, "slow", delay=3)
+    mdm_bin = Path(sys.executable).parent / "mdm"
+    proc = subprocess.Popen([str(mdm_bin), "ca-device", "rollout", "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            (d.path / "etc" / "trusted_user_ca_keys").read_text() for d in devices):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=10)
+    for device in devices:
+        lab.lab.fault(device.serial, "slow", clear=True)
+    # Whatever the kill left, every device lets the admin in (plain key or certificate).
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 4
+    result = mdm.json("ca-device", "rollout")
+    assert result["done"] == sorted(d.serial for d in devices)
+    for device in devices:
+        assert (device.path / "etc" / "authorized_keys").read_text() == ""
+    assert len(mdm.json("devices", "refresh", "all")["done"]) == 4
