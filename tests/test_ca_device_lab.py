@@ -226,3 +226,52 @@ def test_a_rollout_killed_midway_leaves_every_device_reachable_and_a_rerun_finis
     for device in devices:
         assert (device.path / "etc" / "authorized_keys").read_text() == ""
     assert len(mdm.json("devices", "refresh", "all")["done"]) == 4
+
+
+@pytest.fixture
+def bench(mdm: Any, lab: Any, station: Any, db_path: Path) -> str:
+    """The lab's station, registered in this test's inventory with its confirmed key."""
+    row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
+    if not db_path.exists():
+        mdm("operators", "add", "admin")
+    mdm("stations", "add", station.name, "--address", row["address"],
+        "--host-key", row["fingerprint"])
+    return str(station.name)
+
+
+def test_enrolment_with_a_ca_installs_its_trust_directly_and_through_a_station(
+        mdm: Any, lab: Any, delivered: Callable[[int], list[Any]], authority: Authority,
+        bench: str, files: Callable[..., Path]) -> None:
+    direct, plugged = delivered(2)
+    authority.install()
+    key = authority.line.split()[1]
+    rows = (f"serial_number,address,host_key\n"
+            f"{direct.serial},{direct.address},{lab.fingerprint(direct)}\n")
+    mdm("enrol", "devices", "--from", files("pairing.csv", rows))
+    lab.lab.plug(plugged.serial, bench)
+    assert [d["serial"] for d in mdm.json("enrol", "station", bench)["done"]] == [plugged.serial]
+    for device in (direct, plugged):
+        assert key in (device.path / "etc" / "trusted_user_ca_keys").read_text()
+        assert "--principal mdm-helpdesk\" mdm-helpdesk" in \
+            (device.path / "etc" / "auth_principals").read_text()
+    status = {r["serial"]: r for r in mdm.json("ca-device", "status")}
+    assert all(status[d.serial]["ca_trusted"] and status[d.serial]["plain_keys"] == 1
+               for d in (direct, plugged))
+    # The phone's own sshd now lets a certificate in once it is back on its field route.
+    lab.lab.unplug(plugged.serial)
+    cert = authority.operator("it1", "mdm-it", 41)
+    assert _ssh(plugged, cert, "getprop ro.serialno").stdout.strip() == plugged.serial
+    assert "by mdm:it1:41 as mdm-it" in _log(plugged)
+
+
+def _ssh(device: Any, key: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """Run one command on a lab device with OpenSSH's own client and this key."""
+    known = device.path.parent.parent / f"known-{device.serial}"
+    known.write_text(f"[{device.host}]:{device.port} "
+                     + " ".join((device.path / "etc" / "host_key.pub").read_text().split()[:2])
+                     + "\n")
+    return subprocess.run(["ssh", "-F", "none", "-i", str(key), "-o", "IdentitiesOnly=yes",
+                           "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes",
+                           "-o", "StrictHostKeyChecking=yes", "-p", str(device.port),
+                           device.host, command], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)

@@ -103,7 +103,7 @@ def rollout(db: Database, operator: str, selectors: list[str], key: str | None,
             if d["send_krl"]:
                 service.enqueue(db, operator, row, "krl", why="ca rollout")
     try:
-        queue_run.run_once(db, operator, drivers, env, progress)
+        queue_run.run_once(db, operator, drivers, env, progress, kinds=("ca-trust", "krl"))
     except PartialFailure:
         pass  # each device's state is read below; the failed ones are named there
     return _remove_plain_keys(db, operator, selectors, line, cert_drivers, todo, progress)
