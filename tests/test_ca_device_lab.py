@@ -36,6 +36,9 @@ class Authority:
         self.key = folder / "ca"
         _keygen("-t", "ed25519", "-N", "", "-C", "test-ca", "-f", str(self.key))
         self.line = (folder / "ca.pub").read_text().strip()
+        from mdm.fleet.keys import fingerprint_of_line
+
+        self.fingerprint = fingerprint_of_line(self.line)
         self.db_path = db_path
         self.krl: tuple[int, bytes] | None = None
         module = types.ModuleType("mdm.ca.krl")
@@ -44,9 +47,12 @@ class Authority:
 
     def install(self) -> None:
         """Record the CA in the inventory, as mdm ca init does."""
+        from mdm.fleet.keys import fingerprint_of_line
+
         with sqlite3.connect(self.db_path) as conn:
-            conn.execute("INSERT INTO ca (public_line, created_at) VALUES (?, ?)",
-                         [self.line, "2026-01-01T00:00:00Z"])
+            conn.execute("INSERT INTO ca (id, public_line, fingerprint, created_at, created_by)"
+                         " VALUES (1, ?, ?, ?, ?)", [self.line, fingerprint_of_line(self.line),
+                                                     "2026-01-01T00:00:00Z", "admin"])
 
     def operator(self, name: str, principal: str, serial: int,
                  key: Path | None = None) -> Path:
@@ -275,3 +281,40 @@ def _ssh(device: Any, key: Path, command: str) -> subprocess.CompletedProcess[st
                            "-o", "StrictHostKeyChecking=yes", "-p", str(device.port),
                            device.host, command], capture_output=True, text=True, timeout=30,
                           stdin=subprocess.DEVNULL)
+
+
+def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
+        mdm: Any, lab: Any, inventory: Any, delivered: Callable[[int], list[Any]],
+        authority: Authority, bench: str, station: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mdm.lab.lab import _factory_trust
+
+    folder = tmp_path / "policies"
+    shutil.copytree(SHIPPED, folder)
+    monkeypatch.setenv("MDM_POLICIES", str(folder))
+    phone = delivered(1)[0]
+    authority.install()
+    lab.lab.plug(phone.serial, bench)
+    try:
+        mdm("enrol", "station", bench)
+        trusted = mdm.json("ca-device", "station", bench)
+        assert trusted["ca"] == authority.fingerprint
+        assert authority.line.split()[1] in \
+            (station.path / "etc" / "trusted_user_ca_keys").read_text()
+        person = next(p for p in inventory["roster"] if p["worker_type"] == "OFFICER"
+                      and p["status"] == "ACTIVE")
+        mdm("assign", phone.serial, person["officer_id"])
+        monkeypatch.setenv("MDM_KEY", str(authority.operator("hana", "mdm-helpdesk", 50)))
+
+        pushed = mdm("policy", "push", phone.serial, code=1)
+        assert phone.serial in pushed.stderr
+        assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
+        assert not (phone.path / "mdm-dpc" / "status.json").exists()
+        # Reading the phone is the helpdesk's to do; the station's shell lets it through.
+        assert [d["serial"] for d in mdm.json("devices", "refresh", phone.serial)["done"]] \
+            == [phone.serial]
+        log = (station.path / "log" / "commands").read_text()
+        assert "by mdm:hana:50 as mdm-helpdesk\trefused apply-policy" in log
+        assert "by mdm:hana:50 as mdm-helpdesk\ttimeout" in log
+    finally:
+        _factory_trust(station.path)

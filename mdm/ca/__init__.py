@@ -1,1 +1,2 @@
-"""Operator access by SSH certificates: the force's user CA, and what devices trust of it."""
+"""The force's SSH user certificate authority: operators reach devices with short-lived
+certificates it signs, and a leaver's certificates are revoked in an OpenSSH KRL."""

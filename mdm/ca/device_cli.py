@@ -1,4 +1,4 @@
-"""`mdm ca rollout | status | krl`: what the fleet's devices trust of the force's user CA."""
+"""`mdm ca rollout | status | krl | station`: what devices trust of the force's user CA."""
 
 from __future__ import annotations
 
@@ -84,3 +84,18 @@ def krl(ctx: typer.Context, selectors: SelectorArg = None, json: JsonOpt = False
     else:
         ui.success(f"revocation list v{result['krl_version']} queued for {result['count']}"
                    " device(s): mdm queue run delivers it")
+
+
+@app.command("station")
+def station(ctx: typer.Context,
+            name: Annotated[str, typer.Argument(help="The registered station's name.")],
+            json: JsonOpt = False) -> None:
+    """Make a provisioning station's sshd trust the CA (it checks bench sessions' roles)."""
+    from mdm.ca import install
+
+    c = app_context(ctx)
+    result = install.install_station(c.db(), c.operator, name, c.drivers())
+    if wants_json(ctx, json):
+        ui.emit_json(result)
+    else:
+        ui.success(f"station {name} trusts CA {result['ca']}")

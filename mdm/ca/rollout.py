@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mdm.ca import trust
+from mdm.ca import held as trust
 from mdm.driver import DeviceDriver, Drivers, Trust
 from mdm.errors import InputError, PartialFailure, Problem
 from mdm.operators import roles
@@ -43,9 +43,9 @@ def plan(db: Database, selectors: list[str]) -> dict[str, Any]:
     if line is None:
         raise InputError("the inventory has no CA: devices have nothing to trust",
                          "create one first with: mdm ca init")
-    wanted = trust.ca_fingerprint(line)
+    wanted = trust.fingerprint_of(line)
     current = trust.current_krl(db)
-    held = trust.held(db)
+    held = trust.by_device(db)
     devices = []
     for row in _rows(db, selectors):
         h = held.get(row["id"], {})
@@ -69,7 +69,7 @@ def queue_krl(db: Database, operator: str, selectors: list[str]) -> dict[str, An
         if current is None:
             raise InputError("the inventory has no revocation list yet",
                              "revoke a certificate first: mdm ca revoke OPERATOR --reason …")
-        held = trust.held(db)
+        held = trust.by_device(db)
         queued = [service.enqueue(db, operator, row, "krl", why="revocation list"
                                   f" v{current[0]}")["id"]
                   for row in _rows(db, selectors)
@@ -106,19 +106,20 @@ def rollout(db: Database, operator: str, selectors: list[str], key: str | None,
         queue_run.run_once(db, operator, drivers, env, progress, kinds=("ca-trust", "krl"))
     except PartialFailure:
         pass  # each device's state is read below; the failed ones are named there
-    return _remove_plain_keys(db, operator, selectors, line, cert_drivers, todo, progress)
+    return _remove_plain_keys(db, operator, selectors, line, drivers, cert_drivers, todo,
+                              progress)
 
 
 def _remove_plain_keys(db: Database, operator: str, selectors: list[str], line: str,
-                       cert_drivers: Callable[[], Drivers], todo: dict[str, Any],
-                       progress: Any) -> dict[str, Any]:
+                       drivers: Callable[[], Drivers], cert_drivers: Callable[[], Drivers],
+                       todo: dict[str, Any], progress: Any) -> dict[str, Any]:
     """Over certificate-only sessions: check the device trusts the CA, remove the plain key."""
     from mdm.driver.sshtrust import ca_key
     from mdm.fleet.executor import Step
     from mdm.runs import record as runs
 
     wanted = todo["ca"]
-    held = trust.held(db)
+    held = trust.by_device(db)
     rows = _rows(db, selectors)
     ready = [r for r in rows if held.get(r["id"], {}).get("ca_fingerprint") == wanted
              and held[r["id"]].get("plain_keys") != 0]
@@ -152,11 +153,18 @@ def _remove_plain_keys(db: Database, operator: str, selectors: list[str], line: 
                     failed.append(Problem(row["serial"], result.error or result.error_kind,
                                           "the plain key stays; run mdm ca rollout again"))
 
-    if ready:
-        reach = cert_drivers()
-        runs.run_and_record(db, ready, [Step("remove-plain-key", remove)], reach.open,
-                            [runs.target_of(r) for r in ready], record, reach.concurrency,
-                            progress)
+    # A phone on a station's bench is reached through the station's own sshd (adb): its
+    # own sshd serves only its field route, so no certificate login to it can be tried
+    # yet. Its plain key goes over the bench route; its field route then lets in only
+    # certificates from this CA.
+    direct = [r for r in ready if not runs.route_station(r)]
+    benched = [r for r in ready if runs.route_station(r)]
+    for group, make in ((direct, cert_drivers), (benched, drivers)):
+        if group:
+            reach = make()
+            runs.run_and_record(db, group, [Step("remove-plain-key", remove)], reach.open,
+                                [runs.target_of(r) for r in group], record,
+                                reach.concurrency, progress)
     result = {"ca": wanted, "done": sorted(done), "waiting": sorted(waiting),
               "failed": [{"serial": p.where, "error": p.message} for p in failed]}
     if failed or waiting:

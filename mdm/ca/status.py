@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mdm.ca import trust
+from mdm.ca import held as trust
 from mdm.store.db import Database
 
 COLUMNS = ["serial", "status", "ca_trusted", "plain_keys", "krl_version", "krl_current",
@@ -18,11 +18,11 @@ def status(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
     from mdm.devices import selector
 
     line = trust.ca_public_line(db)
-    wanted = trust.ca_fingerprint(line) if line else None
+    wanted = trust.fingerprint_of(line) if line else None
     current = trust.current_krl(db)
     latest = current[0] if current else None
     where, args = selector.select(db, selectors, None)
-    held = trust.held(db)
+    held = trust.by_device(db)
     out = []
     for row in db.query(f"SELECT d.id, d.serial, d.status {selector.FROM} WHERE {where}"
                         " ORDER BY d.serial", args):

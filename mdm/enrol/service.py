@@ -77,7 +77,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
     `drivers` may be a function that builds them, so a bad pairing set is reported before
     the operator's key is even loaded.
     """
-    from mdm.ca import trust
+    from mdm.ca import held as trust
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.enrol")
@@ -136,7 +136,7 @@ def enrol(db: Database, operator: str, requests: list[Request],
                      {"status": Status.ENROLLED.value, "address": proof.address,
                       "host_key": proof.fingerprint, "host_key_check": how,
                       "identity": proof.identity.as_dict()}
-                     | ({"ca": trust.ca_fingerprint(ca_line)} if ca_line else {}))
+                     | ({"ca": trust.fingerprint_of(ca_line)} if ca_line else {}))
         held[0].bind({"id": row["id"], "serial": row["serial"], "status": Status.ENROLLED.value,
                       "address": proof.address, "host_key_fingerprint": proof.fingerprint})
         outcome.done.append({"serial": row["serial"], "address": proof.address,

@@ -131,7 +131,7 @@ register("policy", Delivery(_policy_prepare, _policy_send, _policy_done))
 
 def _ca_prepare(db: Database, commands: list[dict[str, Any]], env: Env) -> Prepared:
     """Read the inventory's CA now; with none, every trust command fails saying so."""
-    from mdm.ca import trust
+    from mdm.ca import held as trust
 
     line = trust.ca_public_line(db)
     if line is None:
@@ -140,7 +140,7 @@ def _ca_prepare(db: Database, commands: list[dict[str, Any]], env: Env) -> Prepa
 
 
 def _ca_send(driver: DeviceDriver, command: dict[str, Any], line: Any) -> Any:
-    from mdm.ca.trust import PRINCIPALS
+    from mdm.ca.held import PRINCIPALS
 
     return driver.trust_ca(line, PRINCIPALS)
 
@@ -148,18 +148,18 @@ def _ca_send(driver: DeviceDriver, command: dict[str, Any], line: Any) -> Any:
 def _trust_done(db: Database, operator: str, command: dict[str, Any], device: dict[str, Any],
                 value: Any, prepared: Any, at: str) -> None:
     """Record what the device's sshd trusts now, with the audit row of the command."""
-    from mdm.ca import trust
+    from mdm.ca import held as trust
 
     trust.record(db, device["id"], value)
     audit.record(db, operator, f"queue.{command['kind']}", f"device:{device['serial']}",
-                 None, {"command": command["id"], "ca": trust.ca_fingerprint(value.ca)
+                 None, {"command": command["id"], "ca": trust.fingerprint_of(value.ca)
                         if value.ca else None, "krl_version": value.krl_version,
                         "plain_keys": value.plain_keys})
 
 
 def _krl_prepare(db: Database, commands: list[dict[str, Any]], env: Env) -> Prepared:
     """Read the current revocation list now: a device always gets the newest one."""
-    from mdm.ca import trust
+    from mdm.ca import held as trust
 
     current = trust.current_krl(db)
     if current is None:

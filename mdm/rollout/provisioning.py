@@ -285,7 +285,8 @@ def _policy(db: Database, operator: str, folder: Path, batch: list[dict[str, Any
 
 def _trust(db: Database, operator: str, folder: Path, batch: list[dict[str, Any]],
            drivers: Callable[[], Drivers]) -> dict[str, str | None]:
-    from mdm.ca import install, trust
+    from mdm.ca import held as trust
+    from mdm.ca import install
 
     serials = [r["serial"] for r in batch]
     if trust.ca_public_line(db) is None:  # no CA: nothing to trust, no device contacted

@@ -198,7 +198,7 @@ def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
 def enrol(db: Database, operator: str, name: str, drivers: Drivers,
           progress: contact.Progress | None = None) -> dict[str, Any]:
     """Enrol every delivered device plugged into a station; bind each to that station."""
-    from mdm.ca import trust
+    from mdm.ca import held as trust
     from mdm.driver.routes import refusal
     from mdm.fleet.executor import Step
 
@@ -263,7 +263,7 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
                      {"status": Status.ENROLLED.value, "route": f"station:{name}",
                       "station_host_key": row["host_key_fingerprint"],
                       "identity": proof["identity"].as_dict()}
-                     | ({"ca": trust.ca_fingerprint(ca_line)} if ca_line else {}))
+                     | ({"ca": trust.fingerprint_of(ca_line)} if ca_line else {}))
         outcome.done.append({"serial": dev["serial"], "station": name,
                              "usb": next((i.get("usb") for i in seen
                                           if i["serial"] == dev["serial"]), None)})

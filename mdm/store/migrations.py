@@ -523,12 +523,15 @@ def m014_desk_indexes(db: Database) -> None:
 
 @migrations()
 def m016_device_trust(db: Database) -> None:
-    # The CA the inventory's devices trust (one row). Guarded: the certificates migration
-    # may create it too.
+    # The force's SSH user CA devices trust: its public line only, one row at most. The
+    # certificates migration creates the same table; whichever runs first makes it.
     db.execute("""
         CREATE TABLE IF NOT EXISTS ca (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
             public_line TEXT NOT NULL,
-            created_at TEXT NOT NULL
+            fingerprint TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
         )""")
     # What each device's sshd was last seen to trust: the CA (by fingerprint), whether the
     # plain enrolment key is gone, and the version of the revocation list it holds.
