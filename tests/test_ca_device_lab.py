@@ -124,10 +124,10 @@ def test_two_operators_with_certificates_reach_the_same_devices_and_each_is_name
         log = _log(device)
         assert "by mdm:alice:7 as mdm-it" in log and "by mdm:bob:8 as mdm-it" in log
 
-    # The enrolment key alone, with no certificate, is refused by every device now.
-    monkeypatch.setenv("MDM_KEY", str(operator_key))
-    refused = mdm("devices", "refresh", "all", "--json", code=1)
-    assert all(d.serial in refused.stderr for d in devices)
+    # The enrolment key alone, with no certificate, is refused by every device's sshd now.
+    for device in devices:
+        refused = _ssh(device, operator_key, "getprop ro.serialno")
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr
 
 
 def test_a_plain_key_keeps_working_until_the_rollout_and_check_changes_nothing(
@@ -142,7 +142,7 @@ def test_a_plain_key_keeps_working_until_the_rollout_and_check_changes_nothing(
     refused = mdm("ca-device", "rollout", code=2)
     assert "mdm login" in refused.stderr
     assert mdm.json("queue", "list") == []
-    assert len(mdm.json("devices", "refresh", "all")["done"]) == 1
+    assert _ssh(device, operator_key, "getprop ro.serialno").stdout.strip() == device.serial
 
 
 def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
@@ -155,10 +155,14 @@ def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
     person = next(p for p in inventory["roster"] if p["worker_type"] == "OFFICER"
                   and p["status"] == "ACTIVE")
     mdm("assign", device.serial, person["officer_id"])
+    # The inventory is not the boundary (whoever can write its file can change a role):
+    # here it would let hana push. Her certificate says helpdesk, and the device holds her
+    # to that.
+    mdm("operators", "add", "hana", "--role", "it")
     monkeypatch.setenv("MDM_KEY", str(authority.operator("hana", "mdm-helpdesk", 20)))
     events = (device.path / "log" / "events").read_text()
 
-    pushed = mdm("policy", "push", device.serial, code=1)
+    pushed = mdm("policy", "push", device.serial, code=1, operator="hana")
     assert device.serial in pushed.stderr
     assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
     assert not (device.path / "mdm-dpc" / "status.json").exists()
@@ -167,42 +171,38 @@ def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
 
     mdm("lost", device.serial, "--lost", "--reported-by", person["officer_id"],
         "--where", "Penrith")
-    assert [d["kind"] for d in mdm.json("queue", "run")["done"]] == ["lock"]
+    assert [d["kind"] for d in mdm.json("queue", "run", operator="hana")["done"]] == ["lock"]
     assert (device.path / "mdm-dpc" / "locked").exists()
     assert "dpc locked by mdm:hana:20" in (device.path / "log" / "events").read_text()
 
 
 def test_a_revoked_certificate_is_refused_once_the_list_arrives_and_offline_gets_it_later(
-        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, lab: Any,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, lab: Any) -> None:
     online, offline = rolled(2)
-    mdm("operators", "add", "leaver", "--role", "it")
     leaver = authority.operator("leaver", "mdm-it", 31)
-    admin = Path(str(authority.folder / "admin" / "id_ed25519"))
+    assert all(_ssh(d, leaver, "getprop ro.serialno").returncode == 0 for d in (online, offline))
     authority.revoke(31)
     lab.lab.fault(offline.serial, "offline")
     queued = mdm.json("ca-device", "krl")
     assert (queued["krl_version"], queued["count"]) == (1, 2)
     run = mdm.json("queue", "run")
     assert [d["serial"] for d in run["done"]] == [online.serial]
+    assert [d["serial"] for d in run["waiting"]] == [offline.serial]
     rows = {r["serial"]: r for r in mdm.json("ca-device", "status")}
     assert rows[online.serial]["krl_version"] == 1 and rows[online.serial]["krl_up_to_date"]
     assert rows[offline.serial]["krl_version"] is None
     assert not rows[offline.serial]["krl_up_to_date"]
+    # The device that holds the list refuses the leaver's certificate.
+    refused = _ssh(online, leaver, "getprop ro.serialno")
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
 
-    monkeypatch.setenv("MDM_KEY", str(leaver))
+    # Back on: until the queue reaches it, it has no list, and still lets the leaver in.
     lab.lab.fault(offline.serial, "offline", clear=True)
-    # The device that has the list refuses the leaver; the one back online still lets
-    # them in: it has not had the list yet.
-    refused = mdm.json("devices", "refresh", "all", code=1, operator="leaver")
-    assert [d["serial"] for d in refused["done"]] == [offline.serial]
-
-    monkeypatch.setenv("MDM_KEY", str(admin))
+    assert _ssh(offline, leaver, "getprop ro.serialno").returncode == 0
     assert [d["serial"] for d in mdm.json("queue", "run")["done"]] == [offline.serial]
     assert (offline.path / "etc" / "revoked_keys.version").read_text() == "1\n"
-    monkeypatch.setenv("MDM_KEY", str(leaver))
-    refused = mdm.json("devices", "refresh", "all", code=1, operator="leaver")
-    assert refused["done"] == []
+    assert _ssh(offline, leaver, "getprop ro.serialno").returncode == 255
+    assert mdm.json("ca-device", "status", offline.serial)[0]["krl_up_to_date"]
 
 
 def test_a_rollout_killed_midway_leaves_every_device_reachable_and_a_rerun_finishes(
@@ -304,15 +304,16 @@ def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
         person = next(p for p in inventory["roster"] if p["worker_type"] == "OFFICER"
                       and p["status"] == "ACTIVE")
         mdm("assign", phone.serial, person["officer_id"])
+        mdm("operators", "add", "hana", "--role", "it")  # the inventory would let her push
         monkeypatch.setenv("MDM_KEY", str(authority.operator("hana", "mdm-helpdesk", 50)))
 
-        pushed = mdm("policy", "push", phone.serial, code=1)
+        pushed = mdm("policy", "push", phone.serial, code=1, operator="hana")
         assert phone.serial in pushed.stderr
         assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
         assert not (phone.path / "mdm-dpc" / "status.json").exists()
         # Reading the phone is the helpdesk's to do; the station's shell lets it through.
-        assert [d["serial"] for d in mdm.json("devices", "refresh", phone.serial)["done"]] \
-            == [phone.serial]
+        refreshed = mdm.json("devices", "refresh", phone.serial, operator="hana")
+        assert [d["serial"] for d in refreshed["done"]] == [phone.serial]
         log = (station.path / "log" / "commands").read_text()
         assert "by mdm:hana:50 as mdm-helpdesk\trefused apply-policy" in log
         assert "by mdm:hana:50 as mdm-helpdesk\ttimeout" in log

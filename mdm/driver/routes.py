@@ -82,7 +82,7 @@ def ssh_drivers(key: str | None = None, profiles: Path | None = None,
     if cert_only:  # present the certificate only: proves a device lets it in
         from dataclasses import replace
 
-        credentials = replace(credentials, cert_only=True)
+        credentials = replace(credentials, plain=None, allow_agent=False)
     connect = ssh.connector(credentials, t)
     connector = None
     if stations:

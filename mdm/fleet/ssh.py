@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 import os
@@ -67,7 +68,10 @@ STDIN_CHUNK = 1 << 17  # bytes of a streamed stdin read and sent at a time
 
 
 def load_credentials(path: str | None = None) -> Credentials:
-    """Load the operator's private key (MDM_KEY_PASSPHRASE if encrypted; else ssh-agent)."""
+    """Load the operator's private key (MDM_KEY_PASSPHRASE if encrypted; else ssh-agent).
+
+    A certificate beside it (`<key>-cert.pub`, from mdm login) is presented with it.
+    """
     from mdm.errors import InputError
 
     file = key_path(path)
@@ -84,14 +88,43 @@ def load_credentials(path: str | None = None) -> Credentials:
             raise InputError(f"cannot load the operator key {file}",
                              "check MDM_KEY_PASSPHRASE") from None
         # An encrypted key and no passphrase given: ssh-agent must hold it.
-        return Credentials(pkey=None, allow_agent=True)
+        cert = file.with_name(file.name + "-cert.pub")
+        return Credentials(pkey=None, allow_agent=True,
+                           certificate=str(cert) if cert.exists() else None)
     except (paramiko.SSHException, ValueError) as exc:
         raise InputError(f"cannot load the operator key {file}: {type(exc).__name__}",
                          "check MDM_KEY_PASSPHRASE, or create a key with mdm keys init") from None
-    cert = file.with_name(file.name + "-cert.pub")
-    if cert.exists():  # OpenSSH's convention: the certificate beside the key is presented
-        pkey.load_certificate(str(cert))
-    return Credentials(pkey=pkey, allow_agent=False)
+    plain = None
+    if pkey.public_blob is not None:  # paramiko loaded `<key>-cert.pub`: present it first
+        plain = copy.copy(pkey)
+        plain.public_blob = None
+    return Credentials(pkey=pkey, allow_agent=False, plain=plain)
+
+
+def _agent_certificate(client: paramiko.SSHClient, cert: str) -> paramiko.PKey | None:
+    """Return the agent's copy of the (ed25519) key with its certificate loaded, if any.
+
+    The agent is handed to the client, which closes it with the connection and offers the
+    agent's plain keys after the certificate.
+    """
+    from paramiko.pkey import PublicBlob
+
+    try:
+        inner = paramiko.Message(PublicBlob.from_file(cert).key_blob)
+        if inner.get_text() != "ssh-ed25519-cert-v01@openssh.com":
+            return None
+        inner.get_string()  # the nonce; the certified key follows it
+        wanted = inner.get_string()
+        agent = paramiko.Agent()
+        client._agent = agent  # type: ignore[attr-defined]
+        for key in agent.get_keys():
+            plain = paramiko.Message(key.asbytes())
+            if plain.get_text() == "ssh-ed25519" and plain.get_string() == wanted:
+                key.load_certificate(cert)
+                return key
+    except (paramiko.SSHException, ValueError, OSError):
+        return None
+    return None
 
 
 def _socket(target: Target, timeouts: Timeouts) -> socket.socket:
@@ -142,24 +175,6 @@ def upload_plan(data: bytes, remote_path: str, mode: str) -> tuple[str, str, str
             _quote_path(f"{remote_path}.mdm-{uuid.uuid4().hex[:12]}"))
 
 
-def _plain_fallback(client: paramiko.SSHClient, target: Target,
-                    credentials: Credentials) -> bool:
-    """After a refused certificate, try the plain key on the same connection (as ssh does)."""
-    import copy
-
-    pkey, transport = credentials.pkey, client.get_transport()
-    if credentials.cert_only or pkey is None or getattr(pkey, "public_blob", None) is None \
-            or transport is None or not transport.is_active():
-        return False
-    plain = copy.copy(pkey)
-    plain.public_blob = None
-    try:
-        transport.auth_publickey(target.user, plain)
-    except (paramiko.SSHException, EOFError, OSError):
-        return False
-    return transport.is_authenticated()
-
-
 class ParamikoTransport:
     """One SSH connection to one device, for all the steps of a run."""
 
@@ -179,9 +194,12 @@ class ParamikoTransport:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.get_host_keys().add(_host_name(target), key_type, pinned)
         sock = _socket(target, t)
+        pkey = credentials.pkey
+        if pkey is None and credentials.certificate and os.environ.get("SSH_AUTH_SOCK"):
+            pkey = _agent_certificate(client, credentials.certificate)
         try:
             client.connect(target.host, target.port, username=target.user,
-                           pkey=credentials.pkey, sock=sock, timeout=t.connect,
+                           pkey=pkey, sock=sock, timeout=t.connect,
                            banner_timeout=t.banner, auth_timeout=t.auth,
                            channel_timeout=t.channel, look_for_keys=False,
                            allow_agent=credentials.allow_agent,
@@ -191,9 +209,11 @@ class ParamikoTransport:
             raise HostKeyError(target.name, fingerprint_of_line(target.host_key),
                                fingerprint(exc.key.asbytes())) from None
         except paramiko.AuthenticationException:
-            if not _plain_fallback(client, target, credentials):
+            if not _plain_accepted(client, target, credentials):
                 client.close()
-                raise AuthFailed(target.name, "the device refused the operator key") from None
+                raise AuthFailed(target.name, "the device refused the operator's"
+                                 f" {'certificate and ' if credentials.plain else ''}key"
+                                 ) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             client.close()
             if "known_hosts" in str(exc) or "host key" in str(exc).lower():
@@ -299,6 +319,19 @@ class ParamikoTransport:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _plain_accepted(client: paramiko.SSHClient, target: Target,
+                    credentials: Credentials) -> bool:
+    """Offer the key without its certificate, once the device has refused the certificate."""
+    transport = client.get_transport()
+    if credentials.plain is None or transport is None or not transport.is_active():
+        return False
+    try:
+        transport.auth_publickey(target.user, credentials.plain)
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
+    return transport.is_authenticated()
 
 
 def _short(command: str) -> str:

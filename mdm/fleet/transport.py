@@ -142,9 +142,10 @@ class Credentials:
 
     pkey: Any = field(default=None, repr=False)  # a paramiko PKey (not imported here)
     allow_agent: bool = False
-    # With a certificate loaded: present only it (True), or fall back to the plain key when
-    # a device refuses it (False, as OpenSSH's ssh does: a device not yet trusting the CA).
-    cert_only: bool = False
+    # The same key without its certificate, offered if a device refuses the certificate
+    # (a device not yet moved to the CA trusts the plain key; OpenSSH's client does so too).
+    plain: Any = field(default=None, repr=False)
+    certificate: str | None = None  # `<key>-cert.pub`, presented with the agent's copy of the key
 
 
 class Transport(Protocol):
