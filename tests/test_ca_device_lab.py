@@ -319,3 +319,36 @@ def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
         assert "by mdm:hana:50 as mdm-helpdesk\ttimeout" in log
     finally:
         _factory_trust(station.path)
+
+
+def test_the_driver_reads_trust_back_and_a_device_keeps_its_plain_key_while_it_trusts_no_ca(
+        lab: Any, authority: Authority, operator_key: Path) -> None:
+    import getpass
+
+    from mdm.driver.routes import ssh_drivers
+    from mdm.fleet.transport import StepFailed, Target
+
+    device = lab.take(1)[0]
+    line = " ".join((device.path / "etc" / "host_key.pub").read_text().split()[:2])
+    drivers = ssh_drivers(str(operator_key))
+    driver = drivers.open(Target(device.serial, device.host, device.port, getpass.getuser(),
+                                 line))
+    try:
+        assert driver.trust().ca is None and driver.trust().plain_keys == 1
+        with pytest.raises(StepFailed, match="no user CA is trusted here"):
+            driver.remove_plain_keys()
+        assert (device.path / "etc" / "authorized_keys").read_text().count("ssh-ed25519") == 1
+        with pytest.raises(ValueError):
+            driver.install_krl(b"not a revocation list", 1)
+        trusted = driver.trust_ca(authority.line + " a comment", ("mdm-it", "mdm-helpdesk"))
+        assert trusted.ca == " ".join(authority.line.split()[:2])
+        assert trusted.principals == ("mdm-it", "mdm-helpdesk")
+        authority.revoke(99)
+        assert authority.krl is not None
+        held = driver.install_krl(authority.krl[1], 7)
+        assert held.krl_version == 7
+        assert (device.path / "etc" / "revoked_keys").read_bytes() == authority.krl[1]
+        assert driver.remove_plain_keys().plain_keys == 0
+    finally:
+        driver.close()
+        drivers.close()
