@@ -247,9 +247,12 @@ def bench(mdm: Any, lab: Any, station: Any, db_path: Path) -> str:
 
 def test_enrolment_with_a_ca_installs_its_trust_directly_and_through_a_station(
         mdm: Any, lab: Any, delivered: Callable[[int], list[Any]], authority: Authority,
-        bench: str, files: Callable[..., Path]) -> None:
+        bench: str, files: Callable[..., Path], operator_key: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     direct, plugged = delivered(2)
     authority.install()
+    admin = authority.operator("admin", "mdm-admin", 1, key=operator_key)
+    monkeypatch.setenv("MDM_KEY", str(admin))  # the plain key still opens new devices
     key = authority.line.split()[1]
     rows = (f"serial_number,address,host_key\n"
             f"{direct.serial},{direct.address},{lab.fingerprint(direct)}\n")
@@ -285,7 +288,7 @@ def _ssh(device: Any, key: Path, command: str) -> subprocess.CompletedProcess[st
 
 def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
         mdm: Any, lab: Any, inventory: Any, delivered: Callable[[int], list[Any]],
-        authority: Authority, bench: str, station: Any, tmp_path: Path,
+        authority: Authority, bench: str, station: Any, tmp_path: Path, operator_key: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from mdm.lab.lab import _factory_trust
 
@@ -294,6 +297,8 @@ def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
     monkeypatch.setenv("MDM_POLICIES", str(folder))
     phone = delivered(1)[0]
     authority.install()
+    monkeypatch.setenv("MDM_KEY", str(authority.operator("admin", "mdm-admin", 1,
+                                                         key=operator_key)))
     lab.lab.plug(phone.serial, bench)
     try:
         mdm("enrol", "station", bench)
