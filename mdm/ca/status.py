@@ -9,19 +9,22 @@ from typing import Any
 from mdm.ca import held as trust
 from mdm.store.db import Database
 
+# Devices mdm has reached and may reach again; a delivered or wiped one trusts nothing yet.
+REACHED = ("enrolled", "provisioned", "quarantined", "lost", "stolen", "in_repair")
 COLUMNS = ["serial", "status", "ca_trusted", "plain_keys", "krl_version", "krl_current",
            "krl_up_to_date", "updated_at"]
 
 
 def status(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
-    """Return each selected device's trust as last seen, against the inventory's CA and KRL."""
+    """Return each selected enrolled (or since lost, quarantined…) device's trust as last
+    seen, against the inventory's CA and revocation list."""
     from mdm.devices import selector
 
     line = trust.ca_public_line(db)
     wanted = trust.fingerprint_of(line) if line else None
     current = trust.current_krl(db)
     latest = current[0] if current else None
-    where, args = selector.select(db, selectors, None)
+    where, args = selector.select(db, selectors, REACHED)
     held = trust.by_device(db)
     out = []
     for row in db.query(f"SELECT d.id, d.serial, d.status {selector.FROM} WHERE {where}"
