@@ -168,9 +168,10 @@ def _remove_plain_keys(db: Database, operator: str, selectors: list[str], line: 
     result = {"ca": wanted, "done": sorted(done), "waiting": sorted(waiting),
               "failed": [{"serial": p.where, "error": p.message} for p in failed]}
     if failed or waiting:
-        names = [p for p in failed] + [Problem(s, "has not taken the CA trust yet (queued)",
-                                               "it gets it when it answers: mdm queue run")
-                                       for s in waiting]
+        names = [*failed, *(Problem(s, "has not taken the CA trust yet",
+                                    f"see why with: mdm queue list {s}; an offline device"
+                                    " gets it when it answers (mdm queue run)")
+                            for s in waiting)]
         raise PartialFailure(f"{len(failed) + len(waiting)} device(s) still accept the plain"
                              " key", names, result)
     return result
