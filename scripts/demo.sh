@@ -276,6 +276,43 @@ done
 mdm ca certificates
 mdm --operator nobody login || echo "(exit $?: only registered operators with a role get one)"
 
+step "Devices trust the CA, not a shared key: the plain enrolment key goes; the device holds each role"
+mdm login                                     # demo-admin: a certificate beside the enrolment key
+mdm ca rollout --check | tail -n 4     # per device: trust to install, plain key to remove
+mdm ca station hq-bench                # the bench's sshd checks certificates too
+mdm ca rollout \
+  || echo "(exit $?: a device that did not answer keeps its plain key and gets the CA when back)"
+mdm ca status | tail -n 4
+# What a device itself lets a certificate do, asked with OpenSSH's own client (as anyone
+# holding the key and its certificate could), its host key pinned from the lab.
+device_ssh() {
+  local key=$1 serial=$2; shift 2
+  mdm lab status --json | .venv/bin/python -c 'import json, sys
+r = next(d for d in json.load(sys.stdin) if d["serial"] == sys.argv[1])
+host, port = r["address"].rsplit(":", 1)
+print("[" + host + "]:" + port, r["host_key"])' "$serial" > $DEMO/known_hosts
+  local address; address=$(grep -o '^\[[^]]*\]:[0-9]*' $DEMO/known_hosts)
+  local host=${address%%]*}; host=${host#[}
+  ssh -F none -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile=$DEMO/known_hosts -p "${address##*:}" "$host" "$@"
+}
+target=$(mdm devices list status=provisioned --json | grep '"serial"' | cut -d'"' -f4 | tail -n 1)
+HD=$DEMO/hd.smith/id_ed25519 IT=$DEMO/it.patel/id_ed25519
+device_ssh $HD "$target" "am broadcast -a uk.police.mdm.action.LOCK -n uk.police.mdm.dpc/.PolicyReceiver"
+device_ssh $HD "$target" "am broadcast -a uk.police.mdm.action.APPLY_POLICY -n uk.police.mdm.dpc/.PolicyReceiver" \
+  || echo "(exit $?: the device refuses a helpdesk certificate a policy, whoever holds it)"
+MDM_KEY=$IT mdm --operator it.patel devices refresh "$target"
+grep -o 'by mdm:[^	]*' "$MDM_LAB/devices/$target/log/commands" | sort | uniq -c   # its own log
+
+step "A leaver: no more certificates, and the ones issued revoked on every device"
+mdm operators remove it.patel --reason "left the IT team"
+mdm ca revoke it.patel --reason "left the IT team"
+mdm ca krl                             # the revocation list, queued to every device
+mdm queue run
+mdm ca status | tail -n 4
+device_ssh $IT "$target" getprop ro.serialno \
+  || echo "(exit $?: the device refuses the leaver's certificate: it holds the list)"
+
 step "Prove the audit chain, and take a checkpoint to keep outside the inventory"
 mdm audit verify
 mdm audit checkpoint

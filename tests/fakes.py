@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mdm.driver import Applied, Delivered, PolicyNotApplied, Seen
+from mdm.driver import Applied, Delivered, PolicyNotApplied, Seen, Trust
 from mdm.fleet.deviceout import StatusReading
 from mdm.fleet.transport import (
     MAX_OUTPUT,
@@ -17,6 +17,7 @@ from mdm.fleet.transport import (
     FleetError,
     HostKeyError,
     OutputTooLarge,
+    StepFailed,
     Target,
     Unreachable,
 )
@@ -84,6 +85,7 @@ class FakeDriver:
     calls: list[str] = field(default_factory=list)
     carried_out: dict[str, str] = field(default_factory=dict)  # command id → kind, as a DPC
     closed: bool = False
+    trusted: Trust = field(default_factory=lambda: Trust(None, (), None, 1))
 
     def _call(self, name: str) -> None:
         assert not self.closed, f"{name}() after close()"
@@ -141,6 +143,28 @@ class FakeDriver:
             self.dpc, self.inbox = None, None
             self.key_line = fake_key_line(f"{self.target.name}-wiped-{len(self.carried_out)}")
         return Delivered(command_id, False, f"{kind} done")
+
+    def trust(self) -> Trust:
+        self._call("trust")
+        return self.trusted
+
+    def trust_ca(self, ca_line: str, principals: tuple[str, ...]) -> Trust:
+        self._call("trust_ca")
+        self.trusted = replace(self.trusted, ca=" ".join(ca_line.split()[:2]),
+                               principals=principals)
+        return self.trusted
+
+    def install_krl(self, krl: bytes, version: int) -> Trust:
+        self._call("install_krl")
+        self.trusted = replace(self.trusted, krl_version=version)
+        return self.trusted
+
+    def remove_plain_keys(self) -> Trust:
+        self._call("remove_plain_keys")
+        if self.trusted.ca is None:
+            raise StepFailed(self.target.name, "no user CA is trusted here")
+        self.trusted = replace(self.trusted, plain_keys=0)
+        return self.trusted
 
     def close(self) -> None:
         self.closed = True

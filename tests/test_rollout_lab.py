@@ -93,8 +93,8 @@ def test_a_simulated_rollout_from_pilot_to_the_next_wave(
     check = mdm.json("provision", "--wave", "pilot", "--plan", plan, "--check")
     by_serial = {d["serial"]: d for d in check["devices"]}
     assert by_serial[devices[0].serial]["result"].startswith("refused: its holder's team")
-    assert by_serial[devices[1].serial]["to_do"] == ["refresh", "identity", "policy", "apps",
-                                                     "compliance", "provision"]
+    assert by_serial[devices[1].serial]["to_do"] == ["refresh", "identity", "trust", "policy",
+                                                     "apps", "compliance", "provision"]
     assert [(d.path / "log" / "commands").read_text() for d in devices] == logs
     assert rows(db_path, "SELECT COUNT(*) FROM provision_steps") == [(0,)]
 
@@ -158,7 +158,7 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
         proc.kill()
         proc.wait(timeout=10)
     recorded = rows(db_path, "SELECT step, COUNT(*) FROM provision_steps GROUP BY step")
-    assert dict(recorded) == {"refresh": 4, "identity": 4}  # the policy step never recorded
+    assert dict(recorded) == {"refresh": 4, "identity": 4, "trust": 4}  # policy never recorded
     lab.lab.fault(slow.serial, "slow", clear=True)
 
     resumed = mdm.json("provision", "--wave", "pilot", "--plan", plan)
@@ -170,8 +170,8 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
     steps = rows(db_path, "SELECT step, result, COUNT(*) FROM provision_steps"
                           " GROUP BY step, result ORDER BY step")
     assert {(s, r): n for s, r, n in steps} == {
-        (s, "ok"): 4 for s in ("refresh", "identity", "policy", "apps", "compliance",
-                               "provision")}
+        (s, "ok"): 4 for s in ("refresh", "identity", "trust", "policy", "apps",
+                               "compliance", "provision")}
     again = mdm.json("provision", "--wave", "pilot", "--plan", plan)
     assert {d["result"] for d in again["devices"]} == {"already provisioned"}
 

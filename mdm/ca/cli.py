@@ -23,7 +23,8 @@ from mdm.cliopts import (
 from mdm.context import AppContext
 
 app = typer.Typer(no_args_is_help=True,
-                  help="The force's SSH user CA: create it, show it, revoke certificates.")
+                  help="The force's SSH user CA: create it, show it, revoke certificates;"
+                       " devices' trust of it: rollout, status, KRL.")
 
 CaDirOpt = Annotated[Path | None, typer.Option(
     "--ca-dir", show_default="ca.dir in mdm.toml, MDM_CA_DIR, else ~/.config/mdm/ca",
@@ -160,3 +161,9 @@ def login(ctx: typer.Context,
     else:
         ui.success(f"certificate {result['key_id']} ({result['principals'][0]}) valid until"
                    f" {result['valid_before']}: {result['path']}")
+
+
+# What devices hold of the CA (rollout, status, krl, station) is its own module.
+from mdm.ca import device_cli  # noqa: E402
+
+app.registered_commands.extend(device_cli.app.registered_commands)

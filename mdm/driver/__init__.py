@@ -86,6 +86,16 @@ class Installed:
     packages: dict[str, int]  # package → versionCode, listed after the install
 
 
+@dataclass(frozen=True)
+class Trust:
+    """Whom a device's sshd lets in, as its own files say."""
+
+    ca: str | None  # the user CA's public line ("type base64") it trusts; None: none
+    principals: tuple[str, ...]  # the principals its logins by certificate accept
+    krl_version: int | None  # the version of the revocation list it holds; None: none
+    plain_keys: int  # plain keys in its authorized_keys (the enrolment key, until removed)
+
+
 class DeviceDriver(Protocol):
     """One device, reached: each method is one thing a feature needs done or known."""
 
@@ -124,6 +134,22 @@ class DeviceDriver(Protocol):
 
         `downgrade` allows a lower versionCode than the installed one (a rollback).
         """
+        ...
+
+    def trust(self) -> Trust:
+        """Return whom the device's sshd trusts: CA, principals, KRL version, plain keys."""
+        ...
+
+    def trust_ca(self, ca_line: str, principals: tuple[str, ...]) -> Trust:
+        """Make the device trust a user CA for these principals (each runs its role)."""
+        ...
+
+    def install_krl(self, krl: bytes, version: int) -> Trust:
+        """Give the device an OpenSSH key revocation list, and the version it is."""
+        ...
+
+    def remove_plain_keys(self) -> Trust:
+        """Remove the plain authorised keys; refused while the device trusts no CA."""
         ...
 
     def close(self) -> None: ...

@@ -66,17 +66,23 @@ def refusal(serial: str, station: str, state: str) -> FleetError:
 def ssh_drivers(key: str | None = None, profiles: Path | None = None,
                 concurrency: int = DEFAULT_CONCURRENCY,
                 timeouts: Timeouts | None = None,
-                stations: Mapping[str, Station] | None = None) -> ShellDrivers:
+                stations: Mapping[str, Station] | None = None,
+                cert_only: bool = False) -> ShellDrivers:
     """Return drivers that reach devices over SSH with the operator's key.
 
     A device whose target names a station (`via`) is reached through it (one SSH
-    connection to the station, then `adb -s SERIAL`); the rest directly.
+    connection to the station, then `adb -s SERIAL`); the rest directly. `cert_only`:
+    present the operator's certificate and never fall back to the plain key.
     """
     from mdm.fleet import ssh
 
     t = timeouts or Timeouts()
     choose = chooser(profiles)  # a bad profile is refused before the key is loaded
     credentials = ssh.load_credentials(key)
+    if cert_only:  # present the certificate only: proves a device lets it in
+        from dataclasses import replace
+
+        credentials = replace(credentials, plain=None, allow_agent=False)
     connect = ssh.connector(credentials, t)
     connector = None
     if stations:

@@ -28,6 +28,7 @@ from mdm.driver import (
     InstallFailed,
     PolicyNotApplied,
     Seen,
+    Trust,
 )
 from mdm.fleet import deviceout
 from mdm.fleet.deviceout import STATUS_OUTPUT, StatusReading
@@ -300,6 +301,68 @@ class ShellDriver:
                              f" {result.exit_status}): {said or 'no answer'}")
         how = found[-1]["how"]
         return Delivered(command_id, how == "already-done", f"{action} {how}")
+
+    def _trust_run(self, script: str, what: str, stdin: bytes | None = None) -> Trust:
+        """Run one trust script; return the trust it reads back."""
+        from mdm.driver import sshtrust
+
+        try:
+            result = self.transport.run(script, stdin=stdin, max_output=64 * 1024)
+        except CommandTimeout as exc:
+            raise _timed_out(exc, what) from None
+        if not result.ok:
+            raise sshtrust.refused(self._name, what, result.exit_status, _words(result.stderr))
+        text = deviceout.decode(result.stdout, what, self._name)
+        return sshtrust.parse_state(text, self.profile.boundary, self._name)
+
+    def _trust_paths(self) -> dict[str, str]:
+        from mdm.driver import sshtrust
+
+        return sshtrust.paths({**self.profile.paths, **self.profile.actions})
+
+    def trust(self) -> Trust:
+        """Return whom the device's sshd trusts, in one round trip."""
+        from mdm.driver import sshtrust
+
+        script = sshtrust.state_script(self._trust_paths(), self.profile.boundary)
+        return self._trust_run(script, "reading the SSH trust")
+
+    def trust_ca(self, ca_line: str, principals: tuple[str, ...]) -> Trust:
+        """Install the user CA and the principals file (each principal runs its role)."""
+        from mdm.driver import sshtrust
+
+        shell = {**sshtrust.PATHS, **self.profile.actions}["shell"]
+        script = sshtrust.trust_ca_script(self._trust_paths(), ca_line, principals, shell,
+                                          uuid.uuid4().hex[:12], self.profile.boundary)
+        trust = self._trust_run(script, "installing the CA trust")
+        if trust.ca != sshtrust.ca_key(ca_line):
+            raise StepFailed(self._name, "the CA trust was written but the device reads back"
+                                         " another CA")
+        return trust
+
+    def install_krl(self, krl: bytes, version: int) -> Trust:
+        """Install a key revocation list (sha256 checked on the device) and its version."""
+        import hashlib
+
+        from mdm.driver import sshtrust
+
+        if not krl.startswith(sshtrust.KRL_MAGIC) or version < 1:
+            raise ValueError("not an OpenSSH KRL, or a version below 1")
+        script = sshtrust.krl_script(self._trust_paths(), hashlib.sha256(krl).hexdigest(),
+                                     version, uuid.uuid4().hex[:12], self.profile.boundary)
+        trust = self._trust_run(script, "installing the revocation list", stdin=krl)
+        if trust.krl_version != version:
+            raise StepFailed(self._name, f"the revocation list was written but the device"
+                                         f" reads back version {trust.krl_version}")
+        return trust
+
+    def remove_plain_keys(self) -> Trust:
+        """Empty authorized_keys; the device refuses while it trusts no CA."""
+        from mdm.driver import sshtrust
+
+        script = sshtrust.remove_plain_script(self._trust_paths(), uuid.uuid4().hex[:12],
+                                              self.profile.boundary)
+        return self._trust_run(script, "removing the plain key")
 
     def close(self) -> None:
         self.transport.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mdm.devices.lifecycle import Status, check_transition
-from mdm.driver import DeviceDriver, Drivers
+from mdm.driver import DeviceDriver, Drivers, Trust
 from mdm.enrol import identity, pairing
 from mdm.enrol.pairing import Request
 from mdm.errors import PartialFailure
@@ -51,6 +51,7 @@ class Proof:
     fingerprint: str
     identity: identity.Identity
     facts: dict[str, Any]
+    trust: Trust | None = None  # the user CA trust installed on that session, if any
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,12 @@ def enrol(db: Database, operator: str, requests: list[Request],
     `drivers` may be a function that builds them, so a bad pairing set is reported before
     the operator's key is even loaded.
     """
+    from mdm.ca import held as trust
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.enrol")
     plan = pairing.plan(db, requests)  # a bad set is refused here, before any SSH
+    ca_line = trust.ca_public_line(db)  # with a CA, the device trusts it from enrolment on
     rows = plan.rows
     reach: Drivers = drivers() if callable(drivers) else drivers
     serials = [r["serial"] for r in rows]
@@ -100,7 +103,10 @@ def enrol(db: Database, operator: str, requests: list[Request],
         return reach.open(replace(target, host_key=offered))
 
     def prove(driver: DeviceDriver) -> Proof:
-        return _prove(driver, expect[driver.target.name])
+        proof = _prove(driver, expect[driver.target.name])
+        if ca_line is None:
+            return proof
+        return replace(proof, trust=driver.trust_ca(ca_line, trust.PRINCIPALS))
 
     outcome = runs.Outcome(skipped=plan.skipped)
     held: list[pairing.Bindings] = []  # loaded once per recording transaction
@@ -124,10 +130,13 @@ def enrol(db: Database, operator: str, requests: list[Request],
                    " WHERE id = ?", [Status.ENROLLED.value, at, proof.address, proof.host_key,
                                      proof.fingerprint, at, row["id"]])
         runs.record_facts(db, row["id"], proof.facts, at)
+        if proof.trust is not None:
+            trust.record(db, row["id"], proof.trust)
         audit.record(db, operator, "devices.enrol", f"device:{row['serial']}", previous,
                      {"status": Status.ENROLLED.value, "address": proof.address,
                       "host_key": proof.fingerprint, "host_key_check": how,
-                      "identity": proof.identity.as_dict()})
+                      "identity": proof.identity.as_dict()}
+                     | ({"ca": trust.fingerprint_of(ca_line)} if ca_line else {}))
         held[0].bind({"id": row["id"], "serial": row["serial"], "status": Status.ENROLLED.value,
                       "address": proof.address, "host_key_fingerprint": proof.fingerprint})
         outcome.done.append({"serial": row["serial"], "address": proof.address,

@@ -164,22 +164,69 @@ def _write_kv(path: Path, values: dict[str, str]) -> None:
 
 
 
+# Each role's principal, as a device's authorised principals file accepts it: a login by a
+# certificate naming it runs the lab shell told that role (bin/mdm-shell enforces it).
+PRINCIPALS = ("mdm-admin", "mdm-it", "mdm-rollout", "mdm-helpdesk")
+SHELL = "$HOME/bin/mdm-shell"  # sshd runs a key's command= in the login shell: $HOME expands
+
+
+def principals_file(principals: tuple[str, ...] = PRINCIPALS, shell: str = SHELL) -> str:
+    """Return an authorised principals file: each principal runs the shell with its role."""
+    return "".join(f'restrict,command="{shell} --principal {p}" {p}\n' for p in principals)
+
+
+def plain_key_line(public_key: str, shell: str = SHELL) -> str:
+    """Return the authorized_keys line of a plain (enrolment) key: the shell, every right."""
+    return f'restrict,command="{shell}" {public_key.strip()}\n'
+
+
 def _sshd_config(host: str, port: int, home: Path, extra: list[str]) -> str:
-    """Return a lab sshd's config: loopback only, its own key, the forced lab shell."""
+    """Return a lab sshd's config: loopback only, its own key, the lab shell for every login.
+
+    It trusts the user CA in etc/trusted_user_ca_keys (empty: none yet) for the principals
+    in etc/auth_principals, refuses what etc/revoked_keys (an OpenSSH KRL; empty: nothing
+    revoked) lists, and still accepts the plain keys in etc/authorized_keys. Every key line
+    and principal line names the shell (command=), so no login gets a bare shell.
+    """
     return "\n".join([
         f"ListenAddress {host}:{port}",
         f"HostKey {home}/etc/host_key",
         f"PidFile {home}/run/sshd.pid",
         f"AuthorizedKeysFile {home}/etc/authorized_keys",
+        f"TrustedUserCAKeys {home}/etc/trusted_user_ca_keys",
+        f"AuthorizedPrincipalsFile {home}/etc/auth_principals",
+        f"RevokedKeys {home}/etc/revoked_keys",
+        "ExposeAuthInfo yes",
         f"AllowUsers {getpass.getuser()}",
         "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no",
         "PubkeyAuthentication yes", "PermitTTY no", "X11Forwarding no",
         "AllowTcpForwarding no", "AllowAgentForwarding no", "PrintMotd no",
         "LogLevel ERROR", *extra,
-        f"ForceCommand {home}/bin/mdm-shell",
         "",
     ])
+
+
+def _trust_files(home: Path, public_key: str) -> None:
+    """Write a new daemon's trust: the operator's plain key, no CA yet, nothing revoked.
+
+    A copy of each is kept in etc/factory/, which a reset puts back.
+    """
+    _mkdir(home / "etc" / "factory")
+    files = {"authorized_keys": plain_key_line(public_key), "trusted_user_ca_keys": "",
+             "auth_principals": principals_file(), "revoked_keys": ""}
+    for name, text in files.items():
+        _write(home / "etc" / name, text)
+        _write(home / "etc" / "factory" / name, text)
+
+
+def _factory_trust(home: Path) -> None:
+    """Put back the trust the lab made the daemon with (a reset: the CA and KRL go)."""
+    factory = home / "etc" / "factory"
+    for name in ("authorized_keys", "trusted_user_ca_keys", "auth_principals", "revoked_keys"):
+        if (factory / name).exists():
+            shutil.copyfile(factory / name, home / "etc" / name)
+    (home / "etc" / "revoked_keys.version").unlink(missing_ok=True)
 
 
 class Lab:
@@ -256,7 +303,7 @@ class Lab:
             _write(home / "log" / log, "")
         generate_ed25519(home / "etc" / "host_key", comment=f"lab-{d.serial}")
         (home / "etc" / "host_key.pub").chmod(0o600)
-        _write(home / "etc" / "authorized_keys", public_key.strip() + "\n")
+        _trust_files(home, public_key)
         _write(home / "etc" / "sshd_config", self._config(d))
 
     def _config(self, d: LabDevice) -> str:
@@ -394,6 +441,7 @@ class Lab:
         for log in ("commands", "events"):
             _write(d.path / "log" / log, "")
         (d.path / "enotebook" / "unsynced").unlink(missing_ok=True)
+        _factory_trust(d.path)
         self._first_key(d)
         for entry in (d.path / "run" / "sessions").iterdir():  # forget finished sessions
             if not (entry.name.isdigit() and _alive(int(entry.name))):
@@ -542,7 +590,7 @@ class Lab:
             _write(home / "log" / "commands", "")
             generate_ed25519(home / "etc" / "host_key", comment=f"lab-station-{name}")
             (home / "etc" / "host_key.pub").chmod(0o600)
-            _write(home / "etc" / "authorized_keys", public_key.strip() + "\n")
+            _trust_files(home, public_key)
             _write(home / "etc" / "sshd_config", self._station_config(station))
             _write(home / "station.json", json.dumps(asdict(station)))
         self._start(station)

@@ -36,4 +36,5 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "devices.handover": frozenset({"admin", "it", "rollout", "helpdesk"}),
     "apps.manage": frozenset({"admin", "it"}),
     "apps.push": frozenset({"admin", "it"}),
+    "ca.rollout": frozenset({"admin", "it"}),
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mdm.devices.lifecycle import Status
-from mdm.driver import Applied, Delivered, DeviceDriver
+from mdm.driver import Applied, Delivered, DeviceDriver, Trust
 from mdm.runs import record as runs
 from mdm.store import audit
 from mdm.store import queue as queued
@@ -54,6 +54,10 @@ def answer_of(value: Any) -> str:
     if isinstance(value, Applied):
         sha = str(value.status.get("policySha256", ""))[:12]
         return f"policy {sha} applied" if value.changed else f"already runs policy {sha}"
+    if isinstance(value, Trust):
+        ca = f"trusts CA {value.ca.split()[1][-12:]}" if value.ca else "trusts no CA"
+        krl = f"revocation list v{value.krl_version}" if value.krl_version else "no revocation list"
+        return f"{ca}, {krl}, {value.plain_keys} plain key(s)"
     return str(value)[:200]
 
 
@@ -121,3 +125,50 @@ def _policy_done(db: Database, operator: str, command: dict[str, Any], device: d
 register("lock", Delivery(_as_is, _lock_send, _lock_done))
 register("wipe", Delivery(_as_is, _wipe_send, _wipe_done))
 register("policy", Delivery(_policy_prepare, _policy_send, _policy_done))
+
+
+def _ca_prepare(db: Database, commands: list[dict[str, Any]], env: Env) -> Prepared:
+    """Read the inventory's CA now; with none, every trust command fails saying so."""
+    from mdm.ca import held as trust
+
+    line = trust.ca_public_line(db)
+    if line is None:
+        return {}, {c["id"]: "the inventory has no CA: run mdm ca init" for c in commands}
+    return {c["id"]: line for c in commands}, {}
+
+
+def _ca_send(driver: DeviceDriver, command: dict[str, Any], line: Any) -> Any:
+    from mdm.ca.held import PRINCIPALS
+
+    return driver.trust_ca(line, PRINCIPALS)
+
+
+def _trust_done(db: Database, operator: str, command: dict[str, Any], device: dict[str, Any],
+                value: Any, prepared: Any, at: str) -> None:
+    """Record what the device's sshd trusts now, with the audit row of the command."""
+    from mdm.ca import held as trust
+
+    trust.record(db, device["id"], value)
+    audit.record(db, operator, f"queue.{command['kind']}", f"device:{device['serial']}",
+                 None, {"command": command["id"], "ca": trust.fingerprint_of(value.ca)
+                        if value.ca else None, "krl_version": value.krl_version,
+                        "plain_keys": value.plain_keys})
+
+
+def _krl_prepare(db: Database, commands: list[dict[str, Any]], env: Env) -> Prepared:
+    """Read the current revocation list now: a device always gets the newest one."""
+    from mdm.ca import held as trust
+
+    current = trust.current_krl(db)
+    if current is None:
+        return {}, {c["id"]: "the inventory has no revocation list yet" for c in commands}
+    return {c["id"]: current for c in commands}, {}
+
+
+def _krl_send(driver: DeviceDriver, command: dict[str, Any], current: Any) -> Any:
+    version, data = current
+    return driver.install_krl(data, version)
+
+
+register("ca-trust", Delivery(_ca_prepare, _ca_send, _trust_done))
+register("krl", Delivery(_krl_prepare, _krl_send, _trust_done))

@@ -32,3 +32,6 @@ def register(kind: Kind) -> Kind:
 LOCK = register(Kind("lock", 7 * DAY, 0, "lock the screen (the DPC's lock action)"))
 WIPE = register(Kind("wipe", 30 * DAY, 9, "factory-reset the device (the DPC's wipe action)"))
 POLICY = register(Kind("policy", 30 * DAY, 5, "push the policy due to the device's holder"))
+CA_TRUST = register(Kind("ca-trust", 30 * DAY, 1,
+                         "trust the force's user CA (its sshd: CA key and principals)"))
+KRL = register(Kind("krl", 30 * DAY, 2, "install the current SSH key revocation list"))

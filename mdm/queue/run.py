@@ -45,10 +45,12 @@ def _due(db: Database, at: str) -> list[dict[str, Any]]:
 
 
 def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Drivers], env: Env,
-             progress: runs.Progress | None = None) -> dict[str, Any]:
+             progress: runs.Progress | None = None,
+             kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Deliver every due command to each device that answers; record every answer.
 
     `drivers` may be a function that builds them: a pass with nothing due loads no key.
+    `kinds`: deliver only commands of these kinds (the rest wait for a full pass).
     """
     from mdm.fleet.executor import Step
 
@@ -60,7 +62,7 @@ def run_once(db: Database, operator: str, drivers: Drivers | Callable[[], Driver
         reach = drivers() if callable(drivers) else drivers
     with transaction(db):
         expired = service.expire(db, operator, at)
-        due = _due(db, at)
+        due = [c for c in _due(db, at) if kinds is None or c["kind"] in kinds]
         resent = {c["id"] for c in due if c["state"] == "sent"}
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for c in due:

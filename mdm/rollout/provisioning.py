@@ -283,6 +283,17 @@ def _policy(db: Database, operator: str, folder: Path, batch: list[dict[str, Any
     return dict.fromkeys(serials)
 
 
+def _trust(db: Database, operator: str, folder: Path, batch: list[dict[str, Any]],
+           drivers: Callable[[], Drivers]) -> dict[str, str | None]:
+    from mdm.ca import held as trust
+    from mdm.ca import install
+
+    serials = [r["serial"] for r in batch]
+    if trust.ca_public_line(db) is None:  # no CA: nothing to trust, no device contacted
+        return dict.fromkeys(serials)
+    return install.install(db, operator, serials, drivers())
+
+
 def _judged(db: Database, folder: Path, serials: list[str]) -> dict[str, list[dict[str, Any]]]:
     from mdm.policies.report import judge_devices
 
@@ -336,6 +347,6 @@ def _provision(db: Database, operator: str, folder: Path, batch: list[dict[str, 
     return dict.fromkeys(serials)
 
 
-STEP_RUNNERS: dict[str, Runner] = {"refresh": _refresh, "identity": _identity,
+STEP_RUNNERS: dict[str, Runner] = {"refresh": _refresh, "identity": _identity, "trust": _trust,
                                    "policy": _policy, "apps": _apps,
                                    "compliance": _compliance, "provision": _provision}

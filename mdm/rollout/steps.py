@@ -12,7 +12,7 @@ from pathlib import Path
 from mdm import yamlio
 from mdm.errors import InputError, Problem
 
-STEPS = ("refresh", "identity", "policy", "apps", "compliance", "provision")
+STEPS = ("refresh", "identity", "trust", "policy", "apps", "compliance", "provision")
 # A step that judges facts needs facts first; the last step is always the move itself.
 AFTER = {"identity": "refresh", "compliance": "policy"}
 

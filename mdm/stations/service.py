@@ -190,11 +190,13 @@ def scan(db: Database, name: str, drivers: Drivers) -> dict[str, Any]:
 def enrol(db: Database, operator: str, name: str, drivers: Drivers,
           progress: contact.Progress | None = None) -> dict[str, Any]:
     """Enrol every delivered device plugged into a station; bind each to that station."""
+    from mdm.ca import held as trust
     from mdm.driver.routes import refusal
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.enrol")
     row = get(db, name)
+    ca_line = trust.ca_public_line(db)  # with a CA, the phone trusts it for its field route
     try:
         seen = drivers.attached(name)
     except FleetError as exc:
@@ -231,7 +233,8 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
         if wrong:
             raise IdentityMismatch(serial, "identity does not match the manifest: "
                                    + "; ".join(wrong))
-        return {"identity": seen_id, "facts": facts}
+        held = driver.trust_ca(ca_line, trust.PRINCIPALS) if ca_line else None
+        return {"identity": seen_id, "facts": facts, "trust": held}
 
     def enrolled(dev: dict[str, Any], result: Any, at: str) -> None:
         proof = result.value("identity")
@@ -243,11 +246,14 @@ def enrol(db: Database, operator: str, name: str, drivers: Drivers,
         check_transition(dev["serial"], status, Status.ENROLLED)
         device_rows.enrolled_via_station(db, dev["id"], name, at, Status.ENROLLED.value)
         contact.record_facts(db, dev["id"], proof["facts"], at)
+        if proof["trust"] is not None:
+            trust.record(db, dev["id"], proof["trust"])
         audit.record(db, operator, "devices.enrol", f"device:{dev['serial']}",
                      {"status": dev["status"]},
                      {"status": Status.ENROLLED.value, "route": f"station:{name}",
                       "station_host_key": row["host_key_fingerprint"],
-                      "identity": proof["identity"].as_dict()})
+                      "identity": proof["identity"].as_dict()}
+                     | ({"ca": trust.fingerprint_of(ca_line)} if ca_line else {}))
         outcome.done.append({"serial": dev["serial"], "station": name,
                              "usb": next((i.get("usb") for i in seen
                                           if i["serial"] == dev["serial"]), None)})

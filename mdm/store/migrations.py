@@ -563,3 +563,18 @@ def m015_certificates(db: Database) -> None:
     db.execute("""
         CREATE TRIGGER krls_append_only BEFORE UPDATE ON krls
         BEGIN SELECT RAISE(ABORT, 'revocation lists are append-only'); END""")
+
+
+@migrations()
+def m016_device_trust(db: Database) -> None:
+    # What each device's sshd was last seen to trust: the CA (by fingerprint), whether the
+    # plain enrolment key is gone, and the version of the revocation list it holds.
+    db.execute("""
+        CREATE TABLE device_trust (
+            device_id INTEGER PRIMARY KEY REFERENCES devices(id),
+            ca_fingerprint TEXT,
+            principals TEXT,
+            plain_keys INTEGER,
+            krl_version INTEGER,
+            updated_at TEXT NOT NULL
+        )""")
