@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from mdm.errors import Problem
@@ -55,10 +56,17 @@ class Membership:
         """Return the officer ids of one wave."""
         return [oid for oid, name in self.wave_of.items() if name == wave]
 
+    def cohorts(self) -> dict[str, list[str]]:
+        """Return the officer ids of every wave, by wave, in one pass."""
+        out: dict[str, list[str]] = {}
+        for oid, name in self.wave_of.items():
+            out.setdefault(name, []).append(oid)
+        return out
 
-def _ids(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
-    """Return the eligible people one cohort filter matches (keys AND-ed, values OR-ed)."""
-    clauses, args = [ELIGIBLE_SQL], []
+
+def _condition(filters: dict[str, tuple[str, ...]]) -> tuple[str, list[str]]:
+    """Return one cohort filter as an SQL condition on officers (keys AND-ed, values OR-ed)."""
+    clauses, args = [], []
     for key, values in filters.items():
         marks = ", ".join("?" for _ in values)
         if key == "group":
@@ -71,8 +79,22 @@ def _ids(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
         else:  # one of COHORT_KEYS, checked when the plan was read
             clauses.append(f"upper({key}) IN ({marks})")
             args += [v.upper() for v in values]
-    sql = f"SELECT officer_id FROM officers WHERE {' AND '.join(clauses)}"
-    return {r[0] for r in db.execute(sql, args)}
+    return " AND ".join(clauses) or "1 = 1", args
+
+
+def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]) -> list[set[str]]:
+    """Return the eligible people each cohort filter matches, all in one scan of officers."""
+    if not cohorts:
+        return []
+    flags, args = [], []
+    for filters in cohorts:
+        sql, values = _condition(filters)
+        flags.append(f"CASE WHEN {sql} THEN 1 ELSE 0 END")
+        args += values
+    rows = db.execute(f"SELECT officer_id, {', '.join(flags)} FROM officers"
+                      f" WHERE {ELIGIBLE_SQL}", args).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(cohorts) + 1)
+    return [set(compress(columns[0], column)) for column in columns[1:]]
 
 
 def _describe(filters: dict[str, tuple[str, ...]]) -> str:
@@ -91,10 +113,12 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
     picked: dict[str, str] = {}
     matched: dict[str, str] = {}
     overlaps: dict[tuple[str, str], list[str]] = {}
-    for wave in [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]:
+    order = [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]
+    found = iter(_matches(db, [filters for wave in order for filters in wave.cohort]))
+    for wave in order:
         mine: set[str] = set()
-        for i, filters in enumerate(wave.cohort):
-            ids = _ids(db, filters)
+        for i, _ in enumerate(wave.cohort):
+            ids = next(found)
             hits[(wave.name, i)] = len(ids)
             mine |= ids
         if wave.picks:
@@ -111,9 +135,12 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
             where[second], f"the cohorts of waves {first} and {second} overlap:"
             f" {len(both)} person(s) fall in both, e.g. {', '.join(sorted(both)[:3])}",
             "narrow one of them so each person falls in exactly one wave", "cohort"))
-    unplaced = [r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
-                                    f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
-                if r["officer_id"] not in out.wave_of]
+    # Everyone eligible is in the scan above; their details are read only if any is left.
+    everyone = db.scalar(f"SELECT COUNT(*) FROM officers WHERE {ELIGIBLE_SQL}")
+    unplaced = [] if everyone == len(out.wave_of) else [
+        r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
+                            f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
+        if r["officer_id"] not in out.wave_of]
     if unplaced:
         kinds: dict[str, int] = {}
         for p in unplaced:
