@@ -109,20 +109,29 @@ class _Policies:
         from mdm.policies import service
 
         self.resolver = service.Resolver(service.load(folder, db=db))
+        self.exceptions = self.resolver.exception_serials
         self.groups = {o: frozenset(names) for o, names in memberships(db).items()}
         self._keys: dict[int, str] = {}
+        self._kinds: dict[tuple[Any, ...], tuple[Effective, str, str]] = {}
 
     def of(self, row: tuple[Any, ...]) -> tuple[Effective, str, str]:
         """Return (effective, sha256, policy key) for a row of `store.judgements.devices`."""
         _, serial, _, _, _, officer, worker_type, rank, area, station = row[:10]
+        groups = self.groups.get(officer, _NONE) if officer else _NONE
+        kind = (worker_type, rank, area, station, groups)
+        found = self._kinds.get(kind) if serial not in self.exceptions else None
+        if found is not None:
+            return found
         effective, compiled = self.resolver.for_device(
             {"serial": serial, "officer_id": officer, "worker_type": worker_type,
-             "rank": rank, "area": area, "station": station,
-             "groups": self.groups.get(officer, _NONE) if officer else _NONE})
+             "rank": rank, "area": area, "station": station, "groups": groups})
         key = self._keys.get(id(effective))
         if key is None:
             key = self._keys[id(effective)] = policy_key(effective, compiled.sha256)
-        return effective, compiled.sha256, key
+        found = (effective, compiled.sha256, key)
+        if serial not in self.exceptions:
+            self._kinds[kind] = found
+        return found
 
 
 def _holds(row: tuple[Any, ...], key: str, now: str) -> bool:

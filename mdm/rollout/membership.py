@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Any
 
 from mdm.errors import Problem
 from mdm.rollout.plan import Plan, Wave
+from mdm.store import rollout as store
 from mdm.store.db import Database
 
 PEOPLE_SQL = ("SELECT officer_id, payroll_no, collar_number, forename, surname, worker_type,"
@@ -64,37 +64,48 @@ class Membership:
         return out
 
 
-def _condition(filters: dict[str, tuple[str, ...]]) -> tuple[str, list[str]]:
-    """Return one cohort filter as an SQL condition on officers (keys AND-ed, values OR-ed)."""
-    clauses, args = [], []
-    for key, values in filters.items():
-        marks = ", ".join("?" for _ in values)
-        if key == "group":
-            clauses.append("officer_id IN (SELECT officer_id FROM group_members"
-                           f" WHERE group_name IN ({marks}))")
-            args += list(values)
-        elif key == "officers":
-            clauses.append(f"officer_id IN ({marks})")
-            args += list(values)
-        else:  # one of COHORT_KEYS, checked when the plan was read
-            clauses.append(f"upper({key}) IN ({marks})")
-            args += [v.upper() for v in values]
-    return " AND ".join(clauses) or "1 = 1", args
+# SQLite's upper() (without ICU) upper-cases ASCII letters only; cohorts are matched the
+# same way here as `upper(column) IN (…)` matched them in SQL.
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]) -> list[set[str]]:
-    """Return the eligible people each cohort filter matches, all in one scan of officers."""
-    if not cohorts:
-        return []
-    flags, args = [], []
+def _upper(value: str | None) -> str | None:
+    return None if value is None else value.translate(_ASCII_UPPER)
+
+
+def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]
+             ) -> tuple[list[set[str]], int]:
+    """Return the eligible people each cohort filter matches (keys AND-ed, values OR-ed),
+    and how many people are eligible.
+
+    One scan of the eligible people reads the roster columns the filters name; each
+    distinct combination of them is matched once, and its people taken as a whole.
+    """
+    keys = sorted({k for f in cohorts for k in f if k not in ("group", "officers")})
+    names = sorted({v for f in cohorts for v in f.get("group", ())})
+    members = store.group_members(db, names)
+    raw: dict[tuple[str | None, ...], list[str]] = {}
+    for row in store.eligible_people(db, ELIGIBLE_SQL, keys):
+        raw.setdefault(row[1:], []).append(row[0])
+    kinds: dict[tuple[str | None, ...], list[str]] = {}
+    for kind, people in raw.items():  # upper-cased once per distinct combination
+        kinds.setdefault(tuple(map(_upper, kind)), []).extend(people)
+    out = []
     for filters in cohorts:
-        sql, values = _condition(filters)
-        flags.append(f"CASE WHEN {sql} THEN 1 ELSE 0 END")
-        args += values
-    rows = db.execute(f"SELECT officer_id, {', '.join(flags)} FROM officers"
-                      f" WHERE {ELIGIBLE_SQL}", args).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(cohorts) + 1)
-    return [set(compress(columns[0], column)) for column in columns[1:]]
+        wanted = {keys.index(k): {v.upper() for v in values}
+                  for k, values in filters.items() if k in keys}
+        only: set[str] | None = None  # the people the group and officers keys allow
+        if "group" in filters:
+            only = set().union(*(members.get(g, set()) for g in filters["group"]))
+        if "officers" in filters:
+            listed = set(filters["officers"])
+            only = listed if only is None else only & listed
+        found: set[str] = set()
+        for kind, people in kinds.items():
+            if all(kind[i] in values for i, values in wanted.items()):
+                found.update(people if only is None else only.intersection(people))
+        out.append(found)
+    return out, sum(map(len, kinds.values()))
 
 
 def _describe(filters: dict[str, tuple[str, ...]]) -> str:
@@ -114,7 +125,8 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
     matched: dict[str, str] = {}
     overlaps: dict[tuple[str, str], list[str]] = {}
     order = [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]
-    found = iter(_matches(db, [filters for wave in order for filters in wave.cohort]))
+    matched_sets, everyone = _matches(db, [f for wave in order for f in wave.cohort])
+    found = iter(matched_sets)
     for wave in order:
         mine: set[str] = set()
         for i, _ in enumerate(wave.cohort):
@@ -135,8 +147,7 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
             where[second], f"the cohorts of waves {first} and {second} overlap:"
             f" {len(both)} person(s) fall in both, e.g. {', '.join(sorted(both)[:3])}",
             "narrow one of them so each person falls in exactly one wave", "cohort"))
-    # Everyone eligible is in the scan above; their details are read only if any is left.
-    everyone = db.scalar(f"SELECT COUNT(*) FROM officers WHERE {ELIGIBLE_SQL}")
+    # Everyone eligible was counted in that scan; details are read only if any is left.
     unplaced = [] if everyone == len(out.wave_of) else [
         r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
                             f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")

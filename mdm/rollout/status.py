@@ -25,8 +25,15 @@ GATE_NAMES = ("min_handed_over_percent", "min_compliant_percent", "max_open_bloc
               "max_failed_provisioning_percent")
 
 
+LIVE = ("enrolled", "provisioned")
+
+
 class Facts:
-    """Everything the funnel needs, each read in one scan of its table."""
+    """Everything the funnel needs, each read in one scan of its table.
+
+    Each stage after the cohort is kept as the set of people who reached it, so a wave's
+    (or a station's) funnel is a few set intersections, not a walk over its people.
+    """
 
     def __init__(self, db: Database, plan: Plan, folder: Path | None) -> None:
         self.db, self.plan = db, plan
@@ -40,37 +47,33 @@ class Facts:
             self.assignment[device] = assignment
         self.status = dict(db.execute("SELECT id, status FROM devices"))
         self.trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
-        self.handed = {r[0]: r[1] for r in db.execute(
-            "SELECT assignment_id, handed_over_at FROM handovers")}
+        self.handed = dict(db.execute("SELECT assignment_id, handed_over_at FROM handovers"))
         self.failed = {r[0] for r in db.execute(
             "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
             " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
         self.blockers = db.scalar("SELECT COUNT(*) FROM feedback WHERE severity = 'blocker'"
                                   " AND resolved_at IS NULL")
         self.opened = {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
-        self._reached = self._reach()
+        enrolled, provisioned, handed_over = set(), set(), set()
+        self.handover_dates: dict[str, str] = {}  # the day each holder was handed theirs
+        for oid, device in self.holding.items():
+            state = self.status.get(device)
+            if state in LIVE:
+                enrolled.add(oid)
+                if state == "provisioned":
+                    provisioned.add(oid)
+            assignment = self.assignment[device]
+            if assignment in self.handed:
+                handed_over.add(oid)
+                if at := self.handed[assignment]:
+                    self.handover_dates[oid] = at[:10]
+        # Who reached each stage after the cohort (STAGES, in order).
+        self.reached = (set(self.holding), enrolled, provisioned, self.trained, handed_over)
         # Only open waves' gates can decide anything, so only their devices are judged:
         # at force scale, judging the whole fleet on every look would cost seconds.
         live = {self.holding[o] for w in self.opened for o in self.cohorts.get(w, ())
-                if o in self.holding}
-        live = {d for d in live if self.status.get(d) in ("enrolled", "provisioned")}
+                if o in enrolled}
         self.compliant = _compliance(db, folder, live) if folder is not None else {}
-
-    def _reach(self) -> dict[str, tuple[bool, ...]]:
-        """Return, for everyone in a wave, which stages (STAGES, in order) they reached."""
-        out: dict[str, tuple[bool, ...]] = {}
-        holding, status, assignment = self.holding, self.status, self.assignment
-        trained, handed = self.trained, self.handed
-        for oid in self.members.wave_of:
-            device = holding.get(oid)
-            if device is None:
-                out[oid] = (True, False, False, False, oid in trained, False)
-                continue
-            state = status.get(device)
-            out[oid] = (True, True, state in ("enrolled", "provisioned"),
-                        state == "provisioned", oid in trained,
-                        assignment.get(device) in handed)
-        return out
 
     def people(self, wave: str) -> list[str]:
         """Return the officer ids of one wave."""
@@ -78,12 +81,11 @@ class Facts:
 
     def stages(self, oid: str) -> dict[str, bool]:
         """Return which funnel stages one person has reached."""
-        return dict(zip(STAGES, self._reached[oid], strict=True))
+        return dict(zip(STAGES, (True, *(oid in s for s in self.reached)), strict=True))
 
     def counts(self, people: list[str]) -> list[int]:
         """Count the people who reached each stage (STAGES, in order)."""
-        kinds = Counter(map(self._reached.__getitem__, people))
-        return [sum(n for kind, n in kinds.items() if kind[i]) for i in range(len(STAGES))]
+        return [len(people), *(len(s.intersection(people)) for s in self.reached)]
 
 
 def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
@@ -115,8 +117,8 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
         facts = Facts(db, plan, folder if folder is not None else _policies())
     people = facts.people(wave.name)
     devices = [facts.holding[o] for o in people if o in facts.holding]
-    live = [d for d in devices if facts.status.get(d) in ("enrolled", "provisioned")]
-    handed = facts.counts(people)[STAGES.index("handed_over")]
+    live = [d for d in devices if facts.status.get(d) in LIVE]
+    handed = len(facts.reached[-1].intersection(people))  # handed over
     compliant = sum(facts.compliant.get(d, False) for d in live)
     failed = sum(1 for d in devices if d in facts.failed and facts.status.get(d) != "provisioned")
     g = wave.gate
@@ -184,12 +186,7 @@ def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = Non
 
 def _handover_dates(db: Database, facts: Facts) -> dict[str, str]:
     """Return the date each person of the current custody was handed their device."""
-    out = {}
-    for oid, device in facts.holding.items():
-        at = facts.handed.get(facts.assignment.get(device))
-        if at:
-            out[oid] = at[:10]
-    return out
+    return facts.handover_dates
 
 
 def _burn_up(plan: Plan, facts: Facts, handovers: dict[str, str]) -> list[dict[str, Any]]:
