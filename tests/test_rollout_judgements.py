@@ -262,3 +262,39 @@ def test_a_refresh_stores_each_reached_devices_judgement_as_the_report_judges_it
                                        " JOIN devices d ON d.id = j.device_id")] \
         == [devices[1].serial]
     conn.close()
+
+
+def _compliant_figure(mdm: Any) -> str:
+    plan = Path(__file__).resolve().parent.parent / "playbooks" / "rollout.yaml"
+    gate = next(w for w in mdm.json("rollout", "status", "--plan", plan)["waves"]
+                if w["wave"] == "pilot")["gate"]
+    return str(next(c["text"] for c in gate["conditions"]
+                    if c["condition"] == "min_compliant_percent"))
+
+
+def test_the_gate_counts_what_judging_live_counts_before_and_after_new_facts(
+        mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
+    plan = Path(__file__).resolve().parent.parent / "playbooks" / "rollout.yaml"
+    mdm("groups", "create", "pilot")
+    for person in fleet["people"]:
+        mdm("groups", "add", "pilot", person["officer_id"])
+    mdm("rollout", "advance", "pilot", "--plan", plan)
+    shas = {r["serial"]: r["to"] for r in mdm.json("policy", "push", "--check")["devices"]}
+    assert shas != fleet["shas"]  # the pilot layer now applies to them
+    conn = sqlite3.connect(db_path)
+    with conn:
+        for serial in fleet["serials"]:
+            _facts(conn, serial, shas[serial])
+    conn.close()
+    live = _compliant_figure(mdm)  # nothing stored yet: every device judged live
+    assert live.startswith("6 of 6 enrolled devices compliant")
+    _stored(fleet)
+    assert _compliant_figure(mdm) == live
+    conn = sqlite3.connect(db_path)
+    with conn:
+        _facts(conn, fleet["serials"][0], shas[fleet["serials"][0]], crypto_state="unencrypted")
+    conn.close()
+    after = _compliant_figure(mdm)
+    assert after.startswith("5 of 6 enrolled devices compliant")
+    fleet["db"].execute("DELETE FROM device_judgements")
+    assert _compliant_figure(mdm) == after
