@@ -71,8 +71,8 @@ def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
         db, rows, [Step("facts", facts)], drivers.open,
         [runs.target_of(r) for r in rows], record, drivers.concurrency, progress)
     if folder is not None and outcome.done:
-        _judge(db, folder, [r["id"] for r in rows if r["serial"] in
-                            {d["serial"] for d in outcome.done}])
+        done = {d["serial"] for d in outcome.done}
+        _judge(db, folder, [r["id"] for r in rows if r["serial"] in done])
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"
