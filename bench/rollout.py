@@ -9,9 +9,18 @@ straight through SQL (a benchmark set-up, not a product path), a rollout in flig
 shipped five-wave plan (playbooks/rollout.yaml): the pilot and north waves open, 60% of the
 devices provisioned with every provisioning step recorded, half the people trained, 40% of
 the held devices handed over, 300 feedback items (some open blockers, minutes saved).
+Each device's compliance judgement is then stored as the refresh that collected its
+facts stores it (mdm.policies.judgements.record, in a process with the bench's settings).
 It then times whole `mdm` processes, as a user waits for them: `rollout status` on a
-terminal, piped and as JSON, `rollout status --by station -f csv`, and `rollout report`.
+terminal, piped and as JSON, `rollout status --by station -f csv`, and `rollout report`,
+and the same `rollout status` again with no judgement stored (each device judged live).
 Aim: status under 0.5 s, report under 2 s.
+
+`--src DIR` also runs another checkout of mdm (`PYTHONPATH=DIR`, this virtualenv's
+dependencies) on a copy of the same inventory, old and new alternating run by run, and
+prints both: how the figures were before. The copy is marked with the schema version
+the old checkout knows (`--src-schema`, default 14: before the stored judgements); the
+tables it does not know are invisible to it.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -80,6 +90,44 @@ COMMANDS = [("rollout status", ["rollout", "status"], ("terminal", "piped", "jso
              ["rollout", "status", "--by", "station", "-f", "csv"], ("piped",)),
             ("rollout report -o report.html --force",
              ["rollout", "report", "-o", "report.html", "--force"], ("piped",))]
+# What `rollout status` costs where no judgement is stored (each open wave's device
+# judged live): after a policy edit, say, until the next refresh.
+UNJUDGED = [("rollout status, nothing stored", ["rollout", "status"], ("terminal", "json"))]
+
+JUDGE_ALL = """
+from pathlib import Path
+from mdm.policies import judgements
+from mdm.store import connect, transaction
+db = connect(Path("big.db"))
+with transaction(db):
+    judgements.record(db, Path("policies"), [r[0] for r in db.execute("SELECT id FROM devices")])
+"""
+
+
+def judge_all(mdm_env: dict[str, str]) -> None:
+    """Store every device's judgement, as the refreshes that collected its facts did."""
+    subprocess.run([sys.executable, "-c", JUDGE_ALL], env=mdm_env, check=True)
+
+
+def _cell(runs: list[tuple[float, float]], limit: float) -> str:
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    return f"{wall:.2f} ({cpu:.2f})" if wall < math.inf else f">{limit:g}"
+
+
+def time_all(commands: list[tuple[str, list[str], tuple[str, ...]]],
+             runners: dict[str, tuple[list[str], dict[str, str]]],
+             args: argparse.Namespace) -> None:
+    """Time each command in each mode with each runner (old and new alternating)."""
+    for name, argv, modes in commands:
+        for mode in modes:
+            timer, extra = views.MODES[mode]
+            runs: dict[str, list[tuple[float, float]]] = {label: [] for label in runners}
+            for _ in range(args.repeat):
+                for label, (mdm, env) in runners.items():
+                    runs[label].append(timer(mdm + argv + extra, env, args.limit))
+            cells = "   ".join(f"{label} {_cell(r, args.limit)}" for label, r in runs.items())
+            print(f"{name + ' (' + mode + ')':<52}{cells}", flush=True)
 
 
 def main() -> None:
@@ -88,6 +136,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build in (or reuse) this folder")
+    parser.add_argument("--src", type=Path, help="also time this checkout of mdm (before)")
+    parser.add_argument("--src-schema", type=int, default=14,
+                        help="the schema version the --src checkout knows")
     parser.add_argument("--limit", type=float, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -110,17 +161,22 @@ def main() -> None:
             views.build(tmp, mdm, env, args.people, args.devices)
             rollout_state(tmp / "big.db")
             views.run(mdm, ["rollout", "validate"], env)
+        runners = {"new": (mdm, env)}
+        if args.src:
+            old = tmp / "old.db"
+            shutil.copy(tmp / "big.db", old)
+            with sqlite3.connect(old) as conn:
+                conn.execute(f"PRAGMA user_version = {args.src_schema}")
+            runners = {"old": (mdm, {**env, "MDM_DB": str(old),
+                                     "PYTHONPATH": str(args.src.resolve())}),
+                       "new": (mdm, env)}
         print(f"whole process, median of {args.repeat}: wall seconds (CPU seconds)")
-        for name, argv, modes in COMMANDS:
-            cells = []
-            for mode in modes:
-                timer, extra = views.MODES[mode]
-                runs = [timer(mdm + argv + extra, env, args.limit) for _ in range(args.repeat)]
-                wall = statistics.median(r[0] for r in runs)
-                cpu = statistics.median(r[1] for r in runs)
-                cells.append(f"{mode} {wall:.2f} ({cpu:.2f})" if wall < math.inf
-                             else f"{mode} >{args.limit:g}")
-            print(f"{name:<40}" + "   ".join(cells), flush=True)
+        judge_all(env)
+        time_all(COMMANDS, runners, args)
+        with sqlite3.connect(tmp / "big.db") as conn:
+            conn.execute("DELETE FROM device_judgements")
+        time_all(UNJUDGED, {"new": (mdm, env)}, args)
+        judge_all(env)
 
 
 if __name__ == "__main__":

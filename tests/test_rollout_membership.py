@@ -7,7 +7,7 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mdm.rollout import membership
@@ -86,3 +86,54 @@ def test_two_filter_waves_sharing_an_area_are_named_as_an_overlap(
     assert bool(overlaps) == bool(clash)
     if clash:
         assert f"{len(clash)} person(s) fall in both" in overlaps[0].message
+
+
+# Each cohort filter is matched in Python, once per distinct roster combination: it must
+# pick exactly whom SQL's `upper(column) IN (…)` picks (ASCII-only upper-casing), with
+# groups and explicit officer ids AND-ed in, for any spelling of the values.
+SPELLINGS = ("north", "North", "NORTH", "Nörth", "NÖRTH", "west", "", None)
+roster_row = st.fixed_dictionaries({
+    "area": st.sampled_from(SPELLINGS), "station": st.sampled_from(SPELLINGS),
+    "worker_type": st.sampled_from(("OFFICER", "PCSO", "STAFF")),
+    "status": st.sampled_from(("ACTIVE", "LEAVER")),
+    "device_eligible": st.sampled_from((1, 0, None)), "pnb_required": st.just(None),
+    "pilot": st.booleans()})
+cohort_filter = st.dictionaries(
+    st.sampled_from(("area", "station", "worker_type", "group", "officers")),
+    st.lists(st.sampled_from(("north", "NORTH", "Nörth", "nÖrth", "west", "PCSO", "pilot",
+                              "o0", "o1", "o2")), min_size=1, max_size=3).map(tuple),
+    max_size=3)
+
+
+def _sql_truth(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
+    clauses, args = [membership.ELIGIBLE_SQL], []
+    for key, values in filters.items():
+        marks = ", ".join("?" for _ in values)
+        if key == "group":
+            clauses.append("officer_id IN (SELECT officer_id FROM group_members"
+                           f" WHERE group_name IN ({marks}))")
+            args += list(values)
+        elif key == "officers":
+            clauses.append(f"officer_id IN ({marks})")
+            args += list(values)
+        else:
+            clauses.append(f"upper({key}) IN ({marks})")
+            args += [v.upper() for v in values]
+    return {r[0] for r in db.execute(f"SELECT officer_id FROM officers WHERE"
+                                     f" {' AND '.join(clauses)}", args)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(roster_row, max_size=25), st.lists(cohort_filter, min_size=1, max_size=4))
+@example([{"area": "Nörth", "station": "west", "worker_type": "PCSO", "status": "ACTIVE",
+           "device_eligible": 1, "pnb_required": None, "pilot": True}],
+         [{"area": ("Nörth",)}, {"area": ("north",), "group": ("pilot",)}])
+def test_cohorts_matched_in_python_are_those_sql_matches(people: list[dict[str, object]],
+                                                         cohorts: list[dict[str, tuple[str, ...]]]
+                                                         ) -> None:
+    db = _db(people)
+    for i, p in enumerate(people):  # _db leaves station blank: set this one's
+        db.execute("UPDATE officers SET station = ? WHERE officer_id = ?", (p["station"], f"o{i}"))
+    found, eligible = membership._matches(db, cohorts)
+    assert found == [_sql_truth(db, f) for f in cohorts]
+    assert eligible == db.scalar(f"SELECT COUNT(*) FROM officers WHERE {membership.ELIGIBLE_SQL}")

@@ -137,13 +137,15 @@ def provision(ctx: typer.Context, selectors: SelectorArg = None,
 
 @app.command("refresh")
 def refresh(ctx: typer.Context, selectors: SelectorArg = None,
-            concurrency: ConcurrencyOpt = None, json: JsonOpt = False) -> None:
+            concurrency: ConcurrencyOpt = None, policies: PoliciesOpt = None,
+            json: JsonOpt = False) -> None:
     """Gather facts (OS, patch, encryption, packages, DPC status) from enrolled devices."""
     from mdm.devices.refresh import refresh as run
 
     c = app_context(ctx)
     with ui.progress("refreshing", not wants_json(ctx, json)) as bar:
-        result = run(c.db(), c.operator, selectors or [], c.drivers(concurrency), progress=bar)
+        result = run(c.db(), c.operator, selectors or [], c.drivers(concurrency), progress=bar,
+                     folder=_folder(policies))
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:

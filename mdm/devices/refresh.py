@@ -9,15 +9,16 @@ quarantined. Values cut to their cap are named per device and in the audit row.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mdm.devices import selector
 from mdm.devices.lifecycle import Status
 from mdm.driver import DeviceDriver, Drivers
-from mdm.errors import PartialFailure
+from mdm.errors import MdmError, PartialFailure
 from mdm.operators import roles
 from mdm.runs import record as runs
-from mdm.store import audit, devices
+from mdm.store import audit, devices, transaction
 from mdm.store.db import Database
 
 REACHABLE = (Status.ENROLLED, Status.PROVISIONED)
@@ -30,8 +31,12 @@ def enrolled_devices(db: Database, selectors: list[str]) -> list[dict[str, Any]]
 
 
 def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
-            progress: runs.Progress | None = None) -> dict[str, Any]:
-    """Collect facts from every selected device; exit 1 names the devices not reached."""
+            progress: runs.Progress | None = None, folder: Path | None = None) -> dict[str, Any]:
+    """Collect facts from every selected device; exit 1 names the devices not reached.
+
+    With the policy `folder`, each reached device is judged from its new facts and the
+    judgement stored, so the rollout's views read it instead of judging it again.
+    """
     from mdm.fleet.executor import Step
 
     roles.require(db, operator, "devices.refresh")
@@ -63,9 +68,27 @@ def refresh(db: Database, operator: str, selectors: list[str], drivers: Drivers,
     runs.run_and_record(
         db, rows, [Step("facts", facts)], drivers.open,
         [runs.target_of(r) for r in rows], record, drivers.concurrency, progress)
+    if folder is not None and outcome.done:
+        done = {d["serial"] for d in outcome.done}
+        _judge(db, folder, [r["id"] for r in rows if r["serial"] in done])
     summary = {**outcome.as_dict(), "selected": len(rows)}
     if outcome.failed:
         raise PartialFailure(f"{len(outcome.failed)} of {len(rows)} device(s) could not be"
                              " refreshed",
                              outcome.problems(), summary)
     return summary
+
+
+def _judge(db: Database, folder: Path, ids: list[int]) -> None:
+    """Store the reached devices' judgements; a policy tree that does not load stores none.
+
+    The facts are recorded either way: a device without a stored judgement is judged live
+    by whoever reads it, which reports the policy tree's problems there.
+    """
+    from mdm.policies import judgements
+
+    try:
+        with transaction(db):
+            judgements.record(db, folder, ids)
+    except MdmError:
+        return

@@ -16,6 +16,7 @@ from typing import Any
 
 from mdm.errors import Problem
 from mdm.rollout.plan import Plan, Wave
+from mdm.store import rollout as store
 from mdm.store.db import Database
 
 PEOPLE_SQL = ("SELECT officer_id, payroll_no, collar_number, forename, surname, worker_type,"
@@ -55,24 +56,56 @@ class Membership:
         """Return the officer ids of one wave."""
         return [oid for oid, name in self.wave_of.items() if name == wave]
 
+    def cohorts(self) -> dict[str, list[str]]:
+        """Return the officer ids of every wave, by wave, in one pass."""
+        out: dict[str, list[str]] = {}
+        for oid, name in self.wave_of.items():
+            out.setdefault(name, []).append(oid)
+        return out
 
-def _ids(db: Database, filters: dict[str, tuple[str, ...]]) -> set[str]:
-    """Return the eligible people one cohort filter matches (keys AND-ed, values OR-ed)."""
-    clauses, args = [ELIGIBLE_SQL], []
-    for key, values in filters.items():
-        marks = ", ".join("?" for _ in values)
-        if key == "group":
-            clauses.append("officer_id IN (SELECT officer_id FROM group_members"
-                           f" WHERE group_name IN ({marks}))")
-            args += list(values)
-        elif key == "officers":
-            clauses.append(f"officer_id IN ({marks})")
-            args += list(values)
-        else:  # one of COHORT_KEYS, checked when the plan was read
-            clauses.append(f"upper({key}) IN ({marks})")
-            args += [v.upper() for v in values]
-    sql = f"SELECT officer_id FROM officers WHERE {' AND '.join(clauses)}"
-    return {r[0] for r in db.execute(sql, args)}
+
+# SQLite's upper() (without ICU) upper-cases ASCII letters only; cohorts are matched the
+# same way here as `upper(column) IN (…)` matched them in SQL.
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _upper(value: str | None) -> str | None:
+    return None if value is None else value.translate(_ASCII_UPPER)
+
+
+def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]
+             ) -> tuple[list[set[str]], int]:
+    """Return the eligible people each cohort filter matches (keys AND-ed, values OR-ed),
+    and how many people are eligible.
+
+    One scan of the eligible people reads the roster columns the filters name; each
+    distinct combination of them is matched once, and its people taken as a whole.
+    """
+    keys = sorted({k for f in cohorts for k in f if k not in ("group", "officers")})
+    names = sorted({v for f in cohorts for v in f.get("group", ())})
+    members = store.group_members(db, names)
+    raw: dict[tuple[str | None, ...], list[str]] = {}
+    for row in store.eligible_people(db, ELIGIBLE_SQL, keys):
+        raw.setdefault(row[1:], []).append(row[0])
+    kinds: dict[tuple[str | None, ...], list[str]] = {}
+    for kind, people in raw.items():  # upper-cased once per distinct combination
+        kinds.setdefault(tuple(map(_upper, kind)), []).extend(people)
+    out = []
+    for filters in cohorts:
+        wanted = {keys.index(k): {v.upper() for v in values}
+                  for k, values in filters.items() if k in keys}
+        only: set[str] | None = None  # the people the group and officers keys allow
+        if "group" in filters:
+            only = set().union(*(members.get(g, set()) for g in filters["group"]))
+        if "officers" in filters:
+            listed = set(filters["officers"])
+            only = listed if only is None else only & listed
+        found: set[str] = set()
+        for kind, people in kinds.items():
+            if all(kind[i] in values for i, values in wanted.items()):
+                found.update(people if only is None else only.intersection(people))
+        out.append(found)
+    return out, sum(map(len, kinds.values()))
 
 
 def _describe(filters: dict[str, tuple[str, ...]]) -> str:
@@ -91,10 +124,13 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
     picked: dict[str, str] = {}
     matched: dict[str, str] = {}
     overlaps: dict[tuple[str, str], list[str]] = {}
-    for wave in [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]:
+    order = [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]
+    matched_sets, everyone = _matches(db, [f for wave in order for f in wave.cohort])
+    found = iter(matched_sets)
+    for wave in order:
         mine: set[str] = set()
-        for i, filters in enumerate(wave.cohort):
-            ids = _ids(db, filters)
+        for i, _ in enumerate(wave.cohort):
+            ids = next(found)
             hits[(wave.name, i)] = len(ids)
             mine |= ids
         if wave.picks:
@@ -111,9 +147,11 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
             where[second], f"the cohorts of waves {first} and {second} overlap:"
             f" {len(both)} person(s) fall in both, e.g. {', '.join(sorted(both)[:3])}",
             "narrow one of them so each person falls in exactly one wave", "cohort"))
-    unplaced = [r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
-                                    f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
-                if r["officer_id"] not in out.wave_of]
+    # Everyone eligible was counted in that scan; details are read only if any is left.
+    unplaced = [] if everyone == len(out.wave_of) else [
+        r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
+                            f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
+        if r["officer_id"] not in out.wave_of]
     if unplaced:
         kinds: dict[str, int] = {}
         for p in unplaced:

@@ -250,7 +250,7 @@ def _refresh(db: Database, operator: str, folder: Path, batch: list[dict[str, An
 
     serials = [r["serial"] for r in batch]
     try:
-        refresh(db, operator, serials, drivers())
+        refresh(db, operator, serials, drivers(), folder=folder)
     except PartialFailure as exc:
         return _failures(exc, serials)
     return dict.fromkeys(serials)

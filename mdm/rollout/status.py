@@ -25,63 +25,78 @@ GATE_NAMES = ("min_handed_over_percent", "min_compliant_percent", "max_open_bloc
               "max_failed_provisioning_percent")
 
 
+LIVE = ("enrolled", "provisioned")
+
+
 class Facts:
-    """Everything the funnel needs, each read in one scan of its table."""
+    """Everything the funnel needs, each read in one scan of its table.
+
+    Each stage after the cohort is kept as the set of people who reached it, so a wave's
+    (or a station's) funnel is a few set intersections, not a walk over its people.
+    """
 
     def __init__(self, db: Database, plan: Plan, folder: Path | None) -> None:
         self.db, self.plan = db, plan
         self.members = membership.compute(db, plan)
-        self.holding = dict(db.execute("SELECT officer_id, device_id FROM assignments"
-                                       " WHERE closed_at IS NULL"))
-        self.assignment = dict(db.execute("SELECT device_id, id FROM assignments"
-                                          " WHERE closed_at IS NULL"))
+        self.cohorts = self.members.cohorts()
+        self.holding: dict[str, int] = {}
+        self.assignment: dict[int, int] = {}
+        for officer, device, assignment in db.execute(
+                "SELECT officer_id, device_id, id FROM assignments WHERE closed_at IS NULL"):
+            self.holding[officer] = device
+            self.assignment[device] = assignment
         self.status = dict(db.execute("SELECT id, status FROM devices"))
         self.trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
-        self.handed = {r[0]: r[1] for r in db.execute(
-            "SELECT assignment_id, handed_over_at FROM handovers")}
+        self.handed = dict(db.execute("SELECT assignment_id, handed_over_at FROM handovers"))
         self.failed = {r[0] for r in db.execute(
             "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
             " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
         self.blockers = db.scalar("SELECT COUNT(*) FROM feedback WHERE severity = 'blocker'"
                                   " AND resolved_at IS NULL")
         self.opened = {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
+        enrolled, provisioned, handed_over = set(), set(), set()
+        self.handover_dates: dict[str, str] = {}  # the day each holder was handed theirs
+        for oid, device in self.holding.items():
+            state = self.status.get(device)
+            if state in LIVE:
+                enrolled.add(oid)
+                if state == "provisioned":
+                    provisioned.add(oid)
+            assignment = self.assignment[device]
+            if assignment in self.handed:
+                handed_over.add(oid)
+                if at := self.handed[assignment]:
+                    self.handover_dates[oid] = at[:10]
+        # Who reached each stage after the cohort (STAGES, in order).
+        self.reached = (set(self.holding), enrolled, provisioned, self.trained, handed_over)
         # Only open waves' gates can decide anything, so only their devices are judged:
         # at force scale, judging the whole fleet on every look would cost seconds.
-        live = {self.holding[o] for o, w in self.members.wave_of.items()
-                if w in self.opened and o in self.holding}
-        live = {d for d in live if self.status.get(d) in ("enrolled", "provisioned")}
+        live = {self.holding[o] for w in self.opened for o in self.cohorts.get(w, ())
+                if o in enrolled}
         self.compliant = _compliance(db, folder, live) if folder is not None else {}
+
+    def people(self, wave: str) -> list[str]:
+        """Return the officer ids of one wave."""
+        return self.cohorts.get(wave, [])
 
     def stages(self, oid: str) -> dict[str, bool]:
         """Return which funnel stages one person has reached."""
-        device = self.holding.get(oid)
-        status = self.status.get(device) if device is not None else None
-        assignment = self.assignment.get(device) if device is not None else None
-        return {"cohort": True, "allocated": device is not None,
-                "enrolled": status in ("enrolled", "provisioned"),
-                "provisioned": status == "provisioned", "trained": oid in self.trained,
-                "handed_over": assignment is not None and assignment in self.handed}
+        return dict(zip(STAGES, (True, *(oid in s for s in self.reached)), strict=True))
+
+    def counts(self, people: list[str]) -> list[int]:
+        """Count the people who reached each stage (STAGES, in order)."""
+        return [len(people), *(len(s.intersection(people)) for s in self.reached)]
 
 
 def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
-    """Judge the wanted enrolled or provisioned devices from their latest facts."""
-    from mdm.policies import service
-    from mdm.policies.compliance import judge
+    """Say which of the wanted enrolled or provisioned devices are compliant.
 
-    if not wanted:
-        return {}
-    resolver = service.Resolver(service.load(folder, db=db))
-    cursor = db.execute("SELECT * FROM device_facts")
-    columns = [c[0] for c in cursor.description]
-    at = columns.index("device_id")
-    facts = {row[at]: dict(zip(columns, row, strict=True)) for row in cursor
-             if row[at] in wanted}
-    out = {}
-    for row in service.devices(db, ["all"], ("enrolled", "provisioned")):
-        if row["id"] in wanted:
-            effective, compiled = resolver.for_device(row)
-            out[row["id"]] = not judge(row, facts.get(row["id"]), effective, compiled.sha256)
-    return out
+    Each device's stored judgement where it still holds, else judged live from its latest
+    facts (mdm/policies/judgements.py).
+    """
+    from mdm.policies import judgements
+
+    return judgements.compliant(db, folder, wanted)
 
 
 def _percent(part: int, whole: int) -> float:
@@ -89,10 +104,7 @@ def _percent(part: int, whole: int) -> float:
 
 
 def _funnel(facts: Facts, people: list[str]) -> dict[str, Any]:
-    counts = dict.fromkeys(STAGES, 0)
-    for oid in people:
-        for stage, reached in facts.stages(oid).items():
-            counts[stage] += reached
+    counts = dict(zip(STAGES, facts.counts(people), strict=True))
     total = counts["cohort"]
     return {stage: {"count": counts[stage], "percent": _percent(counts[stage], total)}
             for stage in STAGES}
@@ -103,10 +115,10 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
     """Judge one wave's gate: each condition with its figure, and whether all hold."""
     if facts is None:
         facts = Facts(db, plan, folder if folder is not None else _policies())
-    people = facts.members.cohort(wave.name)
+    people = facts.people(wave.name)
     devices = [facts.holding[o] for o in people if o in facts.holding]
-    live = [d for d in devices if facts.status.get(d) in ("enrolled", "provisioned")]
-    handed = sum(facts.stages(o)["handed_over"] for o in people)
+    live = [d for d in devices if facts.status.get(d) in LIVE]
+    handed = len(facts.reached[-1].intersection(people))  # handed over
     compliant = sum(facts.compliant.get(d, False) for d in live)
     failed = sum(1 for d in devices if d in facts.failed and facts.status.get(d) != "provisioned")
     g = wave.gate
@@ -150,7 +162,7 @@ def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = Non
     handovers = _handover_dates(db, facts)
     place: dict[str, Any] = {}
     for w in waves:
-        people = facts.members.cohort(w.name)
+        people = facts.people(w.name)
         dates = sorted(handovers[o] for o in people if o in handovers)
         entry: dict[str, Any] = {
             "wave": w.name, "state": "open" if w.name in facts.opened else "planned",
@@ -174,19 +186,14 @@ def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = Non
 
 def _handover_dates(db: Database, facts: Facts) -> dict[str, str]:
     """Return the date each person of the current custody was handed their device."""
-    out = {}
-    for oid, device in facts.holding.items():
-        at = facts.handed.get(facts.assignment.get(device))
-        if at:
-            out[oid] = at[:10]
-    return out
+    return facts.handover_dates
 
 
 def _burn_up(plan: Plan, facts: Facts, handovers: dict[str, str]) -> list[dict[str, Any]]:
     """Per wave: planned (linear over its dates) and actual cumulative handovers by date."""
     series = []
     for w in plan.waves:
-        people = facts.members.cohort(w.name)
+        people = facts.people(w.name)
         per_day = Counter(handovers[o] for o in people if o in handovers)
         actual, total = [], 0
         for day in sorted(per_day):

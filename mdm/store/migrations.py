@@ -578,3 +578,30 @@ def m016_device_trust(db: Database) -> None:
             krl_version INTEGER,
             updated_at TEXT NOT NULL
         )""")
+
+
+@migrations()
+def m017_device_judgement(db: Database) -> None:
+    # Each device's compliance judgement, stored when its facts are recorded, so the
+    # rollout's views need not judge the fleet again on every look. A row holds only while
+    # what it was judged from still holds: the device's status, last seen and last contact
+    # error as they were (compared when read), the policy it was judged against
+    # (`policy_key`, compared with the device's policy now), no later instant at which the
+    # passing of time alone changes it (`valid_until`), and the facts it read: any write
+    # to them deletes the row (the triggers below), whoever writes.
+    db.execute("""
+        CREATE TABLE device_judgements (
+            device_id INTEGER PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+            policy_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            last_seen TEXT,
+            last_contact_error TEXT,
+            compliant INTEGER NOT NULL,
+            reasons TEXT NOT NULL,
+            valid_until TEXT,
+            judged_at TEXT NOT NULL
+        )""")
+    for event, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD")):
+        db.execute(f"""
+            CREATE TRIGGER device_facts_{event.lower()}_unjudge AFTER {event} ON device_facts
+            BEGIN DELETE FROM device_judgements WHERE device_id = {row}.device_id; END""")

@@ -1,0 +1,81 @@
+"""Stored compliance judgements: each device's, written when its facts are recorded.
+
+Judging a device reads its facts, its policy and the clock; at force scale, judging every
+device again on each look at the rollout costs seconds. So a judgement is stored with
+what it was judged from, and the readers here return it with what the device is now, for
+the caller to tell whether it still holds. The facts it read need no comparing: any write
+to a device's facts deletes its judgement (triggers of migration m017).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from mdm.store.db import Database
+
+_CHUNK = 500  # ids per IN (…) list: well under any database's limit on parameters
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    batch = sorted(ids)
+    for start in range(0, len(batch), _CHUNK):
+        yield batch[start:start + _CHUNK]
+
+
+def devices(db: Database, statuses: tuple[str, ...],
+            ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    """Return these devices (those in these statuses), with holder and stored judgement.
+
+    Each row: (id, serial, status, last seen, last contact error, holder's officer id,
+    worker type, rank, area, station, then the judgement's policy key, status, last seen,
+    last contact error, compliant, valid until — all None when none is stored).
+    """
+    marks = ", ".join("?" for _ in statuses)
+    out: list[tuple[Any, ...]] = []
+    for batch in _chunks(ids):
+        out += db.execute(
+            "SELECT d.id, d.serial, d.status, d.last_seen, d.last_contact_error, o.officer_id,"
+            " o.worker_type, o.rank, o.area, o.station, j.policy_key, j.status, j.last_seen,"
+            " j.last_contact_error, j.compliant, j.valid_until"
+            " FROM devices d"
+            " LEFT JOIN assignments a ON a.device_id = d.id AND a.closed_at IS NULL"
+            " LEFT JOIN officers o ON o.officer_id = a.officer_id"
+            " LEFT JOIN device_judgements j ON j.device_id = d.id"
+            f" WHERE d.id IN ({', '.join('?' for _ in batch)}) AND d.status IN ({marks})",
+            [*batch, *statuses]).fetchall()
+    return out
+
+
+def facts(db: Database, columns: tuple[str, ...], ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+    """Return the named fact columns of these devices, by device id (none if none stored)."""
+    out: dict[int, tuple[Any, ...]] = {}
+    for batch in _chunks(ids):
+        marks = ", ".join("?" for _ in batch)
+        for row in db.execute(f"SELECT device_id, {', '.join(columns)} FROM device_facts"
+                              f" WHERE device_id IN ({marks})", batch):
+            out[row[0]] = tuple(row[1:])
+    return out
+
+
+def store(db: Database, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Write judgements, replacing any stored (inside the caller's transaction).
+
+    Each row: (device id, policy key, status, last seen, last contact error, compliant,
+    reasons as JSON, valid until or None, judged at).
+    """
+    db.executemany(
+        "INSERT INTO device_judgements (device_id, policy_key, status, last_seen,"
+        " last_contact_error, compliant, reasons, valid_until, judged_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (device_id) DO UPDATE SET policy_key = excluded.policy_key,"
+        " status = excluded.status, last_seen = excluded.last_seen,"
+        " last_contact_error = excluded.last_contact_error, compliant = excluded.compliant,"
+        " reasons = excluded.reasons, valid_until = excluded.valid_until,"
+        " judged_at = excluded.judged_at", rows)
+
+
+def stored(db: Database, device_id: int) -> dict[str, Any] | None:
+    """Return one device's stored judgement, or None."""
+    rows = db.query("SELECT * FROM device_judgements WHERE device_id = ?", [device_id])
+    return rows[0] if rows else None
