@@ -119,7 +119,7 @@ class MdmGroup(TyperGroup):
             from mdm.store.failures import translate
 
             obj = ctx.obj
-            path = obj.db_path if isinstance(obj, AppContext) else Path("the inventory")
+            path = Path(obj.db_path) if isinstance(obj, AppContext) else Path("the inventory")
             error = translate(exc, path, obj.wait or 30 if isinstance(obj, AppContext) else 30)
             ui.error(error or MdmError(f"inventory error: {exc}",
                                        "run `mdm audit verify`; if it fails, restore the"

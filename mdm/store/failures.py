@@ -33,7 +33,7 @@ class StoreError(MdmError):
 class NoInventory(InputError):
     """A read command was pointed at a file that holds no inventory (exit 2)."""
 
-    def __init__(self, path: Path, why: str = "") -> None:
+    def __init__(self, path: Path | str, why: str = "") -> None:
         super().__init__(f"no inventory at {path}{why}; create one with `mdm operators add`",
                          "if you meant an existing inventory, check --db / MDM_DB")
 
