@@ -156,9 +156,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
-                                            help="Inventory file (default: `inventory` in"
-                                                 " mdm.toml, else inventory/mdm.db).")] = None,
+    db: Annotated[str | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
+                                           help="Inventory file, or postgresql://ROLE@HOST"
+                                                ":PORT/DATABASE (default: `inventory` in"
+                                                " mdm.toml, else inventory/mdm.db).")] = None,
     operator: Annotated[str | None, typer.Option("--operator", envvar="MDM_OPERATOR",
                                                  help="Who is acting (default: the OS user).",
                                                  show_default=False)] = None,
@@ -191,7 +192,9 @@ def root(
              == ParameterSource.COMMANDLINE}
     # `mdm init --force` must be able to replace a broken mdm.toml, so it reads none.
     settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
-    obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
+    if settings is None:
+        from mdm.store import resolve_path
+    obj = AppContext(db_path=settings.inventory if settings else resolve_path(db),
                      operator=operator or default_operator(), json=json, verbose=verbose,
                      key=key, settings=settings,
                      wait=wait if wait is not None else (settings.wait if settings else None))
