@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("mdm.policies.cli", "app"),
     "compliance": ("mdm.policies.cli", "compliance_app"),
     "audit": ("mdm.audit.cli", "app"),
+    "inventory": ("mdm.inventory.cli", "app"),
     "keys": ("mdm.keys.cli", "app"),
     "lost": ("mdm.helpdesk.cli", "lost"),
     "recovered": ("mdm.helpdesk.cli", "recovered"),

@@ -34,4 +34,5 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "devices.handover": frozenset({"admin", "it", "rollout", "helpdesk"}),
     "apps.manage": frozenset({"admin", "it"}),
     "apps.push": frozenset({"admin", "it"}),
+    "inventory.copy": frozenset({"admin"}),
 }

@@ -339,18 +339,33 @@ def migrate(db: PgDatabase, create: bool) -> None:
             break
         db.begin()  # the write lock: two first runs can't both migrate
         try:
-            if "mdm_migrations" not in _tables(db):
-                db.execute("CREATE TABLE mdm_migrations (name TEXT PRIMARY KEY,"
-                           " applied_at TEXT NOT NULL)")
-            done = {n for (n,) in db.execute("SELECT name FROM mdm_migrations")}
-            for name, statements in pg_migrations.MIGRATIONS:
-                if name in done:
-                    continue
-                for sql in statements:
-                    db.execute(sql)
-                db.execute("INSERT INTO mdm_migrations (name, applied_at) VALUES (?, ?)",
-                           [name, now()])
+            apply_migrations(db)
             db.commit()
         except BaseException:
             db.rollback()
             raise
+
+
+def apply_migrations(db: PgDatabase) -> None:
+    """Apply the migrations not yet recorded, inside the caller's write transaction."""
+    import mdm.store.pg_migrations as pg_migrations
+
+    if "mdm_migrations" not in _tables(db):
+        db.execute("CREATE TABLE mdm_migrations (name TEXT PRIMARY KEY,"
+                   " applied_at TEXT NOT NULL)")
+    done = {n for (n,) in db.execute("SELECT name FROM mdm_migrations")}
+    for name, statements in pg_migrations.MIGRATIONS:
+        if name in done:
+            continue
+        for sql in statements:
+            db.execute(sql)
+        db.execute("INSERT INTO mdm_migrations (name, applied_at) VALUES (?, ?)",
+                   [name, now()])
+
+
+def drop_inventory(db: PgDatabase) -> None:
+    """Drop every table and function of the inventory, inside the caller's transaction."""
+    tables = sorted(_tables(db))
+    if tables:
+        db.execute(f"DROP TABLE {', '.join(tables)} CASCADE")
+    db.execute("DROP FUNCTION IF EXISTS mdm_refuse, mdm_next_id, mdm_note_pending CASCADE")
