@@ -136,8 +136,10 @@ def begin(db: Database) -> None:
     if db.dialect.name == "postgresql":  # migrated before any transaction: no table missing
         stale = {(t, typed_key(db, t, k)) for t, k in db.execute(
             "SELECT tbl, key FROM audit_pending")}
-        tops = {t: db.scalar(f"SELECT MAX(id) FROM {t}") or 0 for t in APPENDED}
-        _marks[id(db.conn)] = _Mark(stale, tops)
+        highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
+                                                   for t in APPENDED)).fetchone()
+        _marks[id(db.conn)] = _Mark(stale, {t: top or 0 for t, top in zip(APPENDED, highest,
+                                                                           strict=True)})
         return
     conn = db.conn  # raw: a missing table is expected here, not a damaged file
     try:
@@ -184,28 +186,23 @@ def seal(db: Database, seq: int) -> str | None:
     (outside mdm) are left unsealed, for `audit verify` to report.
     """
     mark = _mark(db)
+    if db.dialect.name == "postgresql":
+        return _seal_pg(db, seq, mark)
     noted = _noted(db, mark)  # before the appended rows move the marks on
-    pg = db.dialect.name == "postgresql"
-    for table in APPENDED:  # appended rows: hashed and recorded in bulk
+    for table in APPENDED:  # appended rows: hashed and recorded inside SQLite, in bulk
         pk, _ = EVIDENCE[table]
-        if pg:
-            db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"),
-                         ((seq, table, str(key), digest) for key, digest in
-                          hashed(db, table, f"WHERE {pk} > ?", [mark.tops[table]])))
-        else:
-            db.execute(f"INSERT INTO audit_state (seq, tbl, key, row_hash) SELECT ?, ?,"
-                       f" {pk}, {hash_sql(table)} FROM {table} WHERE {pk} > ?",
-                       [seq, table, mark.tops[table]])
+        db.execute(f"INSERT INTO audit_state (seq, tbl, key, row_hash) SELECT ?, ?,"
+                   f" {pk}, {hash_sql(table)} FROM {table} WHERE {pk} > ?",
+                   [seq, table, mark.tops[table]])
         mark.tops[table] = db.scalar(f"SELECT MAX({pk}) FROM {table}") or 0
     recorded: list[tuple[int, str, Any, bytes | None]] = []
     for table, wanted in sorted(noted.items()):
         if table not in EVIDENCE:
             raise RuntimeError(f"audit_pending names an unknown table {table!r}")
         pk, _ = EVIDENCE[table]
-        key_sql = f"CAST({pk} AS TEXT)" if pg else pk
-        found = dict(hashed(db, table, f"WHERE {key_sql} IN (SELECT key FROM audit_pending"
-                                       " WHERE tbl = ?)", [table]))
-        recorded += [(seq, table, stored_key(db, key), found.get(key)) for key in wanted]
+        found = dict(db.execute(f"SELECT {pk}, {hash_sql(table)} FROM {table} WHERE {pk} IN"
+                                " (SELECT key FROM audit_pending WHERE tbl = ?)", [table]))
+        recorded += [(seq, table, key, found.get(key)) for key in wanted]
     db.executemany("INSERT INTO audit_state (seq, tbl, key, row_hash) VALUES (?, ?, ?, ?)",
                    recorded)
     if mark.stale:
@@ -219,6 +216,49 @@ def seal(db: Database, seq: int) -> str | None:
     if not entries:
         return None
     count, digest = state_digest(entries)
+    return f"{count}:{digest}"
+
+
+def _seal_pg(db: Database, seq: int, mark: _Mark) -> str | None:
+    """seal() on PostgreSQL: the same state rows, in as few round trips to the server.
+
+    Rows are hashed here (not in the server), so what was recorded is known without
+    reading it back; a write that changed no evidential row costs three queries.
+    """
+    pending = db.execute("SELECT tbl, key FROM audit_pending").fetchall()
+    noted: dict[str, list[Any]] = {}
+    for table, raw in pending:
+        key = typed_key(db, table, raw)
+        appended = table in mark.tops and isinstance(key, int) and key > mark.tops[table]
+        if (table, key) not in mark.stale and not appended:
+            noted.setdefault(table, []).append(key)
+    rows: list[tuple[str, Any, bytes | None]] = []
+    for table in APPENDED:  # appended rows, found by key
+        pk, _ = EVIDENCE[table]
+        new = list(hashed(db, table, f"WHERE {pk} > ?", [mark.tops[table]]))
+        rows += [(table, key, digest) for key, digest in new]
+        if new:
+            mark.tops[table] = max(key for key, _ in new)
+        elif table in noted:  # a row was removed: the highest key may have fallen
+            mark.tops[table] = db.scalar(f"SELECT MAX({pk}) FROM {table}") or 0
+    for table, wanted in sorted(noted.items()):
+        if table not in EVIDENCE:
+            raise RuntimeError(f"audit_pending names an unknown table {table!r}")
+        pk, _ = EVIDENCE[table]
+        found = dict(hashed(db, table, f"WHERE CAST({pk} AS TEXT) IN (SELECT key FROM"
+                                       " audit_pending WHERE tbl = ?)", [table]))
+        rows += [(table, key, found.get(key)) for key in wanted]
+    if rows:
+        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"),
+                     [(seq, table, str(key), digest) for table, key, digest in rows])
+    if pending and mark.stale:
+        db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
+                       [(t, k) for t, k in pending if (t, typed_key(db, t, k)) not in mark.stale])
+    elif pending:
+        db.execute("DELETE FROM audit_pending")
+    if not rows:
+        return None
+    count, digest = state_digest(state_entry(t, k, h) for t, k, h in rows)
     return f"{count}:{digest}"
 
 

@@ -178,15 +178,14 @@ class PgDatabase(Database):
 
     def _lock(self, seconds: float) -> bool:
         """BEGIN and take the write lock within `seconds`; False (rolled back) if not."""
-        self.execute("BEGIN")
+        # One round trip: BEGIN, the lock's timeout, the lock, then the timeout for row
+        # locks (not expected to wait, as writers are serialised, but bounded all the same).
+        first, rest = max(1, int(seconds * 1000)), max(1, int(self.wait * 1000))
         self._in_transaction = True
         try:
-            self.pg.execute("SELECT set_config('lock_timeout', %s, true)",
-                              [f"{max(1, int(seconds * 1000))}ms"])
-            self.pg.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
-            # Row locks are not expected to wait (writers are serialised), but are bounded.
-            self.pg.execute("SELECT set_config('lock_timeout', %s, true)",
-                              [f"{max(1, int(self.wait * 1000))}ms"])
+            self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
+                            f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                            f" SET LOCAL lock_timeout = '{rest}ms'")
             return True
         except pgerrors.LockNotAvailable:
             self.rollback()
