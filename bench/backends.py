@@ -67,8 +67,14 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     took = time.perf_counter() - start
     if done.returncode == 0:
         return took, ""
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    return float("nan"), (lines[-1] if lines else f"exit {done.returncode}")[:160]
+    return float("nan"), _error(done.stderr, done.returncode)
+
+
+def _error(stderr: str, code: int) -> str:
+    """Return the error line of a failed command's output (its first, else its last)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    said = [ln for ln in lines if ln.startswith("error:")]
+    return ((said or lines or [f"exit {code}"])[0 if said else -1])[:200]
 
 
 def best(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, str]:
@@ -111,10 +117,9 @@ def measure(backend: Backend, inputs: dict[str, Any], repeat: int,
                                                  str(inputs["allocation"])], env)
     done = subprocess.run([sys.executable, "-c", RECORD_PUSH, backend.inventory], env=env,
                           capture_output=True, text=True)
-    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     t["record a 500-device push"] = ((float(done.stdout.split()[1]), "")
                                      if done.returncode == 0 else
-                                     (float("nan"), (lines[-1] if lines else "failed")[:160]))
+                                     (float("nan"), _error(done.stderr, done.returncode)))
 
 
 def inputs_in(folder: Path, people: int, devices: int) -> dict[str, Any]:

@@ -541,6 +541,8 @@ _TEMPLATE = '''\
 
 # The inventory (SQLite). It holds names, payroll numbers and e-mail addresses: keep it on
 # an encrypted disk, readable only by the device team.            (--db, MDM_DB)
+# Several sites sharing one inventory: a PostgreSQL URL instead, no password in it
+# (~/.pgpass, PGPASSWORD or a service file), e.g. "postgresql://mdm@db.example:5432/mdm".
 inventory = "inventory/mdm.db"
 
 # The policy layers (YAML), version-controlled like an Ansible control repo. (MDM_POLICIES)

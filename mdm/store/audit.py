@@ -67,12 +67,17 @@ def record(db: Database, operator: str, action: str, subject: str,
            "before": _json(before), "after": _json(after), "state": evidence.seal(db, seq)}
     row["prev_hash"] = prev
     row["hash"] = row_hash(prev, row)
-    db.execute(
-        "INSERT INTO audit (seq, at, operator, action, subject, before, after, prev_hash,"
-        " hash, state) VALUES (:seq, :at, :operator, :action, :subject, :before, :after,"
-        " :prev_hash, :hash, :state)", row)
-    db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id)"
-               " DO UPDATE SET seq = excluded.seq, hash = excluded.hash", [seq, row["hash"]])
+    insert = ("INSERT INTO audit (seq, at, operator, action, subject, before, after,"
+              " prev_hash, hash, state) VALUES (:seq, :at, :operator, :action, :subject,"
+              " :before, :after, :prev_hash, :hash, :state)")
+    head_sql = ("INSERT INTO audit_head (id, seq, hash) {} ON CONFLICT (id)"
+                " DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+    if db.dialect.name == "postgresql":  # one round trip to the server, not two
+        db.execute(f"WITH a AS ({insert} RETURNING seq, hash) "
+                   + head_sql.format("SELECT 1, seq, hash FROM a"), row)
+        return seq
+    db.execute(insert, row)
+    db.execute(head_sql.format("VALUES (1, ?, ?)"), [seq, row["hash"]])
     return seq
 
 

@@ -233,14 +233,15 @@ def _seal_pg(db: Database, seq: int, mark: _Mark) -> str | None:
         if (table, key) not in mark.stale and not appended:
             noted.setdefault(table, []).append(key)
     rows: list[tuple[str, Any, bytes | None]] = []
-    for table in APPENDED:  # appended rows, found by key
+    highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
+                                               for t in APPENDED)).fetchone()
+    for table, top in zip(APPENDED, highest, strict=True):  # appended rows, found by key
         pk, _ = EVIDENCE[table]
+        if (top or 0) <= mark.tops[table] and table not in noted:
+            continue  # nothing appended: spare the query
         new = list(hashed(db, table, f"WHERE {pk} > ?", [mark.tops[table]]))
         rows += [(table, key, digest) for key, digest in new]
-        if new:
-            mark.tops[table] = max(key for key, _ in new)
-        elif table in noted:  # a row was removed: the highest key may have fallen
-            mark.tops[table] = db.scalar(f"SELECT MAX({pk}) FROM {table}") or 0
+        mark.tops[table] = top or 0
     for table, wanted in sorted(noted.items()):
         if table not in EVIDENCE:
             raise RuntimeError(f"audit_pending names an unknown table {table!r}")

@@ -367,4 +367,9 @@ def drop_inventory(db: PgDatabase) -> None:
     tables = sorted(_tables(db))
     if tables:
         db.execute(f"DROP TABLE {', '.join(tables)} CASCADE")
-    db.execute("DROP FUNCTION IF EXISTS mdm_refuse, mdm_next_id, mdm_note_pending CASCADE")
+    functions = [n for (n,) in db.execute(
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = current_schema() AND (p.proname LIKE 'mdm!_%' ESCAPE '!'"
+        " OR p.proname LIKE '%!_next!_id' ESCAPE '!')")]
+    if functions:
+        db.execute(f"DROP FUNCTION {', '.join(functions)} CASCADE")

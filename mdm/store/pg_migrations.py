@@ -19,12 +19,6 @@ FUNCTIONS = [
     # Refuse the change with the trigger's message (append-only and immutable rows).
     """CREATE FUNCTION mdm_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$""",
-    # An integer key left out takes the highest plus one, as SQLite's rowid does.
-    """CREATE FUNCTION mdm_next_id() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      EXECUTE format('SELECT COALESCE(MAX(id), 0) + 1 FROM %I', TG_TABLE_NAME) INTO NEW.id;
-      RETURN NEW;
-    END $$""",
     # Note a changed evidential row's key for the next audit row (see evidence.py).
     """CREATE FUNCTION mdm_note_pending() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -52,8 +46,14 @@ def _no_truncate(table: str, message: str) -> str:
 
 
 def _next_id(table: str) -> str:
-    return (f"CREATE TRIGGER {table}_next_id BEFORE INSERT ON {table} FOR EACH ROW"
-            " WHEN (NEW.id IS NULL) EXECUTE FUNCTION mdm_next_id()")
+    """An integer key left out takes the highest plus one, as SQLite's rowid does.
+
+    One function per table, so its query is planned once per connection.
+    """
+    return (f"CREATE FUNCTION {table}_next_id() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN SELECT COALESCE(MAX(id), 0) + 1 INTO NEW.id FROM {table}; RETURN NEW;"
+            f" END $$; CREATE TRIGGER {table}_next_id BEFORE INSERT ON {table} FOR EACH ROW"
+            f" WHEN (NEW.id IS NULL) EXECUTE FUNCTION {table}_next_id()")
 
 
 def _evidence(table: str, key: str, columns: tuple[str, ...], appended: bool) -> list[str]:
