@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from mdm.errors import MdmError
 from mdm.store import evidence, failures
@@ -175,13 +175,13 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def transaction(db: Any) -> Iterator[Any]:
+def transaction(db: Database) -> Iterator[Database]:
     """Run the block as one write transaction, holding the write lock from the start.
 
     Refuse to commit a change to an evidential row that no audit row has sealed.
     """
     if db.dialect.name == "postgresql":
-        with _pg_transaction(db):
+        with _pg_transaction(cast("PgDatabase", db)):
             yield db
         return
     conn = db.conn
