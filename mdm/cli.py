@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("mdm.policies.cli", "app"),
     "compliance": ("mdm.policies.cli", "compliance_app"),
     "audit": ("mdm.audit.cli", "app"),
+    "inventory": ("mdm.inventory.cli", "app"),
     "keys": ("mdm.keys.cli", "app"),
     "login": ("mdm.ca.cli", "login"),
     "ca": ("mdm.ca.cli", "app"),
@@ -121,7 +122,7 @@ class MdmGroup(TyperGroup):
             from mdm.store.failures import translate
 
             obj = ctx.obj
-            path = obj.db_path if isinstance(obj, AppContext) else Path("the inventory")
+            path = Path(obj.db_path) if isinstance(obj, AppContext) else Path("the inventory")
             error = translate(exc, path, obj.wait or 30 if isinstance(obj, AppContext) else 30)
             ui.error(error or MdmError(f"inventory error: {exc}",
                                        "run `mdm audit verify`; if it fails, restore the"
@@ -158,9 +159,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
-                                            help="Inventory file (default: `inventory` in"
-                                                 " mdm.toml, else inventory/mdm.db).")] = None,
+    db: Annotated[str | None, typer.Option("--db", envvar="MDM_DB", show_default=False,
+                                           help="Inventory file, or postgresql://ROLE@HOST"
+                                                ":PORT/DATABASE (default: `inventory` in"
+                                                " mdm.toml, else inventory/mdm.db).")] = None,
     operator: Annotated[str | None, typer.Option("--operator", envvar="MDM_OPERATOR",
                                                  help="Who is acting (default: the OS user).",
                                                  show_default=False)] = None,
@@ -193,7 +195,9 @@ def root(
              == ParameterSource.COMMANDLINE}
     # `mdm init --force` must be able to replace a broken mdm.toml, so it reads none.
     settings = None if ctx.invoked_subcommand == "init" else config.load(typed)
-    obj = AppContext(db_path=settings.inventory if settings else Path(db or "inventory/mdm.db"),
+    if settings is None:
+        from mdm.store import resolve_path
+    obj = AppContext(db_path=settings.inventory if settings else resolve_path(db),
                      operator=operator or default_operator(), json=json, verbose=verbose,
                      key=key, settings=settings,
                      wait=wait if wait is not None else (settings.wait if settings else None))

@@ -53,8 +53,8 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("inventory", "MDM_DB", "path", "inventory/mdm.db", "the inventory (SQLite file)",
-         "--db"),
+    Spec("inventory", "MDM_DB", "path", "inventory/mdm.db", "the inventory (SQLite file,"
+         " or postgresql://ROLE@HOST:PORT/DATABASE)", "--db"),
     Spec("policies", "MDM_POLICIES", "path", "playbooks/policies",
          "the folder of policy layers (YAML)", "--policies"),
     Spec("builds", "MDM_BUILDS", "path", "builds", "the folder of app builds (APKs) to install"
@@ -115,8 +115,10 @@ class Settings:
         return self.values[key].value
 
     @property
-    def inventory(self) -> Path:
-        return Path(self.get("inventory"))
+    def inventory(self) -> Path | str:
+        """The SQLite file's path, or a PostgreSQL URL (kept as text)."""
+        value = self.get("inventory")
+        return value if _is_url(value) else Path(value)
 
     @property
     def policies(self) -> Path:
@@ -404,6 +406,8 @@ def _convert(spec: Spec, value: object, base: Path | None, from_env: bool) -> An
     if spec.kind == "path":
         if not isinstance(value, str) or not value.strip():
             raise ValueError("must be a path, as text")
+        if spec.key == "inventory" and _is_url(value):
+            return value  # PostgreSQL (mdm/store/pg.py), not a path
         path = Path(value).expanduser()
         return path if base is None or path.is_absolute() else base / path
     if spec.kind == "seconds":
@@ -504,7 +508,7 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
                                         spec.doc))
         elif file_value is not None:
             values[spec.key] = file_value
-        elif spec.key in BESIDE_INVENTORY:
+        elif spec.key in BESIDE_INVENTORY and not _is_url(values["inventory"].value):
             values[spec.key] = Value(Path(values["inventory"].value).parent / spec.default,
                                      "default")
         else:
@@ -514,6 +518,11 @@ def load(options: dict[str, Any] | None = None, start: Path | None = None) -> Se
         raise InputError(f"{where}: {len(problems)} problem(s) in the settings",
                          "fix them (mdm config show lists every setting)", problems=problems)
     return Settings(path, values)
+
+
+def _is_url(value: object) -> bool:
+    """Say whether an inventory setting is a PostgreSQL URL (store.is_url, without importing it)."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
 def _default(spec: Spec, base: Path | None) -> Any:
@@ -539,6 +548,8 @@ _TEMPLATE = '''\
 
 # The inventory (SQLite). It holds names, payroll numbers and e-mail addresses: keep it on
 # an encrypted disk, readable only by the device team.            (--db, MDM_DB)
+# Several sites sharing one inventory: a PostgreSQL URL instead, no password in it
+# (~/.pgpass, PGPASSWORD or a service file), e.g. "postgresql://mdm@db.example:5432/mdm".
 inventory = "inventory/mdm.db"
 
 # The policy layers (YAML), version-controlled like an Ansible control repo. (MDM_POLICIES)

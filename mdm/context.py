@@ -46,7 +46,7 @@ def _waiting(pid: int | None) -> None:
 
 @dataclass
 class AppContext:
-    db_path: Path
+    db_path: Path | str  # an SQLite file, or a postgresql:// URL
     operator: str
     json: bool = False
     verbose: bool = False

@@ -26,6 +26,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v aapt >/dev/null 2>&1 \
     chromium aapt zipalign apksigner android-framework-res openssl >/dev/null
 fi
 
+# PostgreSQL's server binaries: the tests run the store against a throw-away cluster on
+# loopback as well as against SQLite (scripts/pgcluster.sh starts it).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing postgresql (the tests start a throw-away cluster on loopback)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    postgresql >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   if ! python3 -m venv .venv 2>/dev/null; then  # Debian splits venv out of python3
     rm -rf .venv

@@ -238,3 +238,69 @@ def apks(request: pytest.FixtureRequest) -> dict[str, Path]:
                        capture_output=True)
         stamp.write_text(key)
     return {p.stem: p for p in folder.glob("*.apk")}
+
+
+# --- PostgreSQL: one throw-away cluster per run (scripts/test.sh starts it and passes its
+# URL in MDM_TEST_PG; a run without it, `pytest tests/x.py`, starts its own here).
+
+@pytest.fixture(scope="session")
+def pg_server() -> Any:
+    """Return the URL of the test cluster's maintenance database (started if need be)."""
+    import os
+    import tempfile
+
+    from tests import pgcluster
+
+    url = os.environ.get("MDM_TEST_PG")
+    if url:
+        yield url
+        return
+    # Not under pytest's own temp folder: as root the server runs as another user, who
+    # must be able to reach its folder.
+    cluster = pgcluster.start(Path(tempfile.mkdtemp(prefix="mdm-pg-")))
+    try:
+        yield cluster.url
+    finally:
+        pgcluster.stop(cluster.pid, cluster.folder)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> str:
+    """Return the name of a database holding a blank, migrated inventory, to copy from."""
+    import uuid
+
+    import psycopg
+
+    from mdm.store import connect
+
+    name = f"mdm_template_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    connect(pg_server.rsplit("/", 1)[0] + "/" + name).close()
+    return name
+
+
+@pytest.fixture
+def pg_url(pg_server: str, pg_template: str) -> Any:
+    """Return the URL of a fresh inventory database for one test (dropped after it)."""
+    import uuid
+
+    import psycopg
+
+    name = f"mdm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> str:
+    """Return an inventory on each backend in turn (MDM_DB points at it): a path or a URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "mdm.db")
+    url = str(request.getfixturevalue("pg_url"))
+    monkeypatch.setenv("MDM_DB", url)
+    return url

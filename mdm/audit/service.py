@@ -144,12 +144,7 @@ def verify(db: Database, checkpoint: str | None = None,
 
 def _check_file(db: Database) -> None:
     """Refuse a file SQLite itself finds damaged (any page, not only the log's): exit 1."""
-    import sqlite3
-
-    try:
-        found = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
-    except sqlite3.DatabaseError as exc:
-        found = [str(exc)]
+    found = audit.integrity(db)
     if found != ["ok"]:
         raise MdmError("the inventory file is damaged: " + "; ".join(map(str, found))[:400],
                        "stop writing to the file and restore it from a backup; check the"

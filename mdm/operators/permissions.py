@@ -37,4 +37,5 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "apps.manage": frozenset({"admin", "it"}),
     "apps.push": frozenset({"admin", "it"}),
     "ca.rollout": frozenset({"admin", "it"}),
+    "inventory.copy": frozenset({"admin"}),
 }

@@ -9,6 +9,9 @@ means to create an inventory may open a path that holds none: a typo'd `--db` mu
 leave a new, empty inventory behind. The file holds names and payroll numbers, so it is
 created 0600 (its WAL and shared-memory files inherit that) in folders made 0700,
 whatever the umask. This package knows no feature.
+
+A `postgresql://` URL instead of a path selects PostgreSQL (mdm/store/pg.py), for a force
+whose several sites write one inventory; psycopg is imported only then.
 """
 
 from __future__ import annotations
@@ -18,20 +21,32 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from mdm.errors import MdmError
 from mdm.store import evidence, failures
 from mdm.store.db import DEFAULT_WAIT, Database
 
-__all__ = ["DEFAULT_WAIT", "Database", "connect", "resolve_path", "transaction"]
+if TYPE_CHECKING:
+    from mdm.store.pg import PgDatabase
+
+__all__ = ["DEFAULT_WAIT", "Database", "connect", "is_url", "resolve_path", "transaction"]
+
+SCHEMES = ("postgresql://", "postgres://")
 
 DEFAULT_DB = Path("inventory") / "mdm.db"
 NOTICE_AFTER = 1.0  # seconds a write waits before saying that it is waiting
 
 
-def resolve_path(cli_value: str | None) -> Path:
-    """Resolve the inventory path: --db, then MDM_DB, then inventory/mdm.db."""
-    return Path(cli_value or os.environ.get("MDM_DB") or DEFAULT_DB)
+def is_url(value: object) -> bool:
+    """Say whether an inventory setting names a PostgreSQL database (else an SQLite file)."""
+    return isinstance(value, str) and value.startswith(SCHEMES)
+
+
+def resolve_path(cli_value: str | None) -> Path | str:
+    """Resolve the inventory: --db, then MDM_DB, then inventory/mdm.db (a URL stays text)."""
+    value = cli_value or os.environ.get("MDM_DB") or str(DEFAULT_DB)
+    return value if is_url(value) else Path(value)
 
 
 def _create_file(path: Path) -> None:
@@ -50,14 +65,19 @@ def _create_file(path: Path) -> None:
         os.close(fd)
 
 
-def connect(path: Path, *, create: bool = True, wait: float = DEFAULT_WAIT,
+def connect(path: Path | str, *, create: bool = True, wait: float = DEFAULT_WAIT,
             on_wait: Callable[[int | None], None] | None = None) -> Database:
     """Open the inventory with the connection settings every operator shares.
 
     With `create` False, a missing, empty or blank file is refused (NoInventory) and left
     as it was. `wait` is how long a write waits for another's; `on_wait` is told (with the
-    holder's pid, when known) once a write has waited a second.
+    holder's pid, when known) once a write has waited a second. A `postgresql://` URL
+    opens PostgreSQL instead (returning a PgDatabase, with the same interface).
     """
+    if is_url(path):
+        import mdm.store.pg as pg
+
+        return pg.connect(str(path), create=create, wait=wait, on_wait=on_wait)
     path = Path(path)
     if path.is_dir():
         raise MdmError(f"{path} is a folder, not an inventory file",
@@ -160,6 +180,10 @@ def transaction(db: Database) -> Iterator[Database]:
 
     Refuse to commit a change to an evidential row that no audit row has sealed.
     """
+    if db.dialect.name == "postgresql":
+        with _pg_transaction(cast("PgDatabase", db)):
+            yield db
+        return
     conn = db.conn
     _begin(db)
     try:
@@ -174,6 +198,24 @@ def transaction(db: Database) -> Iterator[Database]:
         raise db.failed(exc) from None
     except BaseException:
         _rollback(conn)
+        raise
+    finally:
+        evidence.end(db)
+
+
+@contextmanager
+def _pg_transaction(db: PgDatabase) -> Iterator[None]:
+    """PostgreSQL's transaction(): the advisory write lock instead of BEGIN IMMEDIATE."""
+    db.begin()
+    try:
+        evidence.begin(db)
+        yield
+        unsealed = evidence.unsealed(db)
+        if unsealed:
+            raise RuntimeError(f"evidential rows changed without an audit row: {unsealed}")
+        db.commit()
+    except BaseException:
+        db.rollback()
         raise
     finally:
         evidence.end(db)

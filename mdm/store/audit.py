@@ -4,7 +4,8 @@ Each row's hash covers the previous row's hash and the row's own canonical JSON,
 edit, deletion or reordering breaks every later link. Each row also carries the digest
 of the state proofs it sealed (`evidence.seal`): the hashes of the custody, device and
 operator rows its transaction changed, so `verify` can prove the inventory still says
-what the log says. Triggers refuse UPDATE and DELETE through SQLite. Someone who can
+what the log says. Triggers refuse UPDATE and DELETE (through SQLite, or PostgreSQL, where TRUNCATE
+too), and the same code reads and verifies the chain on either backend. Someone who can
 write the file and re-runs this code can still rebuild it all, which is why checkpoints
 of the head are kept elsewhere (and can be signed: mdm/audit/signing.py).
 """
@@ -58,7 +59,7 @@ def _json(value: object) -> str | None:
 def record(db: Database, operator: str, action: str, subject: str,
            before: object = None, after: object = None) -> int:
     """Append one audit row; call inside the transaction that makes the change."""
-    assert db.conn.in_transaction, "audit.record must run inside store.transaction()"
+    assert db.in_transaction, "audit.record must run inside store.transaction()"
     head = db.execute("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev, last_at = (head[0] + 1, head[1], head[2]) if head else (1, GENESIS, "")
     at = max(now(), last_at)  # never go backwards, even if the clock does
@@ -66,12 +67,17 @@ def record(db: Database, operator: str, action: str, subject: str,
            "before": _json(before), "after": _json(after), "state": evidence.seal(db, seq)}
     row["prev_hash"] = prev
     row["hash"] = row_hash(prev, row)
-    db.execute(
-        "INSERT INTO audit (seq, at, operator, action, subject, before, after, prev_hash,"
-        " hash, state) VALUES (:seq, :at, :operator, :action, :subject, :before, :after,"
-        " :prev_hash, :hash, :state)", row)
-    db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id)"
-               " DO UPDATE SET seq = excluded.seq, hash = excluded.hash", [seq, row["hash"]])
+    insert = ("INSERT INTO audit (seq, at, operator, action, subject, before, after,"
+              " prev_hash, hash, state) VALUES (:seq, :at, :operator, :action, :subject,"
+              " :before, :after, :prev_hash, :hash, :state)")
+    head_sql = ("INSERT INTO audit_head (id, seq, hash) {} ON CONFLICT (id)"
+                " DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+    if db.dialect.name == "postgresql":  # one round trip to the server, not two
+        db.execute(f"WITH a AS ({insert} RETURNING seq, hash) "
+                   + head_sql.format("SELECT 1, seq, hash FROM a"), row)
+        return seq
+    db.execute(insert, row)
+    db.execute(head_sql.format("VALUES (1, ?, ?)"), [seq, row["hash"]])
     return seq
 
 
@@ -181,8 +187,7 @@ class _Verifier:
             self.findings.append(StateFinding(str(table), key, label, reason, seq))
 
     def run(self, checkpoint: tuple[int, str] | None) -> VerifyResult:
-        names = {n for (n,) in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+        names = schema_names(self.db)
         missing = [t for t in TABLES if t not in names]
         if missing:
             self.broken(1, f"the table {missing[0]} is missing (it was dropped)")
@@ -194,11 +199,14 @@ class _Verifier:
 
     def walk(self, checkpoint: tuple[int, str] | None) -> None:
         prev, last_at, cp_found = GENESIS, "", False
-        states = self.db.execute("SELECT seq, tbl, key, row_hash FROM audit_state"
+        stored = self.db.execute("SELECT seq, tbl, key, row_hash FROM audit_state"
                                  " ORDER BY seq, tbl, key")
+        states = ((s, t, evidence.typed_key(self.db, t, k), h) for s, t, k, h in stored)
         pending = next(states, None)
+        # In SQLite seq is the rowid; the rowid is the order rows were written in.
+        order = "rowid" if self.db.dialect.name == "sqlite" else "seq"
         cursor = self.db.execute("SELECT seq, at, operator, action, subject, before, after,"
-                                 " prev_hash, hash, state FROM audit ORDER BY rowid")
+                                 f" prev_hash, hash, state FROM audit ORDER BY {order}")
         cols = [c[0] for c in cursor.description]
         for values in cursor:
             row = dict(zip(cols, values, strict=True))
@@ -274,6 +282,7 @@ class _Verifier:
                 self.finding(table, key, f"the row is gone, but audit row {seq} recorded it"
                                          " (deleted outside mdm)", seq)
         for table, key in self.db.execute("SELECT tbl, key FROM audit_pending"):
+            key = evidence.typed_key(self.db, table, key)
             self.finding(table, key, "it was changed without an audit row")
 
     def result(self, names: set[str]) -> VerifyResult:
@@ -283,6 +292,18 @@ class _Verifier:
         return VerifyResult(ok, self.rows, self.head_seq, self.head_hash, bad_seq, reason,
                             self.proved, self.findings[0] if self.findings else None,
                             self.problems, missing)
+
+
+def schema_names(db: Database) -> set[str]:
+    """Return the names of the inventory's tables and triggers (to find a dropped one)."""
+    if db.dialect.name == "sqlite":
+        return {n for (n,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    return {n for (n,) in db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema ="
+        " current_schema() UNION SELECT t.tgname FROM pg_trigger t JOIN pg_class c"
+        " ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE NOT t.tgisinternal AND n.nspname = current_schema()")}
 
 
 def verify(db: Database, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
@@ -304,6 +325,20 @@ def verify(db: Database, checkpoint: tuple[int, str] | None = None) -> VerifyRes
             bad_seq, reason = None, f"the inventory file is damaged in {verifier.reading} ({cause})"
         return VerifyResult(False, verifier.rows, verifier.head_seq, verifier.head_hash,
                             bad_seq, reason)
+
+
+def integrity(db: Database) -> list[str]:
+    """Return ["ok"], or what the database finds damaged in its own pages (five at most).
+
+    SQLite checks every page of the file (`quick_check`); a PostgreSQL server checks its
+    pages as it reads them and reports damage as errors, so there is nothing to ask it.
+    """
+    if db.dialect.name != "sqlite":
+        return ["ok"]
+    try:
+        return [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
 
 
 def head(db: Database) -> tuple[int, str]:

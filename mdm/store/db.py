@@ -36,6 +36,10 @@ class Database:
         self.wait = wait  # the longest a write waits for the lock, in seconds
         self.on_wait = on_wait  # told (with the holder's pid) when a write has to wait
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
     def failed(self, exc: sqlite3.Error) -> Exception:
         """Return the error to raise for a sqlite3 failure (itself if it is not the file's)."""
         return failures.translate(exc, self.path, self.wait) or exc
@@ -83,6 +87,21 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise self.failed(exc) from None
         return row[0] if row else None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append many rows to one table (inside the caller's transaction); return how many."""
+        count = 0
+        sql = (f"INSERT INTO {table} ({', '.join(columns)})"
+               f" VALUES ({', '.join('?' for _ in columns)})")
+        batch: list[Sequence[Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 5000:
+                self.executemany(sql, batch)
+                count, batch = count + len(batch), []
+        if batch:
+            self.executemany(sql, batch)
+        return count + len(batch)
 
     @cached_property
     def utils(self) -> sqlite_utils.Database:

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mdm.errors import MdmError
 from mdm.store.db import Database
 
 # Tables whose rows mdm only appends, with an integer key (new rows are found by key).
@@ -58,6 +57,40 @@ def _row_hash(table: str, *values: Any) -> bytes:
 def register(conn: sqlite3.Connection) -> None:
     """Give a connection `mdm_row_hash(table, col, …)`, the hash of an evidential row."""
     conn.create_function("mdm_row_hash", -1, _row_hash, deterministic=True)
+
+
+def typed_key(db: Database, table: Any, key: Any) -> Any:
+    """Return a state row's key as its table's own key type.
+
+    SQLite keeps each key as it was written (an integer id, a text name); PostgreSQL's
+    key column is text, so an integer-keyed table's keys are read back as integers there.
+    """
+    if db.dialect.name == "postgresql" and table in APPENDED and isinstance(key, str) \
+            and key.lstrip("-").isdigit():
+        return int(key)
+    return key
+
+
+def stored_key(db: Database, key: Any) -> Any:
+    """Return a key as the state tables store it (text on PostgreSQL)."""
+    return str(key) if db.dialect.name == "postgresql" else key
+
+
+def hashed(db: Database, table: str, where: str = "",
+           params: Sequence[Any] = ()) -> Iterator[tuple[Any, bytes]]:
+    """Yield (key, hash) of an evidential table's rows matching `where`, in key order.
+
+    SQLite hashes inside the query (`mdm_row_hash`); PostgreSQL sends the columns and
+    they are hashed here, with the same function, so both give the same hashes.
+    """
+    pk, cols = EVIDENCE[table]
+    if db.dialect.name != "postgresql":
+        yield from db.execute(f"SELECT {pk}, {hash_sql(table)} FROM {table} {where}"
+                              f" ORDER BY {pk}", params)
+        return
+    for row in db.execute(f"SELECT {', '.join(cols)} FROM {table} {where} ORDER BY {pk}",
+                          params):
+        yield row[cols.index(pk)], _row_hash(table, *row)
 
 
 def hash_sql(table: str) -> str:
@@ -100,6 +133,14 @@ _marks: dict[int, _Mark] = {}  # by id() of the connection in a transaction
 
 def begin(db: Database) -> None:
     """Note where this transaction starts (called by store.transaction after BEGIN)."""
+    if db.dialect.name == "postgresql":  # migrated before any transaction: no table missing
+        stale = {(t, typed_key(db, t, k)) for t, k in db.execute(
+            "SELECT tbl, key FROM audit_pending")}
+        highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
+                                                   for t in APPENDED)).fetchone()
+        _marks[id(db.conn)] = _Mark(stale, {t: top or 0 for t, top in zip(APPENDED, highest,
+                                                                           strict=True)})
+        return
     conn = db.conn  # raw: a missing table is expected here, not a damaged file
     try:
         stale = {(t, k) for t, k in conn.execute("SELECT tbl, key FROM audit_pending")}
@@ -130,6 +171,7 @@ def _noted(db: Database, mark: _Mark) -> dict[str, list[Any]]:
     """Return keys the triggers noted in this transaction (not rows appended by it)."""
     keys: dict[str, list[Any]] = {}
     for table, key in db.execute("SELECT tbl, key FROM audit_pending"):
+        key = typed_key(db, table, key)
         appended = table in mark.tops and isinstance(key, int) and key > mark.tops[table]
         if (table, key) not in mark.stale and not appended:
             keys.setdefault(table, []).append(key)
@@ -144,11 +186,13 @@ def seal(db: Database, seq: int) -> str | None:
     (outside mdm) are left unsealed, for `audit verify` to report.
     """
     mark = _mark(db)
+    if db.dialect.name == "postgresql":
+        return _seal_pg(db, seq, mark)
     noted = _noted(db, mark)  # before the appended rows move the marks on
     for table in APPENDED:  # appended rows: hashed and recorded inside SQLite, in bulk
         pk, _ = EVIDENCE[table]
-        db.execute(f"INSERT INTO audit_state (seq, tbl, key, row_hash) SELECT ?, ?, {pk},"
-                   f" {hash_sql(table)} FROM {table} WHERE {pk} > ?",
+        db.execute(f"INSERT INTO audit_state (seq, tbl, key, row_hash) SELECT ?, ?,"
+                   f" {pk}, {hash_sql(table)} FROM {table} WHERE {pk} > ?",
                    [seq, table, mark.tops[table]])
         mark.tops[table] = db.scalar(f"SELECT MAX({pk}) FROM {table}") or 0
     recorded: list[tuple[int, str, Any, bytes | None]] = []
@@ -164,14 +208,58 @@ def seal(db: Database, seq: int) -> str | None:
     if mark.stale:
         db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
                        [(t, k) for t, k in db.execute("SELECT tbl, key FROM audit_pending")
-                        if (t, k) not in mark.stale])
+                        if (t, typed_key(db, t, k)) not in mark.stale])
     else:
         db.execute("DELETE FROM audit_pending")
-    entries = [state_entry(t, k, h) for t, k, h in db.execute(
+    entries = [state_entry(t, typed_key(db, t, k), h) for t, k, h in db.execute(
         "SELECT tbl, key, row_hash FROM audit_state WHERE seq = ?", [seq])]
     if not entries:
         return None
     count, digest = state_digest(entries)
+    return f"{count}:{digest}"
+
+
+def _seal_pg(db: Database, seq: int, mark: _Mark) -> str | None:
+    """seal() on PostgreSQL: the same state rows, in as few round trips to the server.
+
+    Rows are hashed here (not in the server), so what was recorded is known without
+    reading it back; a write that changed no evidential row costs three queries.
+    """
+    pending = db.execute("SELECT tbl, key FROM audit_pending").fetchall()
+    noted: dict[str, list[Any]] = {}
+    for table, raw in pending:
+        key = typed_key(db, table, raw)
+        appended = table in mark.tops and isinstance(key, int) and key > mark.tops[table]
+        if (table, key) not in mark.stale and not appended:
+            noted.setdefault(table, []).append(key)
+    rows: list[tuple[str, Any, bytes | None]] = []
+    highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
+                                               for t in APPENDED)).fetchone()
+    for table, top in zip(APPENDED, highest, strict=True):  # appended rows, found by key
+        pk, _ = EVIDENCE[table]
+        if (top or 0) <= mark.tops[table] and table not in noted:
+            continue  # nothing appended: spare the query
+        new = list(hashed(db, table, f"WHERE {pk} > ?", [mark.tops[table]]))
+        rows += [(table, key, digest) for key, digest in new]
+        mark.tops[table] = top or 0
+    for table, wanted in sorted(noted.items()):
+        if table not in EVIDENCE:
+            raise RuntimeError(f"audit_pending names an unknown table {table!r}")
+        pk, _ = EVIDENCE[table]
+        found = dict(hashed(db, table, f"WHERE CAST({pk} AS TEXT) IN (SELECT key FROM"
+                                       " audit_pending WHERE tbl = ?)", [table]))
+        rows += [(table, key, found.get(key)) for key in wanted]
+    if rows:
+        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"),
+                     [(seq, table, str(key), digest) for table, key, digest in rows])
+    if pending and mark.stale:
+        db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
+                       [(t, k) for t, k in pending if (t, typed_key(db, t, k)) not in mark.stale])
+    elif pending:
+        db.execute("DELETE FROM audit_pending")
+    if not rows:
+        return None
+    count, digest = state_digest(state_entry(t, k, h) for t, k, h in rows)
     return f"{count}:{digest}"
 
 
@@ -190,8 +278,7 @@ def unsealed(db: Database) -> list[tuple[str, Any]]:
 
 def current_rows(db: Database, table: str) -> Iterable[tuple[Any, bytes]]:
     """Yield (key, hash) for every row of an evidential table, in key order."""
-    pk, _ = EVIDENCE[table]
-    yield from db.execute(f"SELECT {pk}, {hash_sql(table)} FROM {table} ORDER BY {pk}")
+    yield from hashed(db, table)
 
 
 def describe(db: Database, table: str, key: Any) -> str:
@@ -207,6 +294,6 @@ def describe(db: Database, table: str, key: Any) -> str:
                              [key]).fetchone()
             if row:
                 return f"{shown} (device {row[0]}, officer {row[1]})"
-    except (sqlite3.Error, MdmError):  # a label must never hide the finding it labels
+    except Exception:  # a label must never hide the finding it labels
         pass
     return f"{shown}"

@@ -33,7 +33,7 @@ class StoreError(MdmError):
 class NoInventory(InputError):
     """A read command was pointed at a file that holds no inventory (exit 2)."""
 
-    def __init__(self, path: Path, why: str = "") -> None:
+    def __init__(self, path: Path | str, why: str = "") -> None:
         super().__init__(f"no inventory at {path}{why}; create one with `mdm operators add`",
                          "if you meant an existing inventory, check --db / MDM_DB")
 
@@ -108,3 +108,13 @@ def writer_pid(path: Path) -> int | None:
             if pid and pid != os.getpid():
                 return pid
     return None
+
+
+def is_constraint(exc: BaseException) -> bool:
+    """Say whether a database refused a write for breaking a constraint (either backend).
+
+    sqlite3.IntegrityError, or psycopg's IntegrityError family, without importing psycopg.
+    The triggers that keep history append-only count too (psycopg raises them as
+    restrict_violation, an IntegrityError; SQLite's RAISE(ABORT) as IntegrityError).
+    """
+    return any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)

@@ -1,0 +1,1 @@
+"""Moving a whole inventory between backends (SQLite, PostgreSQL)."""

@@ -1,0 +1,375 @@
+"""The inventory on PostgreSQL: the same `Database` interface, for a force with several sites.
+
+SQLite must not be shared over a network file system, so several sites that write one
+inventory use PostgreSQL. `PgDatabase` speaks psycopg 3 but looks like `store.db.Database`
+to the store modules: `?` placeholders (translated to psycopg's `%s`), rows as tuples from
+`execute` and as dicts from `query`, failures as `MdmError`s that name the server and say
+what to do. Writers are serialised as SQLite's `BEGIN IMMEDIATE` serialises them: every
+write transaction first takes one transaction-scoped advisory lock, so the audit chain's
+head is read and extended by one writer at a time and two sites can never fork it. The
+connection runs in autocommit, so a read outside `transaction()` sees every commit.
+psycopg is imported only here, and this module only when the inventory is a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+import psycopg.errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict
+
+import mdm.store.dialect as dialect
+from mdm.errors import MdmError
+from mdm.store.db import Database, Params
+from mdm.store.failures import NoInventory, StoreError
+from mdm.timeutil import now
+
+SCHEMES = ("postgresql://", "postgres://")
+# The advisory lock every write transaction takes first (any constant; "mdm" in ASCII).
+WRITE_LOCK = 0x6D646D
+NOTICE_AFTER = 1.0  # seconds a write waits before saying that it is waiting
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def is_url(value: object) -> bool:
+    """Say whether an inventory setting names a PostgreSQL database (else an SQLite file)."""
+    return isinstance(value, str) and value.startswith(SCHEMES)
+
+
+def describe(url: str) -> str:
+    """Name a database the way messages show it: user@host:port/dbname, never a password."""
+    info = conninfo_to_dict(url)
+    host = info.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = info.get("port") or os.environ.get("PGPORT") or "5432"
+    user = str(info.get("user") or os.environ.get("PGUSER") or "")
+    name = info.get("dbname") or os.environ.get("PGDATABASE") or user
+    service = f" (service {info['service']})" if info.get("service") else ""
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{name}{service}"
+
+
+def check_url(url: str) -> dict[str, Any]:
+    """Parse an inventory URL; refuse one that carries a password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise MdmError(f"the inventory URL is not valid: {exc}",
+                       "write it as postgresql://ROLE@HOST:PORT/DATABASE") from None
+    if info.get("password"):
+        raise MdmError("the inventory URL carries a password; it would be seen in the"
+                       " shell's history, the process list and the project file",
+                       "remove it from the URL and give it with PGPASSFILE (~/.pgpass),"
+                       " PGPASSWORD or a PostgreSQL service file")
+    return info
+
+
+@lru_cache(maxsize=512)
+def translate_sql(sql: str, named: bool) -> str:
+    """Turn SQLite-style placeholders (`?`, or `:name` with a dict) into psycopg's."""
+    sql = sql.replace("%", "%%")
+    if named:
+        return _NAMED.sub(r"%(\1)s", sql)
+    return sql.replace("?", "%s")
+
+
+def _prepare(sql: str, params: Params) -> tuple[str, Params | None]:
+    if not params:
+        return sql, None  # without parameters psycopg sends the text as it is
+    return translate_sql(sql, isinstance(params, dict)), params
+
+
+class PgDatabase(Database):
+    """One connection to a PostgreSQL inventory, with `store.db.Database`'s interface.
+
+    A subclass so that every store function typed for `Database` takes it; it shares no
+    code with SQLite's (its cursors are psycopg's, which read the same way).
+    """
+
+    dialect = dialect.POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str, wait: float,
+                 on_wait: Callable[[int | None], None] | None = None) -> None:
+        self.pg = conn
+        self.conn = conn  # type: ignore[assignment]  # (for close() and identity only)
+        self.url = url
+        self.path = describe(url)  # type: ignore[assignment]  # what messages call it
+        self.wait = wait
+        self.on_wait = on_wait
+        self._in_transaction = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    @property
+    def utils(self) -> Any:
+        raise RuntimeError("sqlite-utils serves SQLite inventories only")
+
+    def failed(self, exc: psycopg.Error) -> Exception:  # type: ignore[override]
+        """Return the error to raise for a psycopg failure (itself if it is not the server's)."""
+        return translate(exc, self.path, self.wait) or exc
+
+    def execute(self, sql: str, params: Params = ()) -> Any:
+        """Run one statement."""
+        try:
+            return self.pg.execute(*_prepare(sql, params))
+        except psycopg.Error as exc:
+            raise self.failed(exc) from None
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> Any:
+        """Run one statement for many rows (inside the caller's transaction)."""
+        rows = list(rows)
+        cursor = self.pg.cursor()
+        if not rows:
+            return cursor
+        try:
+            cursor.executemany(translate_sql(sql, isinstance(rows[0], dict)), rows)
+        except psycopg.Error as exc:
+            raise self.failed(exc) from None
+        return cursor
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Return every row of a query as a dict."""
+        cursor = self.execute(sql, params)
+        cols = [c.name for c in cursor.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cursor]
+
+    def iter_query(self, sql: str, params: Params = ()) -> Iterator[dict[str, Any]]:
+        """Run a query now and yield its rows as dicts, one at a time."""
+        cursor = self.execute(sql, params)
+        cols = [c.name for c in cursor.description or ()]
+        return (dict(zip(cols, row, strict=True)) for row in cursor)
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        """Return the first column of the first row, or None."""
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append many rows to one table with COPY (inside the caller's transaction)."""
+        count, rows = 0, list(rows)  # read first: the rows may come from this connection
+        try:
+            with self.pg.cursor() as cursor, cursor.copy(
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        except psycopg.Error as exc:
+            raise self.failed(exc) from None
+        return count
+
+    def begin(self) -> None:
+        """Open a write transaction holding the write lock; say so if it has to wait."""
+        first = min(NOTICE_AFTER, self.wait)
+        if self._lock(first):
+            return
+        if first >= self.wait:
+            raise self.busy()
+        if self.on_wait:
+            self.on_wait(self.lock_holder())
+        if not self._lock(self.wait - first):
+            raise self.busy()
+
+    def _lock(self, seconds: float) -> bool:
+        """BEGIN and take the write lock within `seconds`; False (rolled back) if not."""
+        # One round trip: BEGIN, the lock's timeout, the lock, then the timeout for row
+        # locks (not expected to wait, as writers are serialised, but bounded all the same).
+        first, rest = max(1, int(seconds * 1000)), max(1, int(self.wait * 1000))
+        self._in_transaction = True
+        try:
+            self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
+                            f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                            f" SET LOCAL lock_timeout = '{rest}ms'")
+            return True
+        except pgerrors.LockNotAvailable:
+            self.rollback()
+            return False
+        except psycopg.Error as exc:
+            self.rollback()
+            raise self.failed(exc) from None
+
+    def lock_holder(self) -> int | None:
+        """Return the pid of the mdm process holding the write lock, when it says."""
+        name = self.scalar(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
+            " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+            " AND l.objid = ? AND a.pid <> pg_backend_pid()", [WRITE_LOCK])
+        match = re.fullmatch(r"mdm (\d+)", name or "")
+        return int(match.group(1)) if match else None
+
+    def busy(self) -> StoreError:
+        """Return the error for a write that waited its whole limit for the write lock."""
+        try:
+            pid = self.lock_holder()
+        except MdmError:
+            pid = None
+        who = f"another mdm write (pid {pid})" if pid else "another mdm write"
+        return StoreError(f"the inventory {self.path} is busy: {who} held it for more than"
+                          f" {self.wait:g} s; nothing was changed",
+                          "run the command again when it has finished, or wait longer with"
+                          " --wait SECONDS")
+
+    def commit(self) -> None:
+        try:
+            self.pg.execute("COMMIT")
+        except psycopg.Error as exc:
+            self.rollback()
+            raise self.failed(exc) from None
+        finally:
+            self._in_transaction = False
+
+    def rollback(self) -> None:
+        self._in_transaction = False
+        try:
+            self.pg.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # a lost connection has rolled back by itself
+
+    def close(self) -> None:
+        self.pg.close()
+
+
+def translate(exc: psycopg.Error, where: object, wait: float) -> MdmError | None:
+    """Return the operator-facing error for a failure of the server or its disk, else None."""
+    if isinstance(exc, pgerrors.DiskFull):
+        return StoreError(f"the disk of the PostgreSQL server holding {where} is full;"
+                          " nothing was changed",
+                          "ask its administrator to free space, then run the command again")
+    if isinstance(exc, pgerrors.LockNotAvailable | pgerrors.DeadlockDetected):
+        return StoreError(f"the inventory {where} is busy: another write held a row for"
+                          f" more than {wait:g} s; nothing was changed",
+                          "run the command again, or wait longer with --wait SECONDS")
+    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return StoreError(f"the role has no right to do this in {where} ({exc})",
+                          "grant the role ownership of the database's tables"
+                          " (see README: Several sites)")
+    if isinstance(exc, pgerrors.UndefinedTable | pgerrors.UndefinedColumn):
+        return StoreError(f"the inventory {where} is missing part of its schema ({exc}):"
+                          " it was altered outside mdm",
+                          "run `mdm audit verify`, and restore the database from a backup")
+    if isinstance(exc, pgerrors.DataCorrupted | pgerrors.IndexCorrupted):
+        return StoreError(f"the PostgreSQL server reports {where} damaged ({exc})",
+                          "stop writing to it and restore it from a backup")
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pgerrors.QueryCanceled):
+        return StoreError(f"lost the connection to the PostgreSQL server of {where} ({exc});"
+                          " nothing was changed by the unfinished command",
+                          "check that the server is up and reachable, then run the command"
+                          " again")
+    return None
+
+
+def _connect_error(exc: psycopg.OperationalError, where: str) -> MdmError:
+    text = str(exc).strip()
+    low = text.lower()
+    if "password" in low or "authentication" in low:
+        return StoreError(f"the PostgreSQL server refused the login to {where} ({text})",
+                          "give the password with PGPASSFILE (~/.pgpass), PGPASSWORD or a"
+                          " service file, and check the role named in the URL")
+    if "does not exist" in low and "database" in low:
+        return StoreError(f"the database of {where} does not exist",
+                          "create it first: createdb -O ROLE DATABASE (see README: Several"
+                          " sites)")
+    return StoreError(f"cannot reach the PostgreSQL inventory {where} ({text})",
+                      "check that the server is running, that the host and port in --db /"
+                      " MDM_DB / the project file's inventory are right, and that a firewall"
+                      " lets this machine in")
+
+
+def connect(url: str, *, create: bool = True, wait: float = 30.0,
+            on_wait: Callable[[int | None], None] | None = None) -> PgDatabase:
+    """Open a PostgreSQL inventory and bring its schema up to date.
+
+    With `create` False a database holding no inventory is refused (NoInventory).
+    """
+    info = check_url(url)
+    where = describe(url)
+    params: dict[str, Any] = {"autocommit": True, "application_name": f"mdm {os.getpid()}"}
+    if "connect_timeout" not in info:
+        params["connect_timeout"] = CONNECT_TIMEOUT
+    try:
+        conn = psycopg.connect(url, **params)
+    except psycopg.OperationalError as exc:
+        raise _connect_error(exc, where) from None
+    db = PgDatabase(conn, url, wait, on_wait)
+    try:
+        migrate(db, create)
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def _tables(db: PgDatabase) -> set[str]:
+    return {name for (name,) in db.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema()")}
+
+
+def migrate(db: PgDatabase, create: bool) -> None:
+    """Bring the schema up to date under the write lock; refuse a newer or foreign one."""
+    import mdm.store.pg_migrations as pg_migrations
+
+    for attempt in (1, 2):
+        tables = _tables(db)
+        if "mdm_migrations" not in tables:
+            if tables:
+                raise MdmError(f"{db.path} holds tables but not an mdm inventory",
+                               "point --db / MDM_DB at the inventory you meant, or at an"
+                               " empty database")
+            if not create:
+                raise NoInventory(db.path, " (the database is empty)")
+            applied: list[str] = []
+        else:
+            applied = [n for (n,) in db.execute("SELECT name FROM mdm_migrations")]
+        unknown = sorted(set(applied) - set(pg_migrations.NAMES))
+        if unknown:
+            raise MdmError(f"this inventory has schema version {len(applied)} (up to"
+                           f" {unknown[-1]}); this mdm knows {len(pg_migrations.NAMES)}",
+                           "upgrade mdm before using this inventory")
+        if len(applied) == len(pg_migrations.NAMES):
+            return
+        if attempt == 2:
+            break
+        db.begin()  # the write lock: two first runs can't both migrate
+        try:
+            apply_migrations(db)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def apply_migrations(db: PgDatabase) -> None:
+    """Apply the migrations not yet recorded, inside the caller's write transaction."""
+    import mdm.store.pg_migrations as pg_migrations
+
+    if "mdm_migrations" not in _tables(db):
+        db.execute("CREATE TABLE mdm_migrations (name TEXT PRIMARY KEY,"
+                   " applied_at TEXT NOT NULL)")
+    done = {n for (n,) in db.execute("SELECT name FROM mdm_migrations")}
+    for name, statements in pg_migrations.MIGRATIONS:
+        if name in done:
+            continue
+        for sql in statements:
+            db.execute(sql)
+        db.execute("INSERT INTO mdm_migrations (name, applied_at) VALUES (?, ?)",
+                   [name, now()])
+
+
+def drop_inventory(db: PgDatabase) -> None:
+    """Drop every table and function of the inventory, inside the caller's transaction."""
+    tables = sorted(_tables(db))
+    if tables:
+        db.execute(f"DROP TABLE {', '.join(tables)} CASCADE")
+    functions = [n for (n,) in db.execute(
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = current_schema() AND (p.proname LIKE 'mdm!_%' ESCAPE '!'"
+        " OR p.proname LIKE '%!_next!_id' ESCAPE '!')")]
+    if functions:
+        db.execute(f"DROP FUNCTION {', '.join(functions)} CASCADE")

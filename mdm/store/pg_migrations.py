@@ -1,0 +1,438 @@
+"""PostgreSQL's twin of every SQLite migration, numbered and named alike, recorded in the database.
+
+Each `mNNN_name` here makes on PostgreSQL what mdm/store/migrations.py's `mNNN_name` makes
+on SQLite, so a new SQLite migration has an obvious twin to add beside it. The facts the
+database holds stay held by the database: the partial unique indexes (one open assignment
+per device and per officer), the foreign keys, and triggers (plpgsql) that keep custody
+history, the audit log and its state proofs append-only — TRUNCATE included, which
+bypasses row triggers. Types follow what the store reads back from SQLite: 64-bit
+integers, text for ISO-8601 timestamps and JSON, bytes for hashes. An integer key left
+out of an INSERT gets the table's highest plus one, as SQLite's INTEGER PRIMARY KEY does
+(writers are serialised, so two can never take the same). The applied names are kept
+in `mdm_migrations` (by mdm/store/pg.py, which refuses a database with a name this
+mdm does not know).
+"""
+
+from __future__ import annotations
+
+FUNCTIONS = [
+    # Refuse the change with the trigger's message (append-only and immutable rows).
+    """CREATE FUNCTION mdm_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$""",
+    # Note a changed evidential row's key for the next audit row (see evidence.py).
+    """CREATE FUNCTION mdm_note_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO audit_pending (tbl, key) VALUES (TG_TABLE_NAME, to_jsonb(OLD) ->> TG_ARGV[0])
+          ON CONFLICT DO NOTHING;
+      END IF;
+      IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO audit_pending (tbl, key) VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> TG_ARGV[0])
+          ON CONFLICT DO NOTHING;
+      END IF;
+      RETURN NULL;
+    END $$""",
+]
+
+
+def _refuse(name: str, table: str, ops: str, message: str) -> str:
+    return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
+            f" EXECUTE FUNCTION mdm_refuse('{message}')")
+
+
+def _no_truncate(table: str, message: str) -> str:
+    return (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION mdm_refuse('{message}')")
+
+
+def _next_id(table: str) -> str:
+    """An integer key left out takes the highest plus one, as SQLite's rowid does.
+
+    One function per table, so its query is planned once per connection.
+    """
+    return (f"CREATE FUNCTION {table}_next_id() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN SELECT COALESCE(MAX(id), 0) + 1 INTO NEW.id FROM {table}; RETURN NEW;"
+            f" END $$; CREATE TRIGGER {table}_next_id BEFORE INSERT ON {table} FOR EACH ROW"
+            f" WHEN (NEW.id IS NULL) EXECUTE FUNCTION {table}_next_id()")
+
+
+def _evidence(table: str, key: str, columns: tuple[str, ...], appended: bool) -> list[str]:
+    changed = " OR ".join(f"NEW.{c} IS DISTINCT FROM OLD.{c}" for c in columns)
+    insert = [] if appended else [
+        f"CREATE TRIGGER {table}_evidence_insert AFTER INSERT ON {table} FOR EACH ROW"
+        f" EXECUTE FUNCTION mdm_note_pending('{key}')"]
+    return [
+        *insert,
+        f"CREATE TRIGGER {table}_evidence_update AFTER UPDATE OF {', '.join(columns)}"
+        f" ON {table} FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION mdm_note_pending('{key}')",
+        f"CREATE TRIGGER {table}_evidence_delete AFTER DELETE ON {table} FOR EACH ROW"
+        f" EXECUTE FUNCTION mdm_note_pending('{key}')",
+    ]
+
+
+ID = "id BIGINT PRIMARY KEY"  # SQLite's INTEGER PRIMARY KEY, with a _next_id trigger
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("m001_operators", [*FUNCTIONS, """
+        CREATE TABLE operators (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'it', 'rollout', 'helpdesk')),
+            active BIGINT NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )"""]),
+    ("m002_officers", ["""
+        CREATE TABLE officers (
+            officer_id TEXT PRIMARY KEY,
+            force_code TEXT,
+            payroll_no TEXT NOT NULL UNIQUE,
+            collar_number TEXT,
+            warrant_card_no TEXT,
+            forename TEXT NOT NULL,
+            surname TEXT NOT NULL,
+            worker_type TEXT NOT NULL
+                CHECK (worker_type IN ('OFFICER', 'PCSO', 'SPECIAL', 'STAFF')),
+            rank TEXT,
+            is_detective BIGINT NOT NULL DEFAULT 0,
+            area TEXT,
+            district TEXT,
+            station TEXT,
+            team TEXT,
+            pnb_required BIGINT,
+            device_eligible BIGINT,
+            email TEXT,
+            start_date TEXT,
+            leave_date TEXT,
+            status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'ABSENT', 'LEAVER')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX officers_collar ON officers (collar_number)",
+        "CREATE INDEX officers_surname ON officers (lower(surname))",
+        "CREATE INDEX officers_station ON officers (area, station)"]),
+    ("m003_devices", [f"""
+        CREATE TABLE devices (
+            {ID},
+            serial TEXT NOT NULL UNIQUE,
+            imei1 TEXT NOT NULL UNIQUE,
+            imei2 TEXT UNIQUE,
+            manufacturer TEXT NOT NULL,
+            model TEXT NOT NULL,
+            marketing_name TEXT,
+            order_number TEXT,
+            status TEXT NOT NULL DEFAULT 'delivered',
+            status_changed_at TEXT NOT NULL,
+            supplier TEXT NOT NULL DEFAULT '{{}}',
+            created_at TEXT NOT NULL
+        )""", _next_id("devices"),
+        "CREATE INDEX devices_serial_nocase ON devices (lower(serial))",
+        """CREATE TABLE device_imeis (
+            imei TEXT PRIMARY KEY,
+            device_id BIGINT NOT NULL REFERENCES devices (id)
+        )"""]),
+    ("m004_assignments", [f"""
+        CREATE TABLE assignments (
+            {ID},
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            open_reason TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT,
+            close_reason TEXT,
+            CHECK (closed_at IS NULL OR closed_at >= opened_at)
+        )""", _next_id("assignments"),
+        "CREATE UNIQUE INDEX one_holder_per_device ON assignments (device_id)"
+        " WHERE closed_at IS NULL",
+        "CREATE UNIQUE INDEX one_device_per_officer ON assignments (officer_id)"
+        " WHERE closed_at IS NULL",
+        "CREATE INDEX assignments_device_time ON assignments (device_id, opened_at)",
+        "CREATE INDEX assignments_officer_time ON assignments (officer_id, opened_at)",
+        "CREATE TRIGGER assignments_close_only BEFORE UPDATE ON assignments FOR EACH ROW"
+        " WHEN (OLD.closed_at IS NOT NULL OR NEW.id IS DISTINCT FROM OLD.id"
+        " OR NEW.device_id IS DISTINCT FROM OLD.device_id"
+        " OR NEW.officer_id IS DISTINCT FROM OLD.officer_id"
+        " OR NEW.opened_at IS DISTINCT FROM OLD.opened_at"
+        " OR NEW.opened_by IS DISTINCT FROM OLD.opened_by"
+        " OR NEW.open_reason IS DISTINCT FROM OLD.open_reason)"
+        " EXECUTE FUNCTION mdm_refuse('custody history is append-only')",
+        _refuse("assignments_no_delete", "assignments", "DELETE",
+                "custody history is append-only"),
+        _no_truncate("assignments", "custody history is append-only")]),
+    ("m005_audit", ["""
+        CREATE TABLE audit (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_subject ON audit (subject)",
+        _refuse("audit_no_update", "audit", "UPDATE", "the audit log is append-only"),
+        _refuse("audit_no_delete", "audit", "DELETE", "the audit log is append-only"),
+        _no_truncate("audit", "the audit log is append-only")]),
+    ("m006_enrolment", [
+        *(f"ALTER TABLE devices ADD COLUMN {column}" for column in (
+            "address TEXT", "host_key TEXT", "host_key_fingerprint TEXT", "enrolled_at TEXT",
+            "last_seen TEXT", "last_contact_at TEXT", "last_contact_error TEXT")),
+        """CREATE TABLE device_facts (
+            device_id BIGINT PRIMARY KEY REFERENCES devices (id),
+            collected_at TEXT NOT NULL,
+            os_release TEXT,
+            sdk BIGINT,
+            security_patch TEXT,
+            crypto_state TEXT,
+            packages TEXT NOT NULL,
+            dpc_status TEXT,
+            props TEXT NOT NULL
+        )"""]),
+    ("m007_policies_and_groups", ["""
+        CREATE TABLE policy_versions (
+            sha256 TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            layers TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        _refuse("policy_versions_immutable", "policy_versions", "UPDATE",
+                "policy versions are immutable"),
+        _refuse("policy_versions_kept", "policy_versions", "DELETE",
+                "policy versions are immutable"),
+        f"""CREATE TABLE policy_events (
+            {ID},
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            sha256 TEXT,
+            event TEXT NOT NULL CHECK (event IN ('sent', 'applied', 'reported', 'failed')),
+            at TEXT NOT NULL,
+            detail TEXT
+        )""", _next_id("policy_events"),
+        "CREATE INDEX policy_events_device ON policy_events (device_id, id)",
+        _refuse("policy_events_append_only", "policy_events", "UPDATE",
+                "policy history is append-only"),
+        "ALTER TABLE devices ADD COLUMN applied_policy TEXT",
+        "ALTER TABLE devices ADD COLUMN applied_policy_at TEXT",
+        "ALTER TABLE device_facts ADD COLUMN settings TEXT",
+        "ALTER TABLE device_facts ADD COLUMN policy_file_sha256 TEXT",
+        """CREATE TABLE groups (
+            name TEXT PRIMARY KEY,
+            description TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE group_members (
+            group_name TEXT NOT NULL REFERENCES groups (name),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            PRIMARY KEY (group_name, officer_id)
+        )""",
+        "CREATE INDEX group_members_officer ON group_members (officer_id)"]),
+    ("m008_audit_state", [
+        # Keys are text here (SQLite's column is untyped); evidence.py reads them back
+        # as each table's own key type.
+        """CREATE TABLE audit_pending (
+            tbl TEXT NOT NULL,
+            key TEXT NOT NULL,
+            PRIMARY KEY (tbl, key)
+        )""",
+        """CREATE TABLE audit_state (
+            seq BIGINT NOT NULL,
+            tbl TEXT NOT NULL,
+            key TEXT NOT NULL,
+            row_hash BYTEA,
+            PRIMARY KEY (seq, tbl, key)
+        )""",
+        _refuse("audit_state_no_update", "audit_state", "UPDATE",
+                "the audit log is append-only"),
+        _refuse("audit_state_no_delete", "audit_state", "DELETE",
+                "the audit log is append-only"),
+        _no_truncate("audit_state", "the audit log is append-only"),
+        """CREATE TABLE audit_head (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "ALTER TABLE audit ADD COLUMN state TEXT",
+        "CREATE INDEX audit_operator ON audit (operator)",
+        "CREATE INDEX audit_action ON audit (action)",
+        "CREATE INDEX audit_at ON audit (at)",
+        *_evidence("operators", "name", ("name", "role", "active", "created_at", "created_by"),
+                   appended=False),
+        *_evidence("devices", "id", (
+            "id", "serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
+            "order_number", "status", "status_changed_at", "supplier", "created_at", "address",
+            "host_key", "host_key_fingerprint", "enrolled_at"), appended=True),
+        *_evidence("assignments", "id", (
+            "id", "device_id", "officer_id", "opened_at", "opened_by", "open_reason",
+            "closed_at", "closed_by", "close_reason"), appended=True)]),
+    ("m009_stations", ["""
+        CREATE TABLE stations (
+            name TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            host_key TEXT NOT NULL,
+            host_key_fingerprint TEXT NOT NULL,
+            concurrency BIGINT NOT NULL DEFAULT 8 CHECK (concurrency BETWEEN 1 AND 64),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )""",
+        "ALTER TABLE devices ADD COLUMN station TEXT REFERENCES stations (name)",
+        "CREATE INDEX devices_station ON devices (station)"]),
+    ("m010_list_indexes", [
+        "CREATE INDEX officers_station_nocase ON officers (lower(station))"]),
+    ("m011_command_queue", [f"""
+        CREATE TABLE incidents (
+            {ID},
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            kind TEXT NOT NULL CHECK (kind IN ('lost', 'stolen', 'return')),
+            state TEXT NOT NULL DEFAULT 'open'
+                CHECK (state IN ('open', 'recovered', 'wiped', 'closed')),
+            holder_officer_id TEXT REFERENCES officers (officer_id),
+            reported_by_officer TEXT,
+            place TEXT,
+            crime_ref TEXT,
+            return_reason TEXT
+                CHECK (return_reason IN ('leaver', 'transfer', 'fault', 'end-of-life')),
+            known_at TEXT NOT NULL,
+            dp_deadline TEXT,
+            unsynced_entries BIGINT,
+            unsynced_reported_at TEXT,
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT,
+            outcome TEXT,
+            note TEXT
+        )""", _next_id("incidents"),
+        "CREATE INDEX incidents_device ON incidents (device_id)",
+        "CREATE INDEX incidents_open ON incidents (state) WHERE state = 'open'",
+        """CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            kind TEXT NOT NULL,
+            payload TEXT,
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'sent', 'done', 'failed', 'expired', 'cancelled',
+                                 'superseded')),
+            attempts BIGINT NOT NULL DEFAULT 0,
+            last_answer TEXT,
+            created_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            not_before TEXT,
+            expires_at TEXT NOT NULL,
+            sent_at TEXT,
+            done_at TEXT,
+            needs_approval BIGINT NOT NULL DEFAULT 0,
+            approved_by TEXT,
+            approved_at TEXT,
+            held_reason TEXT,
+            released_by TEXT,
+            released_at TEXT,
+            incident_id BIGINT REFERENCES incidents (id),
+            then_status TEXT,
+            superseded_by TEXT REFERENCES commands (id),
+            closed_reason TEXT
+        )""",
+        "CREATE INDEX commands_live ON commands (device_id, kind)"
+        " WHERE state IN ('queued', 'sent')",
+        "CREATE INDEX commands_state ON commands (state, created_at)",
+        "CREATE INDEX commands_incident ON commands (incident_id)",
+        "CREATE INDEX commands_wipes ON commands (created_at) WHERE kind = 'wipe'"]),
+    ("m012_apps", ["""
+        CREATE TABLE app_builds (
+            sha256 TEXT PRIMARY KEY,
+            package TEXT NOT NULL,
+            version_code BIGINT NOT NULL,
+            version_name TEXT,
+            min_sdk BIGINT NOT NULL,
+            size BIGINT NOT NULL,
+            signer TEXT NOT NULL,
+            certificates TEXT NOT NULL,
+            notes TEXT,
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL,
+            UNIQUE (package, version_code)
+        )""",
+        f"""CREATE TABLE app_releases (
+            {ID},
+            package TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES app_builds (sha256),
+            released_at TEXT NOT NULL,
+            released_by TEXT NOT NULL,
+            rollback BIGINT NOT NULL DEFAULT 0,
+            reason TEXT
+        )""", _next_id("app_releases"),
+        "CREATE INDEX app_releases_channel ON app_releases (package, channel, id)",
+        f"""CREATE TABLE app_events (
+            {ID},
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            package TEXT NOT NULL,
+            sha256 TEXT,
+            event TEXT NOT NULL CHECK (event IN ('installed', 'confirmed', 'failed')),
+            at TEXT NOT NULL,
+            detail TEXT
+        )""", _next_id("app_events"),
+        "CREATE INDEX app_events_device ON app_events (device_id, id)"]),
+    ("m013_rollout", ["""
+        CREATE TABLE rollout_waves (
+            name TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('open')),
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            gate TEXT,
+            override_reason TEXT
+        )""",
+        f"""CREATE TABLE provision_steps (
+            {ID},
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            step TEXT NOT NULL,
+            result TEXT NOT NULL CHECK (result IN ('ok', 'failed')),
+            detail TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        )""", _next_id("provision_steps"),
+        "CREATE INDEX provision_steps_device ON provision_steps (device_id, step, id)",
+        f"""CREATE TABLE training (
+            {ID},
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            trained_on TEXT NOT NULL,
+            trainer TEXT,
+            session TEXT,
+            recorded_at TEXT NOT NULL,
+            recorded_by TEXT NOT NULL
+        )""", _next_id("training"),
+        "CREATE INDEX training_officer ON training (officer_id)",
+        f"""CREATE TABLE handovers (
+            {ID},
+            assignment_id BIGINT NOT NULL UNIQUE REFERENCES assignments (id),
+            device_id BIGINT NOT NULL REFERENCES devices (id),
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            handed_over_at TEXT NOT NULL,
+            handed_over_by TEXT NOT NULL
+        )""", _next_id("handovers"),
+        "CREATE INDEX handovers_officer ON handovers (officer_id)",
+        _refuse("handovers_append_only", "handovers", "UPDATE", "handovers are append-only"),
+        f"""CREATE TABLE feedback (
+            {ID},
+            officer_id TEXT NOT NULL REFERENCES officers (officer_id),
+            severity TEXT NOT NULL CHECK (severity IN ('blocker', 'major', 'minor')),
+            text TEXT NOT NULL,
+            minutes_saved BIGINT CHECK (minutes_saved IS NULL OR minutes_saved >= 0),
+            raised_at TEXT NOT NULL,
+            raised_by TEXT NOT NULL,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            resolution TEXT
+        )""", _next_id("feedback"),
+        "CREATE INDEX feedback_open ON feedback (resolved_at, severity)"]),
+    ("m014_desk_indexes", [
+        "CREATE INDEX officers_listing ON officers (area, station, surname, forename,"
+        " officer_id, collar_number, worker_type, rank, team, status)"]),
+]
+
+NAMES = [name for name, _ in MIGRATIONS]

@@ -1,0 +1,263 @@
+"""PostgreSQL as the inventory: selecting it, its schema versions, its errors, its write lock.
+
+Several sites write one inventory: eight processes at once must leave one unbroken audit
+chain with nothing lost, and a process killed in the middle of a 45,000-row import must
+leave the inventory as it was before, or as it is after, never in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from mdm import config
+from mdm.errors import MdmError
+from mdm.store import SCHEMA_VERSION, audit, connect, pg_migrations, transaction
+from mdm.store.failures import NoInventory, StoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def open_db() -> Any:
+    """Open inventories for one test, and close them after it."""
+    opened: list[Any] = []
+
+    def open_(*args: Any, **kwargs: Any) -> Any:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    yield open_
+    for db in opened:
+        db.conn.close()
+
+
+def test_every_sqlite_migration_has_its_postgresql_twin() -> None:
+    from mdm.store.migrations import migrations
+
+    sqlite_names = [m.name for m in migrations._migrations]
+    assert pg_migrations.NAMES == sqlite_names
+    assert len(pg_migrations.NAMES) == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO mdm_migrations (name, applied_at) VALUES ('m999_x', 'now')")
+    with pytest.raises(MdmError, match=f"this mdm knows {SCHEMA_VERSION}") as caught:
+        connect(pg_url)
+    assert "upgrade mdm" in caught.value.hint
+
+
+def test_a_database_holding_something_else_is_refused(pg_server: str) -> None:
+    url = _fresh_database(pg_server)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE payroll (id int)")
+    with pytest.raises(MdmError, match="not an mdm inventory"):
+        connect(url)
+
+
+def test_a_read_command_does_not_make_an_inventory(pg_server: str, mdm: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _fresh_database(pg_server)
+    with pytest.raises(NoInventory):
+        connect(url, create=False)
+    monkeypatch.setenv("MDM_DB", url)
+    err = json.loads(mdm("devices", "list", "--json", code=2).stderr)
+    assert "no inventory" in err["error"]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM information_schema.tables WHERE"
+                            " table_schema = 'public'").fetchone() == (0,)
+
+
+def _fresh_database(pg_server: str) -> str:
+    import uuid
+
+    name = f"mdm_blank_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return pg_server.rsplit("/", 1)[0] + "/" + name
+
+
+def test_a_password_in_the_url_is_refused(mdm: Any) -> None:
+    err = json.loads(mdm("--db", "postgresql://mdm:secret@127.0.0.1:5432/mdm", "devices",
+                         "list", "--json", code=2).stderr)
+    assert "password" in err["error"] and "PGPASSFILE" in err["what_to_do"]
+    assert "secret" not in json.dumps(err)
+
+
+def test_an_unreachable_server_is_named(mdm: Any) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = json.loads(mdm("--db", f"postgresql://mdm@127.0.0.1:{port}/mdm", "devices", "list",
+                         "--json", code=1).stderr)
+    assert f"127.0.0.1:{port}/mdm" in err["error"] and "server is running" in err["what_to_do"]
+
+
+def test_a_missing_database_says_how_to_create_it(pg_server: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        connect(pg_server.rsplit("/", 1)[0] + "/no_such_inventory")
+    assert "does not exist" in caught.value.message and "createdb" in caught.value.hint
+
+
+def test_the_project_file_names_a_postgresql_inventory(tmp_path: Path, pg_url: str,
+                                                       mdm: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "site" / "mdm.toml"
+    project.parent.mkdir()
+    project.write_text(f'inventory = "{pg_url}"\n')
+    monkeypatch.setenv("MDM_CONFIG", str(project))
+    monkeypatch.delenv("MDM_DB")
+    assert config.load().inventory == pg_url
+    mdm("operators", "add", "admin", "--role", "admin")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT name, role FROM operators").fetchall() == [("admin",
+                                                                                 "admin")]
+    assert mdm.json("audit", "verify")["ok"] is True
+
+
+def test_sqlite_commands_do_not_import_psycopg(tmp_path: Path) -> None:
+    code = ("import sys\nfrom mdm.cli import main\nsys.argv = ['mdm', 'operators', 'add',"
+            " 'admin', '--role', 'admin']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('psycopg' in sys.modules, file=sys.stderr)")
+    env = {**os.environ, "MDM_DB": str(tmp_path / "mdm.db")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stderr.strip().endswith("False"), done.stderr
+    assert (tmp_path / "mdm.db").exists()
+
+
+def test_truncate_cannot_empty_the_log(pg_url: str, open_db: Any) -> None:
+    db = open_db(pg_url)
+    for table in ("audit", "audit_state", "assignments"):
+        with pytest.raises(psycopg.errors.RestrictViolation, match="append-only"):
+            db.execute(f"TRUNCATE {table} CASCADE")
+
+
+def test_a_write_waits_for_another_and_says_so(pg_url: str, open_db: Any) -> None:
+    holder = open_db(pg_url)
+    told: list[int | None] = []
+    waiter = open_db(pg_url, wait=10, on_wait=told.append)
+    holder.begin()
+    release = threading.Timer(1.6, holder.commit)  # type: ignore[attr-defined]
+    release.start()
+    started = time.monotonic()
+    with transaction(waiter):
+        audit.record(waiter, "admin", "test.write", "inventory")
+    release.join()
+    assert told == [os.getpid()]  # the holder's process, named by its application name
+    assert 1.5 < time.monotonic() - started < 8
+
+
+def test_a_write_that_waits_too_long_is_named_busy(pg_url: str, open_db: Any) -> None:
+    holder = open_db(pg_url)
+    waiter = open_db(pg_url, wait=0.5)
+    holder.begin()  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(StoreError, match="is busy") as caught:
+            with transaction(waiter):
+                audit.record(waiter, "admin", "test.write", "inventory")
+        assert "127.0.0.1" in caught.value.message and "--wait" in caught.value.hint
+    finally:
+        holder.rollback()  # type: ignore[attr-defined]
+    assert audit.head(waiter)[0] == 0
+
+
+WRITER = """
+import sys
+from mdm.store import audit, connect, transaction
+url, site, worker, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+db = connect(url, wait=120)
+for n in range(count):
+    with transaction(db):
+        name = f"{site}-{worker}-{n}"
+        db.execute("INSERT INTO devices (serial, imei1, manufacturer, model,"
+                   " status_changed_at, created_at) VALUES (?, ?, 'M', 'X', 'now', 'now')",
+                   [name, name])
+        audit.record(db, f"{site}-{worker}", "devices.add", f"device:{name}")
+"""
+
+
+def test_two_sites_writing_at_once_keep_one_chain(pg_url: str, open_db: Any) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, site, str(w), "100"],
+                              stderr=subprocess.PIPE, text=True)
+             for site in ("north", "south") for w in range(4)]
+    try:
+        errors = [p.communicate(timeout=240)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    db = open_db(pg_url)
+    assert db.scalar("SELECT COUNT(*) FROM devices") == 800  # nothing lost
+    seqs = [s for (s,) in db.execute("SELECT seq FROM audit ORDER BY seq")]
+    assert seqs == list(range(1, 801))  # one chain: no gap, no fork
+    prevs = db.scalar("SELECT COUNT(DISTINCT prev_hash) FROM audit")
+    assert prevs == 800  # no two rows continue the same row
+    result = audit.verify(db)
+    assert result.ok, result.as_dict()
+    assert result.state_rows == 800
+
+
+IMPORTER = """
+import sys
+from mdm.store import audit, connect, transaction
+url, rows = sys.argv[1], int(sys.argv[2])
+db = connect(url)
+with transaction(db):
+    print("writing", flush=True)
+    for start in range(0, rows, 1000):
+        db.executemany(
+            "INSERT INTO officers (officer_id, payroll_no, forename, surname, worker_type,"
+            " status, created_at, updated_at) VALUES (?, ?, 'A', 'B', 'STAFF', 'ACTIVE',"
+            " 'now', 'now')",
+            [(f"{sys.argv[3]}{n}", f"{sys.argv[3]}P{n}") for n in range(start,
+                                                                        start + 1000)])
+    audit.record(db, "admin", "officers.import", "roster", None, {"rows": rows})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_after", [0.05, None])
+def test_kill_9_during_a_large_import_leaves_old_or_new(backend: str, open_db: Any,
+                                                        kill_after: float | None) -> None:
+    first = subprocess.run([sys.executable, "-c", IMPORTER, backend, "2000", "old"],
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    with subprocess.Popen([sys.executable, "-c", IMPORTER, backend, "45000", "new"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "writing"
+            if kill_after is not None:
+                time.sleep(kill_after)
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    db = open_db(backend)
+    count = db.scalar("SELECT COUNT(*) FROM officers")
+    if kill_after is None:
+        assert proc.returncode == 0 and count == 47000
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert count in (2000, 47000)
+    result = audit.verify(db)
+    assert result.ok, result.as_dict()
+    assert result.rows == (1 if count == 2000 else 2)
