@@ -433,6 +433,76 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m014_desk_indexes", [
         "CREATE INDEX officers_listing ON officers (area, station, surname, forename,"
         " officer_id, collar_number, worker_type, rank, team, status)"]),
+    ("m015_certificates", ["""
+        CREATE TABLE IF NOT EXISTS ca (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            public_line TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""", """
+        CREATE TABLE certificates (
+            serial BIGINT PRIMARY KEY,
+            operator TEXT NOT NULL REFERENCES operators (name),
+            key_id TEXT NOT NULL,
+            principals TEXT NOT NULL,
+            key_fingerprint TEXT NOT NULL,
+            ca_fingerprint TEXT NOT NULL,
+            valid_after TEXT NOT NULL,
+            valid_before TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            revoke_reason TEXT
+        )""",
+        # SQLite's AUTOINCREMENT: a serial left out is the highest ever plus one (rows are
+        # never deleted, and writers are serialised).
+        "CREATE FUNCTION mdm_certificates_next_serial() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN SELECT COALESCE(MAX(serial), 0) + 1 INTO NEW.serial FROM certificates;"
+        " RETURN NEW; END $$; CREATE TRIGGER certificates_next_serial BEFORE INSERT ON"
+        " certificates FOR EACH ROW WHEN (NEW.serial IS NULL)"
+        " EXECUTE FUNCTION mdm_certificates_next_serial()",
+        "CREATE INDEX certificates_operator ON certificates (operator, serial)", """
+        CREATE TABLE krls (
+            version BIGINT PRIMARY KEY,
+            krl BYTEA NOT NULL,
+            sha256 TEXT NOT NULL,
+            serials TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        _refuse("krls_append_only", "krls", "UPDATE", "revocation lists are append-only")]),
+    ("m016_device_trust", ["""
+        CREATE TABLE device_trust (
+            device_id BIGINT PRIMARY KEY REFERENCES devices (id),
+            ca_fingerprint TEXT,
+            principals TEXT,
+            plain_keys BIGINT,
+            krl_version BIGINT,
+            updated_at TEXT NOT NULL
+        )"""]),
+    ("m017_device_judgement", ["""
+        CREATE TABLE device_judgements (
+            device_id BIGINT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+            policy_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            last_seen TEXT,
+            last_contact_error TEXT,
+            compliant BIGINT NOT NULL,
+            reasons TEXT NOT NULL,
+            valid_until TEXT,
+            judged_at TEXT NOT NULL
+        )""",
+        # Any write to a device's facts makes its stored judgement go, whoever writes.
+        "CREATE FUNCTION mdm_device_facts_unjudge() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        " IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+        " DELETE FROM device_judgements WHERE device_id = OLD.device_id; END IF;"
+        " IF TG_OP = 'INSERT' THEN"
+        " DELETE FROM device_judgements WHERE device_id = NEW.device_id; END IF;"
+        " RETURN NULL; END $$",
+        "CREATE TRIGGER device_facts_unjudge AFTER INSERT OR UPDATE OR DELETE ON device_facts"
+        " FOR EACH ROW EXECUTE FUNCTION mdm_device_facts_unjudge()"]),
 ]
 
 NAMES = [name for name, _ in MIGRATIONS]
