@@ -250,3 +250,29 @@ def test_without_a_ca_login_and_revoke_say_how_to_start(mdm, tmp_path, monkeypat
     mdm("operators", "add", "admin")
     for args in (("login",), ("ca", "show"), ("ca", "revoke", "admin", "--reason", "x")):
         assert "mdm ca init" in mdm(*args, code=2).stderr
+
+
+def test_the_local_check_refuses_an_edited_certificate_and_one_for_another_key(
+        mdm, ca, db_path) -> None:
+    import base64
+
+    from mdm.ca.check import require_certificate
+    from mdm.errors import InputError
+    from mdm.store import connect
+
+    db = connect(db_path, create=False)
+    login(mdm, ca["admin"], "admin")
+    cert = Path(str(ca["admin"]) + "-cert.pub")
+    signed = cert.read_text()
+    kind, blob, comment = signed.split(None, 2)
+    edited = bytearray(base64.b64decode(blob))
+    edited[-5] ^= 1  # a byte of the CA's signature
+    cert.write_text(f"{kind} {base64.b64encode(bytes(edited)).decode()} {comment}")
+    with pytest.raises(InputError, match="changed after signing") as changed:
+        require_certificate(db, str(ca["admin"]), "admin")
+    assert changed.value.hint == "run: mdm login"
+    # the admin's own, genuine certificate copied beside the helpdesk operator's key
+    Path(str(ca["hd"]) + "-cert.pub").write_text(signed)
+    with pytest.raises(InputError, match="is for another key"):
+        require_certificate(db, str(ca["hd"]), "admin")
+    db.conn.close()

@@ -85,6 +85,20 @@ def require_certificate(db: Database, key: str | None, operator: str,
             other = fingerprint(base64.b64decode(signed_by.split()[1]))
             raise InputError(f"certificate {key_id} was signed by another CA ({other}), not"
                              f" this inventory's ({trust.ca_fingerprint(db)})", LOGIN)
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            cert.verify_cert_signature()
+        except InvalidSignature:
+            raise InputError(f"certificate {key_id} at {path} does not match its CA's"
+                             " signature: it was changed after signing", LOGIN) from None
+        own = key_path(key).with_name(key_path(key).name + ".pub")
+        if own.exists():
+            theirs = cert.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                    serialization.PublicFormat.OpenSSH)
+            if theirs.split()[:2] != own.read_bytes().split()[:2]:
+                raise InputError(f"certificate {key_id} at {path} is for another key, not"
+                                 f" {own}", f"{LOGIN} (it signs your own key)")
         row = db.execute("SELECT revoked_at, revoke_reason FROM certificates"
                          " WHERE serial = ?", [cert.serial]).fetchone()
         if row is not None and row[0]:
