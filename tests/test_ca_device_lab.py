@@ -357,3 +357,19 @@ def test_the_driver_reads_trust_back_and_a_device_keeps_its_plain_key_while_it_t
     finally:
         driver.close()
         drivers.close()
+
+
+def test_a_rollout_with_an_expired_certificate_queues_nothing_and_touches_no_device(
+        mdm: Any, enrolled: Callable[[int], list[Any]], authority: Authority,
+        operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    devices = enrolled(2)
+    authority.install()
+    admin = authority.operator("admin", "mdm-admin", 1, key=operator_key)
+    _keygen("-s", str(authority.key), "-I", "mdm:admin:2", "-n", "mdm-admin", "-z", "2",
+            "-V", "20200101:20200102", str(admin) + ".pub")  # over the valid one: expired
+    monkeypatch.setenv("MDM_KEY", str(admin))
+    refused = mdm("ca", "rollout", code=2)
+    assert "expired" in refused.stderr and "mdm login" in refused.stderr
+    assert mdm.json("queue", "list", "--state", "queued") == []
+    for device in devices:
+        assert (device.path / "etc" / "trusted_user_ca_keys").read_text() == ""

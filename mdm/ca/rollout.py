@@ -81,6 +81,7 @@ def rollout(db: Database, operator: str, selectors: list[str], key: str | None,
             drivers: Callable[[], Drivers], cert_drivers: Callable[[], Drivers], env: Any,
             check: bool = False, progress: Any = None) -> dict[str, Any]:
     """Queue and deliver CA trust, prove a certificate login, then remove the plain key."""
+    from mdm.ca.check import require_certificate
     from mdm.fleet.keys import key_path
     from mdm.queue import run as queue_run
     from mdm.queue import service
@@ -95,6 +96,8 @@ def rollout(db: Database, operator: str, selectors: list[str], key: str | None,
                          " in before it removes the plain key")
     if check:
         return {**todo, "check": True}
+    # Expired, foreign, revoked, edited: stop before anything is queued (exit 2).
+    require_certificate(db, key, operator)
     with transaction(db):
         for d in todo["devices"]:
             row = {"id": d["id"], "serial": d["serial"]}
