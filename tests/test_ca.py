@@ -276,3 +276,14 @@ def test_the_local_check_refuses_an_edited_certificate_and_one_for_another_key(
     with pytest.raises(InputError, match="is for another key"):
         require_certificate(db, str(ca["hd"]), "admin")
     db.conn.close()
+
+
+def test_revoking_a_serial_too_large_or_in_other_digits_is_refused_by_name(
+        mdm, ca, db_path) -> None:
+    login(mdm, ca["admin"], "admin")
+    before = db_fingerprint(db_path)
+    for target in ("99999999999999999999999", "9223372036854775808"):
+        refused = mdm("ca", "revoke", target, "--reason", "x", code=2)
+        assert f"no certificate with serial {target}" in refused.stderr
+    assert "no operator '²'" in mdm("ca", "revoke", "²", "--reason", "x", code=2).stderr
+    assert db_fingerprint(db_path) == before

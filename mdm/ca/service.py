@@ -152,7 +152,10 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
     ca_line = trust.ca_public_line(db)
     if ca_line is None:
         raise _no_ca()
-    by_serial = target.isdigit()
+    by_serial = target.isascii() and target.isdigit()
+    if by_serial and int(target) >= 2 ** 63:  # a serial is a signed 64-bit row id here
+        raise NotFound(f"no certificate with serial {target}",
+                       "list certificates with: mdm ca certificates")
     with transaction(db):
         if by_serial:
             rows = db.execute("SELECT serial, operator, revoked_at FROM certificates"
