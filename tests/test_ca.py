@@ -287,3 +287,22 @@ def test_revoking_a_serial_too_large_or_in_other_digits_is_refused_by_name(
         assert f"no certificate with serial {target}" in refused.stderr
     assert "no operator '²'" in mdm("ca", "revoke", "²", "--reason", "x", code=2).stderr
     assert db_fingerprint(db_path) == before
+
+
+def test_login_numbers_certificates_on_either_backend(
+        mdm, backend, tmp_path, monkeypatch) -> None:
+    from mdm.fleet.keys import generate_ed25519
+
+    monkeypatch.setenv("MDM_CA_DIR", str(tmp_path / "ca"))
+    monkeypatch.setenv("MDM_CA_PASSPHRASE", PASSPHRASE)
+    key = tmp_path / "keys" / "id_ed25519"
+    generate_ed25519(key, comment="mdm-admin")
+    mdm("operators", "add", "admin")
+    mdm("ca", "init")
+    serials = [login(mdm, key, "admin")["serial"] for _ in range(2)]
+    assert serials == [1, 2]
+    assert "serial: 2" in keygen_list(Path(str(key) + "-cert.pub")).lower()
+    listed = mdm.json("ca", "certificates")
+    assert [c["serial"] for c in listed] == [2, 1]
+    revoked = mdm.json("ca", "revoke", "1", "--reason", "laptop stolen")
+    assert (revoked["revoked"], revoked["krl_version"]) == ([1], 2)

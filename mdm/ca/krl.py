@@ -53,7 +53,7 @@ def render(ca_line: str, serials: list[int], version: int) -> bytes:
 
 def build(db: Database, operator: str, ca_line: str) -> int:
     """Record the next KRL version, revoking every revoked serial; call in a transaction."""
-    assert db.conn.in_transaction, "krl.build must run inside store.transaction()"
+    assert db.in_transaction, "krl.build must run inside store.transaction()"
     last = current(db)
     version = last[0] + 1 if last else 1
     serials = revoked_serials(db)

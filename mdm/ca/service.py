@@ -111,9 +111,10 @@ def login(db: Database, operator: str, key: str | None, folder: Path,
         if roles.role_of(db, operator) != role:
             raise InputError(f"operator {operator!r} changed role or was removed meanwhile",
                              "run mdm login again")
-        last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'certificates'"
-                          ).fetchone()
-        serial = (int(last[0]) if last else 0) + 1
+        # Rows are never deleted (revoking marks them), so the next serial is the highest
+        # plus one on either backend, as AUTOINCREMENT would give.
+        last = db.execute("SELECT MAX(serial) FROM certificates").fetchone()
+        serial = (int(last[0]) if last and last[0] is not None else 0) + 1
         request = sign.Request(subject, sign.key_id(operator, serial), sign.principal(role),
                                serial, started - BACKDATE, started + valid_for)
         line = sign.sign(signer, request)
