@@ -306,3 +306,18 @@ def test_login_numbers_certificates_on_either_backend(
     assert [c["serial"] for c in listed] == [2, 1]
     revoked = mdm.json("ca", "revoke", "1", "--reason", "laptop stolen")
     assert (revoked["revoked"], revoked["krl_version"]) == ([1], 2)
+
+
+def test_a_validity_out_of_range_is_named_as_typed_with_the_way_to_fix_it(
+        mdm, ca, db_path, tmp_path) -> None:
+    (tmp_path / "mdm.toml").write_text((tmp_path / "mdm.toml").read_text()
+                                       + '\n[ca]\nmax_validity = "90m"\n')
+    too_long = mdm("--key", str(ca["hd"]), "login", "--valid-for", "2h", operator="hd",
+                   code=2)
+    assert "at most 90m (ca.max_validity), not 2h" in too_long.stderr
+    assert "shorter --valid-for" in too_long.stderr
+    too_short = mdm("--key", str(ca["hd"]), "login", "--valid-for", "0", operator="hd",
+                    code=2)
+    assert "at least 1m, not 0s" in too_short.stderr
+    assert "longer --valid-for" in too_short.stderr
+    assert rows(db_path, "SELECT COUNT(*) FROM certificates") == [(0,)]

@@ -74,6 +74,14 @@ def show(db: Database, folder: Path) -> dict[str, Any]:
             "krl_version": last[0] if last else None}
 
 
+def _span(seconds: int) -> str:
+    """Return a duration as it would be typed: 12h, 90m or 45s."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _stamp(seconds: int) -> str:
     return format_utc(datetime.fromtimestamp(seconds, UTC))
 
@@ -95,9 +103,12 @@ def login(db: Database, operator: str, key: str | None, folder: Path,
     ca_line = trust.ca_public_line(db)
     if ca_line is None:
         raise _no_ca()
-    if not MIN_VALIDITY <= valid_for <= max_validity:
-        raise InputError(f"a certificate may be valid for {MIN_VALIDITY} s to"
-                         f" {max_validity // 3600} h (ca.max_validity), not {valid_for} s",
+    if valid_for < MIN_VALIDITY:
+        raise InputError(f"a certificate must be valid for at least {_span(MIN_VALIDITY)},"
+                         f" not {_span(valid_for)}", "give a longer --valid-for, e.g. 8h")
+    if valid_for > max_validity:
+        raise InputError(f"a certificate may be valid for at most {_span(max_validity)}"
+                         f" (ca.max_validity), not {_span(valid_for)}",
                          "give a shorter --valid-for, or ask an admin to raise ca.max_validity"
                          " in mdm.toml")
     private = key_path(key)
