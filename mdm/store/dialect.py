@@ -70,6 +70,21 @@ class Dialect:
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"lower({column}) LIKE lower(?) ESCAPE '\\'", [escaped + "%"]
 
+    def after_first(self, column: str, sep: str) -> str:
+        """The text of `column` after the first `sep` in it (all of it when there is none)."""
+        literal = "'" + sep.replace("'", "''") + "'"
+        if self.sqlite:
+            return f"substr({column}, instr({column}, {literal}) + 1)"
+        return f"substr({column}, strpos({column}, {literal}) + 1)"
+
+    def next_serial(self, table: str, column: str) -> str:
+        """A query for the next value of `table`'s increasing, never reused key `column`
+        (SQLite's AUTOINCREMENT counter, PostgreSQL's sequence), to insert explicitly."""
+        if self.sqlite:
+            return ("SELECT COALESCE((SELECT seq FROM sqlite_sequence"
+                    f" WHERE name = '{table}'), 0) + 1")
+        return f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}'))"
+
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""
         marks = ", ".join("?" * count)

@@ -1,0 +1,58 @@
+"""The audit log's reading queries: its rows filtered, the names it holds, one row's time,
+and the embedded file's own page check. (Appending and verifying the chain is audit.py's.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mdm.store.db import Database
+
+_ROWS = "SELECT seq, at, operator, action, subject, before, after FROM audit"
+
+
+def subject_clause(db: Database) -> str:
+    """Matches a subject as written ("device:R58F…") or by what follows its first colon
+    ("R58F…"): two `?`, both the subject."""
+    return f"(subject = ? OR {db.dialect.after_first('subject', ':')} = ?)"
+
+
+def operator_names(db: Database) -> list[str]:
+    """Every registered operator's name and every name the log holds, sorted."""
+    return [r["name"] for r in db.query("SELECT name FROM operators UNION"
+                                        " SELECT operator FROM audit ORDER BY 1")]
+
+
+def actions(db: Database) -> list[str]:
+    """Every action the log holds, sorted."""
+    return [r["action"] for r in db.query("SELECT DISTINCT action FROM audit ORDER BY 1")]
+
+
+def rows(db: Database, clauses: Sequence[str], args: Sequence[Any],
+         limit: int | None = None) -> list[dict[str, Any]]:
+    """The log's rows matching every clause, oldest first; with `limit`, the latest few."""
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = f"{_ROWS}{where} ORDER BY seq"
+    if limit:
+        sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) AS latest ORDER BY seq"
+    return db.query(sql, list(args))
+
+
+def at_of(db: Database, seq: int) -> str | None:
+    """When the log's row `seq` was written, or None."""
+    at: str | None = db.scalar("SELECT at FROM audit WHERE seq = ?", [seq])
+    return at
+
+
+def file_problems(db: Database) -> list[str]:
+    """What SQLite's own check finds wrong in the embedded file (["ok"] when nothing); a
+    PostgreSQL server keeps its own pages, so there is nothing for mdm to check there."""
+    if not db.dialect.sqlite:
+        return ["ok"]
+    import sqlite3
+
+    try:
+        return [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
