@@ -85,6 +85,14 @@ class Dialect:
                     f" WHERE name = '{table}'), 0) + 1")
         return f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}'))"
 
+    def sync_serial(self, table: str, column: str) -> str | None:
+        """A statement that moves `table`'s key counter past rows written with explicit keys
+        (None on SQLite, whose INTEGER PRIMARY KEY always continues from the highest)."""
+        if self.sqlite:
+            return None
+        return (f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" (SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}), false)")
+
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""
         marks = ", ".join("?" * count)

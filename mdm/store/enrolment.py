@@ -24,7 +24,8 @@ def imei_holders(db: Database) -> dict[str, str]:
 
 
 def next_device_id(db: Database) -> int:
-    """The id the next device written takes (one more than the highest)."""
+    """The id the next device written takes (one more than the highest): a delivery's
+    devices are written with their ids, so their IMEIs go in the same batch."""
     return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM devices").fetchone()[0]) + 1
 
 
@@ -43,6 +44,8 @@ def insert_delivered(db: Database, devices: Sequence[tuple[Any, ...]],
         if advance:
             advance(len(batch))
     db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imeis)
+    if devices and (sync := db.dialect.sync_serial("devices", "id")):
+        db.execute(sync)  # the next device added one at a time follows these
 
 
 def bound(db: Database, retired: str) -> list[dict[str, Any]]:
