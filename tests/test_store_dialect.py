@@ -88,6 +88,13 @@ def test_text_after_the_first_separator_and_the_counters_of_increasing_keys() ->
     conn.execute("DELETE FROM c WHERE serial = 2")
     assert conn.execute(SQLITE.next_serial("c", "serial")).fetchone()[0] == 3  # never reused
     assert SQLITE.sync_serial("c", "serial") is None
+    conn.executemany("INSERT INTO c (n) VALUES (?)",
+                     [("custody.assign",), ("custody/x",), ("custodyx",), ("Custody.a",),
+                      ("custody.",)])
+    sql, args = SQLITE.prefix("n", "custody.")
+    assert [r[0] for r in conn.execute(f"SELECT n FROM c WHERE {sql} ORDER BY n", args)] == [
+        "custody.", "custody.assign"]  # exact case, nothing past the dot's neighbour
+    assert POSTGRESQL.prefix("n", "custody.") == ("starts_with(n, ?)", ["custody."])
     assert "strpos(subject, ':')" in POSTGRESQL.after_first("subject", ":")
     assert "nextval(pg_get_serial_sequence('c', 'serial'))" in POSTGRESQL.next_serial("c",
                                                                                      "serial")

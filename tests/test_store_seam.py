@@ -300,14 +300,19 @@ def test_the_audit_log_is_read_by_subject_name_action_and_latest_rows(seam_db: D
                                      ("bob", "custody.assign", "officer:a:b"),
                                      ("ann", "ca.init", "ca")):
             audit.record(db, who, action, subject, None, {"n": 1})
-    first = auditlog.rows(db, [], [])
+    first = auditlog.rows(db)
     assert [r["action"] for r in first] == ["devices.enrol", "custody.assign", "ca.init"]
-    where = [auditlog.subject_clause(db)]
     for subject, seqs in (("SN1", [1]), ("device:SN1", [1]), ("a:b", [2]), ("b", []),
                           ("ca", [3]), ("sn1", [])):
-        assert [r["seq"] for r in auditlog.rows(db, where, [subject, subject])] == seqs, subject
-    assert [r["seq"] for r in auditlog.rows(db, [], [], limit=2)] == [2, 3]  # latest, in order
-    assert [r["seq"] for r in auditlog.rows(db, ["operator = ?"], ["ann"], limit=1)] == [3]
+        assert [r["seq"] for r in auditlog.rows(db, subject=subject)] == seqs, subject
+    assert [r["seq"] for r in auditlog.rows(db, limit=2)] == [2, 3]  # the latest, in order
+    assert [r["seq"] for r in auditlog.rows(db, operator="ann", limit=1)] == [3]
+    for family, seqs in (("custody", [2]), ("ca", [3]), ("c", []), ("custody.assign", [])):
+        assert [r["seq"] for r in auditlog.rows(db, family=family)] == seqs, family
+    assert [r["seq"] for r in auditlog.rows(db, action="ca.init")] == [3]
+    assert [r["seq"] for r in auditlog.rows(db, until=first[1]["at"])] == [1, 2]
+    assert [r["seq"] for r in auditlog.rows(db, since=first[1]["at"], until=first[1]["at"],
+                                            until_exclusive=True)] == []
     assert auditlog.operator_names(db) == ["ann", "bob"]
     assert auditlog.actions(db) == ["ca.init", "custody.assign", "devices.enrol"]
     assert auditlog.at_of(db, 2) == first[1]["at"] and auditlog.at_of(db, 9) is None

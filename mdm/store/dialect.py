@@ -93,6 +93,20 @@ class Dialect:
         return (f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
                 f" (SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}), false)")
 
+    def prefix(self, column: str, value: str) -> tuple[str, list[str]]:
+        """`column` starts with `value` (case as given), and the arguments to pass.
+
+        On SQLite a range, which an index on the column serves; on PostgreSQL
+        starts_with(), since a range there would follow the database's collation, which
+        may order punctuation apart from the bytes.
+        """
+        if not value:
+            return "1 = 1", []
+        if self.sqlite:
+            return (f"({column} >= ? AND {column} < ?)",
+                    [value, value[:-1] + chr(ord(value[-1]) + 1)])
+        return f"starts_with({column}, ?)", [value]
+
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""
         marks = ", ".join("?" * count)
