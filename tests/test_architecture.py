@@ -216,11 +216,27 @@ def test_no_module_outside_the_store_talks_to_a_database_driver() -> None:
         assert not found or rel in DRIVER_IMPORTS_ALLOWED, f"{rel}: {sorted(found)}"
 
 
+def _connection_uses(path: Path) -> list[str]:
+    """Every use of a database connection's own attributes (`db.conn.cursor`, …) but
+    closing it, as line: text."""
+    return [f"{node.lineno}: {ast.unparse(node)}" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr != "close"
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "conn"]
+
+
+def test_no_module_outside_the_store_reaches_into_the_connection() -> None:
+    found = {rel: uses for rel, path in _outside_the_store(PKG)
+             if not _listed(rel, SEAM_TO_DO) and (uses := _connection_uses(path))}
+    assert found == {}
+
+
 def test_the_seam_check_sees_sql_in_a_feature(tmp_path: Path) -> None:
     bad = tmp_path / "service.py"
     bad.write_text("def f(db, self):\n    db.query('SELECT 1')\n"
                    "    return self._db.execute('SELECT 2'), db.dialect.ieq('x')\n")
     assert _sql_calls(bad) == ["2: db.query", "3: self._db.execute"]
+    bad.write_text("def f(db):\n    assert db.conn.in_transaction\n    db.conn.close()\n")
+    assert _connection_uses(bad) == ["2: db.conn.in_transaction"]
 
 
 def test_the_seam_check_denies_sql_in_any_new_module_by_default(tmp_path: Path) -> None:
