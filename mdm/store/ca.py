@@ -121,7 +121,7 @@ def latest_krl(db: Database) -> tuple[int, bytes] | None:
 def insert_krl(db: Database, version: int, data: bytes, sha256: str, serials: str, at: str,
                by: str) -> None:
     """Record a revocation list (`serials` as JSON text); call inside a transaction."""
-    assert db.conn.in_transaction, "a revocation list is recorded inside store.transaction()"
+    assert db.in_transaction, "a revocation list is recorded inside store.transaction()"
     db.execute("INSERT INTO krls (version, krl, sha256, serials, created_at, created_by)"
                " VALUES (?, ?, ?, ?, ?, ?)", [version, data, sha256, serials, at, by])
 

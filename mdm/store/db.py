@@ -36,6 +36,10 @@ class Database:
         self.wait = wait  # the longest a write waits for the lock, in seconds
         self.on_wait = on_wait  # told (with the holder's pid) when a write has to wait
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
     def failed(self, exc: sqlite3.Error) -> Exception:
         """Return the error to raise for a sqlite3 failure (itself if it is not the file's)."""
         return failures.translate(exc, self.path, self.wait) or exc

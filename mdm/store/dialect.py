@@ -78,20 +78,14 @@ class Dialect:
         return f"substr({column}, strpos({column}, {literal}) + 1)"
 
     def next_serial(self, table: str, column: str) -> str:
-        """A query for the next value of `table`'s increasing, never reused key `column`
-        (SQLite's AUTOINCREMENT counter, PostgreSQL's sequence), to insert explicitly."""
+        """A query for the next value of `table`'s increasing, never reused key `column`, to
+        insert explicitly: SQLite's AUTOINCREMENT counter (above rows since deleted too);
+        on PostgreSQL the highest plus one, as its insert trigger gives (rows there are
+        never deleted, and writers are serialised)."""
         if self.sqlite:
             return ("SELECT COALESCE((SELECT seq FROM sqlite_sequence"
                     f" WHERE name = '{table}'), 0) + 1")
-        return f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}'))"
-
-    def sync_serial(self, table: str, column: str) -> str | None:
-        """A statement that moves `table`'s key counter past rows written with explicit keys
-        (None on SQLite, whose INTEGER PRIMARY KEY always continues from the highest)."""
-        if self.sqlite:
-            return None
-        return (f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                f" (SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}), false)")
+        return f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}"
 
     def prefix(self, column: str, value: str) -> tuple[str, list[str]]:
         """`column` starts with `value` (case as given), and the arguments to pass.

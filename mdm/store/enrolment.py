@@ -44,8 +44,6 @@ def insert_delivered(db: Database, devices: Sequence[tuple[Any, ...]],
         if advance:
             advance(len(batch))
     db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imeis)
-    if devices and (sync := db.dialect.sync_serial("devices", "id")):
-        db.execute(sync)  # the next device added one at a time follows these
 
 
 def bound(db: Database, retired: str) -> list[dict[str, Any]]:
