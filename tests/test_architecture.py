@@ -162,14 +162,17 @@ def test_host_keys_are_never_auto_accepted() -> None:
 
 
 # The store seam: SQL lives in mdm/store/<concern>.py, written for SQLite and PostgreSQL
-# both; a feature calls those functions and never runs a statement itself. These have
-# moved their queries into the store (a package, or one module of a package):
-SEAM_DONE = ("devices", "officers", "custody", "groups", "stations", "queue", "helpdesk",
-             "apps", "runs", "policies/service.py", "policies/push.py", "imports.py",
-             "context.py", "docgen.py")
-# Still to move (they run their own SQL today); each moves to SEAM_DONE once it has.
-SEAM_TO_DO = ("audit", "enrol", "operators", "rollout", "policies/report.py")
+# both; every other module of mdm (features, the CLI glue, the lab) calls those functions
+# and runs no statement itself. Default deny: a module added anywhere outside the store is
+# checked without being listed. The only exceptions are those still to move (each runs its
+# own SQL today and leaves this list once it has moved).
+SQL_HOME = "store"
+SEAM_TO_DO = ("rollout",)
+# Outside the store only the CLI names the embedded engine: it turns a damaged-file error
+# met outside the store's own calls into a clear message.
+DRIVER_IMPORTS_ALLOWED = ("cli.py",)
 _RUNS_SQL = {"execute", "executemany", "query", "iter_query", "scalar"}
+_DB_DRIVERS = ("sqlite3", "sqlite_utils", "psycopg")
 
 
 def _sql_calls(path: Path) -> list[str]:
@@ -184,19 +187,47 @@ def _sql_calls(path: Path) -> list[str]:
     return found
 
 
-def _seam_files(entries: tuple[str, ...]) -> list[Path]:
-    out: list[Path] = []
-    for entry in entries:
-        target = PKG / entry
-        out += sorted(target.rglob("*.py")) if target.is_dir() else [target]
-    return out
+def _listed(rel: str, entries: tuple[str, ...]) -> bool:
+    """Whether a module (path relative to the package) is, or is inside, a listed entry."""
+    return any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in entries)
 
 
-def test_features_on_the_store_seam_run_no_sql_themselves() -> None:
-    files = _seam_files(SEAM_DONE)
-    assert len(files) > 30 and all(f.exists() for f in files)
-    offenders = {str(f.relative_to(PKG)): calls for f in files if (calls := _sql_calls(f))}
-    assert offenders == {}, "move these queries into mdm/store/<concern>.py"
+def _outside_the_store(root: Path) -> list[tuple[str, Path]]:
+    """Every module of the package at `root` outside its store, as (relative path, path)."""
+    return [(rel, p) for p in sorted(root.rglob("*.py"))
+            if not _listed(rel := p.relative_to(root).as_posix(), (SQL_HOME,))]
+
+
+def _sql_offenders(root: Path, exceptions: tuple[str, ...]) -> dict[str, list[str]]:
+    """Modules outside the store, and outside the exceptions, that run SQL themselves."""
+    return {rel: calls for rel, path in _outside_the_store(root)
+            if not _listed(rel, exceptions) and (calls := _sql_calls(path))}
+
+
+def test_no_module_outside_the_store_runs_sql() -> None:
+    checked = [rel for rel, _ in _outside_the_store(PKG) if not _listed(rel, SEAM_TO_DO)]
+    assert len(checked) > 100 and "cli.py" in checked and "audit/service.py" in checked
+    assert _sql_offenders(PKG, SEAM_TO_DO) == {}, "move these queries into mdm/store/<concern>.py"
+
+
+def test_no_module_outside_the_store_talks_to_a_database_driver() -> None:
+    for rel, path in _outside_the_store(PKG):
+        found = {n for n in _imports(path) if n.split(".")[0] in _DB_DRIVERS}
+        assert not found or rel in DRIVER_IMPORTS_ALLOWED, f"{rel}: {sorted(found)}"
+
+
+def _connection_uses(path: Path) -> list[str]:
+    """Every use of a database connection's own attributes (`db.conn.cursor`, …) but
+    closing it, as line: text."""
+    return [f"{node.lineno}: {ast.unparse(node)}" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr != "close"
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "conn"]
+
+
+def test_no_module_outside_the_store_reaches_into_the_connection() -> None:
+    found = {rel: uses for rel, path in _outside_the_store(PKG)
+             if not _listed(rel, SEAM_TO_DO) and (uses := _connection_uses(path))}
+    assert found == {}
 
 
 def test_the_seam_check_sees_sql_in_a_feature(tmp_path: Path) -> None:
@@ -204,10 +235,26 @@ def test_the_seam_check_sees_sql_in_a_feature(tmp_path: Path) -> None:
     bad.write_text("def f(db, self):\n    db.query('SELECT 1')\n"
                    "    return self._db.execute('SELECT 2'), db.dialect.ieq('x')\n")
     assert _sql_calls(bad) == ["2: db.query", "3: self._db.execute"]
+    bad.write_text("def f(db):\n    assert db.conn.in_transaction\n    db.conn.close()\n")
+    assert _connection_uses(bad) == ["2: db.conn.in_transaction"]
 
 
-def test_the_seam_lists_name_real_places_and_the_to_do_list_is_honest() -> None:
-    assert all((PKG / e).exists() for e in SEAM_DONE + SEAM_TO_DO)
-    assert not set(SEAM_DONE) & set(SEAM_TO_DO)
-    for entry in SEAM_TO_DO:  # one with no SQL left belongs in SEAM_DONE, and is checked
-        assert any(_sql_calls(p) for p in _seam_files((entry,))), entry
+def test_the_seam_check_denies_sql_in_any_new_module_by_default(tmp_path: Path) -> None:
+    sql = "def f(db):\n    return db.execute('SELECT 1'), db.conn.executemany('x', [])\n"
+    for rel in ("store/things.py", "rollout/service.py", "shiny/service.py", "shiny/cli.py",
+                "tool.py", "lab/seed.py", "rolloutish.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(sql)
+    assert sorted(_sql_offenders(tmp_path, ("rollout",))) == [
+        "lab/seed.py", "rolloutish.py", "shiny/cli.py", "shiny/service.py", "tool.py"]
+    assert _sql_offenders(tmp_path, ("rollout",))["tool.py"] == ["2: db.execute",
+                                                                 "2: db.conn.executemany"]
+
+
+def test_the_exceptions_name_real_places_that_still_run_sql() -> None:
+    for entry in SEAM_TO_DO:  # one with no SQL left is removed from the list, and checked
+        target = PKG / entry
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        assert files and all(f.exists() for f in files), entry
+        assert any(_sql_calls(f) for f in files), f"{entry} runs no SQL: remove it from the list"
+    assert all((PKG / e).exists() for e in DRIVER_IMPORTS_ALLOWED)

@@ -74,3 +74,28 @@ def test_case_insensitive_lookups_keep_the_nocase_indexes_on_sqlite(tmp_path: Pa
         plan = " ".join(r[-1] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
         assert "USING" in plan and "INDEX" in plan and "SCAN" not in plan, (sql, plan)
     db.conn.close()
+
+
+def test_text_after_the_first_separator_and_the_counters_of_increasing_keys() -> None:
+    conn = sqlite3.connect(":memory:")
+    found = [conn.execute(f"SELECT {SQLITE.after_first('t', ':')} FROM (SELECT ? AS t)",
+                          [text]).fetchone()[0]
+             for text in ("device:SN1", "officer:a:b", "ca", ":x")]
+    assert found == ["SN1", "a:b", "ca", "x"]
+    conn.execute("CREATE TABLE c (serial INTEGER PRIMARY KEY AUTOINCREMENT, n TEXT)")
+    assert conn.execute(SQLITE.next_serial("c", "serial")).fetchone()[0] == 1
+    conn.executemany("INSERT INTO c (serial, n) VALUES (?, 'x')", [(1,), (2,)])
+    conn.execute("DELETE FROM c WHERE serial = 2")
+    assert conn.execute(SQLITE.next_serial("c", "serial")).fetchone()[0] == 3  # never reused
+    conn.executemany("INSERT INTO c (n) VALUES (?)",
+                     [("custody.assign",), ("custody/x",), ("custodyx",), ("Custody.a",),
+                      ("custody.",)])
+    sql, args = SQLITE.prefix("n", "custody.")
+    assert [r[0] for r in conn.execute(f"SELECT n FROM c WHERE {sql} ORDER BY n", args)] == [
+        "custody.", "custody.assign"]  # exact case, nothing past the dot's neighbour
+    assert POSTGRESQL.prefix("n", "custody.") == ("starts_with(n, ?)", ["custody."])
+    assert "strpos(subject, ':')" in POSTGRESQL.after_first("subject", ":")
+    assert POSTGRESQL.next_serial("c", "serial") == "SELECT COALESCE(MAX(serial), 0) + 1 FROM c"
+    for d in (SQLITE, POSTGRESQL):
+        for text in (d.after_first("c", ":"), d.next_serial("c", "k")):
+            assert "%" not in text and '"' not in text and "?" not in text

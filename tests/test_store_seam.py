@@ -17,11 +17,15 @@ import pytest
 from mdm.store import (
     apps,
     audit,
+    auditlog,
+    ca,
     custody,
     devices,
+    enrolment,
     groups,
     incidents,
     officers,
+    operators,
     policies,
     queue,
     stations,
@@ -286,3 +290,152 @@ def test_stations_and_apps_read_back_what_was_written(fleet: Any) -> None:
     assert apps.version_codes(db, "uk.police.pnb") == [1, 2]
     assert [r["version_code"] for r in apps.releases(db)] == [1]
     assert apps.any_release(db) and apps.has_package(db, "uk.police.pnb")
+
+
+def test_the_audit_log_is_read_by_subject_name_action_and_latest_rows(seam_db: Database) -> None:
+    db = seam_db
+    with transaction(db):
+        operators.insert(db, "ann", "admin", AT, "ann")
+        for who, action, subject in (("ann", "devices.enrol", "device:SN1"),
+                                     ("bob", "custody.assign", "officer:a:b"),
+                                     ("ann", "ca.init", "ca")):
+            audit.record(db, who, action, subject, None, {"n": 1})
+    first = auditlog.rows(db)
+    assert [r["action"] for r in first] == ["devices.enrol", "custody.assign", "ca.init"]
+    for subject, seqs in (("SN1", [1]), ("device:SN1", [1]), ("a:b", [2]), ("b", []),
+                          ("ca", [3]), ("sn1", [])):
+        assert [r["seq"] for r in auditlog.rows(db, subject=subject)] == seqs, subject
+    assert [r["seq"] for r in auditlog.rows(db, limit=2)] == [2, 3]  # the latest, in order
+    assert [r["seq"] for r in auditlog.rows(db, operator="ann", limit=1)] == [3]
+    for family, seqs in (("custody", [2]), ("ca", [3]), ("c", []), ("custody.assign", [])):
+        assert [r["seq"] for r in auditlog.rows(db, family=family)] == seqs, family
+    assert [r["seq"] for r in auditlog.rows(db, action="ca.init")] == [3]
+    assert [r["seq"] for r in auditlog.rows(db, until=first[1]["at"])] == [1, 2]
+    assert [r["seq"] for r in auditlog.rows(db, since=first[1]["at"], until=first[1]["at"],
+                                            until_exclusive=True)] == []
+    assert auditlog.operator_names(db) == ["ann", "bob"]
+    assert auditlog.actions(db) == ["ca.init", "custody.assign", "devices.enrol"]
+    assert auditlog.at_of(db, 2) == first[1]["at"] and auditlog.at_of(db, 9) is None
+
+
+def test_a_delivery_lands_whole_and_a_serial_in_another_case_is_found(seam_db: Database) -> None:
+    db = seam_db
+    assert enrolment.next_device_id(db) == 1 and enrolment.serials(db) == set()
+    row = (None, "Manufacturer", "Model", "Name", "PO-1", "delivered", AT, "{}", AT)
+    told: list[int] = []
+    with _write(db):
+        enrolment.insert_delivered(
+            db, [(7, "Ab-100", "350000000000001", None, *row[1:]),
+                 (8, "SN2", "350000000000002", "350000000000003", *row[1:])],
+            [("350000000000001", 7), ("350000000000002", 8), ("350000000000003", 8)],
+            told.append)
+        later = _device(db, 9)  # added one at a time, after ids written by the delivery
+    assert told == [2] and later > 8 and enrolment.next_device_id(db) == later + 1
+    assert enrolment.serials(db) == {"Ab-100", "SN2", "SN0009"}
+    assert enrolment.imei_holders(db) == {"350000000000001": "Ab-100", "350000000000002": "SN2",
+                                          "350000000000003": "SN2", "350000000000009": "SN0009"}
+    assert enrolment.serial_in_other_case(db, "AB-100") == "Ab-100"
+    assert enrolment.serial_in_other_case(db, "AB-10") is None
+    assert enrolment.bound(db, "retired") == []
+    with _write(db):
+        enrolment.pin(db, 8, "enrolled", LATER, "10.0.0.8:22", "ssh-ed25519 AAAA", "SHA256:k")
+    assert enrolment.bound(db, "retired") == [
+        {"id": 8, "serial": "SN2", "status": "enrolled", "address": "10.0.0.8:22",
+         "host_key_fingerprint": "SHA256:k"}]
+    assert enrolment.bound(db, "enrolled") == []  # the status left out is left out
+    got = devices.by_serial(db, "SN2")
+    assert got is not None and (got["enrolled_at"], got["status_changed_at"]) == (LATER, LATER)
+
+
+def test_operators_are_registered_found_by_role_and_removed(seam_db: Database) -> None:
+    db = seam_db
+    assert not operators.any_registered(db) and operators.every(db) == []
+    with _write(db):
+        operators.insert(db, "bob", "helpdesk", AT, "ann")
+        operators.insert(db, "ann", "admin", AT, "ann")
+    assert operators.any_registered(db) and operators.exists(db, "bob")
+    assert not operators.exists(db, "BOB")  # names are exact
+    assert operators.active_role(db, "bob") == "helpdesk" and operators.active_admins(db) == 1
+    with _write(db):
+        operators.deactivate(db, "ann")
+    assert operators.active_role(db, "ann") is None and operators.active_admins(db) == 0
+    assert operators.role_and_active(db, "ann") == ("admin", False)
+    assert operators.role_and_active(db, "nobody") is None
+    assert [(r["name"], r["active"]) for r in operators.every(db)] == [("ann", 0), ("bob", 1)]
+
+
+def _certificate(serial: int, operator: str, valid_before: str = LATER) -> dict[str, Any]:
+    return {"serial": serial, "operator": operator, "key_id": f"mdm:{operator}:{serial}",
+            "principals": "mdm-admin", "key_fingerprint": "SHA256:op",
+            "ca_fingerprint": "SHA256:ca", "valid_after": AT, "valid_before": valid_before,
+            "issued_at": AT}
+
+
+def test_certificate_serials_increase_and_revocations_are_kept(seam_db: Database
+                                                                        ) -> None:
+    db = seam_db
+    assert ca.get(db) is None and ca.public_line(db) is None and ca.fingerprint(db) is None
+    assert ca.next_serial(db) == 1 and ca.latest_krl(db) is None
+    with _write(db):
+        operators.insert(db, "ann", "admin", AT, "ann")
+        ca.create(db, "ssh-ed25519 AAAA ca", "SHA256:ca", AT, "ann")
+        for _ in range(3):
+            ca.insert_certificate(db, _certificate(ca.next_serial(db), "ann"))
+    assert ca.get(db) == {"public_line": "ssh-ed25519 AAAA ca", "fingerprint": "SHA256:ca",
+                          "created_at": AT, "created_by": "ann"}
+    with _write(db):
+        serial = ca.next_serial(db)
+        ca.insert_certificate(db, _certificate(serial, "ann", valid_before=AT))
+    assert serial == 4  # above every serial issued
+    with _write(db):
+        ca.revoke(db, [1], LATER, "ann", "lost laptop")
+        ca.insert_krl(db, 1, b"\x00KRL", "sha", "[1]", LATER, "ann")
+        ca.insert_krl(db, 2, b"\x00KRL2", "sha2", "[1]", LATER, "ann")
+    assert ca.revocation(db, 1) == (LATER, "lost laptop") and ca.revocation(db, 2) == (None, None)
+    assert ca.revocation(db, 99) is None and ca.revoked_serials(db) == [1]
+    assert ca.unexpired_serials(db, "ann", "2026-01-05T12:00:00.000000Z") == [2, 3]
+    assert ca.issued_to(db, "ann") == [(1, "ann", LATER), (2, "ann", None), (3, "ann", None),
+                                       (4, "ann", None)]
+    assert ca.holder_of(db, 4) == [(4, "ann", None)] and ca.holder_of(db, 5) == []
+    assert [r["serial"] for r in ca.listing(db)] == [4, 3, 2, 1] == [
+        r["serial"] for r in ca.listing(db, "ann")]
+    assert ca.listing(db, "bob") == [] and ca.latest_krl(db) == (2, b"\x00KRL2")
+
+
+def test_what_devices_trust_is_kept_one_row_each(fleet: Any) -> None:
+    db, ids = fleet["db"], fleet["ids"]
+    with _write(db):
+        ca.record_trust(db, ids[0], None, "", 1, None, AT)
+        ca.record_trust(db, ids[0], "SHA256:ca", "mdm-admin mdm-it", 0, 2, LATER)
+        ca.record_trust(db, ids[1], "SHA256:ca", "mdm-it", 1, 1, AT)
+    held = ca.trust_by_device(db)
+    assert sorted(held) == ids[:2]
+    assert {k: held[ids[0]][k] for k in ("ca_fingerprint", "principals", "plain_keys",
+                                         "krl_version", "updated_at")} == {
+        "ca_fingerprint": "SHA256:ca", "principals": "mdm-admin mdm-it", "plain_keys": 0,
+        "krl_version": 2, "updated_at": LATER}
+    assert [r["id"] for r in ca.devices_with_serials(db, ["SN0002", "ab-100"])] == [ids[1]]
+    assert ca.devices_with_serials(db, []) == []
+    assert [r["serial"] for r in ca.selected(db, devices.EVERY, [])] == [
+        "Ab-100", "SN0002", "SN0003", "SN0004"]
+    assert ca.selected_status(db, "d.status = ?", ["delivered"]) == [
+        {"id": ids[3], "serial": "SN0004", "status": "delivered"}]
+
+
+def test_the_compliance_report_reads_facts_and_holders_whole(fleet: Any) -> None:
+    db, ids = fleet["db"], fleet["ids"]
+    facts = {"os_release": "14", "sdk": 34, "security_patch": "2026-01-01",
+             "crypto_state": "encrypted", "packages": "[]", "dpc_status": None, "props": "{}",
+             "settings": "{}", "policy_file_sha256": None}
+    with _write(db):
+        devices.save_facts(db, ids[1], AT, facts)
+    assert policies.facts_by_device(db, ("sdk", "crypto_state")) == {
+        ids[1]: (34, "encrypted")}
+    assert policies.open_holders(db) == {ids[0]: "id-1", ids[1]: "id-3"}
+    assert policies.holders_by_officer(db)["id-3"] == (
+        "id-3", "OFFICER", "CONSTABLE", "SOUTH", "Penrith")
+    found = policies.devices_with_facts(db, "d.status = ?", ["enrolled"], ("sdk",))
+    assert sorted(tuple(r) for r in found) == [
+        (ids[0], "Ab-100", "enrolled", None, None, None, None),
+        (ids[1], "SN0002", "enrolled", None, None, ids[1], 34),
+        (ids[2], "SN0003", "enrolled", None, None, None, None)]

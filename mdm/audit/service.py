@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mdm.errors import ExitCode, InputError, MdmError
 from mdm.fleet.keys import fingerprint
-from mdm.store import audit
+from mdm.store import audit, auditlog
 from mdm.store.db import Database
 from mdm.timeutil import now, parse_instant
 
@@ -49,42 +49,25 @@ def log(db: Database, subject: str | None = None, limit: int | None = None,
         operator: str | None = None, action: str | None = None, since: str | None = None,
         until: str | None = None) -> list[dict[str, Any]]:
     """Return audit rows, oldest first, filtered by subject, operator, action and time."""
-    clauses, args = [], []
-    if subject:  # "R58F…" matches "device:R58F…"; "device:R58F…" matches itself
-        clauses.append("(subject = ? OR substr(subject, instr(subject, ':') + 1) = ?)")
-        args += [subject, subject]
     if operator is not None:
-        known = [n for (n,) in db.execute("SELECT name FROM operators UNION"
-                                          " SELECT operator FROM audit ORDER BY 1")]
-        clauses.append("operator = ?")
-        args.append(_one_of("--operator", operator, known))
+        operator = _one_of("--operator", operator, auditlog.operator_names(db))
+    name = family = None
     if action is not None:
-        actions = [a for (a,) in db.execute("SELECT DISTINCT action FROM audit ORDER BY 1")]
+        actions = auditlog.actions(db)
         families = sorted({a.split(".")[0] for a in actions} - set(actions))
         name = _one_of("--action", action, actions + families)
-        if name in actions:
-            clauses.append("action = ?")
-            args.append(name)
-        else:  # a family: custody matches custody.assign, custody.unassign, …
-            clauses.append("action >= ? AND action < ?")
-            args += [name + ".", name + "/"]
+        if name not in actions:  # a family: custody matches custody.assign, custody.unassign …
+            name, family = None, name
     start = _bound("--since", since, False) if since else None
     end = _bound("--until", until, True) if until else None
     if start and end and start > end:
         raise InputError(f"--since {since} is after --until {until}",
                          "give the earlier time to --since")
-    if start:
-        clauses.append("at >= ?")
-        args.append(start)
-    if end:
-        clauses.append("at < ?" if until and _DATE.match(until.strip()) else "at <= ?")
-        args.append(end)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = f"SELECT seq, at, operator, action, subject, before, after FROM audit {where}" \
-          " ORDER BY seq"
-    if limit:
-        sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY seq"
-    rows = db.query(sql, args)
+    # "R58F…" matches "device:R58F…"; "device:R58F…" matches itself
+    rows = auditlog.rows(db, subject=subject, operator=operator, action=name, family=family,
+                         since=start, until=end,
+                         until_exclusive=bool(until and _DATE.match(until.strip())),
+                         limit=limit)
     for r in rows:
         for k in ("before", "after"):
             r[k] = json.loads(r[k]) if r[k] else None
@@ -182,9 +165,8 @@ ChainBroken = Tampered  # the name earlier code used
 def checkpoint(db: Database) -> dict[str, Any]:
     """Return the head of the chain, to record outside the inventory."""
     seq, digest = audit.head(db)
-    row = db.execute("SELECT at FROM audit WHERE seq = ?", [seq]).fetchone()
     return {"checkpoint": f"{seq}:{digest}", "seq": seq, "hash": digest,
-            "at": row[0] if row else None}
+            "at": auditlog.at_of(db, seq)}
 
 
 def signed_checkpoint(db: Database, key_path: Path, passphrase: str | None) -> dict[str, Any]:
@@ -195,7 +177,7 @@ def signed_checkpoint(db: Database, key_path: Path, passphrase: str | None) -> d
     result = audit.verify(db)
     if not result.ok:  # never vouch for a log that does not verify
         raise Tampered(result)
-    at = db.scalar("SELECT at FROM audit WHERE seq = ?", [result.head_seq])
+    at = auditlog.at_of(db, result.head_seq)
     fields = {"seq": str(result.head_seq), "hash": result.head_hash, "at": at or "",
               "signed_at": now()}
     text = signing.render(fields, key, key_blob)

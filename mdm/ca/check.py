@@ -17,6 +17,7 @@ from typing import Any
 from mdm.ca import trust
 from mdm.errors import InputError
 from mdm.fleet.keys import fingerprint, key_path
+from mdm.store import ca
 from mdm.store.db import Database
 
 LOGIN = "run: mdm login"
@@ -99,8 +100,7 @@ def require_certificate(db: Database, key: str | None, operator: str,
             if theirs.split()[:2] != own.read_bytes().split()[:2]:
                 raise InputError(f"certificate {key_id} at {path} is for another key, not"
                                  f" {own}", f"{LOGIN} (it signs your own key)")
-        row = db.execute("SELECT revoked_at, revoke_reason FROM certificates"
-                         " WHERE serial = ?", [cert.serial]).fetchone()
+        row = ca.revocation(db, cert.serial)
         if row is not None and row[0]:
             raise InputError(f"certificate {key_id} (serial {cert.serial}) was revoked at"
                              f" {row[0]}: {row[1]}", f"ask an admin; then {LOGIN}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from mdm.ca.trust import ca_public_line
 from mdm.driver import Trust
+from mdm.store import ca
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -43,15 +44,10 @@ def current_krl(db: Database) -> tuple[int, bytes] | None:
 
 def record(db: Database, device_id: int, trust: Trust) -> None:
     """Record what a device's sshd trusts now (inside the caller's transaction)."""
-    db.execute("INSERT INTO device_trust (device_id, ca_fingerprint, principals, plain_keys,"
-               " krl_version, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-               " ON CONFLICT (device_id) DO UPDATE SET ca_fingerprint = excluded.ca_fingerprint,"
-               " principals = excluded.principals, plain_keys = excluded.plain_keys,"
-               " krl_version = excluded.krl_version, updated_at = excluded.updated_at",
-               [device_id, fingerprint_of(trust.ca) if trust.ca else None,
-                " ".join(trust.principals), trust.plain_keys, trust.krl_version, now()])
+    ca.record_trust(db, device_id, fingerprint_of(trust.ca) if trust.ca else None,
+                    " ".join(trust.principals), trust.plain_keys, trust.krl_version, now())
 
 
 def by_device(db: Database) -> dict[int, dict[str, Any]]:
     """Return device id → what the inventory last saw its sshd trust."""
-    return {r["device_id"]: r for r in db.query("SELECT * FROM device_trust")}
+    return ca.trust_by_device(db)

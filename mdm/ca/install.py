@@ -12,7 +12,7 @@ from typing import Any
 
 from mdm.ca import held as trust
 from mdm.driver import DeviceDriver, Drivers, Trust
-from mdm.store import audit, transaction
+from mdm.store import audit, ca, transaction
 from mdm.store.db import Database
 
 
@@ -28,8 +28,7 @@ def install(db: Database, operator: str, serials: list[str],
         return out
     wanted = trust.fingerprint_of(line)
     held = trust.by_device(db)
-    rows = [r for r in db.query(f"SELECT * FROM devices WHERE serial IN"
-                                f" ({', '.join('?' for _ in serials)})", serials)
+    rows = [r for r in ca.devices_with_serials(db, serials)
             if held.get(r["id"], {}).get("ca_fingerprint") != wanted]
 
     def install_one(driver: DeviceDriver) -> Trust:

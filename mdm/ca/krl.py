@@ -15,20 +15,19 @@ import tempfile
 from pathlib import Path
 
 from mdm.errors import MdmError
+from mdm.store import ca
 from mdm.store.db import Database
 from mdm.timeutil import now
 
 
 def current(db: Database) -> tuple[int, bytes] | None:
     """Return the newest revocation list (version, KRL bytes), or None if there is none."""
-    row = db.execute("SELECT version, krl FROM krls ORDER BY version DESC LIMIT 1").fetchone()
-    return (int(row[0]), bytes(row[1])) if row else None
+    return ca.latest_krl(db)
 
 
 def revoked_serials(db: Database) -> list[int]:
     """Return the serials of every revoked certificate, in order."""
-    return [int(r[0]) for r in db.execute(
-        "SELECT serial FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial")]
+    return ca.revoked_serials(db)
 
 
 def render(ca_line: str, serials: list[int], version: int) -> bytes:
@@ -53,13 +52,10 @@ def render(ca_line: str, serials: list[int], version: int) -> bytes:
 
 def build(db: Database, operator: str, ca_line: str) -> int:
     """Record the next KRL version, revoking every revoked serial; call in a transaction."""
-    assert db.in_transaction, "krl.build must run inside store.transaction()"
     last = current(db)
     version = last[0] + 1 if last else 1
     serials = revoked_serials(db)
     data = render(ca_line, serials, version)
-    db.execute("INSERT INTO krls (version, krl, sha256, serials, created_at, created_by)"
-               " VALUES (?, ?, ?, ?, ?, ?)",
-               [version, data, hashlib.sha256(data).hexdigest(), json.dumps(serials), now(),
-                operator])
+    ca.insert_krl(db, version, data, hashlib.sha256(data).hexdigest(), json.dumps(serials),
+                  now(), operator)
     return version

@@ -24,7 +24,7 @@ from mdm.ca import held as trust
 from mdm.driver import DeviceDriver, Drivers, Trust
 from mdm.errors import InputError, PartialFailure, Problem
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit, ca, transaction
 from mdm.store.db import Database
 
 MANAGED = ("enrolled", "provisioned")
@@ -34,7 +34,7 @@ def _rows(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
     from mdm.devices import selector
 
     where, args = selector.select(db, selectors, MANAGED)
-    return db.query(f"SELECT d.* {selector.FROM} WHERE {where} ORDER BY d.serial", args)
+    return ca.selected(db, where, args)
 
 
 def plan(db: Database, selectors: list[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from mdm.ca.check import certificate_path
 from mdm.errors import InputError, NotFound, PermissionDenied
 from mdm.fleet.keys import fingerprint_of_line, key_path
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit, ca, operators, transaction
 from mdm.store.db import Database
 from mdm.timeutil import format_utc, now
 
@@ -47,8 +47,7 @@ def init(db: Database, operator: str, folder: Path, passphrase: Callable[[], str
                 raise InputError("this inventory already has a CA", "see it with: mdm ca show")
             row = {"public_line": line, "fingerprint": fingerprint_of_line(line),
                    "created_at": now(), "created_by": operator}
-            db.execute("INSERT INTO ca (id, public_line, fingerprint, created_at, created_by)"
-                       " VALUES (1, :public_line, :fingerprint, :created_at, :created_by)", row)
+            ca.create(db, line, row["fingerprint"], row["created_at"], operator)
             version = krl.build(db, operator, line)  # an empty list devices can load at once
             audit.record(db, operator, "ca.init", "ca", None,
                          {"public_line": line, "fingerprint": row["fingerprint"],
@@ -61,16 +60,14 @@ def init(db: Database, operator: str, folder: Path, passphrase: Callable[[], str
 
 def show(db: Database, folder: Path) -> dict[str, Any]:
     """Return the CA public line devices trust, its fingerprint and where its key is kept."""
-    row = db.execute("SELECT public_line, fingerprint, created_at, created_by FROM ca"
-                     " WHERE id = 1").fetchone()
+    row = ca.get(db)
     if row is None:
         raise _no_ca()
     private, public = keys.paths(folder)
-    held = public.exists() and keys.same_key(public.read_text(), row[0])
+    held = public.exists() and keys.same_key(public.read_text(), row["public_line"])
     last = krl.current(db)
-    return {"public_line": row[0], "fingerprint": row[1], "created_at": row[2],
-            "created_by": row[3], "key_folder": str(folder),
-            "key_here": held and private.exists(), "in_agent": keys.agent_holds(row[0]),
+    return {**row, "key_folder": str(folder), "key_here": held and private.exists(),
+            "in_agent": keys.agent_holds(row["public_line"]),
             "krl_version": last[0] if last else None}
 
 
@@ -91,8 +88,7 @@ def login(db: Database, operator: str, key: str | None, folder: Path,
           max_validity: int = 12 * 3600) -> dict[str, Any]:
     """Sign a certificate for the operator's own key, valid for one shift, and write it."""
     role = roles.role_of(db, operator)
-    if role is None and db.execute("SELECT 1 FROM operators WHERE name = ?",
-                                   [operator]).fetchone():
+    if role is None and operators.exists(db, operator):
         raise PermissionDenied(f"operator {operator!r} was removed, so gets no certificate",
                                "ask an admin if that is a mistake")
     if role is None or role not in roles.ROLES:
@@ -122,10 +118,7 @@ def login(db: Database, operator: str, key: str | None, folder: Path,
         if roles.role_of(db, operator) != role:
             raise InputError(f"operator {operator!r} changed role or was removed meanwhile",
                              "run mdm login again")
-        # Rows are never deleted (revoking marks them), so the next serial is the highest
-        # plus one on either backend, as AUTOINCREMENT would give.
-        last = db.execute("SELECT MAX(serial) FROM certificates").fetchone()
-        serial = (int(last[0]) if last and last[0] is not None else 0) + 1
+        serial = ca.next_serial(db)
         request = sign.Request(subject, sign.key_id(operator, serial), sign.principal(role),
                                serial, started - BACKDATE, started + valid_for)
         line = sign.sign(signer, request)
@@ -134,10 +127,7 @@ def login(db: Database, operator: str, key: str | None, folder: Path,
                "ca_fingerprint": fingerprint_of_line(ca_line),
                "valid_after": _stamp(request.valid_after),
                "valid_before": _stamp(request.valid_before), "issued_at": now()}
-        db.execute("INSERT INTO certificates (serial, operator, key_id, principals,"
-                   " key_fingerprint, ca_fingerprint, valid_after, valid_before, issued_at)"
-                   " VALUES (:serial, :operator, :key_id, :principals, :key_fingerprint,"
-                   " :ca_fingerprint, :valid_after, :valid_before, :issued_at)", row)
+        ca.insert_certificate(db, row)
         audit.record(db, operator, "ca.login", f"operator:{operator}", None,
                      {k: row[k] for k in ("serial", "key_id", "principals", "key_fingerprint",
                                           "valid_after", "valid_before")}
@@ -170,16 +160,14 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
                        "list certificates with: mdm ca certificates")
     with transaction(db):
         if by_serial:
-            rows = db.execute("SELECT serial, operator, revoked_at FROM certificates"
-                              " WHERE serial = ?", [int(target)]).fetchall()
+            rows = ca.holder_of(db, int(target))
             if not rows:
                 raise NotFound(f"no certificate with serial {target}",
                                "list certificates with: mdm ca certificates")
         else:
-            if not db.execute("SELECT 1 FROM operators WHERE name = ?", [target]).fetchone():
+            if not operators.exists(db, target):
                 raise NotFound(f"no operator {target!r}", "list them with: mdm operators list")
-            rows = db.execute("SELECT serial, operator, revoked_at FROM certificates"
-                              " WHERE operator = ? ORDER BY serial", [target]).fetchall()
+            rows = ca.issued_to(db, target)
             if not rows:
                 raise InputError(f"operator {target!r} has no certificates to revoke",
                                  f"to stop them getting one: mdm operators remove {target}"
@@ -189,9 +177,7 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
             what = f"certificate {target} is" if by_serial else f"{target}'s certificates are"
             raise InputError(f"{what} already revoked", "see them with: mdm ca certificates")
         at = now()
-        db.execute(f"UPDATE certificates SET revoked_at = ?, revoked_by = ?, revoke_reason = ?"
-                   f" WHERE serial IN ({','.join('?' * len(serials))})",
-                   [at, operator, reason, *serials])
+        ca.revoke(db, serials, at, operator, reason)
         version = krl.build(db, operator, ca_line)
         subject = f"certificate:{target}" if by_serial else f"operator:{target}"
         audit.record(db, operator, "ca.revoke", subject, None,
@@ -202,12 +188,4 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
 
 def certificates(db: Database, operator: str | None = None) -> list[dict[str, Any]]:
     """List certificates issued, newest first (one operator's, if named)."""
-    sql = ("SELECT serial, operator, key_id, principals, valid_after, valid_before,"
-           " issued_at, revoked_at, revoke_reason FROM certificates")
-    params: list[Any] = []
-    if operator:
-        sql += " WHERE operator = ?"
-        params.append(operator)
-    cursor = db.execute(sql + " ORDER BY serial DESC", params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    return ca.listing(db, operator)

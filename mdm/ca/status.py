@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from mdm.ca import held as trust
+from mdm.store import ca
 from mdm.store.db import Database
 
 # Devices mdm has reached and may reach again; a delivered or wiped one trusts nothing yet.
@@ -27,8 +28,7 @@ def status(db: Database, selectors: list[str]) -> list[dict[str, Any]]:
     where, args = selector.select(db, selectors, REACHED)
     held = trust.by_device(db)
     out = []
-    for row in db.query(f"SELECT d.id, d.serial, d.status {selector.FROM} WHERE {where}"
-                        " ORDER BY d.serial", args):
+    for row in ca.selected_status(db, where, args):
         h = held.get(row["id"], {})
         version = h.get("krl_version")
         out.append({"serial": row["serial"], "status": row["status"],

@@ -6,16 +6,15 @@ only needs the line does not import the signing code.
 
 from __future__ import annotations
 
+from mdm.store import ca
 from mdm.store.db import Database
 
 
 def ca_public_line(db: Database) -> str | None:
     """Return the inventory's CA public key line (`ssh-ed25519 AAAA… comment`), or None."""
-    row = db.execute("SELECT public_line FROM ca WHERE id = 1").fetchone()
-    return str(row[0]) if row else None
+    return ca.public_line(db)
 
 
 def ca_fingerprint(db: Database) -> str | None:
     """Return the SHA256 fingerprint of the inventory's CA key, or None if there is none."""
-    row = db.execute("SELECT fingerprint FROM ca WHERE id = 1").fetchone()
-    return str(row[0]) if row else None
+    return ca.fingerprint(db)

@@ -17,7 +17,7 @@ from mdm.enrol import identity
 from mdm.errors import InputError, Problem
 from mdm.operators import roles
 from mdm.progress import Progress, counted
-from mdm.store import audit, transaction
+from mdm.store import audit, enrolment, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -87,9 +87,8 @@ def _check_uniqueness(records: list[dict[str, Any]], where: str) -> list[Problem
 
 def _check_against_inventory(db: Database, records: list[dict[str, Any]],
                              where: str) -> list[Problem]:
-    serials = {r[0] for r in db.execute("SELECT serial FROM devices")}
-    imeis = dict(db.execute("SELECT di.imei, d.serial FROM device_imeis di"
-                            " JOIN devices d ON d.id = di.device_id").fetchall())
+    serials = enrolment.serials(db)
+    imeis = enrolment.imei_holders(db)
     problems: list[Problem] = []
     for rec in records:
         loc = f"{where}, row {rec['_line']}"
@@ -133,7 +132,7 @@ def import_manifest(db: Database, operator: str, path: Path,
                              "fix the rows listed and import the file again",
                              problems=problems)
         stamp = now()
-        first_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM devices").fetchone()[0]) + 1
+        first_id = enrolment.next_device_id(db)
         device_rows, imei_rows = [], []
         for offset, rec in enumerate(records):
             device_id = first_id + offset
@@ -144,15 +143,8 @@ def import_manifest(db: Database, operator: str, path: Path,
             imei_rows += [(rec[c], device_id) for c in ("imei1", "imei2") if rec[c]]
         if progress:
             progress.start(len(device_rows), "writing devices")
-        for start in range(0, len(device_rows), 5000):
-            batch = device_rows[start:start + 5000]
-            db.executemany(
-                "INSERT INTO devices (id, serial, imei1, imei2, manufacturer, model,"
-                " marketing_name, order_number, status, status_changed_at, supplier, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
-            if progress:
-                progress.advance(len(batch))
-        db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imei_rows)
+        enrolment.insert_delivered(db, device_rows, imei_rows,
+                                   progress.advance if progress else None)
         orders = sorted({r["order_number"] for r in records if r["order_number"]})
         result = {"file": path.name, "sha256": sha256,
                   "devices": len(records), "orders": orders, "status": Status.DELIVERED.value}

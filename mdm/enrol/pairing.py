@@ -21,6 +21,7 @@ from mdm.devices.lifecycle import Status
 from mdm.enrol import identity
 from mdm.errors import InputError, Problem
 from mdm.runs import record as runs
+from mdm.store import devices, enrolment
 from mdm.store.db import Database
 
 ENROLLABLE = (Status.DELIVERED, Status.QUARANTINED, Status.WIPED, Status.IN_REPAIR)
@@ -203,9 +204,7 @@ class Bindings:
     def __init__(self, db: Database) -> None:
         self.by_address: dict[tuple[str, int], dict[str, Any]] = {}
         self.by_key: dict[str, dict[str, Any]] = {}
-        for row in db.query("SELECT id, serial, status, address, host_key_fingerprint"
-                            " FROM devices WHERE status != ? AND (address IS NOT NULL"
-                            " OR host_key_fingerprint IS NOT NULL)", [Status.RETIRED.value]):
+        for row in enrolment.bound(db, Status.RETIRED.value):
             self.bind(row)
 
     def bind(self, row: dict[str, Any]) -> None:
@@ -236,8 +235,7 @@ def _against_inventory(db: Database, requests: list[Request], bad: set[tuple[int
     for i, req in enumerate(requests):
         device: dict[str, Any] | None = None
         if (i, "serial") not in bad:
-            found = db.query("SELECT * FROM devices WHERE serial = ?", [req.serial])
-            device = found[0] if found else None
+            device = devices.by_serial(db, req.serial)
             if device is None:
                 out.append(_unknown(db, req))
             elif device["status"] not in ENROLLABLE + (Status.ENROLLED, Status.PROVISIONED):
@@ -267,8 +265,7 @@ def _against_inventory(db: Database, requests: list[Request], bad: set[tuple[int
 
 
 def _unknown(db: Database, req: Request) -> Refusal:
-    near = db.scalar("SELECT serial FROM devices WHERE serial = ? COLLATE NOCASE LIMIT 1",
-                     [req.serial])
+    near = enrolment.serial_in_other_case(db, req.serial)
     hint = (f"serials are case-sensitive: did you mean {near}?" if near else
             "import its delivery manifest first (mdm enrol import)")
     return Refusal(req, "serial", req.serial, f"no device {req.serial!r} in the inventory",

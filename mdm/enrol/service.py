@@ -31,7 +31,7 @@ from mdm.fleet.keys import fingerprint_of_line
 from mdm.fleet.transport import HostKeyError, StepFailed, Target
 from mdm.operators import roles
 from mdm.runs import record as runs
-from mdm.store import audit
+from mdm.store import audit, devices, enrolment
 from mdm.store.db import Database
 
 __all__ = ["Proof", "Request", "enrol", "manifest_csv", "requests_from_file"]
@@ -125,10 +125,8 @@ def enrol(db: Database, operator: str, requests: list[Request],
             return
         how = "confirmed" if row["expected_fp"] else "trusted on first use"
         previous = {"status": row["status"], "host_key": row["host_key_fingerprint"]}
-        db.execute("UPDATE devices SET status = ?, status_changed_at = ?, address = ?,"
-                   " host_key = ?, host_key_fingerprint = ?, enrolled_at = ?"
-                   " WHERE id = ?", [Status.ENROLLED.value, at, proof.address, proof.host_key,
-                                     proof.fingerprint, at, row["id"]])
+        enrolment.pin(db, row["id"], Status.ENROLLED.value, at, proof.address, proof.host_key,
+                      proof.fingerprint)
         runs.record_facts(db, row["id"], proof.facts, at)
         if proof.trust is not None:
             trust.record(db, row["id"], proof.trust)
@@ -183,8 +181,8 @@ def _prove(driver: DeviceDriver, expect: _Expect) -> Proof:
 def _still_free(db: Database, bindings: pairing.Bindings, row: dict[str, Any],
                 proof: Proof) -> str | None:
     """Re-check, under the write lock, that this device may still take this pin and address."""
-    status = db.scalar("SELECT status FROM devices WHERE id = ?", [row["id"]])
-    if status != row["status"]:
+    status = devices.status_of(db, row["id"])
+    if status is None or status != row["status"]:
         return f"device {row['serial']} became {status} while it was being enrolled"
     check_transition(row["serial"], status, Status.ENROLLED)
     if (proof.serial, proof.address) != (row["serial"], row["address"]):

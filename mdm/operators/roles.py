@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from mdm.errors import InputError, PermissionDenied
 from mdm.operators.permissions import PERMISSIONS, ROLES
+from mdm.store import operators
 from mdm.store.db import Database
 
 __all__ = ["PERMISSIONS", "ROLES", "check_role_name", "require", "role_of"]
 
 def role_of(db: Database, operator: str) -> str | None:
     """Return the operator's role, or None if the operator is not registered and active."""
-    row = db.execute("SELECT role FROM operators WHERE name = ? AND active = 1",
-                     [operator]).fetchone()
-    return row[0] if row else None
+    return operators.active_role(db, operator)
 
 
 def require(db: Database, operator: str, action: str) -> str:
@@ -31,8 +30,7 @@ def require(db: Database, operator: str, action: str) -> str:
     allowed = frozenset(config.load().roles.get(action, PERMISSIONS[action]))
     role = role_of(db, operator)
     if role is None:
-        has_any = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone()
-        if not has_any:
+        if not operators.any_registered(db):
             raise PermissionDenied(
                 "this inventory has no operators yet",
                 f"register yourself first: mdm operators add {operator}"

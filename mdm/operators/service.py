@@ -7,7 +7,7 @@ from typing import Any
 
 from mdm.errors import InputError, NotFound
 from mdm.operators import roles
-from mdm.store import audit, transaction
+from mdm.store import audit, ca, operators, transaction
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -21,17 +21,16 @@ def add(db: Database, operator: str, name: str, role: str) -> dict[str, Any]:
         raise InputError(f"operator name {name!r} is not allowed",
                          "use letters, digits and . _ @ - (up to 64 characters)")
     with transaction(db):
-        first = db.execute("SELECT 1 FROM operators LIMIT 1").fetchone() is None
+        first = not operators.any_registered(db)
         if first:
             role = "admin"
         else:
             roles.require(db, operator, "operators.add")
-        if db.execute("SELECT 1 FROM operators WHERE name = ?", [name]).fetchone():
+        if operators.exists(db, name):
             raise InputError(f"operator {name!r} already exists", "choose another name")
-        row = {"name": name, "role": role, "active": 1, "created_at": now(),
-               "created_by": operator}
-        db.execute("INSERT INTO operators (name, role, active, created_at, created_by)"
-                   " VALUES (:name, :role, :active, :created_at, :created_by)", row)
+        at = now()
+        operators.insert(db, name, role, at, operator)
+        row = {"name": name, "role": role, "active": 1, "created_at": at, "created_by": operator}
         audit.record(db, operator, "operators.add", f"operator:{name}", None,
                      {"role": role, "first_operator": first})
     return {**row, "active": True, "first_operator": first}
@@ -44,22 +43,18 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
                          "give --reason \"…\" (it is audited)")
     with transaction(db):
         roles.require(db, operator, "operators.remove")
-        row = db.execute("SELECT role, active FROM operators WHERE name = ?", [name]).fetchone()
+        row = operators.role_and_active(db, name)
         if row is None:
             raise NotFound(f"no operator {name!r}", "list them with: mdm operators list")
         if not row[1]:
             raise InputError(f"operator {name!r} was already removed",
                              "see: mdm operators list")
-        admins = db.execute("SELECT COUNT(*) FROM operators WHERE role = 'admin' AND active = 1"
-                            ).fetchone()[0]
-        if row[0] == "admin" and admins <= 1:
+        if row[0] == "admin" and operators.active_admins(db) <= 1:
             raise InputError(f"{name!r} is the last admin of this inventory",
                              "add another admin first: mdm operators add NAME --role admin")
-        db.execute("UPDATE operators SET active = 0 WHERE name = ?", [name])
+        operators.deactivate(db, name)
         # Certificates still valid are listed so the admin can revoke them at once.
-        live = [int(r[0]) for r in db.execute(
-            "SELECT serial FROM certificates WHERE operator = ? AND revoked_at IS NULL"
-            " AND valid_before > ? ORDER BY serial", [name, now()])]
+        live = ca.unexpired_serials(db, name, now())
         audit.record(db, operator, "operators.remove", f"operator:{name}",
                      {"role": row[0], "active": True},
                      {"active": False, "reason": reason})
@@ -70,4 +65,4 @@ def remove(db: Database, operator: str, name: str, reason: str) -> dict[str, Any
 def list_all(db: Database) -> list[dict[str, Any]]:
     """List every operator with their role."""
     return [{**r, "active": bool(r["active"])}
-            for r in db.query("SELECT * FROM operators ORDER BY name")]
+            for r in operators.every(db)]

@@ -22,6 +22,7 @@ from mdm.errors import ExitCode, MdmError
 from mdm.groups.service import memberships
 from mdm.policies import service
 from mdm.policies.compliance import FACTS, Judge
+from mdm.store import policies as store
 from mdm.store.db import Database
 
 COLUMNS = ["serial", "status", "compliant", "holder", "collar_number", "area", "station",
@@ -38,8 +39,7 @@ def judge_devices(db: Database, folder: Path, selectors: list[str],
     tree = service.load(folder, db=db)
     resolver = service.Resolver(tree)
     rows = service.devices(db, selectors, statuses)
-    facts = {r[0]: r[1:] for r in db.execute(f"SELECT device_id, {', '.join(FACTS)}"
-                                             " FROM device_facts")}
+    facts = store.facts_by_device(db, FACTS)
     released = releases.load(db)  # empty (and skipped) until a build is released
     judge = Judge()
     names: dict[frozenset[str], list[str]] = {}  # each distinct set of groups, sorted once
@@ -144,30 +144,24 @@ def _lean_devices(db: Database, selectors: list[str]) -> Iterable[tuple[Any, ...
     """Each selected device, by serial, as (serial, status, last seen, last contact error,
     holder's officer id, worker type, rank, area, station, groups, facts or None)."""
     if selectors:
-        facts = {r[0]: r[1:] for r in db.execute(f"SELECT device_id, {', '.join(FACTS)}"
-                                                 " FROM device_facts")}
+        facts = store.facts_by_device(db, FACTS)
         return [(r["serial"], r["status"], r["last_seen"], r["last_contact_error"],
                  r["officer_id"], r["worker_type"], r["rank"], r["area"], r["station"],
                  r["groups"], facts.get(r["id"]))
                 for r in service.devices(db, selectors, STATUSES)]
     where, args = selector.select(db, [], STATUSES)  # refuses an empty fleet, as `report`
-    holders = {r[0]: r for r in db.execute(
-        "SELECT officer_id, worker_type, rank, area, station FROM officers")}
-    held = dict(db.execute("SELECT device_id, officer_id FROM assignments"
-                           " WHERE closed_at IS NULL"))
+    holders = store.holders_by_officer(db)
+    held = store.open_holders(db)
     groups = {officer: frozenset(names) for officer, names in memberships(db).items()}
     nobody: tuple[Any, ...] = (None,) * 5
     none: frozenset[str] = frozenset()
     # Each device's facts through their primary key, in the same scan: faster than a
     # dict of every device's facts.
-    found = db.execute("SELECT d.id, d.serial, d.status, d.last_seen, d.last_contact_error,"
-                       f" f.device_id, {', '.join('f.' + c for c in FACTS)} FROM devices d"
-                       f" LEFT JOIN device_facts f ON f.device_id = d.id WHERE {where}",
-                       args).fetchall()
+    found = store.devices_with_facts(db, where, args, FACTS)
     found.sort(key=itemgetter(1))  # by serial, as `report` lists them
     out = []
     for row in found:
-        holder = holders.get(held.get(row[0]), nobody)
+        holder = holders.get(held.get(row[0], ""), nobody)
         out.append((row[1], row[2], row[3], row[4], *holder, groups.get(holder[0], none),
                     row[6:] if row[5] is not None else None))
     return out

@@ -70,6 +70,37 @@ class Dialect:
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"lower({column}) LIKE lower(?) ESCAPE '\\'", [escaped + "%"]
 
+    def after_first(self, column: str, sep: str) -> str:
+        """The text of `column` after the first `sep` in it (all of it when there is none)."""
+        literal = "'" + sep.replace("'", "''") + "'"
+        if self.sqlite:
+            return f"substr({column}, instr({column}, {literal}) + 1)"
+        return f"substr({column}, strpos({column}, {literal}) + 1)"
+
+    def next_serial(self, table: str, column: str) -> str:
+        """A query for the next value of `table`'s increasing, never reused key `column`, to
+        insert explicitly: SQLite's AUTOINCREMENT counter (above rows since deleted too);
+        on PostgreSQL the highest plus one, as its insert trigger gives (rows there are
+        never deleted, and writers are serialised)."""
+        if self.sqlite:
+            return ("SELECT COALESCE((SELECT seq FROM sqlite_sequence"
+                    f" WHERE name = '{table}'), 0) + 1")
+        return f"SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}"
+
+    def prefix(self, column: str, value: str) -> tuple[str, list[str]]:
+        """`column` starts with `value` (case as given), and the arguments to pass.
+
+        On SQLite a range, which an index on the column serves; on PostgreSQL
+        starts_with(), since a range there would follow the database's collation, which
+        may order punctuation apart from the bytes.
+        """
+        if not value:
+            return "1 = 1", []
+        if self.sqlite:
+            return (f"({column} >= ? AND {column} < ?)",
+                    [value, value[:-1] + chr(ord(value[-1]) + 1)])
+        return f"starts_with({column}, ?)", [value]
+
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""
         marks = ", ".join("?" * count)

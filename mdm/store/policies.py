@@ -127,3 +127,36 @@ def last_reported(db: Database, device_id: int) -> str | None:
                                 " IN ('reported', 'applied') ORDER BY id DESC LIMIT 1",
                                 [device_id])
     return sha
+
+
+# -- the compliance report: the fleet's facts and holders, read whole ----------------------
+
+def facts_by_device(db: Database, columns: Sequence[str]) -> dict[int, tuple[Any, ...]]:
+    """Device id → these columns of its latest facts, for every device with facts."""
+    return {r[0]: r[1:] for r in db.execute(
+        f"SELECT device_id, {', '.join(columns)} FROM device_facts")}
+
+
+def holders_by_officer(db: Database) -> dict[str, tuple[Any, ...]]:
+    """Officer id → (officer id, worker type, rank, area, station), for everyone."""
+    return {r[0]: r for r in db.execute(
+        "SELECT officer_id, worker_type, rank, area, station FROM officers")}
+
+
+def open_holders(db: Database) -> dict[int, str]:
+    """Device id → the officer id of its open assignment."""
+    return dict(db.execute("SELECT device_id, officer_id FROM assignments"
+                           " WHERE closed_at IS NULL"))
+
+
+def devices_with_facts(db: Database, where: str, args: Sequence[Any],
+                       columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The devices a clause over the device `d` alone picks (a selection by status), as
+    (id, serial, status, last seen, last contact error, facts' device id or None, these
+    columns of its facts…), each device's facts read through their key in the same scan."""
+    found: list[tuple[Any, ...]] = db.execute(
+        "SELECT d.id, d.serial, d.status, d.last_seen, d.last_contact_error,"
+        f" f.device_id, {', '.join('f.' + c for c in columns)} FROM devices d"
+        f" LEFT JOIN device_facts f ON f.device_id = d.id WHERE {where}", list(args)
+    ).fetchall()
+    return found
