@@ -17,6 +17,7 @@ from typing import Any
 
 from mdm.rollout import membership
 from mdm.rollout.plan import Plan, Wave
+from mdm.store import rollout as store
 from mdm.store.db import Database
 
 STAGES = ("cohort", "allocated", "enrolled", "provisioned", "trained", "handed_over")
@@ -40,32 +41,24 @@ class Facts:
         self.members = membership.compute(db, plan)
         self.cohorts = self.members.cohorts()
         self.holding: dict[str, int] = {}
-        self.assignment: dict[int, int] = {}
-        for officer, device, assignment in db.execute(
-                "SELECT officer_id, device_id, id FROM assignments WHERE closed_at IS NULL"):
-            self.holding[officer] = device
-            self.assignment[device] = assignment
-        self.status = dict(db.execute("SELECT id, status FROM devices"))
-        self.trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
-        self.handed = dict(db.execute("SELECT assignment_id, handed_over_at FROM handovers"))
-        self.failed = {r[0] for r in db.execute(
-            "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
-            " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
-        self.blockers = db.scalar("SELECT COUNT(*) FROM feedback WHERE severity = 'blocker'"
-                                  " AND resolved_at IS NULL")
-        self.opened = {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
+        self.status: dict[int, str] = {}  # the held devices' statuses
+        self.trained = store.trained(db)
+        self.failed = store.failed_provisioning(db)
+        self.blockers = store.open_blockers(db)
+        self.opened = store.opened_waves(db)
         enrolled, provisioned, handed_over = set(), set(), set()
         self.handover_dates: dict[str, str] = {}  # the day each holder was handed theirs
-        for oid, device in self.holding.items():
-            state = self.status.get(device)
+        # One scan of the open assignments, each with its device's status and handover.
+        for oid, device, state, handed, at in store.holders(db):
+            self.holding[oid] = device
+            self.status[device] = state
             if state in LIVE:
                 enrolled.add(oid)
                 if state == "provisioned":
                     provisioned.add(oid)
-            assignment = self.assignment[device]
-            if assignment in self.handed:
+            if handed:
                 handed_over.add(oid)
-                if at := self.handed[assignment]:
+                if at:
                     self.handover_dates[oid] = at[:10]
         # Who reached each stage after the cohort (STAGES, in order).
         self.reached = (set(self.holding), enrolled, provisioned, self.trained, handed_over)
