@@ -78,7 +78,8 @@ class Facts:
 
     def counts(self, people: list[str]) -> list[int]:
         """Count the people who reached each stage (STAGES, in order)."""
-        return [len(people), *(len(s.intersection(people)) for s in self.reached)]
+        group = set(people)  # set & set walks the smaller of the two
+        return [len(people), *(len(s & group) for s in self.reached)]
 
 
 def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
@@ -108,17 +109,18 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
     """Judge one wave's gate: each condition with its figure, and whether all hold."""
     if facts is None:
         facts = Facts(db, plan, folder if folder is not None else _policies())
-    people = facts.people(wave.name)
-    devices = [facts.holding[o] for o in people if o in facts.holding]
-    live = [d for d in devices if facts.status.get(d) in LIVE]
-    handed = len(facts.reached[-1].intersection(people))  # handed over
-    compliant = sum(facts.compliant.get(d, False) for d in live)
-    failed = sum(1 for d in devices if d in facts.failed and facts.status.get(d) != "provisioned")
     g = wave.gate
-    if wave.name not in facts.opened:
+    if wave.name not in facts.opened:  # nothing to count: its figures are not shown
         return {"wave": wave.name, "holds": False, "judged": False, "conditions": [
             {"condition": name, "figure": None, "limit": getattr(g, name), "met": False,
              "text": "not judged: the wave is not open"} for name in GATE_NAMES]}
+    people = facts.people(wave.name)
+    holding, status = facts.holding, facts.status
+    devices = [holding[o] for o in people if o in holding]
+    live = [d for d in devices if status.get(d) in LIVE]
+    handed = len(facts.reached[-1].intersection(people))  # handed over
+    compliant = sum(facts.compliant.get(d, False) for d in live)
+    failed = sum(1 for d in devices if d in facts.failed and status.get(d) != "provisioned")
     figures = [
         ("min_handed_over_percent", _percent(handed, len(people)), g.min_handed_over_percent,
          ">=", f"{handed} of {len(people)} handed over"),
