@@ -28,6 +28,7 @@ from mdm.store import (
     operators,
     policies,
     queue,
+    rollout,
     stations,
     transaction,
 )
@@ -439,3 +440,53 @@ def test_the_compliance_report_reads_facts_and_holders_whole(fleet: Any) -> None
         (ids[0], "Ab-100", "enrolled", None, None, None, None),
         (ids[1], "SN0002", "enrolled", None, None, ids[1], 34),
         (ids[2], "SN0003", "enrolled", None, None, None, None)]
+
+
+def test_the_rollout_reads_each_holder_with_their_own_handover(fleet: Any) -> None:
+    """A handover belongs to one assignment: once the device goes back and out again, the
+    old handover no longer counts for whoever holds it now."""
+    db, ids = fleet["db"], fleet["ids"]
+    first = custody.open_of(db, "device_id", ids[0])
+    assert first is not None
+    with _write(db):
+        rollout.record_handover(db, first["id"], ids[0], "id-1", AT, "admin")
+    held = {r[0]: r for r in rollout.holders(db)}
+    assert held["id-1"] == ("id-1", ids[0], "enrolled", 1, AT)
+    assert held["id-3"] == ("id-3", ids[1], "enrolled", 0, None)
+    assert rollout.handed_over_at(db, first["id"]) == AT
+    with _write(db):
+        custody.close(db, first["id"], "admin", "returned", LATER)
+        custody.open_many(db, [(ids[0], "id-2", LATER, "admin", "reissue")])
+    held = {r[0]: r for r in rollout.holders(db)}
+    assert sorted(held) == ["id-2", "id-3"]
+    assert held["id-2"] == ("id-2", ids[0], "enrolled", 0, None)
+    again = custody.open_of(db, "device_id", ids[0])
+    assert again is not None and rollout.handed_over_at(db, again["id"]) is None
+    assert rollout.open_assignment_id(db, ids[0], "id-2") == again["id"]
+    assert rollout.open_assignment_id(db, ids[0], "id-1") is None
+
+
+def test_the_rollout_finds_devices_feedback_and_the_eligible(fleet: Any) -> None:
+    db, ids = fleet["db"], fleet["ids"]
+    assert rollout.device_by_ref(db, "ab-100")["id"] == ids[0]  # type: ignore[index]
+    assert rollout.device_by_ref(db, "350000000000002")["id"] == ids[1]  # type: ignore[index]
+    assert rollout.device_by_ref(db, "nothing") is None
+    with _write(db):
+        first = rollout.add_feedback(db, "id-1", "blocker", "slow", None, AT, "admin")
+        second = rollout.add_feedback(db, "id-3", "minor", "fine", 30, AT, "admin")
+    assert second != first and rollout.feedback_item(db, second)["text"] == "fine"  # type: ignore[index]
+    assert rollout.open_blockers(db) == 1 and rollout.minutes_saved(db) == [30]
+    with _write(db):
+        rollout.resolve_feedback(db, first, LATER, "admin", "fixed")
+    assert rollout.open_blockers(db) == 0
+    assert [f["id"] for f in rollout.iter_feedback(db, False, None)] == [second, first]
+    # Leavers are never eligible; the roster's flags decide before the worker type.
+    with _write(db):
+        officers.insert(db, [  # all with the same keys (the first row's are inserted)
+            _person(5, worker_type="STAFF", device_eligible=None, pnb_required=None),
+            _person(6, worker_type="STAFF", device_eligible=None, pnb_required=1),
+            _person(7, device_eligible=0, pnb_required=1)])
+    assert sorted(r[0] for r in rollout.eligible_people(db, [])) == [
+        "id-1", "id-2", "id-3", "id-6"]
+    assert [p["officer_id"] for p in rollout.people(db, leavers=True)] == ["id-4"]
+    assert [p["officer_id"] for p in rollout.people(db, leavers=False)] == ["id-5", "id-7"]

@@ -105,12 +105,15 @@ class _Policies:
     """Each device's effective policy and key, resolved once per kind of holder."""
 
     def __init__(self, db: Database, folder: Path) -> None:
-        from mdm.groups.service import memberships
         from mdm.policies import service
+        from mdm.store.groups import memberships
 
         self.resolver = service.Resolver(service.load(folder, db=db))
         self.exceptions = self.resolver.exception_serials
-        self.groups = {o: frozenset(names) for o, names in memberships(db).items()}
+        found: dict[str, set[str]] = {}
+        for group, officer in memberships(db):
+            found.setdefault(officer, set()).add(group)
+        self.groups = {o: frozenset(names) for o, names in found.items()}
         self._keys: dict[int, str] = {}
         self._kinds: dict[tuple[Any, ...], tuple[Effective, str, str]] = {}
 

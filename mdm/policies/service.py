@@ -17,8 +17,6 @@ from typing import Any
 from mdm.bulk import paused_gc
 from mdm.devices import selector
 from mdm.errors import InputError, Problem
-from mdm.groups.service import memberships
-from mdm.officers import service as officers
 from mdm.officers.models import describe
 from mdm.policies import compile as compiler
 from mdm.policies.layering import Effective, Subject, merge
@@ -293,6 +291,15 @@ def _describe(subject: Subject) -> str:
     return " / ".join(parts) or "devices nobody holds"
 
 
+def memberships(db: Database) -> dict[str, set[str]]:
+    """Map officer id → the groups they belong to (as mdm.groups.service says; read here
+    so that resolving policies does not import the officers' and groups' services)."""
+    out: dict[str, set[str]] = {}
+    for group, officer_id in group_rows.memberships(db):
+        out.setdefault(officer_id, set()).add(group)
+    return out
+
+
 # -- show, compile, diff, history -------------------------------------------------------
 
 def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[Subject, str]:
@@ -305,6 +312,8 @@ def subject_for(db: Database, serial: str | None, officer: str | None) -> tuple[
         row = policy_rows.subject_of(db, exact)
         return _subject(row, groups), f"device {exact}"
     if officer:
+        from mdm.officers import service as officers
+
         person = officers.resolve(db, officer)
         return _subject(person, groups), describe(person)
     raise InputError("give --device SERIAL or --officer ID")

@@ -15,6 +15,7 @@ from mdm.errors import InputError, NotFound
 from mdm.officers import service as officers
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -38,11 +39,8 @@ def add(db: Database, operator: str, ref: str, severity: str, text: str,
         roles.require(db, operator, "feedback.manage")
         person = officers.resolve(db, ref)
         at = now()
-        cursor = db.execute("INSERT INTO feedback (officer_id, severity, text, minutes_saved,"
-                            " raised_at, raised_by) VALUES (?, ?, ?, ?, ?, ?)",
-                            [person["officer_id"], severity, text.strip(), minutes_saved, at,
-                             operator])
-        fid = cursor.lastrowid
+        fid = store.add_feedback(db, person["officer_id"], severity, text.strip(),
+                                 minutes_saved, at, operator)
         audit.record(db, operator, "feedback.add", f"feedback:{fid}", None,
                      {"officer_id": person["officer_id"], "severity": severity,
                       "text": text.strip(), "minutes_saved": minutes_saved})
@@ -56,15 +54,14 @@ def resolve(db: Database, operator: str, fid: int, note: str) -> dict[str, Any]:
         raise InputError("--note is empty", "say how it was resolved")
     with transaction(db):
         roles.require(db, operator, "feedback.manage")
-        row = db.query("SELECT * FROM feedback WHERE id = ?", [fid])
-        if not row:
+        row = store.feedback_item(db, fid)
+        if row is None:
             raise NotFound(f"no feedback item {fid}", "list them with: mdm feedback list")
-        if row[0]["resolved_at"]:
-            raise InputError(f"feedback {fid} was already resolved on {row[0]['resolved_at']}"
-                             f" by {row[0]['resolved_by']}")
+        if row["resolved_at"]:
+            raise InputError(f"feedback {fid} was already resolved on {row['resolved_at']}"
+                             f" by {row['resolved_by']}")
         at = now()
-        db.execute("UPDATE feedback SET resolved_at = ?, resolved_by = ?, resolution = ?"
-                   " WHERE id = ?", [at, operator, note.strip(), fid])
+        store.resolve_feedback(db, fid, at, operator, note.strip())
         audit.record(db, operator, "feedback.resolve", f"feedback:{fid}",
                      {"resolved_at": None}, {"resolved_at": at, "note": note.strip()})
     return {"id": fid, "resolved_at": at}
@@ -72,26 +69,14 @@ def resolve(db: Database, operator: str, fid: int, note: str) -> dict[str, Any]:
 
 def iter_items(db: Database, open_only: bool, severity: str | None) -> Iterator[dict[str, Any]]:
     """Yield feedback items, newest first (only open ones, or one severity, if asked)."""
-    where, args = ["1 = 1"], []
-    if open_only:
-        where.append("f.resolved_at IS NULL")
-    if severity:
-        if severity.lower() not in SEVERITIES:
-            raise InputError(f"--severity {severity!r} is not known",
-                             "use blocker, major or minor")
-        where.append("f.severity = ?")
-        args.append(severity.lower())
-    return db.iter_query(
-        "SELECT f.id, f.severity, f.officer_id, o.collar_number, o.station, f.text,"
-        " f.minutes_saved, f.raised_at, f.raised_by, f.resolved_at, f.resolved_by,"
-        " f.resolution FROM feedback f JOIN officers o ON o.officer_id = f.officer_id"
-        f" WHERE {' AND '.join(where)} ORDER BY f.id DESC", args)
+    if severity and severity.lower() not in SEVERITIES:
+        raise InputError(f"--severity {severity!r} is not known", "use blocker, major or minor")
+    return store.iter_feedback(db, open_only, severity.lower() if severity else None)
 
 
 def benefit(db: Database) -> dict[str, Any]:
     """Summarise minutes saved per shift from feedback (mean, and hours per 100 shifts)."""
-    values = [r[0] for r in db.execute("SELECT minutes_saved FROM feedback"
-                                       " WHERE minutes_saved IS NOT NULL")]
+    values = store.minutes_saved(db)
     mean = sum(values) / len(values) if values else 0.0
     return {"responses": len(values), "mean_minutes_saved_per_shift": round(mean, 1),
             "hours_saved_per_100_shifts": round(mean * 100 / 60, 1)}

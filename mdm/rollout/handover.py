@@ -14,6 +14,7 @@ from mdm.errors import InputError, NotFound, Problem
 from mdm.officers import service as officers
 from mdm.operators import roles
 from mdm.store import audit, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -26,18 +27,16 @@ def _conditions(db: Database, folder: Path, device: dict[str, Any],
     serial, oid = device["serial"], person["officer_id"]
     where = f"device {serial}"
     problems = []
-    held = db.query("SELECT id, officer_id FROM assignments WHERE device_id = ?"
-                    " AND closed_at IS NULL", [device["id"]])
-    assignment = held[0]["id"] if held and held[0]["officer_id"] == oid else None
+    held = store.open_assignment(db, device["id"])
+    assignment = held["id"] if held and held["officer_id"] == oid else None
     if not held:
         problems.append(Problem(where, "is not allocated to anyone",
                                 f"allocate it first: mdm assign {serial} {oid}", "allocated"))
     elif assignment is None:
-        problems.append(Problem(where, f"is allocated to {held[0]['officer_id']}, not {oid}",
+        problems.append(Problem(where, f"is allocated to {held['officer_id']}, not {oid}",
                                 "hand over the device allocated to this officer",
                                 "allocated"))
-    elif db.scalar("SELECT handed_over_at FROM handovers WHERE assignment_id = ?",
-                   [assignment]):
+    elif store.handed_over_at(db, assignment):
         problems.append(Problem(where, f"was already handed over to {oid}", "", "handed_over"))
     if device["status"] != "provisioned":
         problems.append(Problem(where, f"is {device['status']}, not provisioned",
@@ -52,7 +51,7 @@ def _conditions(db: Database, folder: Path, device: dict[str, Any],
     else:
         problems.append(Problem(where, "cannot be judged compliant (not enrolled)", "",
                                 "compliant"))
-    if not db.scalar("SELECT 1 FROM training WHERE officer_id = ?", [oid]):
+    if not store.is_trained(db, oid):
         problems.append(Problem(f"officer {oid}", "has no training on record",
                                 f"record it: mdm training record {oid} --date YYYY-MM-DD",
                                 "trained"))
@@ -72,16 +71,12 @@ def handover(db: Database, operator: str, folder: Path, serial: str,
                          "meet each one, then hand over again", problems=problems)
     with transaction(db):
         roles.require(db, operator, "devices.handover")
-        still = db.scalar("SELECT id FROM assignments WHERE device_id = ? AND officer_id = ?"
-                          " AND closed_at IS NULL", [device["id"], person["officer_id"]])
-        if still != assignment or db.scalar("SELECT 1 FROM handovers WHERE assignment_id = ?",
-                                            [assignment]):
+        still = store.open_assignment_id(db, device["id"], person["officer_id"])
+        if still != assignment or store.handed_over_at(db, assignment) is not None:
             raise InputError(f"{device['serial']} changed hands while being handed over",
                              "look again with mdm devices show")
         at = now()
-        db.execute("INSERT INTO handovers (assignment_id, device_id, officer_id,"
-                   " handed_over_at, handed_over_by) VALUES (?, ?, ?, ?, ?)",
-                   [assignment, device["id"], person["officer_id"], at, operator])
+        store.record_handover(db, assignment, device["id"], person["officer_id"], at, operator)
         audit.record(db, operator, "devices.handover", f"device:{device['serial']}", None,
                      {"officer_id": person["officer_id"], "assignment": assignment,
                       "handed_over_at": at})
@@ -90,9 +85,8 @@ def handover(db: Database, operator: str, folder: Path, serial: str,
 
 
 def _device(db: Database, ref: str) -> dict[str, Any]:
-    found = db.query("SELECT * FROM devices WHERE serial = ? COLLATE NOCASE OR imei1 = ?"
-                     " OR imei2 = ?", [ref.strip(), ref.strip(), ref.strip()])
-    if not found:
+    found = store.device_by_ref(db, ref.strip())
+    if found is None:
         raise NotFound(f"no device with serial or IMEI {ref!r}",
                        "check it with: mdm devices list")
-    return found[0]
+    return found

@@ -19,13 +19,7 @@ from mdm.rollout.plan import Plan, Wave
 from mdm.store import rollout as store
 from mdm.store.db import Database
 
-PEOPLE_SQL = ("SELECT officer_id, payroll_no, collar_number, forename, surname, worker_type,"
-              " rank, area, district, station, team, status, device_eligible, pnb_required"
-              " FROM officers")
-
-
-ELIGIBLE_SQL = ("status != 'LEAVER' AND"
-                " COALESCE(device_eligible, pnb_required, worker_type != 'STAFF')")
+ELIGIBLE_SQL = store.ELIGIBLE  # the same rule, as the store's SQL states it
 
 
 def eligible(person: dict[str, Any]) -> bool:
@@ -85,7 +79,7 @@ def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]
     names = sorted({v for f in cohorts for v in f.get("group", ())})
     members = store.group_members(db, names)
     raw: dict[tuple[str | None, ...], list[str]] = {}
-    for row in store.eligible_people(db, ELIGIBLE_SQL, keys):
+    for row in store.eligible_people(db, keys):
         raw.setdefault(row[1:], []).append(row[0])
     kinds: dict[tuple[str | None, ...], list[str]] = {}
     for kind, people in raw.items():  # upper-cased once per distinct combination
@@ -149,9 +143,7 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
             "narrow one of them so each person falls in exactly one wave", "cohort"))
     # Everyone eligible was counted in that scan; details are read only if any is left.
     unplaced = [] if everyone == len(out.wave_of) else [
-        r for r in db.query("SELECT officer_id, area, station, worker_type FROM"
-                            f" officers WHERE {ELIGIBLE_SQL} ORDER BY officer_id")
-        if r["officer_id"] not in out.wave_of]
+        r for r in store.eligible_places(db) if r["officer_id"] not in out.wave_of]
     if unplaced:
         kinds: dict[str, int] = {}
         for p in unplaced:
@@ -167,18 +159,17 @@ def compute(db: Database, plan: Plan, details: bool = False) -> Membership:
     if any(not n for n in hits.values()):
         _empty_cohorts(db, out, plan, where, hits)
     if details:
-        out.leavers = db.query(f"{PEOPLE_SQL} WHERE status = 'LEAVER' ORDER BY officer_id")
-        out.not_eligible = db.query(f"{PEOPLE_SQL} WHERE status != 'LEAVER' AND NOT"
-                                    f" ({ELIGIBLE_SQL}) ORDER BY officer_id")
-        out.not_pnb_required = sum(1 for (oid,) in db.execute(
-            "SELECT officer_id FROM officers WHERE pnb_required = 0") if oid in out.wave_of)
+        out.leavers = store.people(db, leavers=True)
+        out.not_eligible = store.people(db, leavers=False)
+        out.not_pnb_required = sum(1 for oid in store.not_pnb_required(db)
+                                   if oid in out.wave_of)
     return out
 
 
 def _empty_cohorts(db: Database, out: Membership, plan: Plan, where: dict[str, str],
                    hits: dict[tuple[str, int], int]) -> None:
     """Name every cohort filter that matches nobody, with a near-miss suggestion."""
-    known_groups = {r[0] for r in db.execute("SELECT name FROM groups")}
+    known_groups = store.group_names(db)
     for wave in plan.waves:
         for i, filters in enumerate(wave.cohort):
             if hits.get((wave.name, i)):
@@ -193,8 +184,7 @@ def _empty_cohorts(db: Database, out: Membership, plan: Plan, where: dict[str, s
                     else:
                         hint = "the group is empty: add its members first"
                 elif key not in ("officers",):
-                    known = {(r[0] or "").upper() for r in db.execute(
-                        f"SELECT DISTINCT {key} FROM officers WHERE {ELIGIBLE_SQL}")} - {""}
+                    known = {v.upper() for v in store.eligible_values(db, key)} - {""}
                     for value in values:
                         if value.upper() not in known:
                             close = difflib.get_close_matches(value.upper(), sorted(known), 1)
@@ -208,11 +198,9 @@ def _empty_cohorts(db: Database, out: Membership, plan: Plan, where: dict[str, s
 def wave_people(db: Database, out: Membership, wave: Wave) -> list[dict[str, Any]]:
     """Return the people of one wave, with their roster details."""
     ids = set(out.cohort(wave.name))
-    return [p for p in db.query(f"{PEOPLE_SQL} ORDER BY officer_id") if p["officer_id"] in ids]
+    return [p for p in store.people(db) if p["officer_id"] in ids]
 
 
 def column_of(db: Database, column: str) -> dict[str, Any]:
     """Return one roster column (station, area or team) for everyone, by officer id."""
-    if column not in ("station", "area", "team"):
-        raise ValueError(column)
-    return dict(db.execute(f"SELECT officer_id, {column} FROM officers"))
+    return store.column_of(db, column)

@@ -15,8 +15,9 @@ from typing import Any
 
 from mdm.errors import InputError
 from mdm.operators import roles
-from mdm.rollout.membership import PEOPLE_SQL, eligible
-from mdm.store import audit, transaction
+from mdm.rollout.membership import eligible
+from mdm.store import audit, groups, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -71,7 +72,7 @@ def select(db: Database, operator: str, size: int, stratify: str, seed: int | No
     keys = _keys(stratify)
     if apply:
         roles.require(db, operator, "rollout.manage")
-    people = [p for p in db.query(PEOPLE_SQL + " ORDER BY officer_id")
+    people = [p for p in store.people(db)
               if p["status"] == "ACTIVE" and eligible(p)]
     if not 1 <= size <= len(people):
         raise InputError(f"--size {size} is not between 1 and the {len(people)}"
@@ -109,18 +110,15 @@ def _apply(db: Database, operator: str, picked: list[dict[str, Any]],
     """Fill the empty `pilot` group with the picked people, audited."""
     with transaction(db):
         roles.require(db, operator, "rollout.manage")
-        members = db.scalar("SELECT COUNT(*) FROM group_members WHERE group_name = ?", [GROUP])
+        members = groups.member_count(db, GROUP)
         if members:
             raise InputError(f"group {GROUP} already has {members} member(s); nothing changed",
                              "review it with mdm groups show pilot; remove them first"
                              " (mdm groups remove pilot … --reason) to pick again")
         at = now()
-        if not db.scalar("SELECT 1 FROM groups WHERE name = ?", [GROUP]):
-            db.execute("INSERT INTO groups (name, description, created_at, created_by)"
-                       " VALUES (?, ?, ?, ?)", [GROUP, "the rollout pilot", at, operator])
-        db.executemany("INSERT INTO group_members (group_name, officer_id, added_at, added_by)"
-                       " VALUES (?, ?, ?, ?)",
-                       [(GROUP, p["officer_id"], at, operator) for p in picked])
+        if not groups.exists(db, GROUP):
+            groups.insert(db, GROUP, "the rollout pilot", at, operator)
+        groups.add_members(db, GROUP, [p["officer_id"] for p in picked], at, operator)
         audit.record(db, operator, "rollout.pilot_select", f"group:{GROUP}", None,
                      {"added": [p["officer_id"] for p in picked], "seed": result["seed"],
                       "stratify": result["stratify"],

@@ -29,6 +29,7 @@ from mdm.rollout import membership
 from mdm.rollout import steps as playbook
 from mdm.rollout.plan import Plan, has_rota, in_window, on_shift
 from mdm.store import audit, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 CHUNK = 200  # serials given to one call as selectors
 APP_CODES = ("app_missing", "app_outdated", "app_blocked")
-_DEVICE_SQL = ("SELECT d.id, d.serial, d.status, d.status_changed_at, d.manufacturer, d.model,"
-               " d.imei1, d.imei2, o.officer_id, o.team, o.station")
 
 
 def _select(db: Database, plan: Plan, members: membership.Membership, wave: str | None,
@@ -47,8 +46,7 @@ def _select(db: Database, plan: Plan, members: membership.Membership, wave: str 
     if wave is not None:
         plan.wave(wave)
         cohort = set(members.cohort(wave))
-        rows = [r for r in db.query(f"{_DEVICE_SQL} {selector.FROM} WHERE a.id IS NOT NULL"
-                                    " ORDER BY d.serial") if r["officer_id"] in cohort]
+        rows = [r for r in store.held_devices(db, selector.FROM) if r["officer_id"] in cohort]
         if not rows:
             raise InputError(f"nobody in wave {wave} holds a device yet",
                              "allocate devices first: mdm assign --from FILE")
@@ -56,7 +54,7 @@ def _select(db: Database, plan: Plan, members: membership.Membership, wave: str 
         if not selectors:
             raise InputError("name the devices: SELECTOR… or --wave W")
         where, args = selector.select(db, selectors, ("enrolled", "provisioned"))
-        rows = db.query(f"{_DEVICE_SQL} {selector.FROM} WHERE {where} ORDER BY d.serial", args)
+        rows = store.selected_devices(db, selector.FROM, where, args)
     for row in rows:
         row["wave"] = members.wave_of.get(row["officer_id"] or "")
     return rows
@@ -66,15 +64,9 @@ def _proven(db: Database, rows: list[dict[str, Any]]) -> dict[int, dict[str, str
     """Return, per device, each step's latest result since it was last enrolled."""
     epoch = {r["id"]: r["status_changed_at"] for r in rows}
     out: dict[int, dict[str, str]] = {r["id"]: {} for r in rows}
-    ids = list(epoch)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for device, step, result, at in db.execute(
-                "SELECT device_id, step, result, at FROM provision_steps"
-                f" WHERE device_id IN ({marks}) ORDER BY id", chunk):
-            if at >= epoch[device]:
-                out[device][step] = result
+    for device, step, result, at in store.steps_of(db, epoch):
+        if at >= epoch[device]:
+            out[device][step] = result
     return out
 
 
@@ -115,7 +107,7 @@ def provision(db: Database, operator: str, folder: Path, plan: Plan, steps_path:
             roles.require(db, operator, "rollout.ignore_window")
     members = membership.compute(db, plan)
     rows = _select(db, plan, members, wave, selectors)
-    opened = {r[0] for r in db.execute("SELECT name FROM rollout_waves")}
+    opened = set(store.opened_waves(db))
     local = (moment or datetime.now(UTC)).astimezone(ZoneInfo(local_zone()))
     proven = _proven(db, rows)
     report: dict[str, dict[str, Any]] = {}
@@ -220,10 +212,9 @@ def _record(db: Database, operator: str, step: str, batch: list[dict[str, Any]],
     """Record one step's result for every device of the batch, with one audit row."""
     at = now()
     with transaction(db):
-        db.executemany("INSERT INTO provision_steps (device_id, step, result, detail, at,"
-                       " operator) VALUES (?, ?, ?, ?, ?, ?)",
-                       [(r["id"], step, "ok" if results.get(r["serial"]) is None else "failed",
-                         results.get(r["serial"]), at, operator) for r in batch])
+        store.record_steps(db, [(r["id"], step,
+                                 "ok" if results.get(r["serial"]) is None else "failed",
+                                 results.get(r["serial"]), at, operator) for r in batch])
         audit.record(db, operator, "provision.step", "devices", None,
                      {"step": step, "ok": sorted(r["serial"] for r in batch
                                                  if results.get(r["serial"]) is None),
@@ -262,7 +253,7 @@ def _identity(db: Database, operator: str, folder: Path, batch: list[dict[str, A
 
     out: dict[str, str | None] = {}
     for row in batch:
-        props = db.scalar("SELECT props FROM device_facts WHERE device_id = ?", [row["id"]])
+        props = store.device_props(db, row["id"])
         if not props:
             out[row["serial"]] = "no facts on record: refresh it first"
             continue
@@ -306,7 +297,7 @@ def _apps(db: Database, operator: str, folder: Path, batch: list[dict[str, Any]]
     # required apps are there at their versions; otherwise say exactly what is missing.
     serials = [r["serial"] for r in batch]
     out: dict[str, str | None] = dict.fromkeys(serials)
-    if builds is not None and db.scalar("SELECT 1 FROM app_releases LIMIT 1"):
+    if builds is not None and store.any_release(db):
         from mdm.apps.push import push as install
 
         try:

@@ -17,6 +17,7 @@ from mdm.operators import roles
 from mdm.rollout import membership
 from mdm.rollout.plan import Plan, load
 from mdm.store import audit, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -57,7 +58,7 @@ def summary(plan: Plan, members: membership.Membership) -> dict[str, Any]:
 
 def opened(db: Database) -> dict[str, dict[str, Any]]:
     """Return the waves opened so far, by name."""
-    return {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
+    return store.opened_waves(db)
 
 
 def advance(db: Database, operator: str, path: Path, wave_name: str, override: bool,
@@ -89,14 +90,12 @@ def advance(db: Database, operator: str, path: Path, wave_name: str, override: b
                  for c in unmet])
     with transaction(db):
         roles.require(db, operator, "rollout.override" if override else "rollout.manage")
-        if db.scalar("SELECT 1 FROM rollout_waves WHERE name = ?", [wave.name]):
+        if store.wave_opened(db, wave.name):
             raise InputError(f"wave {wave.name} is already open")
         at = now()
         overridden = bool(override and gate is not None and not gate["holds"])
-        db.execute("INSERT INTO rollout_waves (name, state, opened_at, opened_by, gate,"
-                   " override_reason) VALUES (?, 'open', ?, ?, ?, ?)",
-                   [wave.name, at, operator, json.dumps(gate) if gate else None,
-                    reason if override else None])
+        store.open_wave(db, wave.name, at, operator, json.dumps(gate) if gate else None,
+                        reason if override else None)
         audit.record(db, operator, "rollout.override" if overridden else "rollout.advance",
                      f"wave:{wave.name}", None,
                      {"opened_at": at, "gate_of": previous.name if previous else None,

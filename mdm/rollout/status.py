@@ -17,6 +17,7 @@ from typing import Any
 
 from mdm.rollout import membership
 from mdm.rollout.plan import Plan, Wave
+from mdm.store import rollout as store
 from mdm.store.db import Database
 
 STAGES = ("cohort", "allocated", "enrolled", "provisioned", "trained", "handed_over")
@@ -40,32 +41,24 @@ class Facts:
         self.members = membership.compute(db, plan)
         self.cohorts = self.members.cohorts()
         self.holding: dict[str, int] = {}
-        self.assignment: dict[int, int] = {}
-        for officer, device, assignment in db.execute(
-                "SELECT officer_id, device_id, id FROM assignments WHERE closed_at IS NULL"):
-            self.holding[officer] = device
-            self.assignment[device] = assignment
-        self.status = dict(db.execute("SELECT id, status FROM devices"))
-        self.trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
-        self.handed = dict(db.execute("SELECT assignment_id, handed_over_at FROM handovers"))
-        self.failed = {r[0] for r in db.execute(
-            "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
-            " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
-        self.blockers = db.scalar("SELECT COUNT(*) FROM feedback WHERE severity = 'blocker'"
-                                  " AND resolved_at IS NULL")
-        self.opened = {r["name"]: r for r in db.query("SELECT * FROM rollout_waves")}
+        self.status: dict[int, str] = {}  # the held devices' statuses
+        self.trained = store.trained(db)
+        self.failed = store.failed_provisioning(db)
+        self.blockers = store.open_blockers(db)
+        self.opened = store.opened_waves(db)
         enrolled, provisioned, handed_over = set(), set(), set()
         self.handover_dates: dict[str, str] = {}  # the day each holder was handed theirs
-        for oid, device in self.holding.items():
-            state = self.status.get(device)
+        # One scan of the open assignments, each with its device's status and handover.
+        for oid, device, state, handed, at in store.holders(db):
+            self.holding[oid] = device
+            self.status[device] = state
             if state in LIVE:
                 enrolled.add(oid)
                 if state == "provisioned":
                     provisioned.add(oid)
-            assignment = self.assignment[device]
-            if assignment in self.handed:
+            if handed:
                 handed_over.add(oid)
-                if at := self.handed[assignment]:
+                if at:
                     self.handover_dates[oid] = at[:10]
         # Who reached each stage after the cohort (STAGES, in order).
         self.reached = (set(self.holding), enrolled, provisioned, self.trained, handed_over)
@@ -85,7 +78,8 @@ class Facts:
 
     def counts(self, people: list[str]) -> list[int]:
         """Count the people who reached each stage (STAGES, in order)."""
-        return [len(people), *(len(s.intersection(people)) for s in self.reached)]
+        group = set(people)  # set & set walks the smaller of the two
+        return [len(people), *(len(s & group) for s in self.reached)]
 
 
 def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
@@ -115,17 +109,18 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
     """Judge one wave's gate: each condition with its figure, and whether all hold."""
     if facts is None:
         facts = Facts(db, plan, folder if folder is not None else _policies())
-    people = facts.people(wave.name)
-    devices = [facts.holding[o] for o in people if o in facts.holding]
-    live = [d for d in devices if facts.status.get(d) in LIVE]
-    handed = len(facts.reached[-1].intersection(people))  # handed over
-    compliant = sum(facts.compliant.get(d, False) for d in live)
-    failed = sum(1 for d in devices if d in facts.failed and facts.status.get(d) != "provisioned")
     g = wave.gate
-    if wave.name not in facts.opened:
+    if wave.name not in facts.opened:  # nothing to count: its figures are not shown
         return {"wave": wave.name, "holds": False, "judged": False, "conditions": [
             {"condition": name, "figure": None, "limit": getattr(g, name), "met": False,
              "text": "not judged: the wave is not open"} for name in GATE_NAMES]}
+    people = facts.people(wave.name)
+    holding, status = facts.holding, facts.status
+    devices = [holding[o] for o in people if o in holding]
+    live = [d for d in devices if status.get(d) in LIVE]
+    handed = len(facts.reached[-1].intersection(people))  # handed over
+    compliant = sum(facts.compliant.get(d, False) for d in live)
+    failed = sum(1 for d in devices if d in facts.failed and status.get(d) != "provisioned")
     figures = [
         ("min_handed_over_percent", _percent(handed, len(people)), g.min_handed_over_percent,
          ">=", f"{handed} of {len(people)} handed over"),

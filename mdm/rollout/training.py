@@ -21,6 +21,7 @@ from mdm.operators import roles
 from mdm.rollout import membership
 from mdm.rollout.plan import Plan, busy, clock
 from mdm.store import audit, transaction
+from mdm.store import rollout as store
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -40,9 +41,7 @@ def _day(text: str) -> date | None:
 def _insert(db: Database, operator: str, rows: list[tuple[str, str, str | None, str | None]],
             ) -> None:
     at = now()
-    db.executemany("INSERT INTO training (officer_id, trained_on, trainer, session,"
-                   " recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-                   [(*r, at, operator) for r in rows])
+    store.record_training(db, [(*r, at, operator) for r in rows])
 
 
 def record(db: Database, operator: str, ref: str, day: str, trainer: str | None,
@@ -107,7 +106,7 @@ def plan_sessions(db: Database, plan: Plan, wave_name: str, ratio: int | None = 
     if not 1 <= size <= 100:
         raise InputError(f"--ratio {size} is not 1 to 100 trainees per trainer")
     members = membership.compute(db, plan)
-    trained = {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
+    trained = store.trained(db)
     people = [p for p in membership.wave_people(db, members, wave)
               if p["officer_id"] not in trained]
     length = int(plan.session_hours * 60)
