@@ -298,9 +298,15 @@ print("[" + host + "]:" + port, r["host_key"])' "$serial" > $DEMO/known_hosts
 }
 target=$(mdm devices list status=provisioned --json | grep '"serial"' | cut -d'"' -f4 | tail -n 1)
 HD=$DEMO/hd.smith/id_ed25519 IT=$DEMO/it.patel/id_ed25519
-device_ssh $HD "$target" "am broadcast -a uk.police.mdm.action.LOCK -n uk.police.mdm.dpc/.PolicyReceiver"
+# A helpdesk certificate runs exactly the commands mdm sends for its role: a lock, as
+# mdm words it (under the device's timeout, with the command's id), is carried out ...
+lock_id=$(.venv/bin/python -c 'import uuid; print(uuid.uuid4().hex)')
+device_ssh $HD "$target" "timeout -k 1 31 sh -c 'am broadcast -a uk.police.mdm.action.LOCK -n uk.police.mdm.dpc/.PolicyReceiver --es uk.police.mdm.extra.COMMAND_ID $lock_id'"
+# ... a policy, or any command written by hand, is refused by the device.
 device_ssh $HD "$target" "am broadcast -a uk.police.mdm.action.APPLY_POLICY -n uk.police.mdm.dpc/.PolicyReceiver" \
   || echo "(exit $?: the device refuses a helpdesk certificate a policy, whoever holds it)"
+device_ssh $HD "$target" 'echo "restrict,command=\"\$HOME/bin/mdm-shell --principal mdm-admin\" mdm-helpdesk" > etc/auth_princ""ipals' \
+  || echo "(exit $?: nor may it rewrite whom the device lets in: only mdm's own commands)"
 MDM_KEY=$IT mdm --operator it.patel devices refresh "$target"
 grep -o 'by mdm:[^	]*' "$MDM_LAB/devices/$target/log/commands" | sort | uniq -c   # its own log
 

@@ -164,10 +164,10 @@ def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
 
     pushed = mdm("policy", "push", device.serial, code=1, operator="hana")
     assert device.serial in pushed.stderr
-    assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
+    assert "refused: principal mdm-helpdesk may not run this command" in pushed.stderr
     assert not (device.path / "mdm-dpc" / "status.json").exists()
     assert (device.path / "log" / "events").read_text() == events
-    assert "by mdm:hana:20 as mdm-helpdesk\trefused apply-policy" in _log(device)
+    assert "by mdm:hana:20 as mdm-helpdesk\trefused\t" in _log(device)
 
     mdm("lost", device.serial, "--lost", "--reported-by", person["officer_id"],
         "--where", "Penrith")
@@ -314,14 +314,25 @@ def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
 
         pushed = mdm("policy", "push", phone.serial, code=1, operator="hana")
         assert phone.serial in pushed.stderr
-        assert "refused: principal mdm-helpdesk may not apply-policy" in pushed.stderr
+        assert "refused: principal mdm-helpdesk may not run this command" in pushed.stderr
         assert not (phone.path / "mdm-dpc" / "status.json").exists()
         # Reading the phone is the helpdesk's to do; the station's shell lets it through.
         refreshed = mdm.json("devices", "refresh", phone.serial, operator="hana")
         assert [d["serial"] for d in refreshed["done"]] == [phone.serial]
         log = (station.path / "log" / "commands").read_text()
-        assert "by mdm:hana:50 as mdm-helpdesk\trefused apply-policy" in log
+        assert "by mdm:hana:50 as mdm-helpdesk\trefused\t" in log
         assert "by mdm:hana:50 as mdm-helpdesk\ttimeout" in log
+        # The station's own form around a command mdm never sends: refused by the station.
+        from mdm.fleet.station import adb_shell_script
+
+        token = "mdm-station-" + "0" * 32 + ": "
+        for inner in ("touch pwned", "pm list packages --show-versioncode ; touch pwned"):
+            attack = _form(adb_shell_script(phone.serial, token, _form(inner)), 40)
+            refused = _ssh(station, authority.operator(f"h{len(inner)}", "mdm-helpdesk",
+                                                        60 + len(inner)), attack)
+            assert refused.returncode == 1
+            assert "refused: principal mdm-helpdesk may not run this command" in refused.stderr
+        assert not (phone.path / "pwned").exists()
     finally:
         _factory_trust(station.path)
 
@@ -373,3 +384,92 @@ def test_a_rollout_with_an_expired_certificate_queues_nothing_and_touches_no_dev
     assert mdm.json("queue", "list", "--state", "queued") == []
     for device in devices:
         assert (device.path / "etc" / "trusted_user_ca_keys").read_text() == ""
+
+
+def _form(command: str, seconds: int = 31) -> str:
+    """Return a command as mdm's transport sends it (under the device's own timeout)."""
+    from mdm.fleet.transport import on_device
+
+    return on_device(command, seconds)
+
+
+def test_a_helpdesk_certificate_runs_only_mdm_s_own_commands_and_hand_written_ones_change_nothing(
+        mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mdm.driver.shell import command_line
+    from mdm.fleet import profiles
+
+    device = rolled(1)[0]
+    profile = profiles.load("android")
+    hana = authority.operator("hana", "mdm-helpdesk", 20)
+    etc = device.path / "etc"
+    principals = (etc / "auth_principals").read_text()
+    # A policy waiting in the DPC's inbox: whatever gets the DPC to apply it would show.
+    (device.path / "mdm-dpc" / "inbox" / "policy.json").write_text('{"name": "x"}')
+    events = (device.path / "log" / "events").read_text()
+    pwned = device.path / "pwned"
+    lock = command_line(profile, "lock", "a" * 32)
+    attacks = [
+        # The reviewer's two: a principals file that makes helpdesk admin, its name split
+        # by quotes; the DPC told by the environment that the caller is admin.
+        'echo "restrict,command=\\"\\$HOME/bin/mdm-shell --principal mdm-admin\\"'
+        ' mdm-helpdesk" > etc/auth_princ""ipals',
+        "env MDM_PRINCIPAL=mdm-admin $HOME/bin/dpc  apply",
+        # mdm's own forms with something added: `;`, a newline, `&&`, a subshell
+        _form(profile.facts["packages"]) + " ; touch pwned",
+        _form(profile.facts["packages"]) + "\ntouch pwned",
+        _form(lock) + " && touch pwned",
+        _form(profile.facts["packages"] + " ; touch pwned"),
+        # a slot filled with shell rather than its digits, or a quote broken open
+        _form(command_line(profile, "lock", "$(touch pwned)")),
+        _form(profile.status_command().replace("----mdm-", "----mdm-$(touch pwned)", 1)),
+        _form(profile.facts["packages"]).replace("sh -c '", "sh -c ''touch pwned;'", 1),
+        "timeout -k 1 $(touch pwned) sh -c 'getprop'",
+        # the form without its wrapper, and a plain read mdm never sends
+        profile.facts["packages"],
+        "cat etc/auth_principals",
+    ]
+    for attack in attacks:
+        refused = _ssh(device, hana, attack)
+        assert refused.returncode == 1, attack
+        assert "refused: principal mdm-helpdesk may not run this command" in refused.stderr
+    assert (etc / "auth_principals").read_text() == principals
+    assert not pwned.exists()
+    assert not (device.path / "mdm-dpc" / "status.json").exists()
+    assert (device.path / "log" / "events").read_text() == events
+    assert _log(device).count("by mdm:hana:20 as mdm-helpdesk\trefused\t") == len(attacks)
+
+    # mdm's own forms pass: mdm itself reads the device with hana's certificate (the
+    # inventory would let her do more; the device holds her to helpdesk), the package
+    # listing, a wipe carrying its id (a rollout principal may read but not wipe).
+    mdm("operators", "add", "hana", "--role", "it")
+    monkeypatch.setenv("MDM_KEY", str(hana))
+    done = mdm.json("devices", "refresh", device.serial, operator="hana")["done"]
+    assert [d["serial"] for d in done] == [device.serial]
+    listed = _ssh(device, hana, _form(profile.facts["packages"], 7))
+    assert listed.returncode == 0 and "package:uk.police.mdm.dpc" in listed.stdout
+    rollout = authority.operator("rita", "mdm-rollout", 21)
+    wipe = _form(command_line(profile, "wipe", "b" * 32))
+    assert _ssh(device, rollout, wipe).returncode == 1
+    assert not (device.path / "mdm-dpc" / "wiped").exists()
+    wiped = _ssh(device, hana, wipe)
+    assert wiped.returncode == 0 and f"mdm-command {'b' * 32} done" in wiped.stdout
+    assert (device.path / "mdm-dpc" / "wiped").exists()
+
+
+def test_the_dpc_takes_the_session_s_principal_from_the_shell_s_record_not_the_environment(
+        lab: Any) -> None:
+    device = lab.take(1)[0]
+    home = device.path
+    (home / "mdm-dpc" / "inbox" / "policy.json").write_text('{"name": "x"}')
+    env = {"HOME": str(home), "PATH": f"{home}/bin:/usr/bin:/bin", "MDM_PRINCIPAL": "mdm-admin"}
+    record = 'printf "%s\\n" "$1" > "$HOME/run/sessions/$$" && exec "$HOME/bin/dpc" apply'
+    # A session leader records its principal as the device shell does, then runs the DPC.
+    held = subprocess.run(["sh", "-c", record, "sh", "mdm-helpdesk"], env=env, timeout=30,
+                          capture_output=True, text=True, start_new_session=True)
+    assert held.returncode == 1 and "may not apply-policy" in held.stderr
+    assert not (home / "mdm-dpc" / "status.json").exists()
+    done = subprocess.run(["sh", "-c", record, "sh", "mdm-it"], env=env, timeout=30,
+                          capture_output=True, text=True, start_new_session=True)
+    assert done.returncode == 0, done.stderr
+    assert (home / "mdm-dpc" / "status.json").exists()

@@ -287,7 +287,7 @@ class ShellDriver:
         """Send one queued command; succeed only when the DPC answers for this very id."""
         if not COMMAND_ID.fullmatch(command_id):
             raise ValueError(f"{command_id!r} is not a command id")
-        command = f"{self.profile.actions[action]} --es {COMMAND_EXTRA} {command_id}"
+        command = command_line(self.profile, action, command_id)
         try:
             result = self.transport.run(command, max_output=ANSWER_OUTPUT)
         except OutputTooLarge as exc:
@@ -366,6 +366,11 @@ class ShellDriver:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def command_line(profile: Profile, action: str, command_id: str) -> str:
+    """Return the device command of a queued lock or wipe, carrying the command's id."""
+    return f"{profile.actions[action]} --es {COMMAND_EXTRA} {command_id}"
 
 
 def _runs(reading: StatusReading, sha256: str) -> bool:

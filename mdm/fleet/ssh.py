@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import select
-import shlex
 import socket
 import time
 import uuid
@@ -46,6 +45,7 @@ from mdm.fleet.transport import (
     Timeouts,
     Unreachable,
     checked_upload,
+    on_device,
 )
 
 # paramiko logs a failed handshake with a traceback from its own thread; mdm reports the
@@ -237,7 +237,7 @@ class ParamikoTransport:
         limit = timeout if timeout is not None else self.timeouts.command
         started = time.monotonic()
         deadline = started + limit
-        wrapped = f"timeout -k 1 {int(limit) + 1} sh -c {shlex.quote(command)}"
+        wrapped = on_device(command, int(limit) + 1)
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise Unreachable(self.target.name, "the connection has dropped")

@@ -44,6 +44,7 @@ from mdm.fleet.transport import (
     Transport,
     Unreachable,
     checked_upload,
+    on_device,
 )
 
 if TYPE_CHECKING:  # paramiko is imported only when a station is reached
@@ -157,6 +158,20 @@ class _Link:
                 self._conn = None
 
 
+def get_state_script(serial: str, token: str) -> str:
+    """Return the station-side check that adb sees the phone (its words tagged by token)."""
+    return (f"s=$(adb -s {serial} get-state 2>&1) ||"
+            f" {{ printf '%s\\n' \"{token}$s\" >&2; exit {_STATION_SAYS}; }}; ")
+
+
+def adb_shell_script(serial: str, token: str, command: str) -> str:
+    """Return the station-side script that runs a device command with `adb shell`.
+
+    `serial` is already quoted for the shell; `command` is the device's wrapped form.
+    """
+    return get_state_script(serial, token) + f"exec adb -s {serial} shell {shlex.quote(command)}"
+
+
 class StationTransport:
     """One device on a station: the Transport contract over `adb -s SERIAL`."""
 
@@ -194,17 +209,14 @@ class StationTransport:
             raise classify(self.target.name, self.station, said[len(token):])
 
     def _get_state(self, token: str) -> str:
-        return (f"s=$(adb -s {self._serial} get-state 2>&1) ||"
-                f" {{ printf '%s\\n' \"{token}$s\" >&2; exit {_STATION_SAYS}; }}; ")
+        return get_state_script(self._serial, token)
 
     def run(self, command: str, timeout: float | None = None,
             stdin: Stdin = None, max_output: int | None = None) -> CommandResult:
         """Run one command on the device with `adb shell`, under the device's own timeout."""
         limit = timeout if timeout is not None else self._link.timeouts.command
         token = f"mdm-station-{uuid.uuid4().hex}: "
-        on_device = f"timeout -k 1 {int(limit) + 1} sh -c {shlex.quote(command)}"
-        script = (self._get_state(token)
-                  + f"exec adb -s {self._serial} shell {shlex.quote(on_device)}")
+        script = adb_shell_script(self._serial, token, on_device(command, int(limit) + 1))
         result = self._station_run(script, limit + 2, stdin, max_output)
         self._check(result, token)
         if result.exit_status == _ADB_LOST:  # adb's own failure: is the phone still there?

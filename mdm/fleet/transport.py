@@ -17,6 +17,17 @@ MAX_OUTPUT = 16 * 1024 * 1024
 Stdin = bytes | BinaryIO | None
 
 
+def on_device(command: str, seconds: int | str) -> str:
+    """Return a command as a device runs it: under its own `timeout`, TERM then KILL.
+
+    The lab's device shell accepts exactly this form (and the station's, below) from a
+    restricted principal, so the transports and the lab build it here, once.
+    """
+    import shlex
+
+    return f"timeout -k 1 {seconds} sh -c {shlex.quote(command)}"
+
+
 @dataclass(frozen=True)
 class Target:
     """One device as the fleet layer sees it: a name and where to reach it."""

@@ -10,6 +10,7 @@ connection went (TERM, then KILL after a grace period), by PID. The lab's folder
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -175,6 +176,53 @@ def principals_file(principals: tuple[str, ...] = PRINCIPALS, shell: str = SHELL
     return "".join(f'restrict,command="{shell} --principal {p}" {p}\n' for p in principals)
 
 
+# The principals the device holds to a few operations; any other runs every command.
+RESTRICTED = ("mdm-helpdesk", "mdm-rollout")
+# The variable parts of a command mdm sends, as they sit in the allowed forms: the facts
+# boundary, a queued command's id, the seconds of the device's timeout (N) and of the
+# station's (M), the serial a station's adb is told and the station's one-off token.
+# bin/mdm-allow matches each with a strict character class, only where it stands.
+SLOTS = {"@B@": "----mdm-[0-9a-f]{32}----", "@ID@": "[0-9a-f]{32}",
+         "@N@": "[1-9][0-9]{0,5}", "@M@": "[1-9][0-9]{0,5}",
+         "@S@": "[A-Za-z0-9._:-]{1,64}", "@T@": "mdm-station-[0-9a-f]{32}: "}
+
+
+def allowed_commands() -> dict[str, list[str]]:
+    """Return, per restricted principal, the exact commands mdm sends for its operations.
+
+    Built by the same code the driver and the transports use (the built-in profile, the
+    device's `timeout` wrapper, the station's `adb shell` script), with each variable part
+    a slot of SLOTS. The device shell refuses anything else from these principals.
+    """
+    import dataclasses
+
+    from mdm.driver.shell import command_line
+    from mdm.fleet import profiles
+    from mdm.fleet.station import adb_shell_script
+    from mdm.fleet.transport import on_device
+
+    p = dataclasses.replace(profiles.load("android"), boundary="@B@")
+    reads = [p.facts_command(), p.status_command(), p.facts["packages"]]
+    commands = [command_line(p, action, "@ID@") for action in ("lock", "wipe")]
+    roles = {"mdm-rollout": reads, "mdm-helpdesk": reads + commands}
+    out: dict[str, list[str]] = {}
+    for principal, forms in roles.items():
+        direct = [on_device(c, "@N@") for c in forms]
+        station = [on_device(adb_shell_script("@S@", "@T@", c), "@M@") for c in direct]
+        out[principal] = direct + station + [on_device("adb devices -l", "@M@")]
+    return out
+
+
+@functools.cache
+def _allowed_text() -> str:
+    return json.dumps({"slots": SLOTS, "principals": allowed_commands()}, indent=1)
+
+
+def _allowed_file(home: Path) -> None:
+    """Write the allowed commands per restricted principal, which bin/mdm-allow reads."""
+    _write(home / "etc" / "allowed_commands.json", _allowed_text())
+
+
 def plain_key_line(public_key: str, shell: str = SHELL) -> str:
     """Return the authorized_keys line of a plain (enrolment) key: the shell, every right."""
     return f'restrict,command="{shell}" {public_key.strip()}\n'
@@ -304,6 +352,7 @@ class Lab:
         generate_ed25519(home / "etc" / "host_key", comment=f"lab-{d.serial}")
         (home / "etc" / "host_key.pub").chmod(0o600)
         _trust_files(home, public_key)
+        _allowed_file(home)
         _write(home / "etc" / "sshd_config", self._config(d))
 
     def _config(self, d: LabDevice) -> str:
@@ -582,7 +631,7 @@ class Lab:
             home = station.path
             for sub in ("bin", "etc", "run/sessions", "log", "attached", "adb-tmp"):
                 _mkdir(home / sub)
-            for script in (*STATION_BIN.iterdir(), BIN / "mdm-shell"):
+            for script in (*STATION_BIN.iterdir(), BIN / "mdm-shell", BIN / "mdm-allow"):
                 text = script.read_text()
                 if text.startswith("#!/usr/bin/env python3"):
                     text = f"#!{sys.executable} -I" + text[len("#!/usr/bin/env python3"):]
@@ -591,6 +640,7 @@ class Lab:
             generate_ed25519(home / "etc" / "host_key", comment=f"lab-station-{name}")
             (home / "etc" / "host_key.pub").chmod(0o600)
             _trust_files(home, public_key)
+            _allowed_file(home)
             _write(home / "etc" / "sshd_config", self._station_config(station))
             _write(home / "station.json", json.dumps(asdict(station)))
         self._start(station)
