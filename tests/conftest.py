@@ -62,8 +62,36 @@ def mdm() -> Mdm:
     return Mdm()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test marked `backends` once on SQLite and once on PostgreSQL.
+
+    `backends("sqlite")` on one test of such a module keeps it to SQLite (the closest
+    marker wins): for a test of SQLite's own machinery.
+    """
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker:
+        metafunc.parametrize("inventory_backend", list(marker.args) or ["sqlite", "postgresql"],
+                             indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def inventory_backend(request: pytest.FixtureRequest, _isolate: None,
+                      monkeypatch: pytest.MonkeyPatch) -> str:
+    """Say which backend this test's inventory is on; on PostgreSQL MDM_DB is a fresh
+    database of the session's cluster (dropped after the test)."""
+    backend = str(getattr(request, "param", "sqlite"))
+    if backend == "postgresql":
+        monkeypatch.setenv("MDM_DB", str(request.getfixturevalue("pg_url")))
+    return backend
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def db_path(tmp_path: Path, inventory_backend: str) -> Any:
+    """This test's inventory: an SQLite file's Path, or a PostgreSQL URL (a str)."""
+    import os
+
+    if inventory_backend == "postgresql":
+        return os.environ["MDM_DB"]
     return tmp_path / "mdm.db"
 
 
@@ -174,7 +202,9 @@ def lab(lab_session: Any, operator_key: Path, monkeypatch: pytest.MonkeyPatch) -
     pool.release()
 
 
-def _has_inventory(path: Path) -> bool:
+def _has_inventory(path: Path | str) -> bool:
+    if isinstance(path, str):  # a PostgreSQL database, made migrated from the template
+        return True
     return path.exists() and path.stat().st_size > 0
 
 
@@ -273,9 +303,10 @@ def pg_template(pg_server: str) -> str:
 
     from mdm.store import connect
 
+    # The "C" locale: text sorts and lower()s as SQLite's does (bytes, ASCII case).
     name = f"mdm_template_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE 'C' ENCODING 'UTF8'")
     connect(pg_server.rsplit("/", 1)[0] + "/" + name).close()
     return name
 

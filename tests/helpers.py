@@ -5,10 +5,32 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 
-def db_fingerprint(path: Path) -> tuple[str, dict[str, int]]:
-    """Return the file's sha256 (after folding in the WAL) and each table's row count."""
+def _pg(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def db_fingerprint(path: Path | str) -> tuple[str, dict[str, int]]:
+    """Return the file's sha256 (after folding in the WAL) and each table's row count.
+
+    For a PostgreSQL inventory (a URL): a sha256 of every table's rows in order instead.
+    """
+    if isinstance(path, str):
+        with _pg(path) as pg:
+            tables = [r[0] for r in pg.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() ORDER BY table_name")]
+            digest, counts = hashlib.sha256(), {}
+            for t in tables:
+                found = [r[0] for r in pg.execute(
+                    f'SELECT t::text FROM "{t}" t ORDER BY t::text COLLATE "C"')]
+                counts[t] = len(found)
+                digest.update(f"{t}\n{chr(10).join(found)}\n".encode())
+            return digest.hexdigest(), counts
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -17,8 +39,13 @@ def db_fingerprint(path: Path) -> tuple[str, dict[str, int]]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), counts
 
 
-def rows(path: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Run a query against the inventory file directly."""
+def rows(path: Path | str, sql: str,
+         args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run a query against the inventory file (or PostgreSQL database) directly."""
+    if isinstance(path, str):
+        with _pg(path) as pg:
+            return [tuple(r) for r in pg.execute(
+                sql.replace("%", "%%").replace("?", "%s") if args else sql, args or None)]
     conn = sqlite3.connect(path)
     try:
         return conn.execute(sql, args).fetchall()

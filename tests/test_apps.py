@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import db_fingerprint, rows
 
+pytestmark = pytest.mark.backends
+
 ENOTEBOOK = "uk.police.cumbria.enotebook"
 
 

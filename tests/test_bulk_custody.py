@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from mdm import examples
 from mdm.devices import service as devices
 from mdm.officers import service as officers
 from mdm.store import connect
 from tests.helpers import db_fingerprint, rows
+
+pytestmark = pytest.mark.backends
 
 
 def _people(inventory: dict[str, Any], eligible: bool = True) -> list[dict[str, Any]]:
@@ -22,6 +26,8 @@ def _serials(inventory: dict[str, Any]) -> list[str]:
     return [d["serial_number"] for d in inventory["delivery"]]
 
 
+# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
+@pytest.mark.backends("sqlite")
 def test_a_file_of_pairs_lands_whole_with_one_audit_row(mdm, inventory, files,
                                                         db_path) -> None:
     serials, people = _serials(inventory), _people(inventory)

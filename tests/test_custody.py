@@ -8,6 +8,8 @@ import pytest
 
 from tests.helpers import rows
 
+pytestmark = pytest.mark.backends
+
 
 def _ids(inventory):
     serials = [d["serial_number"] for d in inventory["delivery"]]
@@ -64,6 +66,8 @@ def test_leavers_unknown_officers_and_devices_are_refused(mdm, inventory, files)
     assert "no device" in mdm("devices", "show", "NOSUCHSERIAL", code=2).stderr
 
 
+# SQLite's triggers (tests/test_store_contract.py proves PostgreSQL's on both backends).
+@pytest.mark.backends("sqlite")
 def test_custody_rows_cannot_be_rewritten_or_deleted(mdm, inventory, db_path) -> None:
     serials, people = _ids(inventory)
     mdm("assign", serials[0], people[0]["officer_id"])
@@ -100,6 +104,8 @@ def test_local_times_are_uk_time(mdm) -> None:
     assert "not a date" in mdm("custody", "X", "--at", "yesterday", code=2).stderr
 
 
+# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
+@pytest.mark.backends("sqlite")
 def test_device_export_is_spreadsheet_safe_and_logged(mdm, inventory) -> None:
     import csv
     import io

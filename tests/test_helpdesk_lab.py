@@ -20,6 +20,8 @@ import pytest
 from mdm import examples
 from tests.helpers import rows
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def people(mdm: Any, files: Callable[..., Path]) -> Callable[[], list[str]]:

@@ -14,6 +14,8 @@ import pytest
 from mdm import csvio, examples
 from tests.helpers import db_fingerprint, rows
 
+pytestmark = pytest.mark.backends
+
 Files = Callable[..., Path]
 
 

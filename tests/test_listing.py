@@ -21,6 +21,8 @@ from mdm import ui
 from mdm.officers import service as officers
 from mdm.store import connect
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -270,6 +272,8 @@ def test_unknown_filter_values_are_refused_naming_the_allowed_ones(mdm, inventor
     assert mdm.json("officers", "list", "--rank", "pc", "--status", "active")
 
 
+# SQLite's query planner.
+@pytest.mark.backends("sqlite")
 def test_station_and_name_filters_are_served_by_indexes(inventory, db_path: Path) -> None:
     db = connect(db_path)
     for filters in ({"station": "kendal"}, {"name": "fell"}, {"name": "jo fell"},
@@ -283,6 +287,8 @@ def test_station_and_name_filters_are_served_by_indexes(inventory, db_path: Path
         "SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
 
 
+# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
+@pytest.mark.backends("sqlite")
 def test_groups_operators_audit_and_custody_list_the_same_way(mdm, inventory) -> None:
     people = inventory["roster"]
     mdm("groups", "create", "pilot", "--description", "first users")

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mdm.store import connect, transaction
 from mdm.timeutil import format_utc
 from tests.helpers import db_fingerprint, rows
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 
 
@@ -113,12 +113,12 @@ def test_compliance_reasons_and_role_windows_in_a_read_only_report_that_exits_1(
     settings = pilot.path / "settings" / "global"
     settings.write_text(settings.read_text().replace("adb_enabled=0", "adb_enabled=1"))
     mdm("devices", "refresh")
-    conn = sqlite3.connect(db_path)
     ten_days_ago = format_utc(datetime.now(UTC) - timedelta(days=10))
-    conn.execute("UPDATE devices SET last_seen = ? WHERE serial IN (?, ?)",
-                 (ten_days_ago, officer.serial, special.serial))
-    conn.commit()
-    conn.close()
+    db = connect(db_path)
+    with transaction(db):
+        db.execute("UPDATE devices SET last_seen = ? WHERE serial IN (?, ?)",
+                   (ten_days_ago, officer.serial, special.serial))
+    db.conn.close()
     before = db_fingerprint(db_path)
     result = mdm.json("compliance", "report", code=1)  # some devices are not compliant
     assert db_fingerprint(db_path) == before  # a report reads: no status moves, no audit row

@@ -16,6 +16,8 @@ from mdm.fleet.transport import Target
 from mdm.queue.deliver import Env
 from tests.fakes import FakeDriver, FakeDrivers, fake_key_line
 
+pytestmark = pytest.mark.backends
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = Env(ROOT / "playbooks" / "policies")
 
@@ -90,9 +92,14 @@ def fleet(template: Path) -> Iterator[tuple[Any, FakeDrivers, list[str]]]:
 
     from mdm.store import connect
 
-    path = Path(os.environ["MDM_DB"])
-    shutil.copy2(template, path)
-    db = connect(path)
+    target = os.environ["MDM_DB"]
+    if target.startswith("postgresql://"):
+        from mdm.store.transfer import copy
+
+        copy(template, target, replace=True)
+    else:
+        shutil.copy2(template, target)
+    db = connect(target)
     yield db, _drivers(), list(SERIALS)
     db.conn.close()
 
@@ -110,7 +117,7 @@ def _run(db: Any, drivers: FakeDrivers) -> dict[str, Any]:
 def _states(db: Any, serial: str) -> list[tuple[str, str]]:
     return [tuple(r) for r in db.execute(
         "SELECT kind, state FROM commands c JOIN devices d ON d.id = c.device_id"
-        " WHERE d.serial = ? ORDER BY c.created_at, c.rowid", [serial])]
+        " WHERE d.serial = ? ORDER BY c.created_at, c.kind", [serial])]
 
 
 def test_fifty_queued_pushes_to_an_offline_device_collapse_to_one(

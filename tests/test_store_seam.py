@@ -38,12 +38,14 @@ AT = "2026-01-05T09:00:00.000000Z"
 LATER = "2026-01-06T09:00:00.000000Z"
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def seam_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A blank, migrated inventory on each backend."""
     from mdm.store import connect
 
-    db = connect(tmp_path / "mdm.db")
+    where = tmp_path / "mdm.db" if request.param == "sqlite" else \
+        str(request.getfixturevalue("pg_url"))
+    db = connect(where)
     yield db
     db.conn.close()
 

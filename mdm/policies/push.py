@@ -130,13 +130,10 @@ def _record_applied(db: Database, operator: str, row: dict[str, Any], value: App
             audit.record(db, operator, "policy.confirmed", f"device:{row['serial']}",
                          {"policy": row["applied_policy"]}, {"policy": sha})
         return
-    for event in ("sent", "applied"):
-        policy_rows.add_event(db, row["id"], sha, event, at, json.dumps(
-            {"violations": status.get("nonComplianceDetails", [])}
-            if event == "applied" else None))
-    policy_rows.applied_on_contact(db, row["id"], sha, at)
-    policy_rows.set_dpc_status(db, row["id"], json.dumps(status, sort_keys=True), value.file)
     violations = status.get("nonComplianceDetails", [])
+    policy_rows.record_push(db, row["id"], sha, at,
+                            [("sent", None), ("applied", json.dumps({"violations": violations}))],
+                            json.dumps(status, sort_keys=True), value.file)
     audit.record(db, operator, "policy.push", f"device:{row['serial']}",
                  {"policy": row["applied_policy"]},
                  {"policy": sha, "layers": row["compiled"].document["name"],

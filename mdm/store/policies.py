@@ -121,6 +121,31 @@ def set_dpc_status(db: Database, device_id: int, status: str, policy_file: str |
                " device_id = ?", [status, policy_file, device_id])
 
 
+def record_push(db: Database, device_id: int, sha256: str, at: str,
+                events: Sequence[tuple[str, str | None]], status: str,
+                policy_file: str | None) -> None:
+    """Record a push a device took: its events, the policy it runs since a good contact
+    at `at`, and its controller's status (add_event, applied_on_contact, set_dpc_status).
+
+    PostgreSQL gets the three writes as one statement (one round trip, not four).
+    """
+    marks = ", ".join(["(?, ?, ?, ?, ?)"] * len(events))
+    insert = f"INSERT INTO policy_events (device_id, sha256, event, at, detail) VALUES {marks}"
+    values = [v for event, detail in events for v in (device_id, sha256, event, at, detail)]
+    contact = ("UPDATE devices SET applied_policy = ?, applied_policy_at = ?, last_seen = ?,"
+               " last_contact_at = ?, last_contact_error = NULL WHERE id = ?")
+    facts = "UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE device_id = ?"
+    contact_args = [sha256, at, at, at, device_id]
+    facts_args = [status, policy_file, device_id]
+    if db.dialect.name == "postgresql":
+        db.execute(f"WITH e AS ({insert}), d AS ({contact}) {facts}",
+                   [*values, *contact_args, *facts_args])
+        return
+    db.execute(insert, values)
+    db.execute(contact, contact_args)
+    db.execute(facts, facts_args)
+
+
 def last_reported(db: Database, device_id: int) -> str | None:
     """The policy (sha256) the device last reported or applied, by its events."""
     sha: str | None = db.scalar("SELECT sha256 FROM policy_events WHERE device_id = ? AND event"
