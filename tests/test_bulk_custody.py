@@ -26,8 +26,6 @@ def _serials(inventory: dict[str, Any]) -> list[str]:
     return [d["serial_number"] for d in inventory["delivery"]]
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_a_file_of_pairs_lands_whole_with_one_audit_row(mdm, inventory, files,
                                                         db_path) -> None:
     serials, people = _serials(inventory), _people(inventory)

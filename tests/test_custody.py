@@ -104,8 +104,6 @@ def test_local_times_are_uk_time(mdm) -> None:
     assert "not a date" in mdm("custody", "X", "--at", "yesterday", code=2).stderr
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_device_export_is_spreadsheet_safe_and_logged(mdm, inventory) -> None:
     import csv
     import io

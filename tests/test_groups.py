@@ -9,8 +9,6 @@ import pytest
 pytestmark = pytest.mark.backends
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_groups_lifecycle(mdm: Any, inventory: Any, files: Any) -> None:
     people = inventory["roster"]
     mdm("groups", "create", "pilot", "--description", "first users")

@@ -287,8 +287,6 @@ def test_station_and_name_filters_are_served_by_indexes(inventory, db_path: Path
         "SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_groups_operators_audit_and_custody_list_the_same_way(mdm, inventory) -> None:
     people = inventory["roster"]
     mdm("groups", "create", "pilot", "--description", "first users")

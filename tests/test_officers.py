@@ -29,8 +29,6 @@ def test_import_then_list_and_show(mdm, inventory, db_path) -> None:
     assert all(o["rank"] == "SERGEANT" and o["area"] == someone["area"] for o in by_rank)
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_reimport_updates_in_place_and_never_deletes(mdm, inventory, files, db_path) -> None:
     people = [dict(p) for p in inventory["roster"]]
     moved, promoted, leaver = people[0], people[1], people[2]
@@ -113,8 +111,6 @@ def test_collar_clash_with_a_serving_officer_is_refused(mdm, inventory, files) -
     assert "collar number" in result.stderr and holder["officer_id"] in result.stderr
 
 
-# SQLite only until `audit log` runs on PostgreSQL (its subject filter uses instr).
-@pytest.mark.backends("sqlite")
 def test_export_csv_is_spreadsheet_safe_and_logged(mdm, inventory, files) -> None:
     people = [dict(p) for p in inventory["roster"]]
     people[0]["surname"] = "=HYPERLINK(\"http://x\")"
