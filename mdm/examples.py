@@ -89,15 +89,41 @@ def _mix(total: int) -> list[tuple[str, str | None]]:
     return people
 
 
+def _senior(rank: str | None) -> bool:
+    return rank not in (None, "CONSTABLE", "SERGEANT", "SPECIAL_CONSTABLE")
+
+
+def _band(worker_type: str, senior: bool) -> str:
+    """Return the collar-number band of a person: senior officers, PCSOs, specials, the rest."""
+    if senior and worker_type == "OFFICER":
+        return "senior"
+    return worker_type if worker_type in ("PCSO", "SPECIAL") else "low"
+
+
+def _collar_bands(mix: list[tuple[str, str | None]]) -> dict[str, int]:
+    """Return each band's first collar number: 1000, 3000, 6000 and 7000 while the bands fit
+    there, else each starts where the one before it ends, so no two people share a collar."""
+    sizes = {"low": 0, "senior": 0, "PCSO": 0, "SPECIAL": 0}
+    for worker_type, rank in mix:
+        if worker_type != "STAFF":
+            sizes[_band(worker_type, _senior(rank))] += 1
+    starts, end = {}, 0
+    for band, base in (("low", 1000), ("senior", 3000), ("PCSO", 6000), ("SPECIAL", 7000)):
+        starts[band] = max(base, end)
+        end = starts[band] + sizes[band]
+    return starts
+
+
 def generate_roster(total: int = 1480, seed: int = 2015) -> list[dict[str, Any]]:
     """Return a synthetic roster of `total` people, the same for the same seed."""
     rng = random.Random(seed)
     areas = list(AREA_WEIGHTS)
     weights = list(AREA_WEIGHTS.values())
-    next_collar = {"low": 1000, "senior": 3000, "PCSO": 6000, "SPECIAL": 7000}
+    mix = _mix(total)
+    next_collar = _collar_bands(mix)
     rows = []
-    for i, (worker_type, rank) in enumerate(_mix(total)):
-        senior = rank not in (None, "CONSTABLE", "SERGEANT", "SPECIAL_CONSTABLE")
+    for i, (worker_type, rank) in enumerate(mix):
+        senior = _senior(rank)
         area = "HQ" if rank in ("ASSISTANT_CHIEF_CONSTABLE", "DEPUTY_CHIEF_CONSTABLE",
                                 "CHIEF_CONSTABLE") else rng.choices(areas, weights)[0]
         district, station = rng.choice(AREAS[area])
@@ -105,10 +131,9 @@ def generate_roster(total: int = 1480, seed: int = 2015) -> list[dict[str, Any]]
         if worker_type == "STAFF":
             collar = ""
         elif total > 3000:  # large forces prefix a division code, as the Met does
-            collar = f"{rng.choice('ABCDEFGHJK')}{rng.choice('NSEW')}{i % 100000}"
+            collar = f"{rng.choice('ABCDEFGHJK')}{rng.choice('NSEW')}{i}"
         else:
-            band = "senior" if senior and worker_type == "OFFICER" else (
-                worker_type if worker_type in ("PCSO", "SPECIAL") else "low")
+            band = _band(worker_type, senior)
             collar = str(next_collar[band])
             next_collar[band] += 1
         team = ("ADMIN" if worker_type == "STAFF" else "NPT" if worker_type == "PCSO"

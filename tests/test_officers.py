@@ -137,3 +137,13 @@ def test_a_place_no_one_has_is_refused_with_a_suggestion(mdm, inventory) -> None
 def test_a_near_miss_worker_type_is_suggested(mdm, inventory) -> None:
     err = mdm("officers", "list", "--worker-type", "PCSOs", code=2).stderr
     assert "did you mean PCSO?" in err
+
+
+@pytest.mark.backends("sqlite")
+def test_a_generated_roster_past_3000_people_imports(mdm, files) -> None:
+    people = examples.generate_roster(3000, seed=45)
+    collars = [p["collar_number"] for p in people if p["collar_number"]]
+    assert len(collars) == len(set(collars))  # the bands no longer run into each other
+    mdm("operators", "add", "admin")
+    done = mdm.json("officers", "import", files("roster.csv", people, examples.ROSTER_COLUMNS))
+    assert done["inserted"] == 3000
