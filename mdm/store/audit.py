@@ -60,11 +60,18 @@ def record(db: Database, operator: str, action: str, subject: str,
            before: object = None, after: object = None) -> int:
     """Append one audit row; call inside the transaction that makes the change."""
     assert db.in_transaction, "audit.record must run inside store.transaction()"
-    head = db.execute("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    read: tuple[Any, Any] | None = None
+    if db.dialect.name == "postgresql":  # the head and the changes in one round trip
+        head, *changes = evidence.chain_head_and_changes(db)
+        read = (changes[0], changes[1])
+    else:
+        head = db.execute("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1"
+                          ).fetchone()
     seq, prev, last_at = (head[0] + 1, head[1], head[2]) if head else (1, GENESIS, "")
     at = max(now(), last_at)  # never go backwards, even if the clock does
     row = {"seq": seq, "at": at, "operator": operator, "action": action, "subject": subject,
-           "before": _json(before), "after": _json(after), "state": evidence.seal(db, seq)}
+           "before": _json(before), "after": _json(after),
+           "state": evidence.seal(db, seq, read)}
     row["prev_hash"] = prev
     row["hash"] = row_hash(prev, row)
     insert = ("INSERT INTO audit (seq, at, operator, action, subject, before, after,"

@@ -178,7 +178,20 @@ def _noted(db: Database, mark: _Mark) -> dict[str, list[Any]]:
     return keys
 
 
-def seal(db: Database, seq: int) -> str | None:
+def chain_head_and_changes(db: Database) -> tuple[Any, Any, Any]:
+    """On PostgreSQL, read in one round trip what an audit row needs before it is sealed:
+    the chain head (seq, hash, at, or None), the noted changes ([[tbl, key], ...]) and the
+    highest key of each append-only table. Call it holding the write lock."""
+    tops = ", ".join(f"(SELECT MAX(id) FROM {t})" for t in APPENDED)
+    head_seq, head_hash, head_at, pending, *highest = db.execute(
+        "SELECT h.seq, h.hash, h.at, (SELECT COALESCE(json_agg(json_build_array(tbl, key)),"
+        f" '[]') FROM audit_pending), {tops} FROM (SELECT 1) one LEFT JOIN (SELECT seq,"
+        " hash, at FROM audit ORDER BY seq DESC LIMIT 1) h ON true").fetchone()
+    head = (head_seq, head_hash, head_at) if head_seq is not None else None
+    return head, [tuple(p) for p in pending], tuple(highest)
+
+
+def seal(db: Database, seq: int, read: tuple[Any, Any] | None = None) -> str | None:
     """Record the hash of every evidential row changed in this transaction under `seq`.
 
     Return "COUNT:SHA256" of the recorded rows for the audit row to carry, or None when
@@ -187,7 +200,7 @@ def seal(db: Database, seq: int) -> str | None:
     """
     mark = _mark(db)
     if db.dialect.name == "postgresql":
-        return _seal_pg(db, seq, mark)
+        return _seal_pg(db, seq, mark, read)
     noted = _noted(db, mark)  # before the appended rows move the marks on
     for table in APPENDED:  # appended rows: hashed and recorded inside SQLite, in bulk
         pk, _ = EVIDENCE[table]
@@ -219,13 +232,18 @@ def seal(db: Database, seq: int) -> str | None:
     return f"{count}:{digest}"
 
 
-def _seal_pg(db: Database, seq: int, mark: _Mark) -> str | None:
+def _seal_pg(db: Database, seq: int, mark: _Mark,
+             read: tuple[Any, Any] | None) -> str | None:
     """seal() on PostgreSQL: the same state rows, in as few round trips to the server.
 
     Rows are hashed here (not in the server), so what was recorded is known without
-    reading it back; a write that changed no evidential row costs three queries.
+    reading it back. `read` is the noted changes and the append-only tables' highest keys
+    as chain_head_and_changes() read them; a write that changed no evidential row then
+    costs no query here at all.
     """
-    pending = db.execute("SELECT tbl, key FROM audit_pending").fetchall()
+    if read is None:
+        read = chain_head_and_changes(db)[1:]
+    pending, highest = read
     noted: dict[str, list[Any]] = {}
     for table, raw in pending:
         key = typed_key(db, table, raw)
@@ -233,8 +251,6 @@ def _seal_pg(db: Database, seq: int, mark: _Mark) -> str | None:
         if (table, key) not in mark.stale and not appended:
             noted.setdefault(table, []).append(key)
     rows: list[tuple[str, Any, bytes | None]] = []
-    highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
-                                               for t in APPENDED)).fetchone()
     for table, top in zip(APPENDED, highest, strict=True):  # appended rows, found by key
         pk, _ = EVIDENCE[table]
         if (top or 0) <= mark.tops[table] and table not in noted:
