@@ -41,14 +41,18 @@ def db_fingerprint(path: Path | str) -> tuple[str, dict[str, int]]:
 
 def rows(path: Path | str, sql: str,
          args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Run a query against the inventory file (or PostgreSQL database) directly."""
+    """Run a statement against the inventory file (or PostgreSQL database) directly and
+    commit it; return the rows it gives."""
     if isinstance(path, str):
         with _pg(path) as pg:
-            return [tuple(r) for r in pg.execute(
-                sql.replace("%", "%%").replace("?", "%s") if args else sql, args or None)]
+            cur = pg.execute(
+                sql.replace("%", "%%").replace("?", "%s") if args else sql, args or None)
+            return [tuple(r) for r in cur] if cur.description else []
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(sql, args).fetchall()
+        found = conn.execute(sql, args).fetchall()
+        conn.commit()  # a statement that writes is kept, as on PostgreSQL
+        return found
     finally:
         conn.close()
 
