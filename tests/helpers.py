@@ -71,3 +71,43 @@ def device_processes(home: Path) -> list[int]:
         except (OSError, IndexError):
             continue
     return out
+
+
+class Raw:
+    """A plain connection to the inventory on either backend (`?` placeholders), as another
+    writer of facts would hold one; a `with` block commits."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.pg = isinstance(db_path, str)
+        if self.pg:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(str(db_path))
+        else:
+            self.conn = sqlite3.connect(db_path)
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        if self.pg:
+            return self.conn.execute(sql.replace("?", "%s"), args or None)
+        return self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.pg:
+            self.conn.cursor().executemany(sql.replace("?", "%s"), rows)
+        else:
+            self.conn.executemany(sql, rows)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.conn.commit()
+        else:
+            self.conn.rollback()
