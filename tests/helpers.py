@@ -41,14 +41,18 @@ def db_fingerprint(path: Path | str) -> tuple[str, dict[str, int]]:
 
 def rows(path: Path | str, sql: str,
          args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Run a query against the inventory file (or PostgreSQL database) directly."""
+    """Run a statement against the inventory file (or PostgreSQL database) directly and
+    commit it; return the rows it gives."""
     if isinstance(path, str):
         with _pg(path) as pg:
-            return [tuple(r) for r in pg.execute(
-                sql.replace("%", "%%").replace("?", "%s") if args else sql, args or None)]
+            cur = pg.execute(
+                sql.replace("%", "%%").replace("?", "%s") if args else sql, args or None)
+            return [tuple(r) for r in cur] if cur.description else []
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(sql, args).fetchall()
+        found = conn.execute(sql, args).fetchall()
+        conn.commit()  # a statement that writes is kept, as on PostgreSQL
+        return found
     finally:
         conn.close()
 
@@ -67,3 +71,43 @@ def device_processes(home: Path) -> list[int]:
         except (OSError, IndexError):
             continue
     return out
+
+
+class Raw:
+    """A plain connection to the inventory on either backend (`?` placeholders), as another
+    writer of facts would hold one; a `with` block commits."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.pg = isinstance(db_path, str)
+        if self.pg:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(str(db_path))
+        else:
+            self.conn = sqlite3.connect(db_path)
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        if self.pg:
+            return self.conn.execute(sql.replace("?", "%s"), args or None)
+        return self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.pg:
+            self.conn.cursor().executemany(sql.replace("?", "%s"), rows)
+        else:
+            self.conn.executemany(sql, rows)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.conn.commit()
+        else:
+            self.conn.rollback()

@@ -94,14 +94,29 @@ def start(folder: Path) -> Cluster:
     raise RuntimeError(f"the test PostgreSQL cluster did not start: {last}")
 
 
+def _reaped(pid: int) -> bool:
+    """Say whether the process has gone; collect it if it is our child (a test process made
+    a subreaper by the lab adopts the postmaster, which would otherwise stay a zombie)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    os.kill(pid, 0)  # ProcessLookupError once it has gone
+    return False
+
+
 def stop(pid: int, folder: Path | None = None) -> None:
     """Stop the cluster whose postmaster is `pid` (fast shutdown), and remove its folder."""
     try:
         os.kill(pid, signal.SIGINT)
         for _ in range(300):  # 30 s at most
-            os.kill(pid, 0)
+            if _reaped(pid):
+                break
             time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            _reaped(pid)
     except ProcessLookupError:
         pass
     if folder is not None:

@@ -21,6 +21,8 @@ from mdm.fleet.keys import generate_ed25519
 from mdm.store import audit, connect, transaction
 from tests.helpers import rows
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def held(mdm, inventory, db_path) -> dict[str, Any]:
@@ -43,7 +45,12 @@ def held(mdm, inventory, db_path) -> dict[str, Any]:
 
 
 def attack(db_path: Path, *sql: str, drop: tuple[str, ...] = ()) -> None:
-    """Run SQL as someone with the file and a sqlite3 shell (foreign keys off)."""
+    """Run SQL as someone with the file and a sqlite3 shell (foreign keys off); on
+    PostgreSQL as a superuser with every trigger and foreign key off, as a replica runs."""
+    if isinstance(db_path, str):
+        for statement in sql:
+            rows(db_path, f"SET session_replication_role = replica; {statement}")
+        return
     conn = sqlite3.connect(db_path, isolation_level=None)
     for trigger in drop:
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
@@ -93,6 +100,8 @@ def test_custody_closed_or_back_dated_without_the_log_is_named(mdm, held, db_pat
     assert mismatch(mdm)[:2] == ("assignments", aid)
 
 
+# SQLite only: the attack drops SQLite's triggers by name and verify names them
+@pytest.mark.backends("sqlite")
 def test_a_deleted_custody_row_is_named(mdm, held, db_path) -> None:
     aid = assignment_id(db_path, held["serials"][1], open_only=False)
     attack(db_path, f"DELETE FROM assignments WHERE id = {aid}",
@@ -102,6 +111,9 @@ def test_a_deleted_custody_row_is_named(mdm, held, db_path) -> None:
     assert "assignments_no_delete" in refused(mdm)["safeguards_missing"]
 
 
+# SQLite only: the attack's rows take their ids as SQLite gives them (PostgreSQL's come
+# from a trigger the attacker has turned off)
+@pytest.mark.backends("sqlite")
 def test_a_custody_row_added_outside_mdm_is_named(mdm, held, db_path) -> None:
     serial, officer = held["serials"][3], held["people"][7]
     attack(db_path, "INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
@@ -128,6 +140,8 @@ def test_a_device_pinned_key_address_or_status_edit_is_named(mdm, held, db_path,
                                                                  code=1).stderr
 
 
+# SQLite only: the attack drops SQLite's triggers by name and verify names them
+@pytest.mark.backends("sqlite")
 def test_an_edit_that_left_its_trigger_in_place_is_named_too(mdm, held, db_path) -> None:
     serial = held["serials"][4]
     attack(db_path, f"UPDATE devices SET status = 'retired' WHERE serial = '{serial}'")
@@ -161,6 +175,8 @@ def test_an_emptied_log_is_found_and_the_rows_it_vouched_for_named(mdm, held,
     assert "no audit row records" in found["state_mismatch"]["reason"]
 
 
+# SQLite only: the attack is SQLite DDL on the log's own table and triggers
+@pytest.mark.backends("sqlite")
 def test_a_dropped_and_recreated_log_is_found(mdm, held, db_path) -> None:
     schema = rows(db_path, "SELECT sql FROM sqlite_master WHERE name = 'audit'")[0][0]
     attack(db_path, "DROP TABLE audit", schema, "DROP TABLE audit_state",
@@ -171,6 +187,8 @@ def test_a_dropped_and_recreated_log_is_found(mdm, held, db_path) -> None:
     assert (table, key) == ("operators", "admin") and "no audit row records" in reason
 
 
+# SQLite only: the attack is SQLite DDL on the log's own table and triggers
+@pytest.mark.backends("sqlite")
 def test_a_dropped_log_is_named_by_verify_and_by_every_other_command(mdm, held,
                                                                     db_path) -> None:
     attack(db_path, "DROP TABLE audit")
@@ -199,6 +217,8 @@ def test_a_log_cut_back_and_rechained_is_found(mdm, held, db_path) -> None:
     assert found["state_problems"] == 3  # the pinned device and both custody rows
 
 
+# SQLite only: SQLite's blobs (zeroblob) and the file's own pages
+@pytest.mark.backends("sqlite")
 def test_state_proofs_altered_in_place_break_the_chain(mdm, held, db_path) -> None:
     attack(db_path, "UPDATE audit_state SET row_hash = zeroblob(32) WHERE seq = 1",
            drop=("audit_state_no_update",))
@@ -223,6 +243,9 @@ def test_mdm_itself_cannot_commit_an_evidential_change_without_its_audit_row(
     db.conn.close()
 
 
+# SQLite only: the attack's rows take their ids as SQLite gives them (PostgreSQL's come
+# from a trigger the attacker has turned off)
+@pytest.mark.backends("sqlite")
 def test_a_change_outside_mdm_is_not_sealed_by_the_next_write(mdm, held, db_path) -> None:
     serials, people = held["serials"], held["people"]
     attack(db_path, f"UPDATE devices SET status = 'retired' WHERE serial = '{serials[4]}'",
@@ -239,6 +262,8 @@ def test_a_change_outside_mdm_is_not_sealed_by_the_next_write(mdm, held, db_path
 
 # -- a damaged file is a finding, never a crash -------------------------------------------
 
+# SQLite only: SQLite's blobs (zeroblob) and the file's own pages
+@pytest.mark.backends("sqlite")
 def test_a_blob_in_a_text_column_is_a_broken_row(mdm, held, db_path) -> None:
     attack(db_path, "UPDATE audit SET operator = CAST('admin' AS BLOB) WHERE seq = 2",
            drop=("audit_no_update",))
@@ -247,6 +272,8 @@ def test_a_blob_in_a_text_column_is_a_broken_row(mdm, held, db_path) -> None:
     assert "broken at row 2" in mdm("audit", "verify", code=1).stderr
 
 
+# SQLite only: SQLite's blobs (zeroblob) and the file's own pages
+@pytest.mark.backends("sqlite")
 def test_a_corrupted_page_is_a_broken_row_not_a_crash(mdm, held, db_path) -> None:
     page, root = rows(db_path, "PRAGMA page_size")[0][0], rows(
         db_path, "SELECT rootpage FROM sqlite_master WHERE name = 'audit'")[0][0]
@@ -257,6 +284,8 @@ def test_a_corrupted_page_is_a_broken_row_not_a_crash(mdm, held, db_path) -> Non
     assert "broken at row 1" in result.stderr and "damaged" in result.stderr
 
 
+# SQLite only: SQLite's blobs (zeroblob) and the file's own pages
+@pytest.mark.backends("sqlite")
 def test_a_damaged_page_outside_the_log_is_found_too(mdm, held, db_path) -> None:
     page, root = rows(db_path, "PRAGMA page_size")[0][0], rows(
         db_path, "SELECT rootpage FROM sqlite_master WHERE name = 'officers'")[0][0]

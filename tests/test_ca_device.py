@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.backends
+
 
 def test_a_rollout_with_no_ca_and_a_krl_with_no_list_are_refused_and_change_nothing(
         mdm: Any, inventory: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import rows
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 
 
 def _status(db_path: Any, serial: str) -> str:
@@ -84,6 +84,9 @@ def test_a_changed_host_key_quarantines_until_re_enrolled(mdm, lab, enrolled,
     assert _status(db_path, device.serial) == "enrolled"
 
 
+# SQLite only: a slow lab run whose rows go through the same store calls as the tests
+# above, which run on both backends.
+@pytest.mark.backends("sqlite")
 def test_an_offline_device_does_not_stop_a_twenty_device_run(mdm, lab, delivered, files,
                                                              db_path) -> None:
     devices = delivered(20)
@@ -105,6 +108,8 @@ def test_an_offline_device_does_not_stop_a_twenty_device_run(mdm, lab, delivered
     assert rows(db_path, "SELECT COUNT(*) FROM devices WHERE last_seen IS NOT NULL") == [(19,)]
 
 
+# SQLite only: it reads the inventory file's own bytes.
+@pytest.mark.backends("sqlite")
 def test_the_private_key_never_reaches_the_inventory(mdm, lab, enrolled, db_path,
                                                      operator_key) -> None:
     enrolled(1)

@@ -11,6 +11,8 @@ import pytest
 from mdm.enrol import identity, pairing
 from tests.helpers import db_fingerprint
 
+pytestmark = pytest.mark.backends
+
 FP = "SHA256:" + "A" * 43
 FP2 = "SHA256:" + "B" * 42 + "C"
 
@@ -19,9 +21,9 @@ def _serials(inventory) -> list[str]:
     return [r["serial_number"] for r in inventory["delivery"]]
 
 
-def test_every_problem_in_a_pairing_file_is_named_at_once(mdm, inventory, files,
+def test_every_problem_in_a_pairing_file_is_named_at_once(mdm, inventory, files, tmp_path,
                                                           db_path, monkeypatch) -> None:
-    monkeypatch.setenv("MDM_KEY", str(db_path.parent / "no-such-key"))  # never needed
+    monkeypatch.setenv("MDM_KEY", str(tmp_path / "no-such-key"))  # never needed
     s = _serials(inventory)
     text = ("serial_number,address,host_key\n"
             f"{s[0]},10.20.0.1:22,{FP}\n"            # row 2: key repeated on row 6
@@ -70,6 +72,8 @@ def test_enrol_device_checks_its_arguments_all_at_once(mdm, inventory, db_path) 
     assert db_fingerprint(db_path) == before
 
 
+# no inventory: the syntax alone
+@pytest.mark.backends("sqlite")
 @pytest.mark.parametrize(("text", "ok"), [
     ("10.20.0.15", True), ("10.20.0.15:2222", True), ("it@10.20.0.15:22", True),
     ("[fe80::1]:22", True), ("phone-17.vpn.police.uk", True), ("phone.vpn.", True),
@@ -80,6 +84,8 @@ def test_address_syntax(text: str, ok: bool) -> None:
     assert (pairing.address_problem(text) is None) is ok
 
 
+# no inventory: the syntax alone
+@pytest.mark.backends("sqlite")
 def test_addresses_compare_by_host_and_port_not_spelling() -> None:
     assert pairing.address_key("it@10.20.0.15") == pairing.address_key("10.20.0.15:22")
     assert pairing.address_key("[FE80::0:1]:22") == pairing.address_key("[fe80::1]")
@@ -87,6 +93,8 @@ def test_addresses_compare_by_host_and_port_not_spelling() -> None:
     assert pairing.address_key("10.20.0.15:2222") != pairing.address_key("10.20.0.15")
 
 
+# no inventory: the syntax alone
+@pytest.mark.backends("sqlite")
 def test_fingerprint_syntax() -> None:
     assert pairing.fingerprint_problem(FP) is None
     assert pairing.fingerprint_problem(FP2) is None
@@ -95,6 +103,8 @@ def test_fingerprint_syntax() -> None:
         assert pairing.fingerprint_problem(bad) is not None, bad
 
 
+# no inventory: the syntax alone
+@pytest.mark.backends("sqlite")
 def test_identity_mismatches_name_each_field() -> None:
     want = identity.Identity("R58F41ABC12", "samsung", "SM-N910F",
                              ("352549060000015", "352549060000023"))

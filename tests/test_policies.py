@@ -157,6 +157,7 @@ def _write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.mark.backends
 def test_bad_values_are_named_by_file_line_and_key(mdm: Any, people: Any, tree: Path) -> None:
     base = (tree / "00-baseline.yaml").read_text()
     _write(tree, "00-baseline.yaml", base.replace("min_length: 6", "min_length: 3")
@@ -176,6 +177,7 @@ def test_bad_values_are_named_by_file_line_and_key(mdm: Any, people: Any, tree: 
     assert "screen_capture: must be true or false, not str" in err
 
 
+@pytest.mark.backends
 def test_front_line_lock_conflicts_and_unmatched_selectors(mdm: Any, people: Any,
                                                           tree: Path) -> None:
     _write(tree, "50-pcso-lock.yaml", "layer: pcso-lock\nkind: worker_type\nmatch: [PCSO]\n"
@@ -192,6 +194,7 @@ def test_front_line_lock_conflicts_and_unmatched_selectors(mdm: Any, people: Any
     assert "60-kendall.yaml, line 3, match: station 'Kendall' matches no serving officer" in err
 
 
+@pytest.mark.backends
 def test_unsafe_yaml_is_refused(mdm: Any, people: Any, tree: Path, tmp_path: Path) -> None:
     canary = tmp_path / "pwned"
     _write(tree, "70-evil.yaml", "layer: evil\nkind: baseline\nsettings: !!python/object/apply"
@@ -205,6 +208,7 @@ def test_unsafe_yaml_is_refused(mdm: Any, people: Any, tree: Path, tmp_path: Pat
         "policy", "validate", code=2).stderr
 
 
+@pytest.mark.backends
 def test_device_exceptions_need_a_reason_and_an_expiry(mdm: Any, people: Any, tree: Path,
                                                        inventory: Any) -> None:
     serial = inventory["delivery"][0]["serial_number"]
@@ -229,6 +233,7 @@ def test_device_exceptions_need_a_reason_and_an_expiry(mdm: Any, people: Any, tr
     assert camera["layer"] == "force-baseline"
 
 
+@pytest.mark.backends
 def test_show_for_an_officer_names_each_settings_layer(mdm: Any, people: Any, tree: Path) -> None:
     pcso = next(p for p in people if p["worker_type"] == "PCSO")
     shown = mdm.json("policy", "show", "--officer", pcso["officer_id"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from mdm.policies import compile as compiler
 from mdm.policies.layering import Subject, merge
 from mdm.policies.loader import load_tree
 from tests.conftest import ENTERPRISE_ID, PILOT_TRACK
+from tests.helpers import rows
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 TARGET = compiler.Target(ENTERPRISE_ID, {"pilot": {"*": PILOT_TRACK}})
@@ -115,6 +115,7 @@ def _compile(mdm: Any, officer: dict[str, Any], code: int = 0) -> Any:
     return json.loads(result.stdout) if code == 0 else result.stderr
 
 
+@pytest.mark.backends
 def test_the_name_and_track_ids_come_from_the_settings(mdm: Any, inventory: Any,
                                                        tree: Path) -> None:
     constable, pcso = _pick(inventory["roster"], "OFFICER"), _pick(inventory["roster"], "PCSO")
@@ -131,6 +132,7 @@ def test_the_name_and_track_ids_come_from_the_settings(mdm: Any, inventory: Any,
     assert not [a for a in doc["applications"] if "accessibleTrackIds" in a]
 
 
+@pytest.mark.backends
 def test_a_missing_track_id_or_enterprise_id_stops_compile_and_push_but_not_validate(
         mdm: Any, inventory: Any, tree: Path, tmp_path: Path) -> None:
     constable, pcso = _pick(inventory["roster"], "OFFICER"), _pick(inventory["roster"], "PCSO")
@@ -157,6 +159,7 @@ def test_a_missing_track_id_or_enterprise_id_stops_compile_and_push_but_not_vali
         "policy.enterprise_id"]
 
 
+@pytest.mark.backends
 def test_block_after_days_must_be_less_than_wipe_after_days(mdm: Any, inventory: Any,
                                                             tree: Path) -> None:
     base = tree / "00-baseline.yaml"
@@ -176,10 +179,10 @@ def test_block_after_days_must_be_less_than_wipe_after_days(mdm: Any, inventory:
 
 
 def _pretend_enrolled(db_path: Path) -> None:
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE devices SET status = 'enrolled'")
+    rows(db_path, "UPDATE devices SET status = 'enrolled'")
 
 
+@pytest.mark.backends
 def test_a_fresh_inventory_validates_and_plans_a_push_without_a_pilot_group(
         mdm: Any, inventory: Any, tree: Path, db_path: Path) -> None:
     result = mdm.json("policy", "validate")
@@ -209,6 +212,7 @@ def test_the_shipped_policy_and_examples_fit_what_a_2015_note_4_could_run() -> N
         examples.NOTE4_2015.release, str(examples.NOTE4_2015.sdk))
 
 
+@pytest.mark.backends
 @pytest.mark.lab
 def test_compliance_asks_for_an_os_update_before_handover(mdm: Any, enrolled: Any,
                                                           tree: Path) -> None:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import rows
 
+pytestmark = pytest.mark.backends
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks" / "rollout.yaml"
 

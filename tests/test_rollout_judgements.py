@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,18 @@ from mdm.policies import judgements
 from mdm.policies import service as policies
 from mdm.policies.compliance import FACTS, Judge
 from mdm.store import connect, transaction
+from tests.helpers import Raw
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
             "uk.police.mdm.dpc": 300}
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Six enrolled devices, each held by an officer, with facts that pass the policy."""
     folder = tmp_path / "policies"
     shutil.copytree(SHIPPED, folder)
@@ -38,7 +41,7 @@ def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
     serials = sorted(d["serial_number"] for d in inventory["delivery"])[:6]
     people = [p for p in inventory["roster"] if p["status"] == "ACTIVE"
               and p["worker_type"] == "OFFICER"][:6]
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         conn.executemany("UPDATE devices SET status = 'enrolled' WHERE serial = ?",
                          [(s,) for s in serials])
@@ -46,7 +49,7 @@ def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
     for serial, person in zip(serials, people, strict=True):
         mdm("assign", serial, person["officer_id"])
     shas = {r["serial"]: r["to"] for r in mdm.json("policy", "push", "--check")["devices"]}
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         for serial in serials:
             _facts(conn, serial, shas[serial])
@@ -54,11 +57,12 @@ def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
     db = connect(db_path)
     ids = {r[0]: r[1] for r in db.execute("SELECT id, serial FROM devices WHERE status ="
                                           " 'enrolled'")}
-    return {"db": db, "folder": folder, "ids": ids, "shas": shas, "people": people,
-            "serials": serials}
+    yield {"db": db, "folder": folder, "ids": ids, "shas": shas, "people": people,
+           "serials": serials}
+    db.conn.close()
 
 
-def _facts(conn: sqlite3.Connection, serial: str, sha: str, **change: Any) -> None:
+def _facts(conn: Raw, serial: str, sha: str, **change: Any) -> None:
     """Record facts that pass every check of the shipped policy (then apply `change`)."""
     now = datetime.now(UTC)
     facts = {"collected_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "os_release": "6.0.1",
@@ -106,7 +110,7 @@ def _judged_rows(fleet: dict[str, Any]) -> int:
 def test_stored_judgements_say_what_judging_live_says(fleet: dict[str, Any],
                                                       db_path: Path) -> None:
     serials, shas = fleet["serials"], fleet["shas"]
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         _facts(conn, serials[1], shas[serials[1]], crypto_state="unencrypted")
         _facts(conn, serials[2], shas[serials[2]], security_patch="2014-01-01")
@@ -128,7 +132,7 @@ def test_new_facts_make_a_stored_judgement_stale(fleet: dict[str, Any], db_path:
     assert all(_fast(fleet).values())
     serial = fleet["serials"][0]
     device = next(d for d, s in fleet["ids"].items() if s == serial)
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:  # as any writer of facts would: a refresh, a push, an app install
         conn.execute("UPDATE device_facts SET crypto_state = 'unencrypted' WHERE device_id = ?",
                      (device,))
@@ -141,7 +145,7 @@ def test_new_facts_make_a_stored_judgement_stale(fleet: dict[str, Any], db_path:
 
 def test_a_policy_edit_makes_stored_judgements_stale(fleet: dict[str, Any],
                                                      db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     old_patch = (datetime.now(UTC).date() - timedelta(days=30)).isoformat()
     with conn:
         for serial in fleet["serials"]:
@@ -177,7 +181,7 @@ def test_a_stored_judgement_expires_when_the_patch_grows_too_old(fleet: dict[str
                                                                  db_path: Path) -> None:
     now = datetime.now(UTC)
     patch = now.date() - timedelta(days=44)  # the baseline allows 45 days
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         for serial in fleet["serials"]:
             _facts(conn, serial, fleet["shas"][serial], security_patch=patch.isoformat())
@@ -200,6 +204,7 @@ def test_a_stored_judgement_expires_when_the_device_has_been_away_too_long(
     assert not any(stale.values()) and len(stale) == len(fleet["ids"])
 
 
+@pytest.mark.backends("sqlite")  # no inventory: the judge alone
 @pytest.mark.parametrize("days", [45, 60])
 def test_valid_until_is_the_first_instant_the_live_judge_disagrees(days: int) -> None:
     from mdm.policies.layering import Effective
@@ -224,6 +229,7 @@ def test_valid_until_is_the_first_instant_the_live_judge_disagrees(days: int) ->
                                     UTC)
 
 
+@pytest.mark.backends("sqlite")  # no inventory: the judge alone
 def test_a_judgement_that_cannot_be_timed_is_not_stored() -> None:
     from mdm.policies.layering import Effective
 
@@ -237,6 +243,9 @@ def test_a_judgement_that_cannot_be_timed_is_not_stored() -> None:
 
 
 @pytest.mark.lab
+# SQLite only: a lab run; the judgements it stores go through the same store calls as the
+# fleet tests above, which run on both backends.
+@pytest.mark.backends("sqlite")
 def test_a_refresh_stores_each_reached_devices_judgement_as_the_report_judges_it(
         mdm: Any, lab: Any, enrolled: Any, inventory: Any, tmp_path: Path, db_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,7 +256,7 @@ def test_a_refresh_stores_each_reached_devices_judgement_as_the_report_judges_it
     officer = next(p for p in inventory["roster"] if p["worker_type"] == "OFFICER"
                    and p["status"] == "ACTIVE")
     mdm("assign", devices[0].serial, officer["officer_id"])
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     conn.execute("DELETE FROM device_judgements")  # whatever enrolment left
     conn.commit()
     mdm("devices", "refresh")
@@ -281,7 +290,7 @@ def test_the_gate_counts_what_judging_live_counts_before_and_after_new_facts(
     mdm("rollout", "advance", "pilot", "--plan", plan)
     shas = {r["serial"]: r["to"] for r in mdm.json("policy", "push", "--check")["devices"]}
     assert shas != fleet["shas"]  # the pilot layer now applies to them
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         for serial in fleet["serials"]:
             _facts(conn, serial, shas[serial])
@@ -290,7 +299,7 @@ def test_the_gate_counts_what_judging_live_counts_before_and_after_new_facts(
     assert live.startswith("6 of 6 enrolled devices compliant")
     _stored(fleet)
     assert _compliant_figure(mdm) == live
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         _facts(conn, fleet["serials"][0], shas[fleet["serials"][0]], crypto_state="unencrypted")
     conn.close()

@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import rows
 
+pytestmark = pytest.mark.backends
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks" / "rollout.yaml"
 ROSTER = ROOT / "inventory" / "examples" / "roster.csv"
@@ -48,14 +50,10 @@ def test_the_shipped_plan_places_every_eligible_person_in_exactly_one_wave(
 def test_leavers_are_reported_and_a_person_in_no_wave_is_named(
         mdm: Any, force: None, db_path: Path, tmp_path: Path) -> None:
     mdm("rollout", "pilot-select", "--seed", "1", "--apply")
-    import sqlite3
-
-    conn = sqlite3.connect(db_path)
-    leaver = conn.execute("SELECT officer_id FROM officers WHERE area = 'NORTH' LIMIT 1"
-                          " OFFSET 50").fetchone()[0]
-    conn.execute("UPDATE officers SET status = 'LEAVER' WHERE officer_id = ?", (leaver,))
-    conn.commit()
-    conn.close()
+    leaver = rows(db_path, "SELECT officer_id FROM officers WHERE area = 'NORTH'"
+                           " AND device_eligible = 1 AND status != 'LEAVER'"
+                           " ORDER BY officer_id LIMIT 1 OFFSET 50")[0][0]
+    rows(db_path, "UPDATE officers SET status = 'LEAVER' WHERE officer_id = ?", (leaver,))
     result = mdm.json("rollout", "validate", "--plan", SHIPPED)
     assert [p["officer_id"] for p in result["leavers"]] == [leaver]
     plan = tmp_path / "plan.yaml"

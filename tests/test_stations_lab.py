@@ -11,13 +11,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import LabPool, Mdm
+from tests.helpers import rows
+
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture
 def bench(mdm: Mdm, lab: LabPool, station: Any, db_path: Path) -> dict[str, Any]:
     """The lab's station, registered in this test's inventory with its confirmed key."""
     row = next(r for r in lab.lab.station_status() if r["name"] == station.name)
-    if not db_path.exists():
+    created = (db_path.exists() if isinstance(db_path, Path) else  # a migrated template
+               rows(db_path, "SELECT COUNT(*) FROM operators")[0][0] > 0)
+    if not created:
         mdm("operators", "add", "admin")
     mdm("stations", "add", station.name, "--address", row["address"],
         "--host-key", row["fingerprint"])
@@ -90,6 +95,8 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
     assert "adb shell" in log  # it was reached over adb (the upload streams in one shell), not sshd
 
 
+# SQLite only: its failures are stored as in the last-contact-error test, on both
+@pytest.mark.backends("sqlite")
 def test_an_unreachable_station_fails_each_device_once(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:
@@ -181,6 +188,8 @@ def _developer_settings(d: Any) -> str:
     return str(document["advancedSecurityOverrides"]["developerSettings"])
 
 
+# SQLite only: the device's own setting; its route is read as in the tests on both
+@pytest.mark.backends("sqlite")
 def test_usb_debugging_stays_on_at_the_station_and_goes_off_on_the_field_route(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:
@@ -253,6 +262,7 @@ def test_a_station_with_another_key_is_refused(mdm: Mdm, lab: LabPool, station: 
     assert mdm("stations", "add", "bench", "--address", row["address"], code=2)
 
 
+@pytest.mark.backends("sqlite")  # no inventory
 def test_the_lab_adb_speaks_as_adb_does(lab: LabPool, station: Any) -> None:
     assert _adb(station, "shell", "true").stderr.strip() == "error: no devices/emulators found"
     one, two = lab.take(2)
@@ -284,6 +294,7 @@ def test_the_lab_adb_speaks_as_adb_does(lab: LabPool, station: Any) -> None:
     assert (gone.returncode, gone.stderr.strip()) == (1, f"error: device '{one.serial}' not found")
 
 
+@pytest.mark.backends("sqlite")  # no inventory
 def test_adb_devices_lines_are_parsed_and_strange_ones_refused() -> None:
     from mdm.fleet.station import parse_devices
     from mdm.fleet.transport import StepFailed
@@ -304,6 +315,7 @@ def test_adb_devices_lines_are_parsed_and_strange_ones_refused() -> None:
         parse_devices("List of devices attached\n$(reboot) device\n", "bench")
 
 
+@pytest.mark.backends("sqlite")  # no inventory
 def test_station_errors_are_named() -> None:
     from mdm.fleet.station import classify
 
@@ -314,6 +326,8 @@ def test_station_errors_are_named() -> None:
     assert classify("S1", "bench", "error: no devices/emulators found").kind == "not_attached"
 
 
+# SQLite only: a slow check of the transport's lanes, no SQL path of its own
+@pytest.mark.backends("sqlite")
 def test_a_station_works_on_at_most_its_concurrency_of_devices_at_once(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]], station: Any) -> None:
     import time
@@ -343,6 +357,8 @@ def _adb_runs(station_path: Path, since: float, command: str) -> list[tuple[floa
     return out
 
 
+# SQLite only: a slow check of the transport's lanes, no SQL path of its own
+@pytest.mark.backends("sqlite")
 def test_each_station_carries_its_devices_on_one_connection_in_its_own_lane(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 
 from mdm import ui
 from mdm.cli import app
+from tests.helpers import Raw
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
@@ -49,7 +49,7 @@ def fleet(mdm: Any, inventory: dict[str, Any], db_path: Path, tmp_path: Path,
     pcsos = [p for p in people if p["worker_type"] == "PCSO"][:2]
     special = next(p for p in people if p["worker_type"] == "SPECIAL" and p["area"] != "HQ")
     holders = {serials[7]: pcsos[0], serials[8]: pcsos[1], serials[9]: special}
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         conn.executemany("UPDATE devices SET status = 'enrolled' WHERE serial = ?",
                          [(s,) for s in serials])
@@ -83,6 +83,7 @@ def _rows(text: str, delimiter: str) -> list[dict[str, str]]:
 
 # -- policy diff --------------------------------------------------------------------------
 
+@pytest.mark.backends
 def test_diff_groups_devices_by_version_pair_with_a_count_and_examples(
         mdm: Any, fleet: dict[str, Any]) -> None:
     settled = mdm.json("policy", "diff")
@@ -111,6 +112,7 @@ def test_diff_groups_devices_by_version_pair_with_a_count_and_examples(
     assert pcso["to"] != unheld["to"]
 
 
+@pytest.mark.backends
 def test_diff_of_one_device_shows_its_change(mdm: Any, fleet: dict[str, Any]) -> None:
     _edit_baseline(fleet["folder"])
     whole = {c["to"]: c for c in mdm.json("policy", "diff")["changes"]}
@@ -124,6 +126,7 @@ def test_diff_of_one_device_shows_its_change(mdm: Any, fleet: dict[str, Any]) ->
     mdm("policy", "diff", "--device", pcso)  # and printed on a terminal without error
 
 
+@pytest.mark.backends
 def test_diff_of_one_device_that_would_not_change_and_of_one_not_enrolled(
         mdm: Any, fleet: dict[str, Any], inventory: dict[str, Any]) -> None:
     settled = mdm.json("policy", "diff", "--device", fleet["special"])
@@ -136,6 +139,7 @@ def test_diff_of_one_device_that_would_not_change_and_of_one_not_enrolled(
 
 # -- policy push --check ------------------------------------------------------------------
 
+@pytest.mark.backends
 def test_push_check_summarises_on_a_terminal_and_lists_every_device_on_demand(
         mdm: Any, fleet: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     _edit_baseline(fleet["folder"])
@@ -160,6 +164,7 @@ def test_push_check_summarises_on_a_terminal_and_lists_every_device_on_demand(
     assert all(serial in every for serial in fleet["serials"])
 
 
+@pytest.mark.backends
 def test_push_list_options_go_with_check_and_formats_are_checked(mdm: Any,
                                                                  fleet: dict[str, Any]) -> None:
     assert "--check" in mdm("policy", "push", "--all", code=2).stderr
@@ -169,7 +174,7 @@ def test_push_list_options_go_with_check_and_formats_are_checked(mdm: Any,
 
 # -- compliance report --------------------------------------------------------------------
 
-def _healthy(conn: sqlite3.Connection, serial: str, sha: str, **change: Any) -> None:
+def _healthy(conn: Raw, serial: str, sha: str, **change: Any) -> None:
     """Record facts that pass every check of the shipped policy (then apply `change`)."""
     today = datetime.now(UTC)
     facts = {"collected_at": today.strftime("%Y-%m-%dT%H:%M:%SZ"), "os_release": "6.0.1",
@@ -184,11 +189,12 @@ def _healthy(conn: sqlite3.Connection, serial: str, sha: str, **change: Any) -> 
                  f" (?, {', '.join('?' for _ in facts)})", (device_id, *facts.values()))
 
 
+@pytest.mark.backends
 def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str, Any],
                                                      db_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     plan = fleet["plan"]
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         for serial in fleet["unheld"][:4] + fleet["pcso"]:
             _healthy(conn, serial, plan[serial])
@@ -230,6 +236,7 @@ def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str,
     assert all(serial in every for serial in fleet["serials"])
 
 
+@pytest.mark.backends
 def test_the_terminal_summary_counts_what_the_whole_report_counts(
         mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
     """The summary a terminal shows is read lean (no device list): the same counts, the
@@ -244,7 +251,7 @@ def test_the_terminal_summary_counts_what_the_whole_report_counts(
         "expires: 2099-01-31\nsettings:\n  camera: disabled\n")
     mdm("groups", "create", "pilot")
     mdm("groups", "add", "pilot", fleet["holders"][fleet["pcso"][0]]["officer_id"])
-    conn = sqlite3.connect(db_path)
+    conn = Raw(db_path)
     with conn:
         for serial in fleet["unheld"][:4] + fleet["pcso"]:
             _healthy(conn, serial, plan[serial])
@@ -275,6 +282,7 @@ def test_the_terminal_summary_counts_what_the_whole_report_counts(
         db.conn.close()
 
 
+@pytest.mark.backends
 def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
         mdm: Any, fleet: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "report.tsv"
@@ -285,6 +293,7 @@ def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
     assert len(json.loads(out.read_text())["devices"]) == 11
 
 
+@pytest.mark.backends
 def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
         mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
     from mdm.policies import service
