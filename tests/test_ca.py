@@ -301,6 +301,33 @@ def test_revoking_a_serial_too_large_or_in_other_digits_is_refused_by_name(
     assert db_fingerprint(db_path) == before
 
 
+def test_an_all_digit_operator_is_revoked_by_name_or_by_an_explicit_form(
+        mdm, ca, db_path, tmp_path) -> None:
+    from mdm.fleet.keys import generate_ed25519
+
+    key = tmp_path / "keys" / "1" / "id_ed25519"
+    generate_ed25519(key, comment="mdm-1")
+    mdm("operators", "add", "1", "--role", "helpdesk")
+    mdm("operators", "add", "7", "--role", "helpdesk")
+    assert login(mdm, ca["admin"], "admin")["serial"] == 1
+    assert login(mdm, key, "1")["serial"] == 2
+    before = db_fingerprint(db_path)
+    # "1" names both the operator 1 and the admin's certificate 1: refused, changes nothing
+    refused = mdm("ca", "revoke", "1", "--reason", "x", code=2).stderr
+    assert "both an operator and a certificate's serial" in refused
+    assert "operator:1 or serial:1" in refused
+    assert "not a number" in mdm("ca", "revoke", "serial:one", "--reason", "x",
+                                 code=2).stderr
+    assert db_fingerprint(db_path) == before
+    assert mdm.json("ca", "revoke", "operator:1", "--reason", "left")["revoked"] == [2]
+    assert mdm.json("ca", "revoke", "serial:1", "--reason", "lost")["revoked"] == [1]
+    # "7" is an operator and no serial: read as the operator
+    assert "'7' has no certificates" in mdm("ca", "revoke", "7", "--reason", "x",
+                                            code=2).stderr
+    log = mdm.json("audit", "log", "--action", "ca.revoke")
+    assert [r["subject"] for r in log] == ["operator:1", "certificate:1"]
+
+
 @pytest.mark.backends("sqlite")  # its `backend` fixture picks the inventory's backend itself
 def test_login_numbers_certificates_on_either_backend(
         mdm, backend, tmp_path, monkeypatch) -> None:

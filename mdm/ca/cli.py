@@ -95,7 +95,8 @@ def show(ctx: typer.Context, ca_dir: CaDirOpt = None, json: JsonOpt = False) -> 
 @app.command("revoke")
 def revoke(ctx: typer.Context,
            target: Annotated[str, typer.Argument(
-               help="An operator (all their certificates) or a certificate's serial.",
+               help="An operator (all their certificates) or a certificate's serial;"
+                    " operator:NAME or serial:N where a name is all digits.",
                metavar="OPERATOR|SERIAL")],
            reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit"
                                                                 " log).")],

@@ -154,10 +154,7 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
     ca_line = trust.ca_public_line(db)
     if ca_line is None:
         raise _no_ca()
-    by_serial = target.isascii() and target.isdigit()
-    if by_serial and int(target) >= 2 ** 63:  # a serial is a signed 64-bit row id here
-        raise NotFound(f"no certificate with serial {target}",
-                       "list certificates with: mdm ca certificates")
+    by_serial, target = _revocation_target(db, target)
     with transaction(db):
         if by_serial:
             rows = ca.holder_of(db, int(target))
@@ -184,6 +181,27 @@ def revoke(db: Database, operator: str, target: str, reason: str) -> dict[str, A
                      {"serials": serials, "reason": reason, "krl_version": version})
     return {"revoked": serials, "operators": sorted({str(r[1]) for r in rows}),
             "reason": reason, "revoked_at": at, "krl_version": version}
+
+
+def _revocation_target(db: Database, target: str) -> tuple[bool, str]:
+    """Read OPERATOR|SERIAL, or `operator:NAME` / `serial:N`; say when digits are both."""
+    kind, _, rest = target.partition(":")
+    if kind in ("operator", "serial") and rest:
+        by_serial, target = kind == "serial", rest
+        if by_serial and not (target.isascii() and target.isdigit()):
+            raise InputError(f"serial {target!r} is not a number",
+                             "list certificates with: mdm ca certificates")
+    else:
+        by_serial = target.isascii() and target.isdigit()
+        if by_serial and operators.exists(db, target):
+            if int(target) < 2 ** 63 and ca.holder_of(db, int(target)):
+                raise InputError(f"{target!r} is both an operator and a certificate's serial",
+                                 f"say which: operator:{target} or serial:{target}")
+            by_serial = False
+    if by_serial and int(target) >= 2 ** 63:  # a serial is a signed 64-bit row id here
+        raise NotFound(f"no certificate with serial {target}",
+                       "list certificates with: mdm ca certificates")
+    return by_serial, target
 
 
 def certificates(db: Database, operator: str | None = None) -> list[dict[str, Any]]:
