@@ -17,6 +17,12 @@ mdm() { .venv/bin/mdm "$@"; }
 rm -rf "$DEMO"; mkdir -p "$DEMO"
 trap 'mdm lab down >/dev/null 2>&1 || true' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# A long table's head (its header and first rows) and its last rows, with the count between.
+ends() {
+  local f n; f=$(mktemp); cat > "$f"; n=$(wc -l < "$f")
+  if [ "$n" -le 10 ]; then cat "$f"; else head -n 5 "$f"; echo "   … $((n - 8)) more lines …"; tail -n 3 "$f"; fi
+  rm -f "$f"
+}
 EX=inventory/examples
 
 step "Project settings: mdm.toml names the AMAPI enterprise and the pilot's Play track"
@@ -282,7 +288,7 @@ mdm ca rollout --check | tail -n 4     # per device: trust to install, plain key
 mdm ca station hq-bench                # the bench's sshd checks certificates too
 mdm ca rollout \
   || echo "(exit $?: a device that did not answer keeps its plain key and gets the CA when back)"
-mdm ca status | tail -n 4
+mdm ca status | ends
 # What a device itself lets a certificate do, asked with OpenSSH's own client (as anyone
 # holding the key and its certificate could), its host key pinned from the lab.
 device_ssh() {
@@ -315,7 +321,7 @@ mdm operators remove it.patel --reason "left the IT team"
 mdm ca revoke it.patel --reason "left the IT team"
 mdm ca krl                             # the revocation list, queued to every device
 mdm queue run
-mdm ca status | tail -n 4
+mdm ca status | ends
 device_ssh $IT "$target" getprop ro.serialno \
   || echo "(exit $?: the device refuses the leaver's certificate: it holds the list)"
 
