@@ -284,7 +284,7 @@ mdm --operator nobody login || echo "(exit $?: only registered operators with a 
 
 step "Devices trust the CA, not a shared key: the plain enrolment key goes; the device holds each role"
 mdm login                                     # demo-admin: a certificate beside the enrolment key
-mdm ca rollout --check | tail -n 4     # per device: trust to install, plain key to remove
+mdm ca rollout --check | ends        # per device: trust to install, plain key to remove
 mdm ca station hq-bench                # the bench's sshd checks certificates too
 mdm ca rollout \
   || echo "(exit $?: a device that did not answer keeps its plain key and gets the CA when back)"
