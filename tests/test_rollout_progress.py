@@ -11,15 +11,19 @@ the base tables (tests.helpers.progress_drift).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mdm import examples
+from mdm.store import transaction
+from tests import test_rollout_judgements as judged
 from tests.helpers import Raw, progress_drift, rows
 
 pytestmark = pytest.mark.backends
+fleet = judged.fleet  # the stored judgements' fixture: six enrolled devices, each held
 
 PLAN = Path(__file__).resolve().parent.parent / "playbooks" / "rollout.yaml"
 
@@ -141,3 +145,55 @@ def test_a_copied_inventory_keeps_the_same_progress(mdm: Any, inventory: dict[st
     _kept(copy)
     assert sorted(rows(copy, "SELECT * FROM rollout_progress")) == sorted(
         tuple(r) for r in rows(db_path, "SELECT * FROM rollout_progress"))
+
+
+def test_the_gate_counts_stored_judgements_per_kind_as_judging_each_device_live_counts(
+        mdm: Any, fleet: dict[str, Any], db_path: Path | str) -> None:
+    """The compliance figure: stored judgements that hold counted per kind of holder, the
+    rest judged live — the same figure as with nothing stored, whatever changed."""
+    mdm("groups", "create", "pilot")
+    for person in fleet["people"]:
+        mdm("groups", "add", "pilot", person["officer_id"])
+    mdm("rollout", "advance", "pilot", "--plan", PLAN)
+    shas = {r["serial"]: r["to"] for r in mdm.json("policy", "push", "--check")["devices"]}
+    old_patch = (datetime.now(UTC).date() - timedelta(days=30)).isoformat()
+    conn = Raw(db_path)
+    with conn:
+        for serial in fleet["serials"]:
+            judged._facts(conn, serial, shas[serial], security_patch=old_patch)
+        first = fleet["serials"][0]
+        judged._facts(conn, first, shas[first], security_patch=old_patch,
+                      crypto_state="unencrypted")
+    conn.close()
+
+    def live() -> str:  # with nothing stored, every device is judged live
+        stored = fleet["db"].query("SELECT * FROM device_judgements")
+        with transaction(fleet["db"]):
+            fleet["db"].execute("DELETE FROM device_judgements")
+        figure = judged._compliant_figure(mdm)
+        if stored:  # put back as they were
+            columns = list(stored[0])
+            with transaction(fleet["db"]):
+                fleet["db"].executemany(
+                    f"INSERT INTO device_judgements ({', '.join(columns)})"
+                    f" VALUES ({', '.join('?' for _ in columns)})",
+                    [tuple(r.values()) for r in stored])
+        return figure
+
+    assert live().startswith("5 of 6 enrolled devices compliant")
+    assert judged._stored(fleet) == 6
+    assert judged._compliant_figure(mdm) == live()
+    # A layer naming one device: that device is resolved by itself; its stored
+    # judgement (judged against the old policy) no longer holds.
+    (fleet["folder"] / "50-device.yaml").write_text(
+        f"layer: camera-fault\nkind: device\nmatch: [{fleet['serials'][1]}]\n"
+        "reason: camera module faulty\nexpires: 2099-06-30\nsettings:\n  camera: disabled\n")
+    assert judged._compliant_figure(mdm) == live()
+    assert judged._compliant_figure(mdm).startswith("4 of 6")  # its facts say the old policy
+    # A policy edit: every stored policy key is stale, every device judged live.
+    baseline = fleet["folder"] / "00-baseline.yaml"
+    text = baseline.read_text()
+    assert "max_patch_age_days: 45" in text
+    baseline.write_text(text.replace("max_patch_age_days: 45", "max_patch_age_days: 20"))
+    assert judged._compliant_figure(mdm) == live()
+    assert judged._compliant_figure(mdm).startswith("0 of 6")
