@@ -15,6 +15,7 @@ from typing import Any
 from mdm.store.db import Database
 
 _CHUNK = 500  # ids per IN (…) list: well under any database's limit on parameters
+HOLDER = ("worker_type", "rank", "area", "station")  # what a holder's policy depends on
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -95,7 +96,7 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     compliant, else None, None and the device id; then how many devices). With `each`,
     every device is a row of its own (its id last but one).
     """
-    from mdm.store.rollout import _columns
+    from mdm.store.rollout import roster_columns
 
     holds = ("j.device_id IS NOT NULL"
              " AND (CASE WHEN j.status = 'quarantined' THEN 1 ELSE 0 END)"
@@ -106,9 +107,11 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     serial = (f"CASE WHEN d.serial IN ({', '.join('?' for _ in exceptions)})"
               " THEN d.serial END") if exceptions else "CAST(NULL AS TEXT)"
     device = "d.id" if each else f"CASE WHEN {holds} THEN NULL ELSE d.id END"
-    width = 10 + len(columns)  # every column but the count
+    # Each roster column grouped once (the cohorts' and the policy's overlap).
+    read = [*columns, *(c for c in HOLDER if c not in columns)]
+    width = 6 + len(read)  # every column but the count
     rows = db.execute(
-        f"SELECT {pick[0]}{_columns(columns)}, p.worker_type, p.rank, p.area, p.station,"
+        f"SELECT {pick[0]}{roster_columns(read)},"
         " CASE WHEN p.officer_id IN (SELECT officer_id FROM group_members)"
         f" THEN p.officer_id END, {serial},"
         f" CASE WHEN {holds} THEN j.policy_key END, CASE WHEN {holds} THEN j.compliant END,"
@@ -119,7 +122,9 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
         f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
         [*pick[1], *exceptions, now, now, *([] if each else [now]), *where[1]]
     ).fetchall()
-    return [(*r[:-1], int(r[-1])) for r in rows]
+    at = {c: 1 + i for i, c in enumerate(read)}
+    return [(r[0], *(r[at[c]] for c in columns), *(r[at[c]] for c in HOLDER),
+             *r[1 + len(read):-1], int(r[-1])) for r in rows]
 
 
 def _same(a: str, b: str, db: Database) -> str:

@@ -123,7 +123,8 @@ FUNNEL = ("COUNT(*), SUM(allocated), SUM(enrolled), SUM(provisioned), SUM(traine
 _MAX_KINDS = 200  # distinct kinds named in one WHERE; beyond, every eligible person is read
 
 
-def _columns(columns: Sequence[str]) -> str:
+def roster_columns(columns: Sequence[str]) -> str:
+    """`, p.column` for each of these cohort columns (refusing any other)."""
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ValueError(f"not a cohort column: {sorted(unknown)}")
@@ -149,7 +150,7 @@ def scope(columns: Sequence[str], pick: tuple[str, list[Any]],
           kinds: Sequence[tuple[Any, ...]], people: Sequence[str]) -> tuple[str, list[Any]]:
     """The SQL that keeps these kinds (values of `columns`) of people not hand-picked, and
     these hand-picked people; with too many kinds to name, everyone."""
-    _columns(columns)
+    roster_columns(columns)
     if len(kinds) > _MAX_KINDS or len(people) > _MAX_KINDS * 10:
         return "1 = 1", []
     args: list[Any] = []
@@ -185,7 +186,7 @@ def funnel_counts(db: Database, columns: Sequence[str], pick: tuple[str, list[An
     wanted = [*columns, *([place] if place else [])]
     width = 2 + len(wanted)
     rows = db.execute(
-        f"SELECT {pick[0]}{_columns(wanted)}, p.handed_on, {FUNNEL}"
+        f"SELECT {pick[0]}{roster_columns(wanted)}, p.handed_on, {FUNNEL}"
         " FROM rollout_progress p WHERE p.eligible = 1"
         f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}", pick[1]).fetchall()
     # SUM is numeric on PostgreSQL: counts come back as int either way.
