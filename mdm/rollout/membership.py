@@ -251,7 +251,3 @@ def wave_people(db: Database, out: Membership, wave: Wave) -> list[dict[str, Any
     ids = set(out.cohort(wave.name))
     return [p for p in store.people(db) if p["officer_id"] in ids]
 
-
-def column_of(db: Database, column: str) -> dict[str, Any]:
-    """Return one roster column (station, area or team) for everyone, by officer id."""
-    return store.column_of(db, column)

@@ -80,13 +80,6 @@ def not_pnb_required(db: Database) -> list[str]:
     return [r[0] for r in db.execute("SELECT officer_id FROM officers WHERE pnb_required = 0")]
 
 
-def column_of(db: Database, column: str) -> dict[str, Any]:
-    """Return one roster column (station, area or team) for everyone, by officer id."""
-    if column not in PLACES:
-        raise ValueError(column)
-    return dict(db.execute(f"SELECT officer_id, {column} FROM officers").fetchall())
-
-
 def group_names(db: Database) -> set[str]:
     """Return every group's name."""
     return {r[0] for r in db.execute("SELECT name FROM groups")}
@@ -201,13 +194,6 @@ def trained(db: Database) -> set[str]:
 def is_trained(db: Database, officer_id: str) -> bool:
     """Say whether one officer has any training on record."""
     return bool(db.scalar("SELECT 1 FROM training WHERE officer_id = ? LIMIT 1", [officer_id]))
-
-
-def failed_provisioning(db: Database) -> set[int]:
-    """Return the devices whose latest provisioning step failed."""
-    return {r[0] for r in db.execute(
-        "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
-        " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
 
 
 def open_blockers(db: Database) -> int:
