@@ -113,8 +113,9 @@ class Raw:
             self.conn.rollback()
 
 
-PROGRESS = ("officer_id, area, district, station, team, worker_type, rank, eligible, device_id,"
-            " allocated, enrolled, provisioned, trained, handed_over, failed, handed_on")
+PROGRESS = ("officer_id, area, district, station, team, worker_type, rank, eligible, grouped,"
+            " device_id, allocated, enrolled, provisioned, trained, handed_over, failed,"
+            " handed_on")
 
 
 def progress_drift(path: Path | str) -> list[str]:
@@ -125,6 +126,7 @@ def progress_drift(path: Path | str) -> list[str]:
         path, "SELECT id, device_id, officer_id FROM assignments WHERE closed_at IS NULL")}
     status: dict[Any, Any] = {d: s for d, s in rows(path, "SELECT id, status FROM devices")}
     trained = {o for (o,) in rows(path, "SELECT officer_id FROM training")}
+    grouped = {o for (o,) in rows(path, "SELECT officer_id FROM group_members")}
     handed: dict[Any, Any] = {a: at for a, at in rows(
         path, "SELECT assignment_id, handed_over_at FROM handovers")}
     latest: dict[Any, Any] = {}
@@ -142,7 +144,8 @@ def progress_drift(path: Path | str) -> list[str]:
         assignment, device = held.get(oid, (None, None))
         state_of: Any = status.get(device)
         at: Any = handed.get(assignment) if assignment is not None else None
-        expected.add((oid, area, district, station, team, worker_type, rank, eligible, device,
+        expected.add((oid, area, district, station, team, worker_type, rank, eligible,
+                      int(oid in grouped), device,
                       int(assignment is not None),
                       int(state_of in ("enrolled", "provisioned")),
                       int(state_of == "provisioned"), int(oid in trained),

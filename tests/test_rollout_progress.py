@@ -113,10 +113,12 @@ def test_the_kept_progress_equals_the_base_tables_after_every_change(
             person["worker_type"], person["rank"] = "STAFF", ""
     mdm("officers", "import", files("roster2.csv", roster, examples.ROSTER_COLUMNS))
     _kept(db_path)
-    # Group membership is read when counting (the plan names the groups), never kept.
+    # Whether a person is in any group is kept; which groups the plan names is read.
     mdm("groups", "create", "pilot")
     mdm("groups", "add", "pilot", ids[5])
     _kept(db_path)
+    assert rows(db_path, "SELECT officer_id FROM rollout_progress WHERE grouped = 1") == [
+        (ids[5],)]
     after = _funnel(mdm)
     assert after["pilot"]["cohort"] == 1 and after["pilot"]["allocated"] == 1
     assert after != before

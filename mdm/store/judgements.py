@@ -112,8 +112,7 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     width = 6 + len(read)  # every column but the count
     rows = db.execute(
         f"SELECT {pick[0]}{roster_columns(read)},"
-        " CASE WHEN p.officer_id IN (SELECT officer_id FROM group_members)"
-        f" THEN p.officer_id END, {serial},"
+        f" CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial},"
         f" CASE WHEN {holds} THEN j.policy_key END, CASE WHEN {holds} THEN j.compliant END,"
         f" {device}, COUNT(*)"
         " FROM rollout_progress p JOIN devices d ON d.id = p.device_id"

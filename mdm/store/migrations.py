@@ -609,13 +609,15 @@ def m017_device_judgement(db: Database) -> None:
 
 # Each person's place in the rollout's funnel, recomputed from the base tables.
 _PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
-                     " device_id, allocated, enrolled, provisioned, trained, handed_over,"
-                     " failed, handed_on")
+                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
+                     " handed_over, failed, handed_on")
 _PROGRESS_SELECT = """
     SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
       CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
         CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
         <> 0 THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
       a.device_id,
       CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
       CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
@@ -641,7 +643,8 @@ def _progress_of(who: str) -> str:
 
 @migrations()
 def m018_rollout_progress(db: Database) -> None:
-    # Each person's progress through the rollout's funnel — holding a device (allocated),
+    # Each person's progress through the rollout's funnel — in any group (the plan's
+    # hand-picked cohorts and the policy's group layers), holding a device (allocated),
     # enrolled, provisioned, trained, handed over, the held device's latest provisioning
     # step failed, the day of the handover — with the roster columns the plan's cohorts
     # filter on, so `rollout status` counts with GROUP BY instead of reading every person,
@@ -657,6 +660,7 @@ def m018_rollout_progress(db: Database) -> None:
             worker_type TEXT,
             rank TEXT,
             eligible INTEGER NOT NULL,
+            grouped INTEGER NOT NULL,
             device_id INTEGER,
             allocated INTEGER NOT NULL,
             enrolled INTEGER NOT NULL,
@@ -683,6 +687,7 @@ def m018_rollout_progress(db: Database) -> None:
         CREATE TRIGGER officers_progress_delete AFTER DELETE ON officers
         BEGIN DELETE FROM rollout_progress WHERE officer_id = OLD.officer_id; END""")
     for table, who in (("assignments", "{}.officer_id"), ("training", "{}.officer_id"),
+                       ("group_members", "{}.officer_id"),
                        ("provision_steps", holder.format("{}", "device_id")),
                        ("handovers", by_assignment)):
         db.execute(f"""

@@ -38,13 +38,15 @@ FUNCTIONS = [
 # Each person's place in the rollout's funnel (m018), recomputed from the base tables; the
 # same statement as the SQLite migration's.
 _PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
-                     " device_id, allocated, enrolled, provisioned, trained, handed_over,"
-                     " failed, handed_on")
+                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
+                     " handed_over, failed, handed_on")
 _PROGRESS_SELECT = """
     SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
       CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
         CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
         <> 0 THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
       a.device_id,
       CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
       CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
@@ -540,6 +542,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             worker_type TEXT,
             rank TEXT,
             eligible BIGINT NOT NULL,
+            grouped BIGINT NOT NULL,
             device_id BIGINT,
             allocated BIGINT NOT NULL,
             enrolled BIGINT NOT NULL,
@@ -580,6 +583,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         *(f"CREATE TRIGGER {table}_progress AFTER INSERT OR UPDATE OR DELETE ON {table}"
           f" FOR EACH ROW EXECUTE FUNCTION mdm_rollout_progress_note({how})"
           for table, how in (("assignments", "'officer'"), ("training", "'officer'"),
+                             ("group_members", "'officer'"),
                              ("provision_steps", "'device', 'device_id'"),
                              ("handovers", "'assignment'"))),
         "CREATE TRIGGER devices_progress AFTER UPDATE OF status ON devices"

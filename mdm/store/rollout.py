@@ -128,8 +128,8 @@ def picked(groups: Sequence[str], officers: Sequence[str]) -> tuple[str, list[An
     """The SQL for a person's officer id if these groups or ids hand-pick them, else NULL."""
     parts, args = [], []
     if groups:
-        parts.append("p.officer_id IN (SELECT officer_id FROM group_members WHERE"
-                     f" group_name IN ({_marks(len(groups))}))")
+        parts.append("(p.grouped = 1 AND p.officer_id IN (SELECT officer_id FROM"
+                     f" group_members WHERE group_name IN ({_marks(len(groups))})))")
         args += list(groups)
     if officers:
         parts.append(f"p.officer_id IN ({_marks(len(officers))})")
