@@ -19,8 +19,9 @@ Aim: status under 0.5 s, report under 2 s.
 `--src DIR` also runs another checkout of mdm (`PYTHONPATH=DIR`, this virtualenv's
 dependencies) on a copy of the same inventory, old and new alternating run by run, and
 prints both: how the figures were before. The copy is marked with the schema version
-the old checkout knows (`--src-schema`, default 14: before the stored judgements); the
-tables it does not know are invisible to it.
+the old checkout knows (`--src-schema`, default 17: before each person's kept rollout
+progress, m018); the tables it does not know are invisible to it (their triggers keep
+working, and the views only read).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build in (or reuse) this folder")
     parser.add_argument("--src", type=Path, help="also time this checkout of mdm (before)")
-    parser.add_argument("--src-schema", type=int, default=14,
+    parser.add_argument("--src-schema", type=int, default=17,
                         help="the schema version the --src checkout knows")
     parser.add_argument("--limit", type=float, default=300)
     args = parser.parse_args()

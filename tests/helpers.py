@@ -111,3 +111,47 @@ class Raw:
             self.conn.commit()
         else:
             self.conn.rollback()
+
+
+PROGRESS = ("officer_id, area, district, station, team, worker_type, rank, eligible, grouped,"
+            " device_id, allocated, enrolled, provisioned, trained, handed_over, failed,"
+            " handed_on")
+
+
+def progress_drift(path: Path | str) -> list[str]:
+    """Compare each person's kept rollout progress (rollout_progress, kept by the inventory's
+    triggers) with the same worked out here, in Python, from the base tables; return every
+    row that is not in both (kept rows prefixed `kept`, worked-out rows `expected`)."""
+    held = {o: (a, d) for a, d, o in rows(
+        path, "SELECT id, device_id, officer_id FROM assignments WHERE closed_at IS NULL")}
+    status: dict[Any, Any] = {d: s for d, s in rows(path, "SELECT id, status FROM devices")}
+    trained = {o for (o,) in rows(path, "SELECT officer_id FROM training")}
+    grouped = {o for (o,) in rows(path, "SELECT officer_id FROM group_members")}
+    handed: dict[Any, Any] = {a: at for a, at in rows(
+        path, "SELECT assignment_id, handed_over_at FROM handovers")}
+    latest: dict[Any, Any] = {}
+    for device, result in rows(path, "SELECT device_id, result FROM provision_steps ORDER BY id"):
+        latest[device] = result
+    expected = set()
+    for (oid, area, district, station, team, worker_type, rank, state, device_eligible,
+         pnb_required) in rows(path, "SELECT officer_id, area, district, station, team,"
+                               " worker_type, rank, status, device_eligible, pnb_required"
+                               " FROM officers"):
+        flag = next((f for f in (device_eligible, pnb_required) if f is not None),
+                    None if worker_type is None else int(worker_type != "STAFF"))
+        eligible = int(state is not None and state != "LEAVER" and flag is not None
+                       and flag != 0)
+        assignment, device = held.get(oid, (None, None))
+        state_of: Any = status.get(device)
+        at: Any = handed.get(assignment) if assignment is not None else None
+        expected.add((oid, area, district, station, team, worker_type, rank, eligible,
+                      int(oid in grouped), device,
+                      int(assignment is not None),
+                      int(state_of in ("enrolled", "provisioned")),
+                      int(state_of == "provisioned"), int(oid in trained),
+                      int(assignment is not None and assignment in handed),
+                      int(device is not None and latest.get(device) == "failed"),
+                      (at[:10] or None) if at is not None else None))
+    kept = {tuple(r) for r in rows(path, f"SELECT {PROGRESS} FROM rollout_progress")}
+    return sorted([f"kept {r!r}" for r in kept - expected]
+                  + [f"expected {r!r}" for r in expected - kept])

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import rows
+from tests.helpers import progress_drift, rows
 
 # SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
 # tests, and its lab time would double the suite's share of it (CI time).
@@ -127,6 +127,7 @@ def test_a_simulated_rollout_from_pilot_to_the_next_wave(
     funnel = {k: v["count"] for k, v in status["waves"][0]["funnel"].items()}
     assert funnel == {"cohort": 55, "allocated": 4, "enrolled": 4, "provisioned": 4,
                       "trained": 3, "handed_over": 3}
+    assert progress_drift(db_path) == []  # kept through enrolment, provisioning, handover
 
     # A blocker holds the next wave back; resolved, the gate lets it go.
     item = mdm.json("feedback", "add", "--officer", holders[1]["officer_id"], "--severity",
@@ -176,6 +177,7 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
                                "compliance", "provision")}
     again = mdm.json("provision", "--wave", "pilot", "--plan", plan)
     assert {d["result"] for d in again["devices"]} == {"already provisioned"}
+    assert progress_drift(db_path) == []  # kept through a killed run and its resumption
 
 
 # SQLite only: the wanted builds come from the same store queries as `apps push`, which

@@ -102,6 +102,57 @@ def _matches(db: Database, cohorts: list[dict[str, tuple[str, ...]]]
     return out, sum(map(len, kinds.values()))
 
 
+class Placement:
+    """Which wave a kind of person falls in, as `compute` places them.
+
+    A kind is the person's values of the roster columns the plan's cohorts filter on
+    (`keys`), and their officer id if a group or id list of the plan hand-picks them.
+    Each person falls in the first wave (hand-picked cohorts first, then the others, each
+    in the plan's order) one of whose filters matches them: the wave `compute` puts them
+    in. Matched once per distinct kind, so the funnel can be counted per kind in SQL.
+    """
+
+    def __init__(self, db: Database, plan: Plan) -> None:
+        order = [w for w in plan.waves if w.picks] + [w for w in plan.waves if not w.picks]
+        filters = [(w.name, f) for w in order for f in w.cohort]
+        self.keys = sorted({k for _, f in filters for k in f if k not in ("group", "officers")})
+        self.groups = sorted({v for _, f in filters for v in f.get("group", ())})
+        self.listed = sorted({v for _, f in filters for v in f.get("officers", ())})
+        self.members = store.group_members(db, self.groups)
+        self._filters = [
+            (name, [(self.keys.index(k), {v.upper() for v in values})
+                    for k, values in f.items() if k in self.keys],
+             f.get("group"), None if "officers" not in f else set(f["officers"]))
+            for name, f in filters]
+        self._waves: dict[tuple[Any, ...], str | None] = {}
+
+    def pick(self) -> tuple[str, list[Any]]:
+        """The SQL for a person's officer id if the plan hand-picks them, else NULL."""
+        return store.picked(self.groups, self.listed)
+
+    def wave(self, officer: str | None, kind: tuple[str | None, ...]) -> str | None:
+        """Return the wave of a kind of person (`officer`: a hand-picked person's id)."""
+        key = (officer, *kind)
+        if key in self._waves:
+            return self._waves[key]
+        upper = tuple(map(_upper, kind))
+        found = None
+        for name, wanted, groups, listed in self._filters:
+            if groups is not None or listed is not None:
+                if officer is None:
+                    continue
+                if groups is not None and not any(officer in self.members.get(g, ())
+                                                  for g in groups):
+                    continue
+                if listed is not None and officer not in listed:
+                    continue
+            if all(upper[i] in values for i, values in wanted):
+                found = name
+                break
+        self._waves[key] = found
+        return found
+
+
 def _describe(filters: dict[str, tuple[str, ...]]) -> str:
     return ", ".join(f"{k}={'|'.join(v)}" for k, v in filters.items())
 
@@ -200,7 +251,3 @@ def wave_people(db: Database, out: Membership, wave: Wave) -> list[dict[str, Any
     ids = set(out.cohort(wave.name))
     return [p for p in store.people(db) if p["officer_id"] in ids]
 
-
-def column_of(db: Database, column: str) -> dict[str, Any]:
-    """Return one roster column (station, area or team) for everyone, by officer id."""
-    return store.column_of(db, column)

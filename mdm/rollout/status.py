@@ -26,82 +26,76 @@ GATE_NAMES = ("min_handed_over_percent", "min_compliant_percent", "max_open_bloc
               "max_failed_provisioning_percent")
 
 
-LIVE = ("enrolled", "provisioned")
-
-
 class Facts:
-    """Everything the funnel needs, each read in one scan of its table.
+    """Every wave's funnel, handover days and gate figures, counted per kind of person.
 
-    Each stage after the cohort is kept as the set of people who reached it, so a wave's
-    (or a station's) funnel is a few set intersections, not a walk over its people.
+    Each person's progress is kept current by the inventory (rollout_progress, migration
+    m018); it is counted in SQL per distinct combination of the roster columns the plan's
+    cohorts filter on (a hand-picked person by themself), and each combination placed in
+    its wave once (membership.Placement): hundreds of rows, not a row per person.
     """
 
-    def __init__(self, db: Database, plan: Plan, folder: Path | None) -> None:
+    def __init__(self, db: Database, plan: Plan, folder: Path | None,
+                 by: str | None = None) -> None:
         self.db, self.plan = db, plan
-        self.members = membership.compute(db, plan)
-        self.cohorts = self.members.cohorts()
-        self.holding: dict[str, int] = {}
-        self.status: dict[int, str] = {}  # the held devices' statuses
-        self.trained = store.trained(db)
-        self.failed = store.failed_provisioning(db)
         self.blockers = store.open_blockers(db)
         self.opened = store.opened_waves(db)
-        enrolled, provisioned, handed_over = set(), set(), set()
-        self.handover_dates: dict[str, str] = {}  # the day each holder was handed theirs
-        # One scan of the open assignments, each with its device's status and handover.
-        for oid, device, state, handed, at in store.holders(db):
-            self.holding[oid] = device
-            self.status[device] = state
-            if state in LIVE:
-                enrolled.add(oid)
-                if state == "provisioned":
-                    provisioned.add(oid)
-            if handed:
-                handed_over.add(oid)
-                if at:
-                    self.handover_dates[oid] = at[:10]
-        # Who reached each stage after the cohort (STAGES, in order).
-        self.reached = (set(self.holding), enrolled, provisioned, self.trained, handed_over)
-        # Only open waves' gates can decide anything, so only their devices are judged:
-        # at force scale, judging the whole fleet on every look would cost seconds.
-        live = {self.holding[o] for w in self.opened for o in self.cohorts.get(w, ())
-                if o in enrolled}
-        self.compliant = _compliance(db, folder, live) if folder is not None else {}
+        placement = membership.Placement(db, plan)
+        keys, pick = placement.keys, placement.pick()
+        width = len(keys) + 1
+        # Per wave: how many reached each stage (STAGES, in order), then how many held
+        # devices failed provisioning; by place; and the handovers per day.
+        self.funnels: dict[str, list[int]] = {}
+        self.places: dict[str, dict[str, list[int]]] = {}
+        self.days: dict[str, Counter[str]] = {}
+        kinds: dict[str, set[tuple[Any, ...]]] = {}
+        for row in store.funnel_counts(db, keys, pick, by):
+            wave = placement.wave(row[0], row[1:width])
+            if wave is None:
+                continue
+            kinds.setdefault(wave, set()).add(row[:width])
+            at = width + (1 if by else 0)
+            counts = row[at + 1:]
+            _add(self.funnels.setdefault(wave, [0] * len(counts)), counts)
+            if by:
+                place = row[width] or "-"
+                _add(self.places.setdefault(wave, {}).setdefault(place, [0] * len(counts)),
+                     counts)
+            if row[at]:
+                self.days.setdefault(wave, Counter())[row[at]] += counts[5]
+        # Only open waves' gates can decide anything, so only their devices are judged.
+        self.compliant: dict[str, int] = {}
+        opened = [k for w in self.opened for k in kinds.get(w, ())]
+        if folder is not None and opened:
+            from mdm.policies import judgements
 
-    def people(self, wave: str) -> list[str]:
-        """Return the officer ids of one wave."""
-        return self.cohorts.get(wave, [])
+            where = store.scope(keys, pick, sorted({k[1:] for k in opened if k[0] is None},
+                                                   key=repr),
+                                sorted(k[0] for k in opened if k[0] is not None))
+            found = judgements.compliant_counts(db, folder, keys, pick, where)
+            for kind, n in found.items():
+                wave = placement.wave(kind[0], kind[1:])
+                if wave is not None:
+                    self.compliant[wave] = self.compliant.get(wave, 0) + n
 
-    def stages(self, oid: str) -> dict[str, bool]:
-        """Return which funnel stages one person has reached."""
-        return dict(zip(STAGES, (True, *(oid in s for s in self.reached)), strict=True))
-
-    def counts(self, people: list[str]) -> list[int]:
-        """Count the people who reached each stage (STAGES, in order)."""
-        group = set(people)  # set & set walks the smaller of the two
-        return [len(people), *(len(s & group) for s in self.reached)]
+    def counts(self, wave: str) -> list[int]:
+        """Count one wave's people who reached each stage (STAGES, in order)."""
+        return self.funnels.get(wave, [0] * 7)[:6]
 
 
-def _compliance(db: Database, folder: Path, wanted: set[int]) -> dict[int, bool]:
-    """Say which of the wanted enrolled or provisioned devices are compliant.
-
-    Each device's stored judgement where it still holds, else judged live from its latest
-    facts (mdm/policies/judgements.py).
-    """
-    from mdm.policies import judgements
-
-    return judgements.compliant(db, folder, wanted)
+def _add(total: list[int], counts: tuple[int, ...] | list[int]) -> None:
+    for i, n in enumerate(counts):
+        total[i] += n
 
 
 def _percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
-def _funnel(facts: Facts, people: list[str]) -> dict[str, Any]:
-    counts = dict(zip(STAGES, facts.counts(people), strict=True))
-    total = counts["cohort"]
-    return {stage: {"count": counts[stage], "percent": _percent(counts[stage], total)}
-            for stage in STAGES}
+def _funnel(counts: list[int]) -> dict[str, Any]:
+    total = counts[0]
+    return {stage: {"count": n, "percent": _percent(n, total)}
+            for stage, n in zip(STAGES, counts, strict=True)}
 
 
 def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
@@ -114,23 +108,18 @@ def gate_state(db: Database, plan: Plan, wave: Wave, facts: Facts | None = None,
         return {"wave": wave.name, "holds": False, "judged": False, "conditions": [
             {"condition": name, "figure": None, "limit": getattr(g, name), "met": False,
              "text": "not judged: the wave is not open"} for name in GATE_NAMES]}
-    people = facts.people(wave.name)
-    holding, status = facts.holding, facts.status
-    devices = [holding[o] for o in people if o in holding]
-    live = [d for d in devices if status.get(d) in LIVE]
-    handed = len(facts.reached[-1].intersection(people))  # handed over
-    compliant = sum(facts.compliant.get(d, False) for d in live)
-    failed = sum(1 for d in devices if d in facts.failed and status.get(d) != "provisioned")
+    cohort, allocated, live, _, _, handed, failed = facts.funnels.get(wave.name, [0] * 7)
+    compliant = facts.compliant.get(wave.name, 0)
     figures = [
-        ("min_handed_over_percent", _percent(handed, len(people)), g.min_handed_over_percent,
-         ">=", f"{handed} of {len(people)} handed over"),
-        ("min_compliant_percent", _percent(compliant, len(live)), g.min_compliant_percent,
-         ">=", f"{compliant} of {len(live)} enrolled devices compliant"),
+        ("min_handed_over_percent", _percent(handed, cohort), g.min_handed_over_percent,
+         ">=", f"{handed} of {cohort} handed over"),
+        ("min_compliant_percent", _percent(compliant, live), g.min_compliant_percent,
+         ">=", f"{compliant} of {live} enrolled devices compliant"),
         ("max_open_blockers", facts.blockers, g.max_open_blockers, "<=",
          f"{facts.blockers} open blocker(s)"),
-        ("max_failed_provisioning_percent", _percent(failed, len(devices)),
+        ("max_failed_provisioning_percent", _percent(failed, allocated),
          g.max_failed_provisioning_percent, "<=",
-         f"{failed} of {len(devices)} devices failed provisioning"),
+         f"{failed} of {allocated} devices failed provisioning"),
     ]
     conditions = []
     for name, figure, limit, op, words in figures:
@@ -151,52 +140,40 @@ def _policies() -> Path:
 def status(db: Database, plan: Plan, folder: Path | None, wave: str | None = None,
            by: str | None = None) -> dict[str, Any]:
     """Return every wave's funnel, dates and gate (or one wave's, optionally by place)."""
-    facts = Facts(db, plan, folder)
+    facts = Facts(db, plan, folder, by)
     waves = [plan.wave(wave)] if wave else plan.waves
     out = []
-    handovers = _handover_dates(db, facts)
-    place: dict[str, Any] = {}
     for w in waves:
-        people = facts.people(w.name)
-        dates = sorted(handovers[o] for o in people if o in handovers)
+        days = sorted(facts.days.get(w.name, ()))
         entry: dict[str, Any] = {
             "wave": w.name, "state": "open" if w.name in facts.opened else "planned",
             "planned_start": w.start.isoformat(), "planned_end": w.end.isoformat(),
             "opened_at": facts.opened.get(w.name, {}).get("opened_at"),
-            "first_handover": dates[0] if dates else None,
-            "last_handover": dates[-1] if dates else None,
-            "funnel": _funnel(facts, people), "gate": gate_state(db, plan, w, facts)}
+            "first_handover": days[0] if days else None,
+            "last_handover": days[-1] if days else None,
+            "funnel": _funnel(facts.counts(w.name)), "gate": gate_state(db, plan, w, facts)}
         if by:
-            place = place or membership.column_of(db, by)
-            groups: dict[str, list[str]] = {}
-            for oid in people:
-                groups.setdefault(place.get(oid) or "-", []).append(oid)
+            places = facts.places.get(w.name, {})
             entry["by"] = by
-            entry["groups"] = [{by: key, **_funnel(facts, groups[key])}
-                               for key in sorted(groups)]
+            entry["groups"] = [{by: key, **_funnel(places[key][:6])} for key in sorted(places)]
         out.append(entry)
     return {"plan": str(plan.path), "open_blockers": facts.blockers, "waves": out,
-            "burn_up": _burn_up(plan, facts, handovers) if not wave else None}
+            "burn_up": _burn_up(plan, facts) if not wave else None}
 
 
-def _handover_dates(db: Database, facts: Facts) -> dict[str, str]:
-    """Return the date each person of the current custody was handed their device."""
-    return facts.handover_dates
-
-
-def _burn_up(plan: Plan, facts: Facts, handovers: dict[str, str]) -> list[dict[str, Any]]:
+def _burn_up(plan: Plan, facts: Facts) -> list[dict[str, Any]]:
     """Per wave: planned (linear over its dates) and actual cumulative handovers by date."""
     series = []
     for w in plan.waves:
-        people = facts.people(w.name)
-        per_day = Counter(handovers[o] for o in people if o in handovers)
+        people = facts.counts(w.name)[0]
+        per_day = facts.days.get(w.name, Counter())
         actual, total = [], 0
         for day in sorted(per_day):
             total += per_day[day]
             actual.append({"date": day, "handed_over": total})
-        series.append({"wave": w.name, "people": len(people),
+        series.append({"wave": w.name, "people": people,
                        "planned": [{"date": w.start.isoformat(), "handed_over": 0},
-                                   {"date": w.end.isoformat(), "handed_over": len(people)}],
+                                   {"date": w.end.isoformat(), "handed_over": people}],
                        "actual": actual})
     return series
 

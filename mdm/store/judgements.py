@@ -9,12 +9,13 @@ to a device's facts deletes its judgement (triggers of migration m017).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mdm.store.db import Database
 
 _CHUNK = 500  # ids per IN (…) list: well under any database's limit on parameters
+HOLDER = ("worker_type", "rank", "area", "station")  # what a holder's policy depends on
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -79,3 +80,57 @@ def stored(db: Database, device_id: int) -> dict[str, Any] | None:
     """Return one device's stored judgement, or None."""
     rows = db.query("SELECT * FROM device_judgements WHERE device_id = ?", [device_id])
     return rows[0] if rows else None
+
+
+def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
+            where: tuple[str, list[Any]], exceptions: Sequence[str], now: str,
+            each: bool = False) -> list[tuple[Any, ...]]:
+    """Count the enrolled and provisioned devices of device-eligible holders, per kind of
+    holder and stored judgement (the rollout's gates; `pick`, `where`: see
+    store.rollout.picked and scope).
+
+    Each row: (hand-picked officer id or None, *the values of `columns`, the holder's
+    worker type, rank, area and station, their officer id if they are in any group, the
+    serial if a policy layer names the device, then — where a judgement is stored and its
+    status, last seen, last contact error and time still hold at `now` — its policy key and
+    compliant, else None, None and the device id; then how many devices). With `each`,
+    every device is a row of its own (its id last but one).
+    """
+    from mdm.store.rollout import roster_columns
+
+    holds = ("j.device_id IS NOT NULL"
+             " AND (CASE WHEN j.status = 'quarantined' THEN 1 ELSE 0 END)"
+             " = (CASE WHEN d.status = 'quarantined' THEN 1 ELSE 0 END)"
+             f" AND {_same('j.last_seen', 'd.last_seen', db)}"
+             f" AND {_same('j.last_contact_error', 'd.last_contact_error', db)}"
+             f" AND (j.valid_until IS NULL OR ? < {_text('j.valid_until', db)})")
+    serial = (f"CASE WHEN d.serial IN ({', '.join('?' for _ in exceptions)})"
+              " THEN d.serial END") if exceptions else "CAST(NULL AS TEXT)"
+    device = "d.id" if each else f"CASE WHEN {holds} THEN NULL ELSE d.id END"
+    # Each roster column grouped once (the cohorts' and the policy's overlap).
+    read = [*columns, *(c for c in HOLDER if c not in columns)]
+    width = 6 + len(read)  # every column but the count
+    rows = db.execute(
+        f"SELECT {pick[0]}{roster_columns(read)},"
+        f" CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial},"
+        f" CASE WHEN {holds} THEN j.policy_key END, CASE WHEN {holds} THEN j.compliant END,"
+        f" {device}, COUNT(*)"
+        " FROM rollout_progress p JOIN devices d ON d.id = p.device_id"
+        " LEFT JOIN device_judgements j ON j.device_id = d.id"
+        f" WHERE p.eligible = 1 AND d.status IN ('enrolled', 'provisioned') AND {where[0]}"
+        f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
+        [*pick[1], *exceptions, now, now, *([] if each else [now]), *where[1]]
+    ).fetchall()
+    at = {c: 1 + i for i, c in enumerate(read)}
+    return [(r[0], *(r[at[c]] for c in columns), *(r[at[c]] for c in HOLDER),
+             *r[1 + len(read):-1], int(r[-1])) for r in rows]
+
+
+def _same(a: str, b: str, db: Database) -> str:
+    """Two values equal, or both NULL."""
+    return f"{a} IS {b}" if db.dialect.sqlite else f"{a} IS NOT DISTINCT FROM {b}"
+
+
+def _text(column: str, db: Database) -> str:
+    """A text column compared character by character (as Python compares strings)."""
+    return column if db.dialect.sqlite else f'({column} COLLATE "C")'

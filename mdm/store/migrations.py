@@ -605,3 +605,100 @@ def m017_device_judgement(db: Database) -> None:
         db.execute(f"""
             CREATE TRIGGER device_facts_{event.lower()}_unjudge AFTER {event} ON device_facts
             BEGIN DELETE FROM device_judgements WHERE device_id = {row}.device_id; END""")
+
+
+# Each person's place in the rollout's funnel, recomputed from the base tables.
+_PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
+                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
+                     " handed_over, failed, handed_on")
+_PROGRESS_SELECT = """
+    SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
+      CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
+        CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
+        <> 0 THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
+      a.device_id,
+      CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
+      CASE WHEN d.status = 'provisioned' THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM training t WHERE t.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
+      CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN (SELECT p.result FROM provision_steps p WHERE p.device_id = a.device_id
+        ORDER BY p.id DESC LIMIT 1) = 'failed' THEN 1 ELSE 0 END,
+      NULLIF(substr(h.handed_over_at, 1, 10), '')
+    FROM officers o
+    LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL
+    LEFT JOIN devices d ON d.id = a.device_id
+    LEFT JOIN handovers h ON h.assignment_id = a.id"""
+
+
+def _progress_of(who: str) -> str:
+    """The statements that recompute one person's row (`who`: an SQL expression)."""
+    return (f"DELETE FROM rollout_progress WHERE officer_id = {who};"
+            f" INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}"
+            f" WHERE o.officer_id = {who};")
+
+
+@migrations()
+def m018_rollout_progress(db: Database) -> None:
+    # Each person's progress through the rollout's funnel — in any group (the plan's
+    # hand-picked cohorts and the policy's group layers), holding a device (allocated),
+    # enrolled, provisioned, trained, handed over, the held device's latest provisioning
+    # step failed, the day of the handover — with the roster columns the plan's cohorts
+    # filter on, so `rollout status` counts with GROUP BY instead of reading every person,
+    # assignment, device, training and handover. Kept by the triggers below, whoever
+    # writes: each recomputes the person a change touches from the base tables.
+    db.execute("""
+        CREATE TABLE rollout_progress (
+            officer_id TEXT PRIMARY KEY,
+            area TEXT,
+            district TEXT,
+            station TEXT,
+            team TEXT,
+            worker_type TEXT,
+            rank TEXT,
+            eligible INTEGER NOT NULL,
+            grouped INTEGER NOT NULL,
+            device_id INTEGER,
+            allocated INTEGER NOT NULL,
+            enrolled INTEGER NOT NULL,
+            provisioned INTEGER NOT NULL,
+            trained INTEGER NOT NULL,
+            handed_over INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            handed_on TEXT
+        )""")
+    db.execute(f"INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}")
+    holder = ("(SELECT officer_id FROM assignments WHERE device_id = {}.{}"
+              " AND closed_at IS NULL)")
+    by_assignment = "(SELECT officer_id FROM assignments WHERE id = {}.assignment_id)"
+    roster = ("officer_id, area, district, station, team, worker_type, rank, status,"
+              " device_eligible, pnb_required")
+    db.execute(f"""
+        CREATE TRIGGER officers_progress_insert AFTER INSERT ON officers
+        BEGIN {_progress_of('NEW.officer_id')} END""")
+    db.execute(f"""
+        CREATE TRIGGER officers_progress_update AFTER UPDATE OF {roster} ON officers
+        BEGIN DELETE FROM rollout_progress WHERE officer_id = OLD.officer_id;
+        {_progress_of('NEW.officer_id')} END""")
+    db.execute("""
+        CREATE TRIGGER officers_progress_delete AFTER DELETE ON officers
+        BEGIN DELETE FROM rollout_progress WHERE officer_id = OLD.officer_id; END""")
+    for table, who in (("assignments", "{}.officer_id"), ("training", "{}.officer_id"),
+                       ("group_members", "{}.officer_id"),
+                       ("provision_steps", holder.format("{}", "device_id")),
+                       ("handovers", by_assignment)):
+        db.execute(f"""
+            CREATE TRIGGER {table}_progress_insert AFTER INSERT ON {table}
+            BEGIN {_progress_of(who.format('NEW'))} END""")
+        db.execute(f"""
+            CREATE TRIGGER {table}_progress_update AFTER UPDATE ON {table}
+            BEGIN {_progress_of(who.format('OLD'))} {_progress_of(who.format('NEW'))} END""")
+        db.execute(f"""
+            CREATE TRIGGER {table}_progress_delete AFTER DELETE ON {table}
+            BEGIN {_progress_of(who.format('OLD'))} END""")
+    db.execute(f"""
+        CREATE TRIGGER devices_progress_status AFTER UPDATE OF status ON devices
+        BEGIN {_progress_of(holder.format('NEW', 'id'))} END""")

@@ -35,6 +35,34 @@ FUNCTIONS = [
 ]
 
 
+# Each person's place in the rollout's funnel (m018), recomputed from the base tables; the
+# same statement as the SQLite migration's.
+_PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
+                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
+                     " handed_over, failed, handed_on")
+_PROGRESS_SELECT = """
+    SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
+      CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
+        CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
+        <> 0 THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
+      a.device_id,
+      CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
+      CASE WHEN d.status = 'provisioned' THEN 1 ELSE 0 END,
+      CASE WHEN EXISTS (SELECT 1 FROM training t WHERE t.officer_id = o.officer_id)
+        THEN 1 ELSE 0 END,
+      CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN (SELECT p.result FROM provision_steps p WHERE p.device_id = a.device_id
+        ORDER BY p.id DESC LIMIT 1) = 'failed' THEN 1 ELSE 0 END,
+      NULLIF(substr(h.handed_over_at, 1, 10), '')
+    FROM officers o
+    LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL
+    LEFT JOIN devices d ON d.id = a.device_id
+    LEFT JOIN handovers h ON h.assignment_id = a.id"""
+
+
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
             f" EXECUTE FUNCTION mdm_refuse('{message}')")
@@ -503,6 +531,63 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         " RETURN NULL; END $$",
         "CREATE TRIGGER device_facts_unjudge AFTER INSERT OR UPDATE OR DELETE ON device_facts"
         " FOR EACH ROW EXECUTE FUNCTION mdm_device_facts_unjudge()"]),
+    ("m018_rollout_progress", [
+        """
+        CREATE TABLE rollout_progress (
+            officer_id TEXT PRIMARY KEY,
+            area TEXT,
+            district TEXT,
+            station TEXT,
+            team TEXT,
+            worker_type TEXT,
+            rank TEXT,
+            eligible BIGINT NOT NULL,
+            grouped BIGINT NOT NULL,
+            device_id BIGINT,
+            allocated BIGINT NOT NULL,
+            enrolled BIGINT NOT NULL,
+            provisioned BIGINT NOT NULL,
+            trained BIGINT NOT NULL,
+            handed_over BIGINT NOT NULL,
+            failed BIGINT NOT NULL,
+            handed_on TEXT
+        )""",
+        f"INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}",
+        # Recompute one person's row from the base tables.
+        "CREATE FUNCTION mdm_rollout_progress_of(who TEXT) RETURNS void LANGUAGE plpgsql AS $$"
+        " BEGIN IF who IS NULL THEN RETURN; END IF;"
+        " DELETE FROM rollout_progress WHERE officer_id = who;"
+        f" INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}"
+        " WHERE o.officer_id = who; END $$",
+        # Whoever writes a row the funnel reads, recompute the person it touches (before
+        # and after): TG_ARGV[0] says how a row names its person (officer_id; the holder of
+        # the device in column TG_ARGV[1]; the holder of the assignment).
+        "CREATE FUNCTION mdm_rollout_progress_note() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " DECLARE r jsonb; who TEXT;"
+        " BEGIN"
+        " FOREACH r IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]"
+        " WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)] ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END"
+        " LOOP"
+        " who := NULL;"
+        " IF TG_ARGV[0] = 'officer' THEN who := r ->> 'officer_id';"
+        " ELSIF TG_ARGV[0] = 'device' THEN SELECT a.officer_id INTO who FROM assignments a"
+        " WHERE a.device_id = (r ->> TG_ARGV[1])::bigint AND a.closed_at IS NULL;"
+        " ELSE SELECT a.officer_id INTO who FROM assignments a"
+        " WHERE a.id = (r ->> 'assignment_id')::bigint; END IF;"
+        " PERFORM mdm_rollout_progress_of(who);"
+        " END LOOP;"
+        " RETURN NULL; END $$",
+        "CREATE TRIGGER officers_progress AFTER INSERT OR DELETE OR UPDATE OF officer_id, area,"
+        " district, station, team, worker_type, rank, status, device_eligible, pnb_required"
+        " ON officers FOR EACH ROW EXECUTE FUNCTION mdm_rollout_progress_note('officer')",
+        *(f"CREATE TRIGGER {table}_progress AFTER INSERT OR UPDATE OR DELETE ON {table}"
+          f" FOR EACH ROW EXECUTE FUNCTION mdm_rollout_progress_note({how})"
+          for table, how in (("assignments", "'officer'"), ("training", "'officer'"),
+                             ("group_members", "'officer'"),
+                             ("provision_steps", "'device', 'device_id'"),
+                             ("handovers", "'assignment'"))),
+        "CREATE TRIGGER devices_progress AFTER UPDATE OF status ON devices"
+        " FOR EACH ROW EXECUTE FUNCTION mdm_rollout_progress_note('device', 'id')"]),
 ]
 
 NAMES = [name for name, _ in MIGRATIONS]

@@ -80,13 +80,6 @@ def not_pnb_required(db: Database) -> list[str]:
     return [r[0] for r in db.execute("SELECT officer_id FROM officers WHERE pnb_required = 0")]
 
 
-def column_of(db: Database, column: str) -> dict[str, Any]:
-    """Return one roster column (station, area or team) for everyone, by officer id."""
-    if column not in PLACES:
-        raise ValueError(column)
-    return dict(db.execute(f"SELECT officer_id, {column} FROM officers").fetchall())
-
-
 def group_names(db: Database) -> set[str]:
     """Return every group's name."""
     return {r[0] for r in db.execute("SELECT name FROM groups")}
@@ -116,6 +109,83 @@ def holders(db: Database) -> list[tuple[str, int, str, int, str | None]]:
         " WHERE a.closed_at IS NULL").fetchall()
 
 
+# -- the funnel, counted from each person's maintained progress (migration m018) -----------
+
+FUNNEL = ("COUNT(*), SUM(allocated), SUM(enrolled), SUM(provisioned), SUM(trained),"
+          " SUM(handed_over), SUM(CASE WHEN failed = 1 AND provisioned = 0 THEN 1 ELSE 0 END)")
+_MAX_KINDS = 200  # distinct kinds named in one WHERE; beyond, every eligible person is read
+
+
+def roster_columns(columns: Sequence[str]) -> str:
+    """`, p.column` for each of these cohort columns (refusing any other)."""
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not a cohort column: {sorted(unknown)}")
+    return "".join(f", p.{c}" for c in columns)
+
+
+def picked(groups: Sequence[str], officers: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL for a person's officer id if these groups or ids hand-pick them, else NULL."""
+    parts, args = [], []
+    if groups:
+        parts.append("(p.grouped = 1 AND p.officer_id IN (SELECT officer_id FROM"
+                     f" group_members WHERE group_name IN ({_marks(len(groups))})))")
+        args += list(groups)
+    if officers:
+        parts.append(f"p.officer_id IN ({_marks(len(officers))})")
+        args += list(officers)
+    if not parts:
+        return "CAST(NULL AS TEXT)", []
+    return f"CASE WHEN {' OR '.join(parts)} THEN p.officer_id END", args
+
+
+def scope(columns: Sequence[str], pick: tuple[str, list[Any]],
+          kinds: Sequence[tuple[Any, ...]], people: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL that keeps these kinds (values of `columns`) of people not hand-picked, and
+    these hand-picked people; with too many kinds to name, everyone."""
+    roster_columns(columns)
+    if len(kinds) > _MAX_KINDS or len(people) > _MAX_KINDS * 10:
+        return "1 = 1", []
+    args: list[Any] = []
+    terms = []
+    for kind in kinds:
+        parts = ["1 = 1"]
+        for column, value in zip(columns, kind, strict=True):
+            if value is None:
+                parts.append(f"p.{column} IS NULL")
+            else:
+                parts.append(f"p.{column} = ?")
+                args.append(value)
+        terms.append(f"({' AND '.join(parts)})")
+    sql = f"(({pick[0]}) IS NULL AND ({' OR '.join(terms) or '1 = 0'}))"
+    args = [*pick[1], *args]
+    if people:
+        sql = f"({sql} OR p.officer_id IN ({_marks(len(people))}))"
+        args += list(people)
+    return sql, args
+
+
+def funnel_counts(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
+                  place: str | None = None) -> list[tuple[Any, ...]]:
+    """Count the device-eligible people per kind and handover day.
+
+    Each row: (officer id if hand-picked else None, *the values of `columns`, the `place`
+    column's value if asked, the day handed over or None, then how many people, and of
+    them allocated, enrolled, provisioned, trained, handed over, and holding a device whose
+    latest provisioning step failed and that is not provisioned).
+    """
+    if place is not None and place not in PLACES:
+        raise ValueError(place)
+    wanted = [*columns, *([place] if place else [])]
+    width = 2 + len(wanted)
+    rows = db.execute(
+        f"SELECT {pick[0]}{roster_columns(wanted)}, p.handed_on, {FUNNEL}"
+        " FROM rollout_progress p WHERE p.eligible = 1"
+        f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}", pick[1]).fetchall()
+    # SUM is numeric on PostgreSQL: counts come back as int either way.
+    return [(*r[:width], *map(int, r[width:])) for r in rows]
+
+
 def trained(db: Database) -> set[str]:
     """Return the officer ids with any training on record."""
     return {r[0] for r in db.execute("SELECT DISTINCT officer_id FROM training")}
@@ -124,13 +194,6 @@ def trained(db: Database) -> set[str]:
 def is_trained(db: Database, officer_id: str) -> bool:
     """Say whether one officer has any training on record."""
     return bool(db.scalar("SELECT 1 FROM training WHERE officer_id = ? LIMIT 1", [officer_id]))
-
-
-def failed_provisioning(db: Database) -> set[int]:
-    """Return the devices whose latest provisioning step failed."""
-    return {r[0] for r in db.execute(
-        "SELECT device_id FROM provision_steps p WHERE id = (SELECT MAX(id) FROM"
-        " provision_steps q WHERE q.device_id = p.device_id) AND result = 'failed'")}
 
 
 def open_blockers(db: Database) -> int:
