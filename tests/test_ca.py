@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from mdm.cli import app
 from tests.helpers import db_fingerprint, rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 PASSPHRASE = "correct horse battery"
 

@@ -20,8 +20,7 @@ import pytest
 
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 # The tests kept to SQLite here check what the device's own sshd, shell and DPC allow; the
 # inventory's part in them is covered on both backends by the tests left unmarked here and
 # by test_ca, so a second slow lab run on PostgreSQL would add time, not a SQL path.

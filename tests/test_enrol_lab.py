@@ -8,9 +8,7 @@ import pytest
 
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 
 
 def _status(db_path: Any, serial: str) -> str:

@@ -28,8 +28,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
             "uk.police.mdm.dpc": 300}
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ import pytest
 
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks" / "rollout.yaml"
 ROSTER = ROOT / "inventory" / "examples" / "roster.csv"
