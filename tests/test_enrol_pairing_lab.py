@@ -128,9 +128,6 @@ def _set_prop(device: Any, key: str, value: str) -> None:
         fh.write(f"{key}={value}\n")
 
 
-# SQLite only: a refusal made before anything is written, as in test_enrol_lab's identity
-# mismatch, which runs on both backends.
-@pytest.mark.backends("sqlite")
 def test_a_device_answering_as_another_is_refused_under_tofu(mdm, lab, delivered, files,
                                                              db_path) -> None:
     devices = delivered(6)

@@ -176,9 +176,6 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
     assert {d["result"] for d in again["devices"]} == {"already provisioned"}
 
 
-# SQLite only: the wanted builds come from the same store queries as `apps push`, which
-# test_apps runs on both backends; a second lab run here would add time, not a SQL path.
-@pytest.mark.backends("sqlite")
 def test_provisioning_installs_the_builds_released_to_each_devices_channel(
         mdm: Any, pilot: dict[str, Any], tmp_path: Path, apks: dict[str, Path]) -> None:
     enotebook = "uk.police.cumbria.enotebook"
