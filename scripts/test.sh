@@ -6,10 +6,13 @@ bash scripts/setup.sh
 .venv/bin/ruff check mdm tests bench inventory/examples
 .venv/bin/mypy mdm
 .venv/bin/cog --check docs/cli.md docs/schema.md docs/policies.md
-# A throw-away PostgreSQL cluster on loopback for the PostgreSQL half of the store tests,
-# stopped by its PID however the run ends.
-pgdir=$(mktemp -d)
+# A throw-away PostgreSQL cluster on loopback for the tests marked to run on both backends
+# (in memory where /dev/shm is), stopped by its PID however the run ends.
+pgdir=$(.venv/bin/python tests/pgcluster.py folder)
 read -r MDM_TEST_PG pgpid < <(.venv/bin/python tests/pgcluster.py start "$pgdir")
 trap '.venv/bin/python tests/pgcluster.py stop "$pgpid"; rm -rf "$pgdir"' EXIT
 export MDM_TEST_PG
-.venv/bin/python -m pytest -q "$@"
+# Two test processes (pytest-xdist), each with its own lab and temporary folders, sharing
+# the cluster: most tests wait on sshd, subprocesses or PostgreSQL, so one process leaves
+# a core idle. `bash scripts/test.sh -n 0` runs them all in this one process.
+.venv/bin/python -m pytest -q -n 2 "$@"

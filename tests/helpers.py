@@ -39,6 +39,20 @@ def db_fingerprint(path: Path | str) -> tuple[str, dict[str, int]]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), counts
 
 
+def inventory_bytes(path: Path | str) -> bytes:
+    """Return all the inventory holds: the SQLite file with its journal and WAL, or every
+    row of every table of a PostgreSQL database as text (a secret stored in any column
+    shows in either)."""
+    if isinstance(path, str):
+        with _pg(path) as pg:
+            tables = [r[0] for r in pg.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() ORDER BY table_name")]
+            return "\n".join(r[0] for t in tables
+                             for r in pg.execute(f'SELECT t::text FROM "{t}" t')).encode()
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
 def rows(path: Path | str, sql: str,
          args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     """Run a statement against the inventory file (or PostgreSQL database) directly and

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import db_fingerprint, rows
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 ENOTEBOOK = "uk.police.cumbria.enotebook"
 
 
@@ -130,10 +130,7 @@ def test_the_device_refuses_another_signer_and_a_too_new_sdk_in_its_own_words(
     assert "needs Android SDK 30" in refused.stderr and f"{one.serial} (SDK 22)" in refused.stderr
     assert mdm.json("apps", "show", ENOTEBOOK)["channels"]["stable"]["version_code"] == 10700
     # Facts that do not say the SDK: the release goes ahead, and the device refuses it.
-    import sqlite3
-
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE device_facts SET sdk = NULL")
+    rows(db_path, "UPDATE device_facts SET sdk = NULL")
     mdm("apps", "release", ENOTEBOOK, "10800", "--channel", "stable")
     result = mdm("apps", "push", one.serial, "--json", code=1)
     (failed,) = json.loads(result.stdout)["failed"]

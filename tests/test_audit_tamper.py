@@ -21,8 +21,7 @@ from mdm.fleet.keys import generate_ed25519
 from mdm.store import audit, connect, transaction
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture

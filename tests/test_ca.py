@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from mdm.cli import app
 from tests.helpers import db_fingerprint, rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 PASSPHRASE = "correct horse battery"
 
@@ -150,7 +149,6 @@ def test_login_is_refused_past_the_maximum_and_to_operators_without_a_role(
     assert not Path(str(ca["hd"]) + "-cert.pub").exists()
 
 
-@pytest.mark.backends("sqlite")  # checks of keys and input; the CA row read as in login
 def test_a_wrong_ca_passphrase_signs_nothing(mdm, ca, db_path, monkeypatch) -> None:
     before = db_fingerprint(db_path)
     monkeypatch.setenv("MDM_CA_PASSPHRASE", "not the passphrase")
@@ -202,7 +200,6 @@ def test_revoking_puts_every_serial_in_a_new_krl_version(mdm, ca, db_path, tmp_p
     db.conn.close()
 
 
-@pytest.mark.backends("sqlite")  # checks of keys and input; the CA row read as in login
 def test_the_local_check_refuses_expired_foreign_and_missing_certificates(
         mdm, ca, db_path, tmp_path) -> None:
     from mdm.ca.check import require_certificate
@@ -263,7 +260,6 @@ def test_without_a_ca_login_and_revoke_say_how_to_start(mdm, tmp_path, monkeypat
         assert "mdm ca init" in mdm(*args, code=2).stderr
 
 
-@pytest.mark.backends("sqlite")  # checks of keys and input; the CA row read as in login
 def test_the_local_check_refuses_an_edited_certificate_and_one_for_another_key(
         mdm, ca, db_path) -> None:
     import base64
@@ -348,7 +344,6 @@ def test_login_numbers_certificates_on_either_backend(
     assert (revoked["revoked"], revoked["krl_version"]) == ([1], 2)
 
 
-@pytest.mark.backends("sqlite")  # checks of keys and input; the CA row read as in login
 def test_a_validity_out_of_range_is_named_as_typed_with_the_way_to_fix_it(
         mdm, ca, db_path, tmp_path) -> None:
     (tmp_path / "mdm.toml").write_text((tmp_path / "mdm.toml").read_text()

@@ -20,11 +20,7 @@ import pytest
 
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
-# The tests kept to SQLite here check what the device's own sshd, shell and DPC allow; the
-# inventory's part in them is covered on both backends by the tests left unmarked here and
-# by test_ca, so a second slow lab run on PostgreSQL would add time, not a SQL path.
+pytestmark = pytest.mark.backends
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 
@@ -136,7 +132,6 @@ def test_two_operators_with_certificates_reach_the_same_devices_and_each_is_name
         assert refused.returncode == 255 and "Permission denied" in refused.stderr
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_a_plain_key_keeps_working_until_the_rollout_and_check_changes_nothing(
         mdm: Any, enrolled: Callable[[int], list[Any]], authority: Authority,
         operator_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +147,6 @@ def test_a_plain_key_keeps_working_until_the_rollout_and_check_changes_nothing(
     assert _ssh(device, operator_key, "getprop ro.serialno").stdout.strip() == device.serial
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
         mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, inventory: Any,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,7 +178,6 @@ def test_a_helpdesk_certificate_locks_but_the_device_refuses_its_policy_push(
     assert "dpc locked by mdm:hana:20" in (device.path / "log" / "events").read_text()
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_a_revoked_certificate_is_refused_once_the_list_arrives_and_offline_gets_it_later(
         mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority, lab: Any) -> None:
     online, offline = rolled(2)
@@ -297,7 +290,6 @@ def _ssh(device: Any, key: Path, command: str) -> subprocess.CompletedProcess[st
                           stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
         mdm: Any, lab: Any, inventory: Any, delivered: Callable[[int], list[Any]],
         authority: Authority, bench: str, station: Any, tmp_path: Path, operator_key: Path,
@@ -349,7 +341,6 @@ def test_a_station_that_trusts_the_ca_holds_a_helpdesk_session_to_its_role(
         _factory_trust(station.path)
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_the_driver_reads_trust_back_and_a_device_keeps_its_plain_key_while_it_trusts_no_ca(
         lab: Any, authority: Authority, operator_key: Path) -> None:
     import getpass
@@ -406,7 +397,6 @@ def _form(command: str, seconds: int = 31) -> str:
     return on_device(command, seconds)
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_a_helpdesk_certificate_runs_only_mdm_s_own_commands_and_hand_written_ones_change_nothing(
         mdm: Any, rolled: Callable[[int], list[Any]], authority: Authority,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -471,7 +461,6 @@ def test_a_helpdesk_certificate_runs_only_mdm_s_own_commands_and_hand_written_on
     assert (device.path / "mdm-dpc" / "wiped").exists()
 
 
-@pytest.mark.backends("sqlite")  # device-side: see the note at the top
 def test_the_dpc_takes_the_session_s_principal_from_the_shell_s_record_not_the_environment(
         lab: Any) -> None:
     device = lab.take(1)[0]

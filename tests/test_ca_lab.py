@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import rows
 
 PASSPHRASE = "correct horse battery"
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ import pytest
 from mdm import examples
 from tests.helpers import db_fingerprint, rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 
 
 class Listener:
@@ -130,9 +128,6 @@ def _set_prop(device: Any, key: str, value: str) -> None:
         fh.write(f"{key}={value}\n")
 
 
-# SQLite only: a refusal made before anything is written, as in test_enrol_lab's identity
-# mismatch, which runs on both backends.
-@pytest.mark.backends("sqlite")
 def test_a_device_answering_as_another_is_refused_under_tofu(mdm, lab, delivered, files,
                                                              db_path) -> None:
     devices = delivered(6)

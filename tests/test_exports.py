@@ -6,7 +6,6 @@ import csv
 import errno
 import io
 import os
-import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,8 @@ from mdm import safefile
 from mdm.errors import ExitCode, MdmError
 from mdm.store import audit
 from tests.helpers import rows
+
+pytestmark = pytest.mark.backends
 
 EXPORTS = [("officers", "export"), ("devices", "export")]
 
@@ -112,9 +113,8 @@ def test_the_file_is_in_place_when_recorded_and_removed_if_recording_fails(
 
 
 def test_the_compliance_export_is_written_the_same_safe_way(mdm: Any, inventory: Any,
-                                                            tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "mdm.db") as conn:  # a report judges enrolled devices
-        conn.execute("UPDATE devices SET status = 'enrolled'")
+                                                            tmp_path: Path, db_path: Any) -> None:
+    rows(db_path, "UPDATE devices SET status = 'enrolled'")  # a report judges enrolled ones
     out = tmp_path / "compliance.csv"
     out.write_text("keep me")
     assert "already exists" in mdm("compliance", "report", "-f", "csv", "-o", out,

@@ -20,8 +20,7 @@ import pytest
 from mdm import examples
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from mdm import ui
 from mdm.officers import service as officers
 from mdm.store import connect
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture

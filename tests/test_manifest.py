@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mdm import examples
 from tests.helpers import db_fingerprint, rows
+
+pytestmark = pytest.mark.backends
 
 COLS = examples.MANIFEST_COLUMNS
 

@@ -11,8 +11,7 @@ import pytest
 from mdm import examples
 from tests.helpers import db_fingerprint, rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 def test_import_then_list_and_show(mdm, inventory, db_path) -> None:

@@ -28,8 +28,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
             "uk.police.mdm.dpc": 300}
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture
@@ -244,9 +243,6 @@ def test_a_judgement_that_cannot_be_timed_is_not_stored() -> None:
 
 
 @pytest.mark.lab
-# SQLite only: a lab run; the judgements it stores go through the same store calls as the
-# fleet tests above, which run on both backends.
-@pytest.mark.backends("sqlite")
 def test_a_refresh_stores_each_reached_devices_judgement_as_the_report_judges_it(
         mdm: Any, lab: Any, enrolled: Any, inventory: Any, tmp_path: Path, db_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,9 +19,7 @@ import pytest
 
 from tests.helpers import progress_drift, rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.backends]
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks" / "rollout.yaml"
 ROSTER = ROOT / "inventory" / "examples" / "roster.csv"
@@ -180,9 +178,6 @@ def test_provisioning_killed_midway_resumes_and_does_no_device_step_twice(
     assert progress_drift(db_path) == []  # kept through a killed run and its resumption
 
 
-# SQLite only: the wanted builds come from the same store queries as `apps push`, which
-# test_apps runs on both backends; a second lab run here would add time, not a SQL path.
-@pytest.mark.backends("sqlite")
 def test_provisioning_installs_the_builds_released_to_each_devices_channel(
         mdm: Any, pilot: dict[str, Any], tmp_path: Path, apks: dict[str, Path]) -> None:
     enotebook = "uk.police.cumbria.enotebook"

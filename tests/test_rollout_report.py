@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks" / "rollout.yaml"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mdm import examples
+
+pytestmark = pytest.mark.backends
 
 
 def _ids(rows: list[dict[str, Any]]) -> list[str]:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import db_fingerprint, rows
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def held(mdm: Any, inventory: dict[str, Any], files: Any) -> dict[str, Any]:

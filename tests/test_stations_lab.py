@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import LabPool, Mdm
 from tests.helpers import rows
 
-# SQLite only: this module's SQL paths run on PostgreSQL in other modules' end-to-end
-# tests, and its lab time would double the suite's share of it (CI time).
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture
@@ -96,8 +95,6 @@ def test_a_delivery_on_a_station_is_scanned_enrolled_refreshed_and_pushed(
     assert "adb shell" in log  # it was reached over adb (the upload streams in one shell), not sshd
 
 
-# SQLite only: its failures are stored as in the last-contact-error test, on both
-@pytest.mark.backends("sqlite")
 def test_an_unreachable_station_fails_each_device_once(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:
@@ -189,8 +186,6 @@ def _developer_settings(d: Any) -> str:
     return str(document["advancedSecurityOverrides"]["developerSettings"])
 
 
-# SQLite only: the device's own setting; its route is read as in the tests on both
-@pytest.mark.backends("sqlite")
 def test_usb_debugging_stays_on_at_the_station_and_goes_off_on_the_field_route(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:
@@ -327,8 +322,6 @@ def test_station_errors_are_named() -> None:
     assert classify("S1", "bench", "error: no devices/emulators found").kind == "not_attached"
 
 
-# SQLite only: a slow check of the transport's lanes, no SQL path of its own
-@pytest.mark.backends("sqlite")
 def test_a_station_works_on_at_most_its_concurrency_of_devices_at_once(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]], station: Any) -> None:
     import time
@@ -358,8 +351,6 @@ def _adb_runs(station_path: Path, since: float, command: str) -> list[tuple[floa
     return out
 
 
-# SQLite only: a slow check of the transport's lanes, no SQL path of its own
-@pytest.mark.backends("sqlite")
 def test_each_station_carries_its_devices_on_one_connection_in_its_own_lane(
         mdm: Mdm, lab: LabPool, delivered: Callable[[int], list[Any]],
         bench: dict[str, Any]) -> None:

@@ -83,6 +83,7 @@ def _rows(text: str, delimiter: str) -> list[dict[str, str]]:
 
 # -- policy diff --------------------------------------------------------------------------
 
+@pytest.mark.backends
 def test_diff_groups_devices_by_version_pair_with_a_count_and_examples(
         mdm: Any, fleet: dict[str, Any]) -> None:
     settled = mdm.json("policy", "diff")
@@ -111,6 +112,7 @@ def test_diff_groups_devices_by_version_pair_with_a_count_and_examples(
     assert pcso["to"] != unheld["to"]
 
 
+@pytest.mark.backends
 def test_diff_of_one_device_shows_its_change(mdm: Any, fleet: dict[str, Any]) -> None:
     _edit_baseline(fleet["folder"])
     whole = {c["to"]: c for c in mdm.json("policy", "diff")["changes"]}
@@ -124,6 +126,7 @@ def test_diff_of_one_device_shows_its_change(mdm: Any, fleet: dict[str, Any]) ->
     mdm("policy", "diff", "--device", pcso)  # and printed on a terminal without error
 
 
+@pytest.mark.backends
 def test_diff_of_one_device_that_would_not_change_and_of_one_not_enrolled(
         mdm: Any, fleet: dict[str, Any], inventory: dict[str, Any]) -> None:
     settled = mdm.json("policy", "diff", "--device", fleet["special"])
@@ -136,6 +139,7 @@ def test_diff_of_one_device_that_would_not_change_and_of_one_not_enrolled(
 
 # -- policy push --check ------------------------------------------------------------------
 
+@pytest.mark.backends
 def test_push_check_summarises_on_a_terminal_and_lists_every_device_on_demand(
         mdm: Any, fleet: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     _edit_baseline(fleet["folder"])
@@ -160,6 +164,7 @@ def test_push_check_summarises_on_a_terminal_and_lists_every_device_on_demand(
     assert all(serial in every for serial in fleet["serials"])
 
 
+@pytest.mark.backends
 def test_push_list_options_go_with_check_and_formats_are_checked(mdm: Any,
                                                                  fleet: dict[str, Any]) -> None:
     assert "--check" in mdm("policy", "push", "--all", code=2).stderr
@@ -184,6 +189,7 @@ def _healthy(conn: Raw, serial: str, sha: str, **change: Any) -> None:
                  f" (?, {', '.join('?' for _ in facts)})", (device_id, *facts.values()))
 
 
+@pytest.mark.backends
 def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str, Any],
                                                      db_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,6 +236,7 @@ def test_compliance_summarises_per_reason_and_station(mdm: Any, fleet: dict[str,
     assert all(serial in every for serial in fleet["serials"])
 
 
+@pytest.mark.backends
 def test_the_terminal_summary_counts_what_the_whole_report_counts(
         mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
     """The summary a terminal shows is read lean (no device list): the same counts, the
@@ -275,6 +282,7 @@ def test_the_terminal_summary_counts_what_the_whole_report_counts(
         db.conn.close()
 
 
+@pytest.mark.backends
 def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
         mdm: Any, fleet: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "report.tsv"
@@ -285,6 +293,7 @@ def test_compliance_writes_every_device_to_a_file_in_the_format_its_name_says(
     assert len(json.loads(out.read_text())["devices"]) == 11
 
 
+@pytest.mark.backends
 def test_reading_the_whole_fleet_gives_what_the_selector_query_gives(
         mdm: Any, fleet: dict[str, Any], db_path: Path) -> None:
     from mdm.policies import service
