@@ -79,9 +79,9 @@ def record(db: Database, operator: str, action: str, subject: str,
               " :before, :after, :prev_hash, :hash, :state)")
     head_sql = ("INSERT INTO audit_head (id, seq, hash) {} ON CONFLICT (id)"
                 " DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
-    if db.dialect.name == "postgresql":  # one round trip to the server, not two
-        db.execute(f"WITH a AS ({insert} RETURNING seq, hash) "
-                   + head_sql.format("SELECT 1, seq, hash FROM a"), row)
+    if db.dialect.name == "postgresql":  # one statement, sent with the next one
+        db.defer(f"WITH a AS ({insert} RETURNING seq, hash) "
+                 + head_sql.format("SELECT 1, seq, hash FROM a"), row)
         return seq
     db.execute(insert, row)
     db.execute(head_sql.format("VALUES (1, ?, ?)"), [seq, row["hash"]])

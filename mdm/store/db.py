@@ -51,6 +51,11 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise self.failed(exc) from None
 
+    def defer(self, sql: str, params: Params = ()) -> None:
+        """Run a write whose result nobody reads (now, on SQLite; PostgreSQL sends it with
+        the next statement, to spare a round trip: see PgDatabase.defer)."""
+        self.execute(sql, params)
+
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for many rows (inside the caller's transaction)."""
         try:

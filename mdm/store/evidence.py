@@ -128,16 +128,15 @@ class _Mark:
     tops: dict[str, int]  # the highest key of each append-only table (later ones are new)
 
 
+SMALL_SEAL = 50  # state rows up to this many go in one INSERT; more by COPY (PostgreSQL)
 _marks: dict[int, _Mark] = {}  # by id() of the connection in a transaction
 
 
 def begin(db: Database) -> None:
     """Note where this transaction starts (called by store.transaction after BEGIN)."""
     if db.dialect.name == "postgresql":  # migrated before any transaction: no table missing
-        stale = {(t, typed_key(db, t, k)) for t, k in db.execute(
-            "SELECT tbl, key FROM audit_pending")}
-        highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
-                                                   for t in APPENDED)).fetchone()
+        pending, highest = _pending_and_tops(db)
+        stale = {(t, typed_key(db, t, k)) for t, k in pending}
         _marks[id(db.conn)] = _Mark(stale, {t: top or 0 for t, top in zip(APPENDED, highest,
                                                                            strict=True)})
         return
@@ -178,15 +177,26 @@ def _noted(db: Database, mark: _Mark) -> dict[str, list[Any]]:
     return keys
 
 
+_PENDING_SQL = ("(SELECT COALESCE(json_agg(json_build_array(tbl, key)), '[]') FROM"
+                " audit_pending)")
+_TOPS_SQL = ", ".join(f"(SELECT MAX(id) FROM {t})" for t in APPENDED)
+
+
+def _pending_and_tops(db: Database) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
+    """On PostgreSQL, in one round trip: the noted changes [(tbl, key), ...] and the
+    highest key of each append-only table."""
+    pending, *highest = db.execute(f"SELECT {_PENDING_SQL}, {_TOPS_SQL}").fetchone()
+    return [tuple(p) for p in pending], tuple(highest)
+
+
 def chain_head_and_changes(db: Database) -> tuple[Any, Any, Any]:
     """On PostgreSQL, read in one round trip what an audit row needs before it is sealed:
     the chain head (seq, hash, at, or None), the noted changes ([[tbl, key], ...]) and the
     highest key of each append-only table. Call it holding the write lock."""
-    tops = ", ".join(f"(SELECT MAX(id) FROM {t})" for t in APPENDED)
     head_seq, head_hash, head_at, pending, *highest = db.execute(
-        "SELECT h.seq, h.hash, h.at, (SELECT COALESCE(json_agg(json_build_array(tbl, key)),"
-        f" '[]') FROM audit_pending), {tops} FROM (SELECT 1) one LEFT JOIN (SELECT seq,"
-        " hash, at FROM audit ORDER BY seq DESC LIMIT 1) h ON true").fetchone()
+        f"SELECT h.seq, h.hash, h.at, {_PENDING_SQL}, {_TOPS_SQL} FROM (SELECT 1) one"
+        " LEFT JOIN (SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1) h ON true"
+        ).fetchone()
     head = (head_seq, head_hash, head_at) if head_seq is not None else None
     return head, [tuple(p) for p in pending], tuple(highest)
 
@@ -265,14 +275,18 @@ def _seal_pg(db: Database, seq: int, mark: _Mark,
         found = dict(hashed(db, table, f"WHERE CAST({pk} AS TEXT) IN (SELECT key FROM"
                                        " audit_pending WHERE tbl = ?)", [table]))
         rows += [(table, key, found.get(key)) for key in wanted]
-    if rows:
-        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"),
-                     [(seq, table, str(key), digest) for table, key, digest in rows])
+    state = [(seq, table, str(key), digest) for table, key, digest in rows]
+    if len(state) > SMALL_SEAL:  # an import's thousands: COPY
+        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"), state)
+    elif state:  # a device's few: sent with the next statement, no round trip of its own
+        db.defer("INSERT INTO audit_state (seq, tbl, key, row_hash) VALUES "
+                 + ", ".join(["(?, ?, ?, ?)"] * len(state)), [v for r in state for v in r])
     if pending and mark.stale:
-        db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
-                       [(t, k) for t, k in pending if (t, typed_key(db, t, k)) not in mark.stale])
+        for t, k in pending:
+            if (t, typed_key(db, t, k)) not in mark.stale:
+                db.defer("DELETE FROM audit_pending WHERE tbl = ? AND key = ?", [t, k])
     elif pending:
-        db.execute("DELETE FROM audit_pending")
+        db.defer("DELETE FROM audit_pending")
     if not rows:
         return None
     count, digest = state_digest(state_entry(t, k, h) for t, k, h in rows)
@@ -284,6 +298,14 @@ def unsealed(db: Database) -> list[tuple[str, Any]]:
     mark = _marks.get(id(db.conn))
     if mark is None:
         return []
+    if db.dialect.name == "postgresql":  # one round trip
+        pending, highest = _pending_and_tops(db)
+        found = [(t, k) for t, k in ((t, typed_key(db, t, raw)) for t, raw in pending)
+                 if (t, k) not in mark.stale and not (
+                     t in mark.tops and isinstance(k, int) and k > mark.tops[t])]
+        found += [(t, top) for t, top in zip(APPENDED, highest, strict=True)
+                  if (top or 0) > mark.tops[t]]
+        return found[:5]
     found = [(t, k) for t, ks in _noted(db, mark).items() for k in ks]
     for table in APPENDED:
         top = db.scalar(f"SELECT MAX(id) FROM {table}") or 0

@@ -127,7 +127,8 @@ def record_push(db: Database, device_id: int, sha256: str, at: str,
     """Record a push a device took: its events, the policy it runs since a good contact
     at `at`, and its controller's status (add_event, applied_on_contact, set_dpc_status).
 
-    PostgreSQL gets the three writes as one statement (one round trip, not four).
+    PostgreSQL gets the three writes as one statement, sent with the next one (the audit
+    row's read of the chain head): no round trip of its own.
     """
     marks = ", ".join(["(?, ?, ?, ?, ?)"] * len(events))
     insert = f"INSERT INTO policy_events (device_id, sha256, event, at, detail) VALUES {marks}"
@@ -138,8 +139,8 @@ def record_push(db: Database, device_id: int, sha256: str, at: str,
     contact_args = [sha256, at, at, at, device_id]
     facts_args = [status, policy_file, device_id]
     if db.dialect.name == "postgresql":
-        db.execute(f"WITH e AS ({insert}), d AS ({contact}) {facts}",
-                   [*values, *contact_args, *facts_args])
+        db.defer(f"WITH e AS ({insert}), d AS ({contact}) {facts}",
+                 [*values, *contact_args, *facts_args])
         return
     db.execute(insert, values)
     db.execute(contact, contact_args)
