@@ -12,7 +12,9 @@ push's batches). Without --pg it starts a throw-away PostgreSQL cluster on loopb
 (tests/pgcluster.py) and stops it after. A step that fails on a backend is reported with
 its error instead of a time; if an import fails on PostgreSQL, the PostgreSQL inventory
 is seeded with `mdm inventory copy` from the SQLite one, so the later steps still run.
-Aim: PostgreSQL within 2x of SQLite for every figure.
+The PostgreSQL database is made as README's "Several sites" says (`--locale=C`), and
+the load average before and after the run is printed beside the figures (the machine's
+other work moves them). Aim: PostgreSQL within 2x of SQLite for every figure.
 """
 
 from __future__ import annotations
@@ -175,8 +177,10 @@ def main() -> None:
         server = cluster.url
     name = f"mdm_bench_{uuid.uuid4().hex[:8]}"
     try:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
+        with psycopg.connect(server, autocommit=True) as admin:  # as README says to
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE 'C'"
+                          " ENCODING 'UTF8'")
+        load_before = os.getloadavg()
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "mdm.toml").write_text("")
@@ -187,10 +191,14 @@ def main() -> None:
             measure(sqlite, inputs, args.repeat, snapshot=seed)
             measure(pg, inputs, args.repeat, seed_from=str(seed) if seed.exists() else None)
             report(sqlite, pg)
+            load = {"before": load_before, "after": os.getloadavg()}
+            print("load average (1, 5, 15 min): before "
+                  + ", after ".join(" ".join(f"{x:.2f}" for x in v) for v in load.values()))
             if args.json:
-                print(json.dumps({b.name: {k: v[0] if not v[1] else v[1]
-                                           for k, v in b.times.items()} for b in (sqlite, pg)},
-                                 indent=2))
+                figures: dict[str, Any] = {b.name: {k: v[0] if not v[1] else v[1]
+                                                    for k, v in b.times.items()}
+                                           for b in (sqlite, pg)}
+                print(json.dumps({**figures, "load average": load}, indent=2))
     finally:
         if args.pg:
             with psycopg.connect(server, autocommit=True) as admin:
