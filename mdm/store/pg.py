@@ -380,6 +380,11 @@ class PgDatabase(Database):
         """Commit (with any deferred writes, in one round trip), then vacuum and analyse
         the tables the transaction loaded in bulk."""
         loaded, self._loaded = self._loaded, {}
+        bulk = sorted(t for t, n in loaded.items() if n >= BULK_ROWS)
+        if bulk:
+            # Durable before it returns, whatever the server's default: VACUUM can only
+            # mark the new rows visible to all once their commit is on disk.
+            self._deferred.append("SET LOCAL synchronous_commit = on")
         try:
             self._run("COMMIT")
         except psycopg.Error as exc:
@@ -387,7 +392,7 @@ class PgDatabase(Database):
             raise self.failed(exc) from None
         finally:
             self._in_transaction = False
-        for table in sorted(t for t, n in loaded.items() if n >= BULK_ROWS):
+        for table in bulk:
             self.tidy(table)
 
     def tidy(self, table: str) -> None:

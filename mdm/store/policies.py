@@ -138,8 +138,13 @@ def record_push(db: Database, device_id: int, sha256: str, at: str,
     facts = "UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE device_id = ?"
     contact_args = [sha256, at, at, at, device_id]
     facts_args = [status, policy_file, device_id]
-    if db.dialect.name == "postgresql":
-        db.defer(f"WITH e AS ({insert}), d AS ({contact}) {facts}",
+    if db.dialect.name == "postgresql":  # the events keyed here, as the insert trigger
+        rows = ", ".join(f"({n}, ?::bigint, ?, ?, ?, ?)" for n in range(1, len(events) + 1))
+        keyed = ("INSERT INTO policy_events (id, device_id, sha256, event, at, detail)"
+                 " SELECT top.id + v.n, v.device_id, v.sha256, v.event, v.at, v.detail FROM"
+                 " (SELECT COALESCE(MAX(id), 0) AS id FROM policy_events) top,"
+                 f" (VALUES {rows}) AS v (n, device_id, sha256, event, at, detail)")
+        db.defer(f"WITH e AS ({keyed}), d AS ({contact}) {facts}",
                  [*values, *contact_args, *facts_args])
         return
     db.execute(insert, values)
