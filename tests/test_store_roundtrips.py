@@ -238,3 +238,69 @@ def test_a_bulk_load_is_vacuumed_and_analysed(backend: str, db: Database) -> Non
         "EXPLAIN SELECT o.officer_id FROM officers o"
         " ORDER BY o.area, o.station, o.surname, o.forename, o.officer_id"))
     assert "Index Only Scan using officers_listing" in plan, plan
+
+
+def test_a_write_wrongly_said_to_change_no_evidence_is_not_committed(backend: str,
+                                                                     db: Database) -> None:
+    """`evidential=False` lets PostgreSQL's next audit row skip its read of what changed;
+    if the statement did change an evidential row, the check before COMMIT still finds
+    it unsealed, and nothing is committed. (SQLite's audit row reads the change anyway.)"""
+    _stock(db, 0, 1)
+    before = audit.head(db)
+
+    def lie() -> None:
+        with transaction(db):
+            audit.record(db, "admin", "test.first", "inventory")
+            db.defer("UPDATE devices SET status = 'lost' WHERE serial = ?", ["R00000"],
+                     evidential=False)
+            audit.record(db, "admin", "test.second", "device:R00000")
+
+    if backend.startswith("postgresql"):
+        with pytest.raises(RuntimeError, match="evidential rows changed without an audit row"):
+            lie()
+        assert audit.head(db) == before
+        assert db.scalar("SELECT status FROM devices") == "delivered"
+    else:
+        lie()
+        assert db.scalar("SELECT status FROM devices") == "lost"
+    assert audit.verify(db).ok
+
+
+class _Counting:
+    """A psycopg connection that counts the statements (messages) sent through it."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.sent = conn, 0
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent += 1
+        return self.conn.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_recording_a_push_costs_round_trips_per_batch_not_per_device(backend: str,
+                                                                     db: Database) -> None:
+    """On PostgreSQL a batch of pushed devices is recorded in three messages to the server
+    (BEGIN with the write lock and the chain head; every device's writes with the check
+    before commit; the COMMIT), however many devices it holds."""
+    if not backend.startswith("postgresql"):
+        return  # (SQLite: function calls, no round trips)
+    _stock(db, 0, 40)
+    ids = [r["id"] for r in db.query("SELECT id FROM devices ORDER BY id")]
+    counting = _Counting(db.pg)  # type: ignore[attr-defined]
+    db.pg = counting  # type: ignore[attr-defined]
+    try:
+        for batch in (ids[:10], ids[10:40]):
+            counting.sent = 0
+            with transaction(db):
+                for device in batch:
+                    policy_rows.record_push(db, device, "ab" * 32, STAMP,
+                                            [("sent", None), ("applied", "{}")], "{}", None)
+                    audit.record(db, "admin", "policy.push", f"device:{device}")
+            assert counting.sent == 3, (len(batch), counting.sent)
+    finally:
+        db.pg = counting.conn  # type: ignore[attr-defined]
+    assert db.scalar("SELECT COUNT(*) FROM policy_events") == 80
+    assert audit.verify(db).ok

@@ -190,7 +190,7 @@ class PgDatabase(Database):
         """Return the error to raise for a psycopg failure (itself if it is not the server's)."""
         return translate(exc, self.path, self.wait) or exc
 
-    def defer(self, sql: str, params: Params = ()) -> None:
+    def defer(self, sql: str, params: Params = (), evidential: bool = True) -> None:
         """Run a write whose result nobody reads, with the next statement.
 
         Inside a transaction the statement waits, and goes to the server in one message
@@ -203,7 +203,14 @@ class PgDatabase(Database):
         INSERT's, UPDATE's or DELETE's do. Its failure is raised, translated like any
         other, by that next call, and the transaction rolls back as for any failed
         statement. Outside a transaction it runs now.
+
+        `evidential` False says the statement changes no evidential row (evidence.EVIDENCE:
+        no update of those tables' proved columns, no new operator, device or assignment),
+        so an audit row after it need not read what was changed; `transaction()` still
+        reads that before it commits, and refuses to commit if the statement did.
         """
+        if evidential:
+            self.statements += 1
         if not self._in_transaction:
             self.execute(sql, params)
             return
@@ -241,6 +248,7 @@ class PgDatabase(Database):
 
     def _run(self, sql: str, params: Params = ()) -> Any:
         """Run one statement, after the deferred writes and in the same round trip."""
+        self.statements += 1
         if _DISCARDS.match(sql):
             self._forget_prepared()
         if not self._deferred:
@@ -277,6 +285,7 @@ class PgDatabase(Database):
         """Run one statement for many rows (inside the caller's transaction)."""
         rows = list(rows)
         self.flush()
+        self.statements += 1
         cursor = self.pg.cursor()
         if not rows:
             return cursor
@@ -314,6 +323,7 @@ class PgDatabase(Database):
         """Append many rows to one table with COPY (inside the caller's transaction)."""
         count, rows = 0, list(rows)  # read first: the rows may come from this connection
         self.flush()
+        self.statements += 1
         try:
             with self.pg.cursor() as cursor, cursor.copy(
                     f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -325,32 +335,46 @@ class PgDatabase(Database):
         self._note_loaded(table, count)
         return count
 
-    def begin(self) -> None:
-        """Open a write transaction holding the write lock; say so if it has to wait."""
+    def begin(self, then: str | None = None) -> Any:
+        """Open a write transaction holding the write lock; say so if it has to wait.
+
+        `then`, a query, runs as soon as the lock is held, in the same round trip; its
+        first row is returned (None without one).
+        """
         first = min(NOTICE_AFTER, self.wait)
-        if self._lock(first):
-            return
+        taken, row = self._lock(first, then)
+        if taken:
+            return row
         if first >= self.wait:
             raise self.busy()
         if self.on_wait:
             self.on_wait(self.lock_holder())
-        if not self._lock(self.wait - first):
+        taken, row = self._lock(self.wait - first, then)
+        if not taken:
             raise self.busy()
+        return row
 
-    def _lock(self, seconds: float) -> bool:
-        """BEGIN and take the write lock within `seconds`; False (rolled back) if not."""
+    def _lock(self, seconds: float, then: str | None) -> tuple[bool, Any]:
+        """BEGIN and take the write lock within `seconds`, then run `then`; (False, None),
+        rolled back, if the lock did not come."""
         # One round trip: BEGIN, the lock's timeout, the lock, then the timeout for row
         # locks (not expected to wait, as writers are serialised, but bounded all the same).
         first, rest = max(1, int(seconds * 1000)), max(1, int(self.wait * 1000))
         self._in_transaction = True
+        self.statements += 1
         try:
-            self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
-                            f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
-                            f" SET LOCAL lock_timeout = '{rest}ms'")
-            return True
+            cursor = self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
+                                     f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                                     f" SET LOCAL lock_timeout = '{rest}ms'"
+                                     + (f"; {then}" if then else ""))
+            if not then:
+                return True, None
+            while cursor.nextset():
+                pass
+            return True, cursor.fetchone()
         except pgerrors.LockNotAvailable:
             self.rollback()
-            return False
+            return False, None
         except psycopg.Error as exc:
             self.rollback()
             raise self.failed(exc) from None
