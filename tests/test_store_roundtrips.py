@@ -19,6 +19,7 @@ from mdm.store import custody as custody_rows
 from mdm.store import devices as device_rows
 from mdm.store import officers as officer_rows
 from mdm.store import policies as policy_rows
+from mdm.store import queue as queue_rows
 from mdm.store.db import Database
 from mdm.store.failures import is_constraint
 
@@ -171,6 +172,7 @@ def test_long_lists_of_values_find_the_same_rows(db: Database) -> None:
                                     for i in range(0, 700, 2)])
         db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)",
                        [(f"35{i:013d}", i + 1) for i in range(700)])
+        db.execute("UPDATE devices SET status = 'enrolled' WHERE id <= 100")
         audit.record(db, "admin", "test.assign", "inventory")
     people = [f"O{i:05d}" for i in range(600)]
     assert len(device_rows.held_by(db, people)) == 300
@@ -184,6 +186,9 @@ def test_long_lists_of_values_find_the_same_rows(db: Database) -> None:
     assert device_rows.with_serials(db, []) == []
     assert device_rows.imei_owners(db, [f"35{i:013d}" for i in range(0, 600, 3)]) == {
         f"35{i:013d}": i + 1 for i in range(0, 600, 3)}
+    managed = queue_rows.managed_without_wipe(db, list(range(1, 501)))
+    assert [r["serial"] for r in managed] == [f"R{i:05d}" for i in range(100)]
+    assert len(queue_rows.devices_by_id(db, list(range(1, 501)))) == 500
     refs = ["O00001", "P00002", "c00003", "nobody"]
     assert sorted(r["officer_id"] for r in officer_rows.by_refs(db, refs)) == [
         "O00001", "O00002", "O00003"]
