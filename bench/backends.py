@@ -12,7 +12,12 @@ push's batches). Without --pg it starts a throw-away PostgreSQL cluster on loopb
 (tests/pgcluster.py) and stops it after. A step that fails on a backend is reported with
 its error instead of a time; if an import fails on PostgreSQL, the PostgreSQL inventory
 is seeded with `mdm inventory copy` from the SQLite one, so the later steps still run.
-Aim: PostgreSQL within 2x of SQLite for every figure.
+The PostgreSQL database is made as README's "Several sites" says (`--locale=C`). Each
+step gives its wall time and its CPU time: the mdm process's, and on PostgreSQL also the
+server's over the same span (the throw-away cluster's processes; not measured with
+--pg), since the server's work is part of what a command costs there. The load average
+before and after the run is printed beside them: on a shared machine the wall times
+follow it, the CPU times much less. Aim: PostgreSQL within 2x of SQLite for every figure.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,24 +56,72 @@ rows = [{**r, "compiled": Compiled()} for r in db.query(
     "SELECT id, serial, applied_policy FROM devices ORDER BY id LIMIT 500")]
 outcome, unchanged = Outcome(), []
 status = {"state": "applied", "nonComplianceDetails": []}
-start = time.perf_counter()
+print("start", flush=True)
+sys.stdin.readline()  # the parent reads the server's CPU time here
+start, cpu = time.perf_counter(), time.process_time()
 for first in range(0, len(rows), 25):  # the push records its results in batches
     with transaction(db):
         for row in rows[first:first + 25]:
             push.record_applied(db, "bench", row, Applied(True, status, "cd" * 32),
                                 "2026-01-01T00:00:00Z", outcome, unchanged)
-print(len(outcome.done), time.perf_counter() - start)
+print(len(outcome.done), time.perf_counter() - start, time.process_time() - cpu, flush=True)
+sys.stdin.readline()
 """
 
+# One step's figures: wall seconds, the mdm process's CPU seconds, the PostgreSQL server's
+# CPU seconds over the same span (0 for SQLite; NaN when the server is not local), and
+# an error ('' when it ran).
+Figures = tuple[float, float, float, str]
+NAN = float("nan")
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Time one whole process; return (seconds, '') or (nan, its error's first line)."""
+
+class Server:
+    """The CPU time of a local PostgreSQL cluster: its postmaster's own and its children's
+    (the backends that serve mdm's connections, reaped ones included). `pid` 0: no server
+    (SQLite); None: a server elsewhere, not measured."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+
+    def cpu(self) -> float:
+        if self.pid is None:
+            return NAN
+        if self.pid == 0:
+            return 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        total = _ticks(self.pid, reaped=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.pid:
+                    total += _ticks(int(entry.name), reaped=True)
+        return total / tick
+
+
+def _ticks(pid: int, reaped: bool) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0  # it has just ended (its time goes to its parent's reaped children)
+    # utime, stime, then the times of its reaped children (cutime, cstime)
+    return int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped
+                                                 else 0)
+
+
+def run(cmd: list[str], env: dict[str, str], server: Server) -> Figures:
+    """Time one whole process; its error's first line instead, if it fails."""
+    before, served = resource.getrusage(resource.RUSAGE_CHILDREN), server.cpu()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode == 0:
-        return took, ""
-    return float("nan"), _error(done.stderr, done.returncode)
+        return took, cpu, server.cpu() - served, ""
+    return NAN, NAN, NAN, _error(done.stderr, done.returncode)
 
 
 def _error(stderr: str, code: int) -> str:
@@ -77,49 +131,73 @@ def _error(stderr: str, code: int) -> str:
     return ((said or lines or [f"exit {code}"])[0 if said else -1])[:200]
 
 
-def best(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, str]:
+def best(cmd: list[str], env: dict[str, str], repeat: int, server: Server) -> Figures:
+    """The median of each figure over `repeat` runs."""
     runs = []
     for _ in range(repeat):
-        took, error = run(cmd, env)
-        if error:
-            return took, error
-        runs.append(took)
-    return statistics.median(runs), ""
+        figures = run(cmd, env, server)
+        if figures[3]:
+            return figures
+        runs.append(figures)
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+            statistics.median(r[2] for r in runs), "")
+
+
+def record_push(backend: Backend) -> Figures:
+    """Record a 500-device push, timed inside its process (not its start-up)."""
+    with subprocess.Popen([sys.executable, "-c", RECORD_PUSH, backend.inventory],
+                          env=backend.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
+        assert child.stdin and child.stdout and child.stderr
+        ready = child.stdout.readline()
+        served = backend.server.cpu()
+        if ready.strip() == "start":
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            said = child.stdout.readline().split()
+            served = backend.server.cpu() - served
+            child.stdin.write("done\n")
+            child.stdin.flush()
+        error = child.stderr.read()
+        child.wait(timeout=600)
+    if child.returncode != 0 or ready.strip() != "start" or len(said) != 3:
+        return NAN, NAN, NAN, _error(error, child.returncode)
+    return float(said[1]), float(said[2]), served, ""
 
 
 class Backend:
-    def __init__(self, name: str, inventory: str, folder: Path) -> None:
+    def __init__(self, name: str, inventory: str, folder: Path, server: Server) -> None:
         self.name = name
         self.inventory = inventory
         self.env = {**os.environ, "MDM_DB": inventory, "MDM_OPERATOR": "bench",
                     "MDM_CONFIG": str(folder / "mdm.toml")}
-        self.times: dict[str, tuple[float, str]] = {}
+        self.server = server
+        self.times: dict[str, Figures] = {}
 
 
 def measure(backend: Backend, inputs: dict[str, Any], repeat: int,
             seed_from: str | None = None, snapshot: Path | None = None) -> None:
     mdm = [sys.executable, "-m", "mdm"]
-    env, t = backend.env, backend.times
-    run(mdm + ["operators", "add", "bench"], env)
-    t["import roster"] = run(mdm + ["officers", "import", str(inputs["roster"])], env)
-    t["import manifest"] = run(mdm + ["enrol", "import", str(inputs["manifest"])], env)
+    env, t, server = backend.env, backend.times, backend.server
+    run(mdm + ["operators", "add", "bench"], env, server)
+    t["import roster"] = run(mdm + ["officers", "import", str(inputs["roster"])], env, server)
+    t["import manifest"] = run(mdm + ["enrol", "import", str(inputs["manifest"])], env,
+                               server)
     if snapshot:  # the imported inventory, before allocation: the other backend's seed
-        run(mdm + ["inventory", "copy", backend.inventory, str(snapshot)], env)
-    if seed_from and (t["import roster"][1] or t["import manifest"][1]):
+        run(mdm + ["inventory", "copy", backend.inventory, str(snapshot)], env, server)
+    if seed_from and (t["import roster"][3] or t["import manifest"][3]):
         t["(seed by inventory copy)"] = run(
-            mdm + ["inventory", "copy", seed_from, backend.inventory, "--replace"], env)
+            mdm + ["inventory", "copy", seed_from, backend.inventory, "--replace"], env,
+            server)
     t["devices show SERIAL"] = best(mdm + ["devices", "show", inputs["serial"], "--json"],
-                                    env, repeat)
+                                    env, repeat, server)
     t[f"officers list --station {inputs['station']}"] = best(
-        mdm + ["officers", "list", "--station", inputs["station"]], env, repeat)
-    t["officers list (every officer)"] = best(mdm + ["officers", "list"], env, repeat)
+        mdm + ["officers", "list", "--station", inputs["station"]], env, repeat, server)
+    t["officers list (every officer)"] = best(mdm + ["officers", "list"], env, repeat,
+                                              server)
     t["assign --from (1,500 rows)"] = run(mdm + ["assign", "--from",
-                                                 str(inputs["allocation"])], env)
-    done = subprocess.run([sys.executable, "-c", RECORD_PUSH, backend.inventory], env=env,
-                          capture_output=True, text=True)
-    t["record a 500-device push"] = ((float(done.stdout.split()[1]), "")
-                                     if done.returncode == 0 else
-                                     (float("nan"), _error(done.stderr, done.returncode)))
+                                                 str(inputs["allocation"])], env, server)
+    t["record a 500-device push"] = record_push(backend)
 
 
 def inputs_in(folder: Path, people: int, devices: int) -> dict[str, Any]:
@@ -141,18 +219,26 @@ def inputs_in(folder: Path, people: int, devices: int) -> dict[str, Any]:
 
 
 def report(sqlite: Backend, pg: Backend) -> None:
-    print(f"{'step':<36}{'sqlite s':>10}{'postgresql s':>14}{'ratio':>8}")
+    """Wall seconds and their ratio; then CPU seconds: SQLite's process, PostgreSQL's
+    process + its server's, and the ratio of those sums."""
+    print(f"{'step':<34}{'sqlite s':>9}{'pg s':>8}{'ratio':>7}   {'sqlite cpu':>10}"
+          f"{'pg cpu':>8}{'+server':>8}{'ratio':>7}")
     for step in dict.fromkeys([*sqlite.times, *pg.times]):
-        a, a_err = sqlite.times.get(step, (float("nan"), "not run"))
-        b, b_err = pg.times.get(step, (float("nan"), "not run"))
-        ratio = f"{b / a:.2f}" if not (a_err or b_err) and a > 0 else "-"
-        shown = [("-" if err == "not run" else "fails") if err else f"{secs:.3f}"
-                 for secs, err in ((a, a_err), (b, b_err))]
-        print(f"{step:<36}{shown[0]:>10}{shown[1]:>14}{ratio:>8}")
+        a = sqlite.times.get(step, (NAN, NAN, NAN, "not run"))
+        b = pg.times.get(step, (NAN, NAN, NAN, "not run"))
+        ok = not (a[3] or b[3])
+
+        def shown(value: float, error: str) -> str:
+            return ("-" if error == "not run" else "fails") if error else f"{value:.3f}"
+
+        wall = f"{b[0] / a[0]:.2f}" if ok and a[0] > 0 else "-"
+        cpu = f"{(b[1] + b[2]) / a[1]:.2f}" if ok and a[1] > 0 and b[2] == b[2] else "-"
+        print(f"{step:<34}{shown(a[0], a[3]):>9}{shown(b[0], b[3]):>8}{wall:>7}   "
+              f"{shown(a[1], a[3]):>10}{shown(b[1], b[3]):>8}{shown(b[2], b[3]):>8}{cpu:>7}")
     for backend in (sqlite, pg):
-        for step, (_, error) in backend.times.items():
-            if error and error != "not run":
-                print(f"  {backend.name}: {step}: {error}")
+        for step, figures in backend.times.items():
+            if figures[3] and figures[3] != "not run":
+                print(f"  {backend.name}: {step}: {figures[3]}")
 
 
 def main() -> None:
@@ -175,22 +261,29 @@ def main() -> None:
         server = cluster.url
     name = f"mdm_bench_{uuid.uuid4().hex[:8]}"
     try:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
+        with psycopg.connect(server, autocommit=True) as admin:  # as README says to
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE 'C'"
+                          " ENCODING 'UTF8'")
+        load_before = os.getloadavg()
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "mdm.toml").write_text("")
             inputs = inputs_in(folder, args.people, args.devices)
-            sqlite = Backend("sqlite", str(folder / "bench.db"), folder)
-            pg = Backend("postgresql", server.rsplit("/", 1)[0] + "/" + name, folder)
+            sqlite = Backend("sqlite", str(folder / "bench.db"), folder, Server(0))
+            pg = Backend("postgresql", server.rsplit("/", 1)[0] + "/" + name, folder,
+                         Server(cluster.pid if cluster else None))
             seed = folder / "seed.db"  # the SQLite inventory before its allocation
             measure(sqlite, inputs, args.repeat, snapshot=seed)
             measure(pg, inputs, args.repeat, seed_from=str(seed) if seed.exists() else None)
             report(sqlite, pg)
+            load = {"before": load_before, "after": os.getloadavg()}
+            print("load average (1, 5, 15 min): before "
+                  + ", after ".join(" ".join(f"{x:.2f}" for x in v) for v in load.values()))
             if args.json:
-                print(json.dumps({b.name: {k: v[0] if not v[1] else v[1]
-                                           for k, v in b.times.items()} for b in (sqlite, pg)},
-                                 indent=2))
+                figures: dict[str, Any] = {b.name: {
+                    k: {"wall": v[0], "cpu": v[1], "server cpu": v[2]} if not v[3] else v[3]
+                    for k, v in b.times.items()} for b in (sqlite, pg)}
+                print(json.dumps({**figures, "load average": load}, indent=2))
     finally:
         if args.pg:
             with psycopg.connect(server, autocommit=True) as admin:

@@ -206,9 +206,9 @@ def transaction(db: Database) -> Iterator[Database]:
 @contextmanager
 def _pg_transaction(db: PgDatabase) -> Iterator[None]:
     """PostgreSQL's transaction(): the advisory write lock instead of BEGIN IMMEDIATE."""
-    db.begin()
+    read = db.begin(evidence.BEGIN_SQL)  # the lock, and what the log's head is, at once
     try:
-        evidence.begin(db)
+        evidence.begin(db, read)
         yield
         unsealed = evidence.unsealed(db)
         if unsealed:

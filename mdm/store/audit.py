@@ -61,9 +61,13 @@ def record(db: Database, operator: str, action: str, subject: str,
     """Append one audit row; call inside the transaction that makes the change."""
     assert db.in_transaction, "audit.record must run inside store.transaction()"
     read: tuple[Any, Any] | None = None
-    if db.dialect.name == "postgresql":  # the head and the changes in one round trip
-        head, *changes = evidence.chain_head_and_changes(db)
-        read = (changes[0], changes[1])
+    if db.dialect.name == "postgresql":
+        known, head = evidence.known_head(db)  # if nothing evidential changed since
+        if known:
+            read = evidence.unchanged(db)
+        else:  # the head and the changes in one round trip
+            head, *changes = evidence.chain_head_and_changes(db)
+            read = (changes[0], changes[1])
     else:
         head = db.execute("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1"
                           ).fetchone()
@@ -79,9 +83,10 @@ def record(db: Database, operator: str, action: str, subject: str,
               " :before, :after, :prev_hash, :hash, :state)")
     head_sql = ("INSERT INTO audit_head (id, seq, hash) {} ON CONFLICT (id)"
                 " DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
-    if db.dialect.name == "postgresql":  # one round trip to the server, not two
-        db.execute(f"WITH a AS ({insert} RETURNING seq, hash) "
-                   + head_sql.format("SELECT 1, seq, hash FROM a"), row)
+    if db.dialect.name == "postgresql":  # one statement, sent with the next one
+        db.defer(f"WITH a AS ({insert} RETURNING seq, hash) "
+                 + head_sql.format("SELECT 1, seq, hash FROM a"), row, evidential=False)
+        evidence.sealed(db, (seq, row["hash"], at))
         return seq
     db.execute(insert, row)
     db.execute(head_sql.format("VALUES (1, ?, ?)"), [seq, row["hash"]])

@@ -54,9 +54,25 @@ def held_at(db: Database, device_id: int, at: str) -> dict[str, Any] | None:
 
 
 def open_many(db: Database, rows: Iterable[tuple[int, str, str, str, str]]) -> None:
-    """Open assignments: (device_id, officer_id, opened_at, opened_by, open_reason) each."""
-    db.executemany("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
-                   " open_reason) VALUES (?, ?, ?, ?, ?)", rows)
+    """Open assignments: (device_id, officer_id, opened_at, opened_by, open_reason) each.
+
+    PostgreSQL takes them as one statement over arrays, keyed here in order from the
+    highest id (as its insert trigger would key each, one query per row; writers are
+    serialised, so the keys are free).
+    """
+    if db.dialect.name != "postgresql":
+        db.executemany("INSERT INTO assignments (device_id, officer_id, opened_at, opened_by,"
+                       " open_reason) VALUES (?, ?, ?, ?, ?)", rows)
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    if not columns:
+        return
+    db.execute("INSERT INTO assignments (id, device_id, officer_id, opened_at, opened_by,"
+               " open_reason) SELECT top.id + r.n, r.device_id, r.officer_id, r.opened_at,"
+               " r.opened_by, r.open_reason FROM (SELECT COALESCE(MAX(id), 0) AS id FROM"
+               " assignments) top, unnest(?::bigint[], ?::text[], ?::text[], ?::text[],"
+               " ?::text[]) WITH ORDINALITY AS r (device_id, officer_id, opened_at, opened_by,"
+               " open_reason, n) ORDER BY r.n", columns)
 
 
 def close(db: Database, assignment_id: int, operator: str, reason: str, at: str) -> None:
@@ -75,7 +91,7 @@ def serials_held_by(db: Database, officer_ids: Sequence[str]) -> dict[str, str]:
     """Map each of these officers who holds a device now to its serial (≤ 500)."""
     if not officer_ids:
         return {}
+    among, args = db.dialect.in_("a.officer_id", officer_ids)
     return dict(db.execute(
         "SELECT a.officer_id, d.serial FROM assignments a JOIN devices d ON d.id ="
-        " a.device_id WHERE a.closed_at IS NULL AND a.officer_id IN"
-        f" ({', '.join('?' * len(officer_ids))})", list(officer_ids)).fetchall())
+        f" a.device_id WHERE a.closed_at IS NULL AND {among}", args).fetchall())

@@ -51,6 +51,16 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise self.failed(exc) from None
 
+    # Statements that could have changed an evidential row, counted by PgDatabase (whose
+    # audit rows use it to spare a read; SQLite's reads cost no round trip).
+    statements = 0
+
+    def defer(self, sql: str, params: Params = (), evidential: bool = True) -> None:
+        """Run a write whose result nobody reads (now, on SQLite; PostgreSQL sends it with
+        the next statement, to spare a round trip: see PgDatabase.defer). `evidential`
+        False: it changes no evidential row (see store.evidence), whatever its triggers do."""
+        self.execute(sql, params)
+
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for many rows (inside the caller's transaction)."""
         try:

@@ -127,27 +127,33 @@ def held_by(db: Database, officer_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The devices (with holders) these officers hold now."""
     if not officer_ids:
         return []
-    return db.query(f"{_HOLDER_SELECT} WHERE a.officer_id IN ({_marks(len(officer_ids))})",
-                    list(officer_ids))
+    among, args = db.dialect.in_("a.officer_id", officer_ids)
+    return db.query(f"{_HOLDER_SELECT} WHERE {among}", args)
 
 
 def with_serials(db: Database, serials: Sequence[str]) -> list[dict[str, Any]]:
     """The devices (with holders) whose serial is one of these, in any case (≤ 500)."""
-    return db.query(f"{_HOLDER_SELECT} WHERE {db.dialect.iin('d.serial', len(serials))}",
-                    list(serials))
+    if not serials:
+        return []
+    among, args = db.dialect.iin_values("d.serial", serials)
+    return db.query(f"{_HOLDER_SELECT} WHERE {among}", args)
 
 
 def imei_owners(db: Database, imeis: Sequence[str]) -> dict[str, int]:
     """Which device id has each of these IMEIs (those known; ≤ 500)."""
-    return dict(db.execute(f"SELECT imei, device_id FROM device_imeis WHERE imei IN"
-                           f" ({_marks(len(imeis))})", list(imeis)).fetchall())
+    if not imeis:
+        return {}
+    among, args = db.dialect.in_("imei", imeis)
+    return dict(db.execute(f"SELECT imei, device_id FROM device_imeis WHERE {among}",
+                           args).fetchall())
 
 
 def with_ids(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
     """The devices (with holders) with these ids (≤ 500)."""
     if not ids:
         return []
-    return db.query(f"{_HOLDER_SELECT} WHERE d.id IN ({_marks(len(ids))})", list(ids))
+    among, args = db.dialect.in_("d.id", ids)
+    return db.query(f"{_HOLDER_SELECT} WHERE {among}", args)
 
 
 def selected_with_holders(db: Database, where: str, args: Sequence[Any]

@@ -10,7 +10,9 @@ PostgreSQL migrations index. This module builds strings only: it imports no driv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,25 @@ class Dialect:
             return (f"({column} >= ? AND {column} < ?)",
                     [value, value[:-1] + chr(ord(value[-1]) + 1)])
         return f"starts_with({column}, ?)", [value]
+
+    def in_(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`column` is one of `values` (at least one), and the arguments to pass.
+
+        SQLite: `IN (?, …)`. PostgreSQL: `= ANY(?)` with the values as one array, so a
+        list of hundreds is one parameter: psycopg parses and the server plans the
+        statement once, not once per length of list.
+        """
+        if self.sqlite:
+            return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+        return f"{column} = ANY(?)", [list(values)]
+
+    def iin_values(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """`column` is one of `values` ignoring case, and the arguments to pass (as `iin`;
+        on PostgreSQL one array parameter, lower-cased by the server, as `ieq` does)."""
+        if self.sqlite:
+            return self.iin(column, len(values)), list(values)
+        return (f"lower({column}) = ANY(ARRAY(SELECT lower(v) FROM unnest(?::text[]) v))",
+                [list(values)])
 
     def iin(self, column: str, count: int) -> str:
         """Case-insensitive `column IN (?, …)` against `count` parameters."""

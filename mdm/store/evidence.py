@@ -126,20 +126,31 @@ class _Mark:
 
     stale: set[tuple[Any, Any]]  # evidential changes already noted (made outside mdm)
     tops: dict[str, int]  # the highest key of each append-only table (later ones are new)
+    # PostgreSQL: the chain head this transaction's last audit row made, and the count of
+    # the connection's statements then (db.statements): while it holds, nothing since
+    # can have changed an evidential row, and the next audit row need read nothing.
+    head: tuple[Any, Any, Any] | None = None  # (None: the log is empty)
+    sealed_at: int = -1  # (-1: not known)
 
 
+SMALL_SEAL = 50  # state rows up to this many go in one INSERT; more by COPY (PostgreSQL)
 _marks: dict[int, _Mark] = {}  # by id() of the connection in a transaction
 
 
-def begin(db: Database) -> None:
-    """Note where this transaction starts (called by store.transaction after BEGIN)."""
+def begin(db: Database, read: Sequence[Any] | None = None) -> None:
+    """Note where this transaction starts (called by store.transaction after BEGIN).
+
+    On PostgreSQL `read` is the row of BEGIN_SQL that the BEGIN's own round trip read
+    (read here if not given): with it the chain head is known, so the transaction's first
+    audit row need read nothing if nothing evidential has changed by then.
+    """
     if db.dialect.name == "postgresql":  # migrated before any transaction: no table missing
-        stale = {(t, typed_key(db, t, k)) for t, k in db.execute(
-            "SELECT tbl, key FROM audit_pending")}
-        highest = db.execute("SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t})"
-                                                   for t in APPENDED)).fetchone()
+        head, pending, highest = _head_row(read if read is not None
+                                           else db.execute(BEGIN_SQL).fetchone())
+        stale = {(t, typed_key(db, t, k)) for t, k in pending}
         _marks[id(db.conn)] = _Mark(stale, {t: top or 0 for t, top in zip(APPENDED, highest,
-                                                                           strict=True)})
+                                                                           strict=True)},
+                                    head, db.statements)
         return
     conn = db.conn  # raw: a missing table is expected here, not a damaged file
     try:
@@ -178,17 +189,58 @@ def _noted(db: Database, mark: _Mark) -> dict[str, list[Any]]:
     return keys
 
 
+_PENDING_SQL = ("(SELECT COALESCE(json_agg(json_build_array(tbl, key)), '[]') FROM"
+                " audit_pending)")
+_TOPS_SQL = ", ".join(f"(SELECT MAX(id) FROM {t})" for t in APPENDED)
+
+
+def _pending_and_tops(db: Database) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
+    """On PostgreSQL, in one round trip: the noted changes [(tbl, key), ...] and the
+    highest key of each append-only table."""
+    pending, *highest = db.execute(f"SELECT {_PENDING_SQL}, {_TOPS_SQL}").fetchone()
+    return [tuple(p) for p in pending], tuple(highest)
+
+
+def known_head(db: Database) -> tuple[bool, tuple[Any, Any, Any] | None]:
+    """On PostgreSQL, (True, the chain head as seq, hash, at; None for an empty log) when
+    this transaction knows it (read at BEGIN, or made by its last audit row) and no
+    statement since could have changed an evidential row; else (False, None)."""
+    mark = _marks.get(id(db.conn))
+    if mark is None or mark.sealed_at < 0 or mark.sealed_at != db.statements:
+        return False, None
+    return True, mark.head
+
+
+def unchanged(db: Database) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
+    """What chain_head_and_changes() would read after known_head(): no change noted, and
+    the append-only tables' highest keys as the last seal left them."""
+    mark = _mark(db)
+    return [], tuple(mark.tops[t] for t in APPENDED)
+
+
+def sealed(db: Database, head: tuple[Any, Any, Any]) -> None:
+    """Note the head an audit row has just made (its writes deferred, none evidential)."""
+    mark = _marks.get(id(db.conn))
+    if mark is not None and db.dialect.name == "postgresql":
+        mark.head, mark.sealed_at = head, db.statements
+
+
+# The chain head, the noted changes and the append-only tables' highest keys, in one row.
+BEGIN_SQL = (f"SELECT h.seq, h.hash, h.at, {_PENDING_SQL}, {_TOPS_SQL} FROM (SELECT 1) one"
+             " LEFT JOIN (SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1) h ON true")
+
+
+def _head_row(row: Sequence[Any]) -> tuple[Any, list[tuple[Any, Any]], tuple[Any, ...]]:
+    head_seq, head_hash, head_at, pending, *highest = row
+    head = (head_seq, head_hash, head_at) if head_seq is not None else None
+    return head, [tuple(p) for p in pending], tuple(highest)
+
+
 def chain_head_and_changes(db: Database) -> tuple[Any, Any, Any]:
     """On PostgreSQL, read in one round trip what an audit row needs before it is sealed:
     the chain head (seq, hash, at, or None), the noted changes ([[tbl, key], ...]) and the
     highest key of each append-only table. Call it holding the write lock."""
-    tops = ", ".join(f"(SELECT MAX(id) FROM {t})" for t in APPENDED)
-    head_seq, head_hash, head_at, pending, *highest = db.execute(
-        "SELECT h.seq, h.hash, h.at, (SELECT COALESCE(json_agg(json_build_array(tbl, key)),"
-        f" '[]') FROM audit_pending), {tops} FROM (SELECT 1) one LEFT JOIN (SELECT seq,"
-        " hash, at FROM audit ORDER BY seq DESC LIMIT 1) h ON true").fetchone()
-    head = (head_seq, head_hash, head_at) if head_seq is not None else None
-    return head, [tuple(p) for p in pending], tuple(highest)
+    return _head_row(db.execute(BEGIN_SQL).fetchone())
 
 
 def seal(db: Database, seq: int, read: tuple[Any, Any] | None = None) -> str | None:
@@ -265,14 +317,20 @@ def _seal_pg(db: Database, seq: int, mark: _Mark,
         found = dict(hashed(db, table, f"WHERE CAST({pk} AS TEXT) IN (SELECT key FROM"
                                        " audit_pending WHERE tbl = ?)", [table]))
         rows += [(table, key, found.get(key)) for key in wanted]
-    if rows:
-        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"),
-                     [(seq, table, str(key), digest) for table, key, digest in rows])
+    state = [(seq, table, str(key), digest) for table, key, digest in rows]
+    if len(state) > SMALL_SEAL:  # an import's thousands: COPY
+        db.copy_rows("audit_state", ("seq", "tbl", "key", "row_hash"), state)
+    elif state:  # a device's few: sent with the next statement, no round trip of its own
+        db.defer("INSERT INTO audit_state (seq, tbl, key, row_hash) VALUES "
+                 + ", ".join(["(?, ?, ?, ?)"] * len(state)), [v for r in state for v in r],
+                 evidential=False)
     if pending and mark.stale:
-        db.executemany("DELETE FROM audit_pending WHERE tbl = ? AND key = ?",
-                       [(t, k) for t, k in pending if (t, typed_key(db, t, k)) not in mark.stale])
+        for t, k in pending:
+            if (t, typed_key(db, t, k)) not in mark.stale:
+                db.defer("DELETE FROM audit_pending WHERE tbl = ? AND key = ?", [t, k],
+                         evidential=False)
     elif pending:
-        db.execute("DELETE FROM audit_pending")
+        db.defer("DELETE FROM audit_pending", evidential=False)
     if not rows:
         return None
     count, digest = state_digest(state_entry(t, k, h) for t, k, h in rows)
@@ -284,6 +342,14 @@ def unsealed(db: Database) -> list[tuple[str, Any]]:
     mark = _marks.get(id(db.conn))
     if mark is None:
         return []
+    if db.dialect.name == "postgresql":  # one round trip
+        pending, highest = _pending_and_tops(db)
+        found = [(t, k) for t, k in ((t, typed_key(db, t, raw)) for t, raw in pending)
+                 if (t, k) not in mark.stale and not (
+                     t in mark.tops and isinstance(k, int) and k > mark.tops[t])]
+        found += [(t, top) for t, top in zip(APPENDED, highest, strict=True)
+                  if (top or 0) > mark.tops[t]]
+        return found[:5]
     found = [(t, k) for t, ks in _noted(db, mark).items() for k in ks]
     for table in APPENDED:
         top = db.scalar(f"SELECT MAX(id) FROM {table}") or 0

@@ -9,25 +9,53 @@ write transaction first takes one transaction-scoped advisory lock, so the audit
 head is read and extended by one writer at a time and two sites can never fork it. The
 connection runs in autocommit, so a read outside `transaction()` sees every commit.
 psycopg is imported only here, and this module only when the inventory is a URL.
+
+Round trips to the server are what a command pays for on PostgreSQL where SQLite makes a
+function call, so this module spends as few as it can: a write whose result nobody reads
+(`defer`) waits to go with the next statement, in one message to the server; the
+schema check at every start is one query; rows are read in blocks; a table that a
+transaction loaded in bulk is vacuumed after the commit, so the planner sees it as it
+is (an index-only listing, not a sort of the whole table).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
-
-import psycopg
-import psycopg.errors as pgerrors
-from psycopg.conninfo import conninfo_to_dict
 
 import mdm.store.dialect as dialect
 from mdm.errors import MdmError
 from mdm.store.db import Database, Params
 from mdm.store.failures import NoInventory, StoreError
 from mdm.timeutil import now
+
+
+def _skip_version_lookups() -> None:
+    """Spare psycopg's import its two `importlib.metadata` version look-ups.
+
+    psycopg and psycopg-binary each read their own version from the installed package's
+    metadata when imported, only to show it; that imports importlib.metadata and the
+    email package and scans site-packages: ~40 ms of a read command's ~0.2 s of psycopg.
+    The version modules are given here instead, naming psycopg's version as unknown.
+    """
+    for name in ("psycopg.version", "psycopg_binary.version"):
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            module.__version__ = "0.0.0.0"  # type: ignore[attr-defined]  # as psycopg's own fallback
+            sys.modules[name] = module
+
+
+if "psycopg" not in sys.modules:
+    _skip_version_lookups()
+
+import psycopg  # noqa: E402  (after the version modules above)
+import psycopg.errors as pgerrors  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 SCHEMES = ("postgresql://", "postgres://")
 # The advisory lock every write transaction takes first (any constant; "mdm" in ASCII).
@@ -78,10 +106,51 @@ def translate_sql(sql: str, named: bool) -> str:
     return sql.replace("?", "%s")
 
 
+# Statements PREPARE takes (the rest go in a batch as they are).
+_PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
+# Statements after which psycopg deallocates every prepared statement of the connection.
+_DISCARDS = re.compile(r"\s*(DROP|ALTER|ROLLBACK|DISCARD|DEALLOCATE)\b", re.IGNORECASE)
+
+
+def _server_prepared(sql: str, named: bool, number: int) -> tuple[str, list[str], str]:
+    """(name, the parameters' names in `$n` order, the statement with `$n` placeholders)
+    for preparing a `?`- or `:name`-style statement on the server."""
+    order: list[str] = []
+    if named:
+        def mark(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+        text = _NAMED.sub(mark, sql)
+    else:
+        parts = sql.split("?")
+        text = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+    return f"mdm_deferred_{number}", order, text
+
+
 def _prepare(sql: str, params: Params) -> tuple[str, Params | None]:
     if not params:
         return sql, None  # without parameters psycopg sends the text as it is
     return translate_sql(sql, isinstance(params, dict)), params
+
+
+# A table that one transaction loaded with at least this many rows is vacuumed after the
+# commit (an import; a push's few rows are autovacuum's to mind).
+BULK_ROWS = 5000
+_INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
+
+
+class BlockCursor(psycopg.Cursor[Any]):
+    """psycopg's cursor, iterated a block of rows at a time.
+
+    Row-by-row iteration runs psycopg's checks for every row (~8 µs: 0.35 s of a
+    45,000-officer list); `fetchmany` converts a block in one call. `fetchone` and
+    `next()` behave as psycopg's own.
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        while rows := self.fetchmany(1000):
+            yield from rows
 
 
 class PgDatabase(Database):
@@ -102,6 +171,12 @@ class PgDatabase(Database):
         self.wait = wait
         self.on_wait = on_wait
         self._in_transaction = False
+        self._deferred: list[str] = []  # writes (parameters bound) waiting for the next statement
+        self._binder: psycopg.ClientCursor[Any] | None = None
+        # Deferred statements prepared on the server: (sql, named) -> (name, argument order)
+        self._prepared: dict[tuple[str, bool], tuple[str, list[str]]] = {}
+        self._prepare_count = 0  # names are never reused
+        self._loaded: dict[str, int] = {}  # rows this transaction loaded in bulk, by table
 
     @property
     def in_transaction(self) -> bool:
@@ -115,16 +190,102 @@ class PgDatabase(Database):
         """Return the error to raise for a psycopg failure (itself if it is not the server's)."""
         return translate(exc, self.path, self.wait) or exc
 
+    def defer(self, sql: str, params: Params = (), evidential: bool = True) -> None:
+        """Run a write whose result nobody reads, with the next statement.
+
+        Inside a transaction the statement waits, and goes to the server in one message
+        with the next statement this connection runs (or the COMMIT), so one round trip
+        and one call into psycopg serve them all. Each deferred statement is prepared on
+        the server once per connection (`PREPARE`, so it is planned once, as psycopg's own
+        prepared statements are) and sent as `EXECUTE name(values)`, the values written in
+        as literals by psycopg's client-side binding: so its parameters must take their
+        types from the statement (a column they are stored in or compared with), as an
+        INSERT's, UPDATE's or DELETE's do. Its failure is raised, translated like any
+        other, by that next call, and the transaction rolls back as for any failed
+        statement. Outside a transaction it runs now.
+
+        `evidential` False says the statement changes no evidential row (evidence.EVIDENCE:
+        no update of those tables' proved columns, no new operator, device or assignment),
+        so an audit row after it need not read what was changed; `transaction()` still
+        reads that before it commits, and refuses to commit if the statement did.
+        """
+        if evidential:
+            self.statements += 1
+        if not self._in_transaction:
+            self.execute(sql, params)
+            return
+        self._deferred.append(self._bound(sql, params, prepared=True))
+
+    def _bound(self, sql: str, params: Params, prepared: bool) -> str:
+        """The text that runs one statement with these parameters in a batch: `EXECUTE` of
+        a statement prepared on the server (`prepared`, or a statement without parameters,
+        which has no types to infer), else the statement with its values written in."""
+        named = isinstance(params, dict)
+        if self._binder is None:
+            self._binder = psycopg.ClientCursor(self.pg)
+        if not _PREPARABLE.match(sql) or (params and not prepared):
+            if not params:
+                return sql  # (COMMIT: nothing to plan)
+            return self._binder.mogrify(translate_sql(sql, named), params)
+        prepare = ""
+        if (sql, named) not in self._prepared:
+            self._prepare_count += 1
+            name, order, text = _server_prepared(sql, named, self._prepare_count)
+            self._prepared[(sql, named)] = (name, order)
+            prepare = f"PREPARE {name} AS {text};\n"
+        name, order = self._prepared[(sql, named)]
+        values = [params[k] for k in order] if isinstance(params, dict) else list(params)
+        if not values:
+            return f"{prepare}EXECUTE {name}"
+        marks = ", ".join(["%s"] * len(values))
+        return prepare + self._binder.mogrify(f"EXECUTE {name}({marks})", values)
+
+    def _forget_prepared(self) -> None:
+        """Forget the server-side statements: psycopg deallocates every prepared statement
+        after a ROLLBACK, DROP or ALTER, and a PREPARE in a failed batch may not have run.
+        The names are never reused, so one left on the server is only unused."""
+        self._prepared.clear()
+
+    def _run(self, sql: str, params: Params = ()) -> Any:
+        """Run one statement, after the deferred writes and in the same round trip."""
+        self.statements += 1
+        if _DISCARDS.match(sql):
+            self._forget_prepared()
+        if not self._deferred:
+            return self.pg.execute(*_prepare(sql, params))
+        waiting, self._deferred = self._deferred, []
+        try:
+            cursor = self.pg.execute(";\n".join([*waiting, self._bound(sql, params, False)]))
+        except BaseException:
+            self._forget_prepared()
+            raise
+        while cursor.nextset():  # the results of the deferred writes come first
+            pass
+        return cursor
+
+    def flush(self) -> None:
+        """Send the deferred writes now (one round trip), raising the first one's failure."""
+        if not self._deferred:
+            return
+        waiting, self._deferred = self._deferred, []
+        try:
+            self.pg.execute(";\n".join(waiting))
+        except psycopg.Error as exc:
+            self._forget_prepared()
+            raise self.failed(exc) from None
+
     def execute(self, sql: str, params: Params = ()) -> Any:
         """Run one statement."""
         try:
-            return self.pg.execute(*_prepare(sql, params))
+            return self._run(sql, params)
         except psycopg.Error as exc:
             raise self.failed(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> Any:
         """Run one statement for many rows (inside the caller's transaction)."""
         rows = list(rows)
+        self.flush()
+        self.statements += 1
         cursor = self.pg.cursor()
         if not rows:
             return cursor
@@ -132,7 +293,14 @@ class PgDatabase(Database):
             cursor.executemany(translate_sql(sql, isinstance(rows[0], dict)), rows)
         except psycopg.Error as exc:
             raise self.failed(exc) from None
+        into = _INSERT_INTO.match(sql)
+        if into:
+            self._note_loaded(into.group(1), len(rows))
         return cursor
+
+    def _note_loaded(self, table: str, count: int) -> None:
+        if self._in_transaction:
+            self._loaded[table] = self._loaded.get(table, 0) + count
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Return every row of a query as a dict."""
@@ -154,6 +322,8 @@ class PgDatabase(Database):
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         """Append many rows to one table with COPY (inside the caller's transaction)."""
         count, rows = 0, list(rows)  # read first: the rows may come from this connection
+        self.flush()
+        self.statements += 1
         try:
             with self.pg.cursor() as cursor, cursor.copy(
                     f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -162,34 +332,49 @@ class PgDatabase(Database):
                     count += 1
         except psycopg.Error as exc:
             raise self.failed(exc) from None
+        self._note_loaded(table, count)
         return count
 
-    def begin(self) -> None:
-        """Open a write transaction holding the write lock; say so if it has to wait."""
+    def begin(self, then: str | None = None) -> Any:
+        """Open a write transaction holding the write lock; say so if it has to wait.
+
+        `then`, a query, runs as soon as the lock is held, in the same round trip; its
+        first row is returned (None without one).
+        """
         first = min(NOTICE_AFTER, self.wait)
-        if self._lock(first):
-            return
+        taken, row = self._lock(first, then)
+        if taken:
+            return row
         if first >= self.wait:
             raise self.busy()
         if self.on_wait:
             self.on_wait(self.lock_holder())
-        if not self._lock(self.wait - first):
+        taken, row = self._lock(self.wait - first, then)
+        if not taken:
             raise self.busy()
+        return row
 
-    def _lock(self, seconds: float) -> bool:
-        """BEGIN and take the write lock within `seconds`; False (rolled back) if not."""
+    def _lock(self, seconds: float, then: str | None) -> tuple[bool, Any]:
+        """BEGIN and take the write lock within `seconds`, then run `then`; (False, None),
+        rolled back, if the lock did not come."""
         # One round trip: BEGIN, the lock's timeout, the lock, then the timeout for row
         # locks (not expected to wait, as writers are serialised, but bounded all the same).
         first, rest = max(1, int(seconds * 1000)), max(1, int(self.wait * 1000))
         self._in_transaction = True
+        self.statements += 1
         try:
-            self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
-                            f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
-                            f" SET LOCAL lock_timeout = '{rest}ms'")
-            return True
+            cursor = self.pg.execute(f"BEGIN; SET LOCAL lock_timeout = '{first}ms';"
+                                     f" SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                                     f" SET LOCAL lock_timeout = '{rest}ms'"
+                                     + (f"; {then}" if then else ""))
+            if not then:
+                return True, None
+            while cursor.nextset():
+                pass
+            return True, cursor.fetchone()
         except pgerrors.LockNotAvailable:
             self.rollback()
-            return False
+            return False, None
         except psycopg.Error as exc:
             self.rollback()
             raise self.failed(exc) from None
@@ -216,16 +401,42 @@ class PgDatabase(Database):
                           " --wait SECONDS")
 
     def commit(self) -> None:
+        """Commit (with any deferred writes, in one round trip), then vacuum the tables
+        the transaction loaded in bulk."""
+        loaded, self._loaded = self._loaded, {}
+        bulk = sorted(t for t, n in loaded.items() if n >= BULK_ROWS)
+        if bulk:
+            # Durable before it returns, whatever the server's default: VACUUM can only
+            # mark the new rows visible to all once their commit is on disk.
+            self._deferred.append("SET LOCAL synchronous_commit = on")
         try:
-            self.pg.execute("COMMIT")
+            self._run("COMMIT")
         except psycopg.Error as exc:
             self.rollback()
             raise self.failed(exc) from None
         finally:
             self._in_transaction = False
+        for table in bulk:
+            self.tidy(table)
+
+    def tidy(self, table: str) -> None:
+        """VACUUM one table after a bulk load: its size, and the visibility map an
+        index-only scan needs, for the planner (without them it reads the 45,000-officer
+        list by sorting the whole table, ~0.3 s of the server's, not from its index).
+
+        Autovacuum would get there within minutes; a command run just after an import
+        should not pay for the wait. The column statistics (ANALYZE, ~1 s for the roster)
+        are left to autovacuum. A failure here changes nothing and is not raised.
+        """
+        try:
+            self.pg.execute(f"VACUUM {table}")
+        except psycopg.Error:
+            pass  # (say, a role that does not own the table): autovacuum will do it
 
     def rollback(self) -> None:
         self._in_transaction = False
+        self._deferred, self._loaded = [], {}
+        self._forget_prepared()
         try:
             self.pg.execute("ROLLBACK")
         except psycopg.Error:
@@ -293,7 +504,7 @@ def connect(url: str, *, create: bool = True, wait: float = 30.0,
     if "connect_timeout" not in info:
         params["connect_timeout"] = CONNECT_TIMEOUT
     try:
-        conn = psycopg.connect(url, **params)
+        conn = psycopg.connect(url, cursor_factory=BlockCursor, **params)
     except psycopg.OperationalError as exc:
         raise _connect_error(exc, where) from None
     db = PgDatabase(conn, url, wait, on_wait)
@@ -311,22 +522,31 @@ def _tables(db: PgDatabase) -> set[str]:
         " WHERE table_schema = current_schema()")}
 
 
+def _applied(db: PgDatabase) -> list[str] | None:
+    """The migrations recorded in the inventory, or None when it records none (one query,
+    not the catalogue's: the usual start of a command against an inventory in use)."""
+    try:
+        return [n for (n,) in db.pg.execute("SELECT name FROM mdm_migrations")]
+    except pgerrors.UndefinedTable:
+        return None  # (autocommit: the failed query left no transaction behind)
+    except psycopg.Error as exc:
+        raise db.failed(exc) from None
+
+
 def migrate(db: PgDatabase, create: bool) -> None:
     """Bring the schema up to date under the write lock; refuse a newer or foreign one."""
     import mdm.store.pg_migrations as pg_migrations
 
     for attempt in (1, 2):
-        tables = _tables(db)
-        if "mdm_migrations" not in tables:
-            if tables:
+        applied = _applied(db)
+        if applied is None:
+            if _tables(db):
                 raise MdmError(f"{db.path} holds tables but not an mdm inventory",
                                "point --db / MDM_DB at the inventory you meant, or at an"
                                " empty database")
             if not create:
                 raise NoInventory(db.path, " (the database is empty)")
-            applied: list[str] = []
-        else:
-            applied = [n for (n,) in db.execute("SELECT name FROM mdm_migrations")]
+            applied = []
         unknown = sorted(set(applied) - set(pg_migrations.NAMES))
         if unknown:
             raise MdmError(f"this inventory has schema version {len(applied)} (up to"

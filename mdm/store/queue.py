@@ -123,11 +123,13 @@ def listing(db: Database, device_id: int | None, states: list[str]) -> list[dict
 def managed_without_wipe(db: Database, device_ids: list[int]) -> list[dict[str, Any]]:
     """Of these devices (≤ 500), the enrolled or provisioned ones with no wipe on the way
     (id, serial, status), by serial."""
-    return db.query(f"SELECT id, serial, status FROM devices WHERE id IN"
-                    f" ({_marks(len(device_ids))})"
+    if not device_ids:
+        return []
+    among, args = db.dialect.in_("id", device_ids)
+    return db.query(f"SELECT id, serial, status FROM devices WHERE {among}"
                     " AND status IN ('enrolled', 'provisioned') AND id NOT IN"
                     " (SELECT device_id FROM commands WHERE kind = 'wipe' AND state IN"
-                    " ('queued', 'sent')) ORDER BY serial", device_ids)
+                    " ('queued', 'sent')) ORDER BY serial", args)
 
 
 def selected_managed_ids(db: Database, where: str, args: list[Any]) -> list[int]:
@@ -193,8 +195,8 @@ def devices_by_id(db: Database, device_ids: list[int]) -> list[dict[str, Any]]:
     """The rows of these devices."""
     if not device_ids:
         return []
-    return db.query(f"SELECT * FROM devices WHERE id IN ({_marks(len(device_ids))})",
-                    device_ids)
+    among, args = db.dialect.in_("id", device_ids)
+    return db.query(f"SELECT * FROM devices WHERE {among}", args)
 
 
 def serial_of(db: Database, device_id: int) -> str:
