@@ -22,40 +22,19 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
+
+import psycopg
+import psycopg.errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict
 
 import mdm.store.dialect as dialect
 from mdm.errors import MdmError
 from mdm.store.db import Database, Params
 from mdm.store.failures import NoInventory, StoreError
 from mdm.timeutil import now
-
-
-def _skip_version_lookups() -> None:
-    """Spare psycopg's import its two `importlib.metadata` version look-ups.
-
-    psycopg and psycopg-binary each read their own version from the installed package's
-    metadata when imported, only to show it; that imports importlib.metadata and the
-    email package and scans site-packages: ~40 ms of a read command's ~0.2 s of psycopg.
-    The version modules are given here instead, naming psycopg's version as unknown.
-    """
-    for name in ("psycopg.version", "psycopg_binary.version"):
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__version__ = "0.0.0.0"  # type: ignore[attr-defined]  # as psycopg's own fallback
-            sys.modules[name] = module
-
-
-if "psycopg" not in sys.modules:
-    _skip_version_lookups()
-
-import psycopg  # noqa: E402  (after the version modules above)
-import psycopg.errors as pgerrors  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 SCHEMES = ("postgresql://", "postgres://")
 # The advisory lock every write transaction takes first (any constant; "mdm" in ASCII).
