@@ -130,6 +130,10 @@ class Placement:
         """The SQL for a person's officer id if the plan hand-picks them, else NULL."""
         return store.picked(self.groups, self.listed)
 
+    def picks(self) -> tuple[str, list[Any]]:
+        """The SQL condition that the plan hand-picks a person."""
+        return store.picking(self.groups, self.listed)
+
     def wave(self, officer: str | None, kind: tuple[str | None, ...]) -> str | None:
         """Return the wave of a kind of person (`officer`: a hand-picked person's id)."""
         key = (officer, *kind)

@@ -49,7 +49,7 @@ class Facts:
         self.places: dict[str, dict[str, list[int]]] = {}
         self.days: dict[str, Counter[str]] = {}
         kinds: dict[str, set[tuple[Any, ...]]] = {}
-        for row in store.funnel_counts(db, keys, pick, by):
+        for row in store.funnel_counts(db, keys, placement.picks(), by):
             wave = placement.wave(row[0], row[1:width])
             if wave is None:
                 continue

@@ -107,7 +107,9 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     serial = (f"CASE WHEN d.serial IN ({', '.join('?' for _ in exceptions)})"
               " THEN d.serial END") if exceptions else "CAST(NULL AS TEXT)"
     device = "d.id" if each else f"CASE WHEN {holds} THEN NULL ELSE d.id END"
-    # Each roster column grouped once (the cohorts' and the policy's overlap).
+    # Each roster column grouped once (the cohorts' and the policy's overlap). Every row
+    # is read (`+`: not through the funnel's index, which would look each one up), the
+    # enrolled filtered before their devices are looked up.
     read = [*columns, *(c for c in HOLDER if c not in columns)]
     width = 6 + len(read)  # every column but the count
     rows = db.execute(
@@ -117,7 +119,7 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
         f" {device}, COUNT(*)"
         " FROM rollout_progress p JOIN devices d ON d.id = p.device_id"
         " LEFT JOIN device_judgements j ON j.device_id = d.id"
-        f" WHERE p.eligible = 1 AND d.status IN ('enrolled', 'provisioned') AND {where[0]}"
+        f" WHERE +p.eligible = 1 AND p.enrolled = 1 AND {where[0]}"
         f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
         [*pick[1], *exceptions, now, now, *([] if each else [now]), *where[1]]
     ).fetchall()

@@ -62,6 +62,11 @@ _PROGRESS_SELECT = """
     LEFT JOIN devices d ON d.id = a.device_id
     LEFT JOIN handovers h ON h.assignment_id = a.id"""
 
+# The funnel's index, as the SQLite migration's (`rollout status` groups by it).
+_PROGRESS_INDEX = ("CREATE INDEX rollout_progress_funnel ON rollout_progress (eligible, area,"
+                   " worker_type, handed_on, station, team, grouped, officer_id, allocated,"
+                   " enrolled, provisioned, trained, handed_over, failed)")
+
 
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
@@ -553,6 +558,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             handed_on TEXT
         )""",
         f"INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}",
+        _PROGRESS_INDEX,
         # Recompute one person's row from the base tables.
         "CREATE FUNCTION mdm_rollout_progress_of(who TEXT) RETURNS void LANGUAGE plpgsql AS $$"
         " BEGIN IF who IS NULL THEN RETURN; END IF;"
