@@ -115,6 +115,23 @@ def test_feedback_blockers_hold_the_gate_until_resolved_and_minutes_saved_are_ke
                 (blocker["id"],)) == [("fixed in build 1.4.3",)]
 
 
+def test_an_open_wave_with_no_device_to_judge_needs_no_policy_folder(
+        mdm: Any, people: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("MDM_POLICIES", str(tmp_path / "no-policies-here"))
+    mdm("groups", "create", "pilot")
+    mdm("groups", "add", "pilot", people[0]["officer_id"])
+    mdm("rollout", "advance", "pilot", "--plan", SHIPPED)
+    status = mdm.json("rollout", "status", "--plan", SHIPPED)
+    gate = next(w for w in status["waves"] if w["wave"] == "pilot")["gate"]
+    compliant = next(c for c in gate["conditions"] if c["condition"] == "min_compliant_percent")
+    assert (compliant["met"], compliant["text"].split(":")[0]) == (
+        False, "0 of 0 enrolled devices compliant")
+    refused = mdm("rollout", "advance", "north", "--plan", SHIPPED, code=1)
+    assert "0 of 0 enrolled devices compliant" in refused.stdout + refused.stderr
+    assert "policy layers" not in refused.stdout + refused.stderr
+
+
 def test_a_handover_refusal_names_every_condition_that_fails(
         mdm: Any, inventory: dict[str, Any], people: list[dict[str, Any]],
         db_path: Path) -> None:

@@ -188,6 +188,8 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
     once (a device a layer names, by itself). Any other device — nothing stored, or a
     stored policy key that is not the policy now — is judged by `compliant`.
     """
+    if not stored.any_in_scope(db, where):
+        return Counter()  # nothing to judge: the policy tree is not needed (nor read)
     moment = moment or datetime.now(UTC)
     now = stamp(moment)
     policies = _Policies(db, folder)

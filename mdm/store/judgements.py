@@ -82,6 +82,14 @@ def stored(db: Database, device_id: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def any_in_scope(db: Database, where: tuple[str, list[Any]]) -> bool:
+    """Say whether any device-eligible person in `where` (store.rollout.scope) holds an
+    enrolled or provisioned device: whether a gate has anything to judge."""
+    return db.execute("SELECT 1 FROM rollout_progress p WHERE p.eligible = 1"
+                      f" AND p.enrolled = 1 AND {where[0]} LIMIT 1",
+                      where[1]).fetchone() is not None
+
+
 def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
             where: tuple[str, list[Any]], exceptions: Sequence[str], now: str,
             each: bool = False) -> list[tuple[Any, ...]]:
