@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,16 @@ def test_copy_to_postgresql_and_back_keeps_the_same_evidence(mdm: Any, lived_in:
         mdm("--db", pg_url, "operators", "add", "ivan", "--role", "it")
         assert audit.head(target)[0] == audit.head(source)[0] + 1
         back = tmp_path / "back" / "mdm.db"
+        back.parent.mkdir()
+        dead = subprocess.Popen(["true"])
+        dead.wait(timeout=30)
+        left = [back.with_name(f".mdm.db.copy-{dead.pid}{end}") for end in ("", "-wal")]
+        running = back.with_name(f".mdm.db.copy-{os.getppid()}-wal")  # a live process
+        for file in (*left, running):
+            file.write_bytes(b"from a copy killed with -9")
         again = mdm.json("inventory", "copy", pg_url, str(back))
+        assert again["target"] == str(back)  # the file asked for, not the temporary one
+        assert sorted(back.parent.iterdir()) == sorted([back, running])
         assert again["audit_head"] == "{}:{}".format(*audit.head(target))
         assert again["tables"]["assignments"] == there["tables"]["assignments"]
         copied = connect(back)

@@ -13,6 +13,7 @@ new copy, never half of one.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import tempfile
@@ -122,6 +123,8 @@ def copy(source_name: Path | str, target_name: Path | str, *, replace: bool = Fa
             with _target(target_name, replace, order, wait) as target:
                 _copy_tables(source, target, order, columns, selfref)
                 result = _prove(source, target, order, columns)
+            if not is_url(target_name):  # proven in a temporary file, now renamed
+                result["target"] = str(Path(target_name))
         except MdmError:
             raise
         except Exception as exc:  # the target refused a row: its transaction is undone
@@ -169,6 +172,7 @@ def _target(name: Path | str, replace: bool, order: list[str],
             old.conn.close()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.copy-{os.getpid()}")
+    _remove_dead_copies(path)
     for stale in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         stale.unlink(missing_ok=True)
     try:
@@ -188,6 +192,22 @@ def _target(name: Path | str, replace: bool, order: list[str],
     finally:
         for stale in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             stale.unlink(missing_ok=True)
+
+
+def _remove_dead_copies(path: Path) -> None:
+    """Remove the temporary files of earlier copies to `path` whose process is gone (a
+    copy killed before it could clean up); a copy still running keeps its own."""
+    prefix = f".{path.name}.copy-"
+    for found in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = found.name[len(prefix):].split("-", 1)[0]
+        if not (pid.isascii() and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            found.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            continue  # alive as another user, or no such process id: left alone
 
 
 def _not_empty(where: object) -> InputError:
