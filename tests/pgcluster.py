@@ -74,9 +74,10 @@ def _as_user() -> tuple[list[str], str | None]:
 
 
 def start(folder: Path) -> Cluster:
-    """Make and start a cluster in `folder` (which must exist); return once it answers."""
+    """Make and start a cluster in `folder` (made if missing); return once it answers."""
     bin_dir, (prefix, user) = binaries(), _as_user()
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     if user:
         entry = pwd.getpwnam(user)

@@ -286,6 +286,10 @@ def test_bad_helpdesk_input_changes_nothing(mdm: Any, fleet: Any, db_path: Path)
                                         operator="hd", code=2).stderr
     assert "not a return reason" in mdm("return", serials[0], "--reason", "bored",
                                         operator="hd", code=2).stderr
+    unenrolled = db.execute("SELECT serial FROM devices WHERE status = 'delivered'"
+                            " LIMIT 1").fetchone()[0]
+    never = mdm("return", unenrolled, "--reason", "leaver", operator="hd", code=2).stderr
+    assert "is delivered" in never and "mdm unassign" in never
     assert "not provisioned" in mdm("replace", serials[0], "--with", serials[1], "--reason",
                                     "broken", operator="hd", code=2).stderr
     mdm("operators", "add", "it1", "--role", "it")

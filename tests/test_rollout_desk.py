@@ -36,6 +36,8 @@ def test_a_training_csv_naming_unknown_officers_changes_nothing_then_imports_who
     err = _error(mdm("training", "import", bad, "--json", code=2))
     where = {(p["where"].rsplit(" ", 1)[-1], p["field"]) for p in err["problems"]}
     assert where == {("3", "officer"), ("4", "date")}
+    assert next(p["message"] for p in err["problems"] if p["field"] == "date") \
+        == "'31/03/2015' is not a date"
     assert rows(db_path, "SELECT COUNT(*) FROM training") == [(0,)]
     ok = files("ok.csv", "collar_number,date,trainer\n" + "".join(
         f"{p['payroll_no']},2015-04-0{i + 1},T. Hodgson\n" for i, p in enumerate(people[:3])))
@@ -45,7 +47,10 @@ def test_a_training_csv_naming_unknown_officers_changes_nothing_then_imports_who
     mdm("training", "record", people[4]["officer_id"], "--date", "2015-04-02",
         "--trainer", "T. Hodgson")
     future = (date.today() + timedelta(days=3)).isoformat()
-    mdm("training", "record", people[4]["officer_id"], "--date", future, code=2)
+    later = mdm("training", "record", people[4]["officer_id"], "--date", future, code=2)
+    assert "is not a past date" in later.stderr
+    assert f"--date '{'2015-13-01'}' is not a date" in mdm(
+        "training", "record", people[4]["officer_id"], "--date", "2015-13-01", code=2).stderr
     assert rows(db_path, "SELECT COUNT(*) FROM audit WHERE action LIKE 'training.%'") == [(2,)]
 
 

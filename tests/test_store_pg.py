@@ -105,12 +105,14 @@ def test_an_unreachable_server_is_named(mdm: Any) -> None:
     err = json.loads(mdm("--db", f"postgresql://mdm@127.0.0.1:{port}/mdm", "devices", "list",
                          "--json", code=1).stderr)
     assert f"127.0.0.1:{port}/mdm" in err["error"] and "server is running" in err["what_to_do"]
+    assert "\n" not in err["error"] and "\t" not in err["error"]  # libpq's lines, as one
 
 
 def test_a_missing_database_says_how_to_create_it(pg_server: str) -> None:
     with pytest.raises(StoreError) as caught:
         connect(pg_server.rsplit("/", 1)[0] + "/no_such_inventory")
-    assert "does not exist" in caught.value.message and "createdb" in caught.value.hint
+    assert "does not exist" in caught.value.message
+    assert "createdb --locale=C" in caught.value.hint  # as README's "Several sites" says
 
 
 def test_the_project_file_names_a_postgresql_inventory(tmp_path: Path, pg_url: str,

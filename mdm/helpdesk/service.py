@@ -242,7 +242,9 @@ def give_back(db: Database, operator: str, serial: str, reason: str) -> dict[str
         if device["status"] not in REACHABLE:
             raise InputError(f"device {device['serial']} is {device['status']}: only an"
                              " enrolled or provisioned device can be returned and wiped",
-                             "a lost or stolen one: mdm recovered first")
+                             "a lost or stolen one: mdm recovered first; one never"
+                             " enrolled holds no data to wipe: mdm unassign SERIAL"
+                             " --reason …")
         pending = incidents.open_id(db, device["id"], "return")
         if pending:
             raise InputError(f"device {device['serial']} is already being returned"

@@ -38,6 +38,15 @@ def _day(text: str) -> date | None:
     return day if date(1990, 1, 1) <= day <= date.today() else None
 
 
+def _not_a_day(text: str) -> str:
+    """Say what is wrong with a date `_day` refused: not a date, or not a past one."""
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return f"{text!r} is not a date"
+    return f"{text!r} is not a past date (from 1990 to today)"
+
+
 def _insert(db: Database, operator: str, rows: list[tuple[str, str, str | None, str | None]],
             ) -> None:
     at = now()
@@ -49,7 +58,7 @@ def record(db: Database, operator: str, ref: str, day: str, trainer: str | None,
     """Record that one officer was trained on a date."""
     when = _day(day)
     if when is None:
-        raise InputError(f"--date {day!r} is not a past date", "write it as YYYY-MM-DD")
+        raise InputError(f"--date {_not_a_day(day)}", "write it as YYYY-MM-DD")
     with transaction(db):
         roles.require(db, operator, "training.record")
         person = officers.resolve(db, ref)
@@ -78,7 +87,7 @@ def import_csv(db: Database, operator: str, path: Path) -> dict[str, Any]:
                                     f" {ref!r}", "check the roster import", "officer"))
         when = _day(text)
         if when is None:
-            problems.append(Problem(where, f"{text!r} is not a past date", "YYYY-MM-DD",
+            problems.append(Problem(where, _not_a_day(text), "YYYY-MM-DD",
                                     "date"))
         if person is not None and when is not None:
             records.append((person["officer_id"], when.isoformat(),

@@ -455,7 +455,7 @@ def translate(exc: psycopg.Error, where: object, wait: float) -> MdmError | None
 
 
 def _connect_error(exc: psycopg.OperationalError, where: str) -> MdmError:
-    text = str(exc).strip()
+    text = " ".join(str(exc).split())  # libpq's lines and tabs as one line
     low = text.lower()
     if "password" in low or "authentication" in low:
         return StoreError(f"the PostgreSQL server refused the login to {where} ({text})",
@@ -463,8 +463,8 @@ def _connect_error(exc: psycopg.OperationalError, where: str) -> MdmError:
                           " service file, and check the role named in the URL")
     if "does not exist" in low and "database" in low:
         return StoreError(f"the database of {where} does not exist",
-                          "create it first: createdb -O ROLE DATABASE (see README: Several"
-                          " sites)")
+                          "create it first: createdb --locale=C --template=template0 -O"
+                          " ROLE DATABASE (see README: Several sites)")
     return StoreError(f"cannot reach the PostgreSQL inventory {where} ({text})",
                       "check that the server is running, that the host and port in --db /"
                       " MDM_DB / the project file's inventory are right, and that a firewall"
