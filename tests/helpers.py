@@ -129,12 +129,13 @@ class Raw:
 
 PROGRESS = ("officer_id, area, district, station, team, worker_type, rank, eligible, grouped,"
             " device_id, allocated, enrolled, provisioned, trained, handed_over, failed,"
-            " handed_on")
+            " handed_on, serial, judged_key, judged_compliant, judged_until")
 
 
 def progress_drift(path: Path | str) -> list[str]:
     """Compare each person's kept rollout progress (rollout_progress, kept by the inventory's
-    triggers) with the same worked out here, in Python, from the base tables; return every
+    triggers: the funnel's stages, m018; the held device's serial and matching judgement,
+    m019) with the same worked out here, in Python, from the base tables; return every
     row that is not in both (kept rows prefixed `kept`, worked-out rows `expected`)."""
     held = {o: (a, d) for a, d, o in rows(
         path, "SELECT id, device_id, officer_id FROM assignments WHERE closed_at IS NULL")}
@@ -146,6 +147,23 @@ def progress_drift(path: Path | str) -> list[str]:
     latest: dict[Any, Any] = {}
     for device, result in rows(path, "SELECT device_id, result FROM provision_steps ORDER BY id"):
         latest[device] = result
+    held_device: dict[Any, Any] = {d: tuple(r) for d, *r in rows(
+        path, "SELECT id, serial, status, last_seen, last_contact_error FROM devices")}
+    judged: dict[Any, Any] = {d: tuple(r) for d, *r in rows(
+        path, "SELECT device_id, policy_key, status, last_seen, last_contact_error,"
+        " compliant, valid_until FROM device_judgements")}
+
+    def judgement(device: Any) -> tuple[Any, ...]:
+        """The device's serial and its stored judgement where it still matches it."""
+        if device is None:
+            return (None, None, None, None)
+        serial, state, seen, error = held_device[device]
+        key, j_state, j_seen, j_error, compliant, until = judged.get(device, (None,) * 6)
+        if key is None or (j_state == "quarantined") != (state == "quarantined") \
+                or j_seen != seen or j_error != error:
+            return (serial, None, None, None)
+        return (serial, key, compliant, until)
+
     expected = set()
     for (oid, area, district, station, team, worker_type, rank, state, device_eligible,
          pnb_required) in rows(path, "SELECT officer_id, area, district, station, team,"
@@ -165,7 +183,7 @@ def progress_drift(path: Path | str) -> list[str]:
                       int(state_of == "provisioned"), int(oid in trained),
                       int(assignment is not None and assignment in handed),
                       int(device is not None and latest.get(device) == "failed"),
-                      (at[:10] or None) if at is not None else None))
+                      (at[:10] or None) if at is not None else None, *judgement(device)))
     kept = {tuple(r) for r in rows(path, f"SELECT {PROGRESS} FROM rollout_progress")}
     return sorted([f"kept {r!r}" for r in kept - expected]
                   + [f"expected {r!r}" for r in expected - kept])

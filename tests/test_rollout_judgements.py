@@ -22,7 +22,7 @@ from mdm.policies import judgements
 from mdm.policies import service as policies
 from mdm.policies.compliance import FACTS, Judge
 from mdm.store import connect, transaction
-from tests.helpers import Raw
+from tests.helpers import Raw, progress_drift
 
 SHIPPED = Path(__file__).resolve().parent.parent / "playbooks" / "policies"
 REQUIRED = {"uk.police.cumbria.enotebook": 10402, "uk.police.cumbria.vpn": 1,
@@ -263,6 +263,7 @@ def test_a_refresh_stores_each_reached_devices_judgement_as_the_report_judges_it
                                " JOIN devices d ON d.id = j.device_id"))
     assert {s: bool(c) for s, c in stored.items()} == judged
     assert sorted(stored) == sorted(d.serial for d in devices)
+    assert progress_drift(db_path) == []  # the holder's kept judgement (m019) with it
     mdm("policy", "push", devices[0].serial)  # records the device's new DPC status
     assert [r[0] for r in conn.execute("SELECT d.serial FROM device_judgements j"
                                        " JOIN devices d ON d.id = j.device_id")] \

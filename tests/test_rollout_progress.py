@@ -1,4 +1,5 @@
-"""Each person's rollout progress, kept by the inventory as it changes (migration m018).
+"""Each person's rollout progress, kept by the inventory as it changes (migrations m018,
+m019).
 
 `rollout status` counts the funnel from `rollout_progress` instead of reading every
 person, assignment, device, training record and handover. The table is kept by triggers,
@@ -147,6 +148,64 @@ def test_a_copied_inventory_keeps_the_same_progress(mdm: Any, inventory: dict[st
     _kept(copy)
     assert sorted(rows(copy, "SELECT * FROM rollout_progress")) == sorted(
         tuple(r) for r in rows(db_path, "SELECT * FROM rollout_progress"))
+
+
+def _judged(db_path: Path | str, device: int) -> Any:
+    return rows(db_path, "SELECT judged_key, judged_compliant FROM rollout_progress"
+                " WHERE device_id = ?", (device,))[0]
+
+
+def test_the_kept_judgements_equal_the_base_tables_after_every_change(
+        mdm: Any, fleet: dict[str, Any], db_path: Path | str) -> None:
+    """Each held device's serial and stored judgement where it still matches the device
+    (m019): kept as judgements are stored, rewritten and deleted, and as the device's last
+    seen, last contact error and status change."""
+    ids = {s: d for d, s in fleet["ids"].items()}
+    first, second, third, fourth = (ids[s] for s in fleet["serials"][:4])
+    _kept(db_path)  # serials, nothing judged yet
+    assert rows(db_path, "SELECT COUNT(*) FROM rollout_progress WHERE device_id IS NOT NULL"
+                " AND serial IS NOT NULL AND judged_key IS NULL") == [(6,)]
+    assert judged._stored(fleet) == 6  # written through the store
+    _kept(db_path)
+    assert _judged(db_path, first) == (
+        fleet["db"].scalar("SELECT policy_key FROM device_judgements WHERE device_id = ?",
+                           [first]), 1)
+    # The device changes under its judgement: last seen, a contact error, quarantined.
+    _raw(db_path, "UPDATE devices SET last_seen = '2015-04-01T10:00:00Z' WHERE id = ?", first)
+    _kept(db_path)
+    assert _judged(db_path, first) == (None, None)
+    _raw(db_path, "UPDATE devices SET last_contact_error = 'timed out' WHERE id = ?", second)
+    _kept(db_path)
+    assert _judged(db_path, second) == (None, None)
+    _raw(db_path, "UPDATE devices SET status = 'quarantined' WHERE id = ?", third)
+    _kept(db_path)
+    assert _judged(db_path, third) == (None, None)
+    _raw(db_path, "UPDATE devices SET status = 'enrolled' WHERE id = ?", third)
+    _kept(db_path)  # not quarantined, as when it was judged: it holds again
+    assert _judged(db_path, third)[0] is not None
+    # Judged again (the stored row rewritten): it holds once more.
+    assert judged._stored(fleet) == 6
+    _kept(db_path)
+    assert _judged(db_path, first)[0] is not None and _judged(db_path, second)[0] is not None
+    # New facts delete a judgement.
+    conn = Raw(db_path)
+    with conn:
+        judged._facts(conn, fleet["serials"][3], fleet["shas"][fleet["serials"][3]],
+                      crypto_state="unencrypted")
+    conn.close()
+    _kept(db_path)
+    assert _judged(db_path, fourth) == (None, None)
+    people = [p["officer_id"] for p in fleet["people"]]
+    # A device with another holder: its serial and judgement go with it.
+    mdm("unassign", fleet["serials"][4], "--reason", "leaving the pilot")
+    mdm("reassign", fleet["serials"][0], people[4], "--reason", "moved to another team")
+    _kept(db_path)
+    assert rows(db_path, "SELECT officer_id FROM rollout_progress WHERE device_id = ?",
+                (first,)) == [(people[4],)]
+    _raw(db_path, "DELETE FROM device_judgements")
+    _kept(db_path)
+    assert rows(db_path, "SELECT COUNT(*) FROM rollout_progress"
+                " WHERE judged_key IS NOT NULL") == [(0,)]
 
 
 def test_the_gate_counts_stored_judgements_per_kind_as_judging_each_device_live_counts(

@@ -106,27 +106,23 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     """
     from mdm.store.rollout import roster_columns
 
-    holds = ("j.device_id IS NOT NULL"
-             " AND (CASE WHEN j.status = 'quarantined' THEN 1 ELSE 0 END)"
-             " = (CASE WHEN d.status = 'quarantined' THEN 1 ELSE 0 END)"
-             f" AND {_same('j.last_seen', 'd.last_seen', db)}"
-             f" AND {_same('j.last_contact_error', 'd.last_contact_error', db)}"
-             f" AND (j.valid_until IS NULL OR ? < {_text('j.valid_until', db)})")
-    serial = (f"CASE WHEN d.serial IN ({', '.join('?' for _ in exceptions)})"
-              " THEN d.serial END") if exceptions else "CAST(NULL AS TEXT)"
-    device = "d.id" if each else f"CASE WHEN {holds} THEN NULL ELSE d.id END"
+    # The held device's serial and matching judgement are kept in rollout_progress
+    # (migration m019); only whether the judgement's time has passed is told here.
+    holds = ("p.judged_key IS NOT NULL AND (p.judged_until IS NULL"
+             f" OR ? < {_text('p.judged_until', db)})")
+    serial = (f"CASE WHEN p.serial IN ({', '.join('?' for _ in exceptions)})"
+              " THEN p.serial END") if exceptions else "CAST(NULL AS TEXT)"
+    device = "p.device_id" if each else f"CASE WHEN {holds} THEN NULL ELSE p.device_id END"
     # Each roster column grouped once (the cohorts' and the policy's overlap). Every row
-    # is read (`+`: not through the funnel's index, which would look each one up), the
-    # enrolled filtered before their devices are looked up.
+    # is read (`+`: not through the funnel's index, which lacks the judgement's columns).
     read = [*columns, *(c for c in HOLDER if c not in columns)]
     width = 6 + len(read)  # every column but the count
     rows = db.execute(
         f"SELECT {pick[0]}{roster_columns(read)},"
         f" CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial},"
-        f" CASE WHEN {holds} THEN j.policy_key END, CASE WHEN {holds} THEN j.compliant END,"
-        f" {device}, COUNT(*)"
-        " FROM rollout_progress p JOIN devices d ON d.id = p.device_id"
-        " LEFT JOIN device_judgements j ON j.device_id = d.id"
+        f" CASE WHEN {holds} THEN p.judged_key END,"
+        f" CASE WHEN {holds} THEN p.judged_compliant END, {device}, COUNT(*)"
+        " FROM rollout_progress p"
         f" WHERE +p.eligible = 1 AND p.enrolled = 1 AND {where[0]}"
         f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
         [*pick[1], *exceptions, now, now, *([] if each else [now]), *where[1]]
@@ -134,11 +130,6 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     at = {c: 1 + i for i, c in enumerate(read)}
     return [(r[0], *(r[at[c]] for c in columns), *(r[at[c]] for c in HOLDER),
              *r[1 + len(read):-1], int(r[-1])) for r in rows]
-
-
-def _same(a: str, b: str, db: Database) -> str:
-    """Two values equal, or both NULL."""
-    return f"{a} IS {b}" if db.dialect.sqlite else f"{a} IS NOT DISTINCT FROM {b}"
 
 
 def _text(column: str, db: Database) -> str:

@@ -712,3 +712,51 @@ def m018_rollout_progress(db: Database) -> None:
     db.execute(f"""
         CREATE TRIGGER devices_progress_status AFTER UPDATE OF status ON devices
         BEGIN {_progress_of(holder.format('NEW', 'id'))} END""")
+
+
+# The held device's serial and stored judgement as it bears on the rollout's gate: its
+# policy key, answer and time limit, kept only while the judgement's status (quarantined
+# or not), last seen and last contact error are the device's (else all three NULL).
+_JUDGED_COLUMNS = "serial, judged_key, judged_compliant, judged_until"
+_JUDGED_SELECT = """
+    SELECT d.serial, j.policy_key, j.compliant, j.valid_until
+    FROM devices d LEFT JOIN device_judgements j ON j.device_id = d.id
+      AND (CASE WHEN j.status = 'quarantined' THEN 1 ELSE 0 END)
+        = (CASE WHEN d.status = 'quarantined' THEN 1 ELSE 0 END)
+      AND j.last_seen IS d.last_seen AND j.last_contact_error IS d.last_contact_error
+    WHERE d.id = rollout_progress.device_id"""
+
+
+def _judged_of(where: str) -> str:
+    """The statement that recomputes the judgement columns of the rows `where` picks."""
+    return (f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT})"
+            f" WHERE {where};")
+
+
+@migrations()
+def m019_progress_judgement(db: Database) -> None:
+    # Each person's held device's serial (a policy layer may name it) and its stored
+    # judgement where it still matches the device (_JUDGED_SELECT), so the rollout's gate
+    # groups the open waves' devices from rollout_progress alone; only whether the
+    # judgement's time has passed is left to the reader. Kept by the triggers below,
+    # whoever writes: a recomputed person's row (m018's triggers) fills them as it is
+    # inserted; a judgement written or deleted, and a device's serial, status, last seen or
+    # last contact error changed, recompute the rows holding that device.
+    for column in ("serial TEXT", "judged_key TEXT", "judged_compliant INTEGER",
+                   "judged_until TEXT"):
+        db.execute(f"ALTER TABLE rollout_progress ADD COLUMN {column}")
+    db.execute(_judged_of("device_id IS NOT NULL"))
+    db.execute("CREATE INDEX rollout_progress_device ON rollout_progress (device_id)")
+    db.execute(f"""
+        CREATE TRIGGER rollout_progress_judged AFTER INSERT ON rollout_progress
+        WHEN NEW.device_id IS NOT NULL
+        BEGIN {_judged_of('officer_id = NEW.officer_id')} END""")
+    for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
+        db.execute(f"""
+            CREATE TRIGGER device_judgements_progress_{event.lower()}
+            AFTER {event} ON device_judgements
+            BEGIN {' '.join(_judged_of(f'device_id = {r}.device_id') for r in rows)} END""")
+    db.execute(f"""
+        CREATE TRIGGER devices_progress_judged
+        AFTER UPDATE OF serial, status, last_seen, last_contact_error ON devices
+        BEGIN {_judged_of('device_id = NEW.id')} END""")

@@ -68,6 +68,18 @@ _PROGRESS_INDEX = ("CREATE INDEX rollout_progress_funnel ON rollout_progress (el
                    " enrolled, provisioned, trained, handed_over, failed)")
 
 
+# The held device's serial and stored judgement where it still matches the device (m019),
+# as the SQLite migration's.
+_JUDGED_COLUMNS = "serial, judged_key, judged_compliant, judged_until"
+_JUDGED_SELECT = """
+    SELECT d.serial, j.policy_key, j.compliant, j.valid_until
+    FROM devices d LEFT JOIN device_judgements j ON j.device_id = d.id
+      AND (CASE WHEN j.status = 'quarantined' THEN 1 ELSE 0 END)
+        = (CASE WHEN d.status = 'quarantined' THEN 1 ELSE 0 END)
+      AND j.last_seen IS NOT DISTINCT FROM d.last_seen
+      AND j.last_contact_error IS NOT DISTINCT FROM d.last_contact_error"""
+
+
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
             f" EXECUTE FUNCTION mdm_refuse('{message}')")
@@ -594,6 +606,42 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                              ("handovers", "'assignment'"))),
         "CREATE TRIGGER devices_progress AFTER UPDATE OF status ON devices"
         " FOR EACH ROW EXECUTE FUNCTION mdm_rollout_progress_note('device', 'id')"]),
+    ("m019_progress_judgement", [
+        *(f"ALTER TABLE rollout_progress ADD COLUMN {column}"
+          for column in ("serial TEXT", "judged_key TEXT", "judged_compliant BIGINT",
+                         "judged_until TEXT")),
+        f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT}"
+        " WHERE d.id = rollout_progress.device_id) WHERE device_id IS NOT NULL",
+        "CREATE INDEX rollout_progress_device ON rollout_progress (device_id)",
+        # A person's row, as m018's triggers insert it, takes its device's judgement.
+        "CREATE FUNCTION mdm_rollout_progress_judged() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN" + _JUDGED_SELECT.replace(
+            "FROM devices d", "INTO NEW.serial, NEW.judged_key, NEW.judged_compliant,"
+            " NEW.judged_until FROM devices d")
+        + " WHERE d.id = NEW.device_id; RETURN NEW; END $$",
+        "CREATE TRIGGER rollout_progress_judged BEFORE INSERT ON rollout_progress"
+        " FOR EACH ROW WHEN (NEW.device_id IS NOT NULL)"
+        " EXECUTE FUNCTION mdm_rollout_progress_judged()",
+        # A judgement written or deleted, or its device's serial, status, last seen or last
+        # contact error changed: recompute the rows holding that device (TG_ARGV[0]: the
+        # column naming it).
+        "CREATE FUNCTION mdm_rollout_progress_rejudge() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ DECLARE r jsonb;"
+        " BEGIN"
+        " FOREACH r IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]"
+        " WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)] ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END"
+        " LOOP"
+        f" UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT}"
+        " WHERE d.id = rollout_progress.device_id)"
+        " WHERE device_id = (r ->> TG_ARGV[0])::bigint;"
+        " END LOOP;"
+        " RETURN NULL; END $$",
+        "CREATE TRIGGER device_judgements_progress AFTER INSERT OR UPDATE OR DELETE"
+        " ON device_judgements FOR EACH ROW"
+        " EXECUTE FUNCTION mdm_rollout_progress_rejudge('device_id')",
+        "CREATE TRIGGER devices_progress_judged AFTER UPDATE OF serial, status, last_seen,"
+        " last_contact_error ON devices FOR EACH ROW"
+        " EXECUTE FUNCTION mdm_rollout_progress_rejudge('id')"]),
 ]
 
 NAMES = [name for name, _ in MIGRATIONS]
