@@ -113,8 +113,9 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     serial = (f"CASE WHEN p.serial IN ({', '.join('?' for _ in exceptions)})"
               " THEN p.serial END") if exceptions else "CAST(NULL AS TEXT)"
     device = "p.device_id" if each else f"CASE WHEN {holds} THEN NULL ELSE p.device_id END"
-    # Each roster column grouped once (the cohorts' and the policy's overlap). Every row
-    # is read (`+`: not through the funnel's index, which lacks the judgement's columns).
+    # Each roster column grouped once (the cohorts' and the policy's overlap). The enrolled
+    # are read from m019's index, which holds every column read here (`+`: not through the
+    # funnel's, which lacks the judgement's columns).
     read = [*columns, *(c for c in HOLDER if c not in columns)]
     width = 6 + len(read)  # every column but the count
     rows = db.execute(

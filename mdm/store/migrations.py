@@ -727,6 +727,15 @@ _JUDGED_SELECT = """
     WHERE d.id = rollout_progress.device_id"""
 
 
+# The gate's index: the enrolled, device-eligible people first, with every column the
+# open waves' judgements are grouped by, so that query reads this index alone (a third of
+# the rows, narrower), not the table. (Its GROUP BY leads with whether a person is
+# hand-picked, an expression: it still sorts.)
+_JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolled, eligible,"
+                 " area, worker_type, rank, station, grouped, officer_id, serial, judged_key,"
+                 " judged_compliant, judged_until, device_id)")
+
+
 def _judged_of(where: str) -> str:
     """The statement that recomputes the judgement columns of the rows `where` picks."""
     return (f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT})"
@@ -747,15 +756,18 @@ def m019_progress_judgement(db: Database) -> None:
         db.execute(f"ALTER TABLE rollout_progress ADD COLUMN {column}")
     db.execute(_judged_of("device_id IS NOT NULL"))
     db.execute("CREATE INDEX rollout_progress_device ON rollout_progress (device_id)")
+    db.execute(_JUDGED_INDEX)
     db.execute(f"""
         CREATE TRIGGER rollout_progress_judged AFTER INSERT ON rollout_progress
         WHEN NEW.device_id IS NOT NULL
         BEGIN {_judged_of('officer_id = NEW.officer_id')} END""")
-    for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
+    for event, devices in (("INSERT", "NEW.device_id"),
+                           ("UPDATE", "OLD.device_id, NEW.device_id"),
+                           ("DELETE", "OLD.device_id")):
         db.execute(f"""
             CREATE TRIGGER device_judgements_progress_{event.lower()}
             AFTER {event} ON device_judgements
-            BEGIN {' '.join(_judged_of(f'device_id = {r}.device_id') for r in rows)} END""")
+            BEGIN {_judged_of(f'device_id IN ({devices})')} END""")
     db.execute(f"""
         CREATE TRIGGER devices_progress_judged
         AFTER UPDATE OF serial, status, last_seen, last_contact_error ON devices

@@ -79,6 +79,11 @@ _JUDGED_SELECT = """
       AND j.last_seen IS NOT DISTINCT FROM d.last_seen
       AND j.last_contact_error IS NOT DISTINCT FROM d.last_contact_error"""
 
+# The gate's index, as the SQLite migration's.
+_JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolled, eligible,"
+                 " area, worker_type, rank, station, grouped, officer_id, serial, judged_key,"
+                 " judged_compliant, judged_until, device_id)")
+
 
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
@@ -613,6 +618,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT}"
         " WHERE d.id = rollout_progress.device_id) WHERE device_id IS NOT NULL",
         "CREATE INDEX rollout_progress_device ON rollout_progress (device_id)",
+        _JUDGED_INDEX,
         # A person's row, as m018's triggers insert it, takes its device's judgement.
         "CREATE FUNCTION mdm_rollout_progress_judged() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN" + _JUDGED_SELECT.replace(
@@ -626,15 +632,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # contact error changed: recompute the rows holding that device (TG_ARGV[0]: the
         # column naming it).
         "CREATE FUNCTION mdm_rollout_progress_rejudge() RETURNS trigger LANGUAGE plpgsql"
-        " AS $$ DECLARE r jsonb;"
+        " AS $$ DECLARE ids bigint[];"
         " BEGIN"
-        " FOREACH r IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]"
-        " WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)] ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END"
-        " LOOP"
+        " ids := CASE TG_OP WHEN 'INSERT' THEN ARRAY[(to_jsonb(NEW) ->> TG_ARGV[0])::bigint]"
+        " WHEN 'DELETE' THEN ARRAY[(to_jsonb(OLD) ->> TG_ARGV[0])::bigint]"
+        " ELSE ARRAY[(to_jsonb(OLD) ->> TG_ARGV[0])::bigint,"
+        " (to_jsonb(NEW) ->> TG_ARGV[0])::bigint] END;"
         f" UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT}"
         " WHERE d.id = rollout_progress.device_id)"
-        " WHERE device_id = (r ->> TG_ARGV[0])::bigint;"
-        " END LOOP;"
+        " WHERE device_id = ANY (ids);"
         " RETURN NULL; END $$",
         "CREATE TRIGGER device_judgements_progress AFTER INSERT OR UPDATE OR DELETE"
         " ON device_judgements FOR EACH ROW"
