@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from mdm.store.progress_sql import JUDGED_INDEX, PROGRESS_COLUMNS, PROGRESS_INDEX, PROGRESS_SELECT
+
 migrations = Migrations("mdm")
 
 
@@ -607,46 +609,10 @@ def m017_device_judgement(db: Database) -> None:
             BEGIN DELETE FROM device_judgements WHERE device_id = {row}.device_id; END""")
 
 
-# Each person's place in the rollout's funnel, recomputed from the base tables.
-_PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
-                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
-                     " handed_over, failed, handed_on")
-_PROGRESS_SELECT = """
-    SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
-      CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
-        CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
-        <> 0 THEN 1 ELSE 0 END,
-      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
-        THEN 1 ELSE 0 END,
-      a.device_id,
-      CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
-      CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
-      CASE WHEN d.status = 'provisioned' THEN 1 ELSE 0 END,
-      CASE WHEN EXISTS (SELECT 1 FROM training t WHERE t.officer_id = o.officer_id)
-        THEN 1 ELSE 0 END,
-      CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
-      CASE WHEN (SELECT p.result FROM provision_steps p WHERE p.device_id = a.device_id
-        ORDER BY p.id DESC LIMIT 1) = 'failed' THEN 1 ELSE 0 END,
-      NULLIF(substr(h.handed_over_at, 1, 10), '')
-    FROM officers o
-    LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL
-    LEFT JOIN devices d ON d.id = a.device_id
-    LEFT JOIN handovers h ON h.assignment_id = a.id"""
-
-
-# The funnel's index: in the order `rollout status` groups the people not hand-picked by
-# the shipped plan's cohort columns (area, worker type), the handover day and (`--by`)
-# the station, then all it reads besides, so that grouping streams from the index (no
-# sort, no table lookups).
-_PROGRESS_INDEX = ("CREATE INDEX rollout_progress_funnel ON rollout_progress (eligible, area,"
-                   " worker_type, handed_on, station, team, grouped, officer_id, allocated,"
-                   " enrolled, provisioned, trained, handed_over, failed)")
-
-
 def _progress_of(who: str) -> str:
     """The statements that recompute one person's row (`who`: an SQL expression)."""
     return (f"DELETE FROM rollout_progress WHERE officer_id = {who};"
-            f" INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}"
+            f" INSERT INTO rollout_progress ({PROGRESS_COLUMNS}) {PROGRESS_SELECT}"
             f" WHERE o.officer_id = {who};")
 
 
@@ -679,8 +645,8 @@ def m018_rollout_progress(db: Database) -> None:
             failed INTEGER NOT NULL,
             handed_on TEXT
         )""")
-    db.execute(f"INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}")
-    db.execute(_PROGRESS_INDEX)
+    db.execute(f"INSERT INTO rollout_progress ({PROGRESS_COLUMNS}) {PROGRESS_SELECT}")
+    db.execute(PROGRESS_INDEX)
     holder = ("(SELECT officer_id FROM assignments WHERE device_id = {}.{}"
               " AND closed_at IS NULL)")
     by_assignment = "(SELECT officer_id FROM assignments WHERE id = {}.assignment_id)"
@@ -727,15 +693,6 @@ _JUDGED_SELECT = """
     WHERE d.id = rollout_progress.device_id"""
 
 
-# The gate's index: the enrolled, device-eligible people first, with every column the
-# open waves' judgements are grouped by, so that query reads this index alone (a third of
-# the rows, narrower), not the table. (Its GROUP BY leads with whether a person is
-# hand-picked, an expression: it still sorts.)
-_JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolled, eligible,"
-                 " area, worker_type, rank, station, grouped, officer_id, serial, judged_key,"
-                 " judged_compliant, judged_until, device_id)")
-
-
 def _judged_of(where: str) -> str:
     """The statement that recomputes the judgement columns of the rows `where` picks."""
     return (f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT})"
@@ -756,7 +713,7 @@ def m019_progress_judgement(db: Database) -> None:
         db.execute(f"ALTER TABLE rollout_progress ADD COLUMN {column}")
     db.execute(_judged_of("device_id IS NOT NULL"))
     db.execute("CREATE INDEX rollout_progress_device ON rollout_progress (device_id)")
-    db.execute(_JUDGED_INDEX)
+    db.execute(JUDGED_INDEX)
     db.execute(f"""
         CREATE TRIGGER rollout_progress_judged AFTER INSERT ON rollout_progress
         WHEN NEW.device_id IS NOT NULL

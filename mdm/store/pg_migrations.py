@@ -15,6 +15,8 @@ mdm does not know).
 
 from __future__ import annotations
 
+from mdm.store.progress_sql import JUDGED_INDEX, PROGRESS_COLUMNS, PROGRESS_INDEX, PROGRESS_SELECT
+
 FUNCTIONS = [
     # Refuse the change with the trigger's message (append-only and immutable rows).
     """CREATE FUNCTION mdm_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -35,39 +37,6 @@ FUNCTIONS = [
 ]
 
 
-# Each person's place in the rollout's funnel (m018), recomputed from the base tables; the
-# same statement as the SQLite migration's.
-_PROGRESS_COLUMNS = ("officer_id, area, district, station, team, worker_type, rank, eligible,"
-                     " grouped, device_id, allocated, enrolled, provisioned, trained,"
-                     " handed_over, failed, handed_on")
-_PROGRESS_SELECT = """
-    SELECT o.officer_id, o.area, o.district, o.station, o.team, o.worker_type, o.rank,
-      CASE WHEN o.status <> 'LEAVER' AND COALESCE(o.device_eligible, o.pnb_required,
-        CASE WHEN o.worker_type = 'STAFF' THEN 0 WHEN o.worker_type IS NOT NULL THEN 1 END)
-        <> 0 THEN 1 ELSE 0 END,
-      CASE WHEN EXISTS (SELECT 1 FROM group_members g WHERE g.officer_id = o.officer_id)
-        THEN 1 ELSE 0 END,
-      a.device_id,
-      CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
-      CASE WHEN d.status IN ('enrolled', 'provisioned') THEN 1 ELSE 0 END,
-      CASE WHEN d.status = 'provisioned' THEN 1 ELSE 0 END,
-      CASE WHEN EXISTS (SELECT 1 FROM training t WHERE t.officer_id = o.officer_id)
-        THEN 1 ELSE 0 END,
-      CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
-      CASE WHEN (SELECT p.result FROM provision_steps p WHERE p.device_id = a.device_id
-        ORDER BY p.id DESC LIMIT 1) = 'failed' THEN 1 ELSE 0 END,
-      NULLIF(substr(h.handed_over_at, 1, 10), '')
-    FROM officers o
-    LEFT JOIN assignments a ON a.officer_id = o.officer_id AND a.closed_at IS NULL
-    LEFT JOIN devices d ON d.id = a.device_id
-    LEFT JOIN handovers h ON h.assignment_id = a.id"""
-
-# The funnel's index, as the SQLite migration's (`rollout status` groups by it).
-_PROGRESS_INDEX = ("CREATE INDEX rollout_progress_funnel ON rollout_progress (eligible, area,"
-                   " worker_type, handed_on, station, team, grouped, officer_id, allocated,"
-                   " enrolled, provisioned, trained, handed_over, failed)")
-
-
 # The held device's serial and stored judgement where it still matches the device (m019),
 # as the SQLite migration's.
 _JUDGED_COLUMNS = "serial, judged_key, judged_compliant, judged_until"
@@ -78,12 +47,6 @@ _JUDGED_SELECT = """
         = (CASE WHEN d.status = 'quarantined' THEN 1 ELSE 0 END)
       AND j.last_seen IS NOT DISTINCT FROM d.last_seen
       AND j.last_contact_error IS NOT DISTINCT FROM d.last_contact_error"""
-
-# The gate's index, as the SQLite migration's.
-_JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolled, eligible,"
-                 " area, worker_type, rank, station, grouped, officer_id, serial, judged_key,"
-                 " judged_compliant, judged_until, device_id)")
-
 
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
@@ -574,13 +537,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             failed BIGINT NOT NULL,
             handed_on TEXT
         )""",
-        f"INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}",
-        _PROGRESS_INDEX,
+        f"INSERT INTO rollout_progress ({PROGRESS_COLUMNS}) {PROGRESS_SELECT}",
+        PROGRESS_INDEX,
         # Recompute one person's row from the base tables.
         "CREATE FUNCTION mdm_rollout_progress_of(who TEXT) RETURNS void LANGUAGE plpgsql AS $$"
         " BEGIN IF who IS NULL THEN RETURN; END IF;"
         " DELETE FROM rollout_progress WHERE officer_id = who;"
-        f" INSERT INTO rollout_progress ({_PROGRESS_COLUMNS}) {_PROGRESS_SELECT}"
+        f" INSERT INTO rollout_progress ({PROGRESS_COLUMNS}) {PROGRESS_SELECT}"
         " WHERE o.officer_id = who; END $$",
         # Whoever writes a row the funnel reads, recompute the person it touches (before
         # and after): TG_ARGV[0] says how a row names its person (officer_id; the holder of
@@ -618,7 +581,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT}"
         " WHERE d.id = rollout_progress.device_id) WHERE device_id IS NOT NULL",
         "CREATE INDEX rollout_progress_device ON rollout_progress (device_id)",
-        _JUDGED_INDEX,
+        JUDGED_INDEX,
         # A person's row, as m018's triggers insert it, takes its device's judgement.
         "CREATE FUNCTION mdm_rollout_progress_judged() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN" + _JUDGED_SELECT.replace(
