@@ -34,7 +34,7 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 def _refused(at: Any, problem: str, hint: str) -> _Refused:
-    mark = at.get_mark() if isinstance(at, StrictLoader) else at.start_mark
+    mark = getattr(at, "start_mark", at)  # an event's or node's, or a mark itself
     return _Refused(None, None, problem, mark, hint)
 
 
@@ -43,23 +43,30 @@ def _short(value: object) -> str:
     return repr(text if len(text) <= 40 else text[:20] + "…" + text[-8:])
 
 
-class StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, anchors, deep nesting and impossible values."""
+class _PureParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python reader, scanner and parser: only where libyaml is missing."""
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
 
     def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         # Bound flow nesting as the scanner meets it: PyYAML's scanner slows down
         # quadratically with open brackets long before the composer sees the first node.
         if self.flow_level >= MAX_DEPTH:
-            raise _refused(self, f"is nested more than {MAX_DEPTH} levels deep",
+            raise _refused(self.get_mark(), f"is nested more than {MAX_DEPTH} levels deep",
                            "flatten the structure")
         super().fetch_flow_collection_start(TokenClass)
 
+
+class _Strict(yaml.composer.Composer, yaml.constructor.SafeConstructor):
+    """The checks: composes and constructs nodes in Python from any parser's events."""
+
+    _depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()  # type: ignore[attr-defined]  # the parser's
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise _refused(event, "uses a YAML anchor or alias", _IN_FULL)
         self._depth += 1
@@ -115,15 +122,47 @@ class StrictLoader(yaml.SafeLoader):
 
 
 for _name in ("int", "float", "timestamp"):
-    StrictLoader.add_constructor(f"tag:yaml.org,2002:{_name}",
-                                 getattr(StrictLoader, f"construct_yaml_{_name}"))
+    _Strict.add_constructor(f"tag:yaml.org,2002:{_name}",
+                            getattr(_Strict, f"construct_yaml_{_name}"))
 for _name in _REFUSED_TAGS:
-    StrictLoader.add_constructor(f"tag:yaml.org,2002:{_name}", StrictLoader.refuse_tag)
+    _Strict.add_constructor(f"tag:yaml.org,2002:{_name}",  # type: ignore[type-var]
+                            _Strict.refuse_tag)
+
+
+class PureStrictLoader(_Strict, _PureParser, yaml.resolver.Resolver):
+    """The strict loader on PyYAML's pure-Python parser (where libyaml is missing)."""
+
+    def __init__(self, stream: str) -> None:
+        _PureParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+# Events come from libyaml's C parser where PyYAML has it (a tenth of the pure parser's
+# time), but nodes are composed and constructed in Python (_Strict), event by event, so
+# every check sees each event before the next is parsed: a deep or aliased document is
+# refused at its first offending event, whichever parser made it.
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    StrictLoader: type[Any] = PureStrictLoader
+else:
+    class _CStrictLoader(_Strict, CParser, yaml.resolver.Resolver):
+        """The strict loader on libyaml's parser."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    StrictLoader = _CStrictLoader
 
 
 @dataclass(frozen=True)
 class Document:
-    """A YAML file's data, and the line of every mapping key (by key path)."""
+    """A YAML file's data, and the line of every mapping key and list item (by path)."""
 
     data: Any
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -156,7 +195,7 @@ def load_document(path: Path, max_bytes: int = MAX_BYTES) -> Document:
 
 def loads(text: str, name: str) -> Document:
     """Parse YAML text strictly; `name` is how errors refer to it (usually the path)."""
-    loader: StrictLoader | None = None
+    loader: Any = None
     try:
         loader = StrictLoader(text)
         node = loader.get_single_node()
@@ -164,6 +203,9 @@ def loads(text: str, name: str) -> Document:
     except _Refused as exc:
         _fail(_where(name, exc.problem_mark), str(exc.problem), str(exc.note))
     except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):  # libyaml's own bound, met first
+            _fail(_where(name, exc.problem_mark), f"is nested more than {MAX_DEPTH} levels"
+                  " deep", "flatten the structure")
         _fail(_where(name, exc.problem_mark or exc.context_mark),
               f"is not valid YAML: {exc.problem or exc.context}",
               "check the indentation and quoting on that line")
@@ -198,7 +240,8 @@ def _fail(where: str, message: str, hint: str) -> NoReturn:
 
 
 def _key_lines(node: Any) -> dict[tuple[str, ...], int]:
-    """Map each key path to its 1-based line (nesting is already bounded)."""
+    """Map each key path to its 1-based line, a list's items by their index as text
+    (nesting is already bounded)."""
     out: dict[tuple[str, ...], int] = {}
 
     def walk(n: Any, path: tuple[str, ...]) -> None:
@@ -207,6 +250,11 @@ def _key_lines(node: Any) -> dict[tuple[str, ...], int]:
                 sub = path + (str(key.value),)
                 out.setdefault(sub, key.start_mark.line + 1)
                 walk(value, sub)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                sub = path + (str(i),)
+                out.setdefault(sub, item.start_mark.line + 1)
+                walk(item, sub)
 
     walk(node, ())
     return out

@@ -88,6 +88,20 @@ def test_a_folder_named_like_a_layer_is_a_clear_error(mdm: Any, tree: Path) -> N
     assert "60-folder.yaml: cannot be read" in mdm("policy", "validate", code=2).stderr
 
 
+@pytest.fixture(params=["libyaml", "pure"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each check on both parsers: libyaml's where PyYAML has it, the pure one where not."""
+    if request.param == "pure":
+        monkeypatch.setattr(yamlio, "StrictLoader", yamlio.PureStrictLoader)
+    return str(request.param)
+
+
+def test_libyaml_parses_where_pyyaml_has_it() -> None:
+    import yaml
+
+    assert (yamlio.StrictLoader is not yamlio.PureStrictLoader) == yaml.__with_libyaml__
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ("a: 1\nb: 2\na: 3\n", "line 3: key 'a' is given twice (first on line 1)"),
     ("yes: 1\ntrue: 2\n", "line 2: key 'true' is given twice"),
@@ -103,18 +117,26 @@ def test_a_folder_named_like_a_layer_is_a_clear_error(mdm: Any, tree: Path) -> N
     ("a: " + "{a: " * 40 + "1" + "}" * 40 + "\n", "nested more than 32 levels deep"),
     (BOMB, "line 1: uses a YAML anchor or alias"),
     ("? [a, b]\n: 1\n", "is not valid YAML"),
+    ("a: " + "[" * 200_000 + "\n", "line 1: is nested more than 32 levels deep"),
+    ("a: b\nc: \x01\n", "line 2: is not valid YAML"),
+    ("a: [1,\n  2\n b: c\n", "line 3: is not valid YAML"),
 ])
-def test_the_strict_loader_refuses_with_the_line(text: str, needle: str) -> None:
+def test_the_strict_loader_refuses_with_the_line(parser: str, text: str, needle: str) -> None:
     with pytest.raises(InputError) as err:
         yamlio.loads(text, "f.yaml")
     assert needle in err.value.message
 
 
-def test_the_strict_loader_keeps_ordinary_yaml_and_key_lines() -> None:
+def test_the_strict_loader_keeps_ordinary_yaml_and_key_lines(parser: str) -> None:
     doc = yamlio.loads("a: 1\nb:\n  c: 2015-02-28\n  d: [x, 'y']\ne: -1.5\n", "f.yaml")
     assert doc.data == {"a": 1, "b": {"c": __import__("datetime").date(2015, 2, 28),
                                       "d": ["x", "y"]}, "e": -1.5}
-    assert doc.lines == {("a",): 1, ("b",): 2, ("b", "c"): 3, ("b", "d"): 4, ("e",): 5}
+    assert doc.lines == {("a",): 1, ("b",): 2, ("b", "c"): 3, ("b", "d"): 4,
+                         ("b", "d", "0"): 4, ("b", "d", "1"): 4, ("e",): 5}
+    listed = yamlio.loads("waves:\n  - name: a\n\n  - name: b\n    size: 2\n", "f.yaml")
+    assert listed.lines == {("waves",): 1, ("waves", "0"): 2, ("waves", "0", "name"): 2,
+                            ("waves", "1"): 4, ("waves", "1", "name"): 4,
+                            ("waves", "1", "size"): 5}
 
 
 def _profile(tmp_path: Path, extra: str) -> Path:

@@ -159,8 +159,7 @@ def load(path: Path) -> Plan:
                          "write one (see playbooks/rollout.yaml in mdm's repository) or"
                          " give --plan FILE")
     doc = yamlio.load_document(path)
-    lines = _item_lines(path)
-    r = _Reader(path, {**doc.lines, **lines})
+    r = _Reader(path, doc.lines)
     data = doc.data
     if not isinstance(data, dict):
         raise InputError(f"{path}: the plan must be a mapping with a `waves:` list",
@@ -176,34 +175,6 @@ def load(path: Path) -> Plan:
                          " nothing was done", "fix each one, then run mdm rollout validate",
                          problems=r.problems)
     return Plan(path, waves, rotas, ratio, hours, day)
-
-
-def _item_lines(path: Path) -> dict[tuple[str, ...], int]:
-    """Find the line of each wave in the `waves:` list (the loader keys mappings only)."""
-    import yaml
-
-    out: dict[tuple[str, ...], int] = {}
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return out  # the strict loader has already named the error
-    if not isinstance(node, yaml.MappingNode):
-        return out
-
-    def walk(n: Any, keys: tuple[str, ...]) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                sub = keys + (str(k.value),)
-                out.setdefault(sub, k.start_mark.line + 1)
-                walk(v, sub)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                sub = keys + (str(i),)
-                out.setdefault(sub, item.start_mark.line + 1)
-                walk(item, sub)
-
-    walk(node, ())
-    return out
 
 
 def _percent(r: _Reader, keys: tuple[str | int, ...], value: Any) -> float | None:
