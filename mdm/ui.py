@@ -29,6 +29,7 @@ from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from mdm import plaintext
 from mdm.errors import ExitCode, MdmError, Problem
 
 if TYPE_CHECKING:  # rich is imported where it draws: a piped list never loads it
@@ -200,6 +201,17 @@ def _title(title: str) -> Text | None:
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
     """Print rows as a table with the given columns (every cell printed literally)."""
+    drawn = _plain_table(rows, columns, title)
+    if drawn is not None:
+        sys.stdout.write(drawn)
+    else:
+        _out().print(_rich_table(rows, columns, title))
+    if not rows:
+        info("(none)")
+
+
+def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                title: str) -> Any:
     from rich.table import Table
 
     t = Table(title=_title(title), show_lines=False)
@@ -207,9 +219,31 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str 
         t.add_column(_text(c))
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns), style=None)
-    _out().print(t)
-    if not rows:
-        info("(none)")
+    return t
+
+
+def _plain_cell(value: object) -> tuple[str, bool]:
+    """A cell as `_cell` makes it, as (text, printed bold red)."""
+    if value is None:
+        return "", False
+    if isinstance(value, Alarm):
+        return literal(str(value)), True
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), False
+    if isinstance(value, Mapping | list):
+        return literal(json.dumps(value, ensure_ascii=False, default=str)), False
+    return literal(value), False
+
+
+def _plain_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str,
+                 to: plaintext.Target | None = None) -> str | None:
+    """The table as rich would draw it on stdout, drawn without rich; None where it can't be."""
+    to = to or plaintext.target(sys.stdout)
+    if to is None:
+        return None
+    return plaintext.table([literal(c) for c in columns],
+                           [[_plain_cell(row.get(c)) for c in columns] for row in rows],
+                           literal(title) if title else "", to)
 
 
 def record(data: Mapping[str, Any], title: str = "") -> None:
@@ -239,12 +273,26 @@ def render(data: object, as_json: bool, columns: Sequence[str] | None = None,
 
 def heading(text: str, *lines: str) -> None:
     """Print a heading line (bold on a terminal) and any plain lines under it on stdout."""
+    drawn = _plain_heading(text, lines)
+    if drawn is not None:
+        sys.stdout.write(drawn)
+        return
     from rich.text import Text
 
     console = _out()
     console.print(Text(literal(text), style="bold"))
     for line in lines:
         console.print(_text(line))
+
+
+def _plain_heading(text: str, lines: Sequence[str],
+                   to: plaintext.Target | None = None) -> str | None:
+    to = to or plaintext.target(sys.stdout)
+    if to is None:
+        return None
+    drawn = [plaintext.line(literal(text), to, bold=True),
+             *(plaintext.line(literal(line), to) for line in lines)]
+    return None if None in drawn else "".join(d for d in drawn if d is not None)
 
 
 def stdout_is_terminal() -> bool:

@@ -31,6 +31,7 @@ from mdm.policies.compliance import FACTS, Judge
 from mdm.policies.layering import Effective
 from mdm.store import judgements as stored
 from mdm.store.db import Database
+from mdm.store.rollout import Part
 
 STATUSES = ("enrolled", "provisioned", "quarantined")
 _PATCH = FACTS.index("security_patch")
@@ -177,7 +178,7 @@ def compliant(db: Database, folder: Path, wanted: set[int],
 
 
 def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
-                     pick: tuple[str, list[Any]], where: tuple[str, list[Any]],
+                     pick: tuple[str, list[Any]], where: Sequence[Part],
                      moment: datetime | None = None) -> Counter[tuple[Any, ...]]:
     """Count the compliant enrolled or provisioned devices of device-eligible holders, per
     (hand-picked officer id or None, *the holder's values of `columns`) (reads only).

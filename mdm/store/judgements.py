@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mdm.store.db import Database
+from mdm.store.rollout import Part
 
 _CHUNK = 500  # ids per IN (…) list: well under any database's limit on parameters
 HOLDER = ("worker_type", "rank", "area", "station")  # what a holder's policy depends on
@@ -82,16 +83,21 @@ def stored(db: Database, device_id: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def any_in_scope(db: Database, where: tuple[str, list[Any]]) -> bool:
+def any_in_scope(db: Database, where: Sequence[Part]) -> bool:
     """Say whether any device-eligible person in `where` (store.rollout.scope) holds an
     enrolled or provisioned device: whether a gate has anything to judge."""
-    return db.execute("SELECT 1 FROM rollout_progress p WHERE p.eligible = 1"
-                      f" AND p.enrolled = 1 AND {where[0]} LIMIT 1",
-                      where[1]).fetchone() is not None
+    return any(db.execute(f"SELECT 1 FROM rollout_progress p WHERE {_held(part)} LIMIT 1",
+                          part.args).fetchone() is not None for part in where)
+
+
+def _held(part: Part) -> str:
+    """The WHERE of one part of a scope, for the enrolled of the device-eligible (`+`: a
+    part naming officer ids is read by them, not through the index of every holder)."""
+    return f"+p.eligible = 1 AND {'+' if part.by_id else ''}p.enrolled = 1 AND {part.sql}"
 
 
 def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
-            where: tuple[str, list[Any]], exceptions: Sequence[str], now: str,
+            where: Sequence[Part], exceptions: Sequence[str], now: str,
             each: bool = False) -> list[tuple[Any, ...]]:
     """Count the enrolled and provisioned devices of device-eligible holders, per kind of
     holder and stored judgement (the rollout's gates; `pick`, `where`: see
@@ -118,16 +124,14 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     # funnel's, which lacks the judgement's columns).
     read = [*columns, *(c for c in HOLDER if c not in columns)]
     width = 6 + len(read)  # every column but the count
-    rows = db.execute(
+    rows = [row for part in where for row in db.execute(
         f"SELECT {pick[0]}{roster_columns(read)},"
         f" CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial},"
         f" CASE WHEN {holds} THEN p.judged_key END,"
         f" CASE WHEN {holds} THEN p.judged_compliant END, {device}, COUNT(*)"
-        " FROM rollout_progress p"
-        f" WHERE +p.eligible = 1 AND p.enrolled = 1 AND {where[0]}"
+        f" FROM rollout_progress p WHERE {_held(part)}"
         f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
-        [*pick[1], *exceptions, now, now, *([] if each else [now]), *where[1]]
-    ).fetchall()
+        [*pick[1], *exceptions, now, now, *([] if each else [now]), *part.args]).fetchall()]
     at = {c: 1 + i for i, c in enumerate(read)}
     return [(r[0], *(r[at[c]] for c in columns), *(r[at[c]] for c in HOLDER),
              *r[1 + len(read):-1], int(r[-1])) for r in rows]

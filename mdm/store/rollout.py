@@ -9,7 +9,7 @@ PostgreSQL both.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from mdm.store.db import Database
 
@@ -145,30 +145,43 @@ def picking(groups: Sequence[str], officers: Sequence[str]) -> tuple[str, list[A
     return f"({' OR '.join(parts) or '1 = 0'})", args
 
 
+class Part(NamedTuple):
+    """One part of a scope: its SQL condition on rollout_progress `p`, and its arguments."""
+
+    sql: str
+    args: list[Any]
+    by_id: bool = False  # names officer ids: read by them, not by a pass over the enrolled
+
+
 def scope(columns: Sequence[str], pick: tuple[str, list[Any]],
-          kinds: Sequence[tuple[Any, ...]], people: Sequence[str]) -> tuple[str, list[Any]]:
+          kinds: Sequence[tuple[Any, ...]], people: Sequence[str]) -> list[Part]:
     """The SQL that keeps these kinds (values of `columns`) of people not hand-picked, and
-    these hand-picked people; with too many kinds to name, everyone."""
+    these hand-picked people; with too many kinds to name, everyone.
+
+    Parts that never keep the same person, each read on its own: the kinds in one pass
+    over the enrolled, the hand-picked by their officer ids (a few lookups, not a pass).
+    """
     roster_columns(columns)
     if len(kinds) > _MAX_KINDS or len(people) > _MAX_KINDS * 10:
-        return "1 = 1", []
-    args: list[Any] = []
-    terms = []
-    for kind in kinds:
-        parts = ["1 = 1"]
-        for column, value in zip(columns, kind, strict=True):
-            if value is None:
-                parts.append(f"p.{column} IS NULL")
-            else:
-                parts.append(f"p.{column} = ?")
-                args.append(value)
-        terms.append(f"({' AND '.join(parts)})")
-    sql = f"(({pick[0]}) IS NULL AND ({' OR '.join(terms) or '1 = 0'}))"
-    args = [*pick[1], *args]
-    if people:
-        sql = f"({sql} OR p.officer_id IN ({_marks(len(people))}))"
-        args += list(people)
-    return sql, args
+        return [Part("1 = 1", [])]
+    parts: list[Part] = []
+    if kinds:
+        args: list[Any] = []
+        terms = []
+        for kind in kinds:
+            conditions = ["1 = 1"]
+            for column, value in zip(columns, kind, strict=True):
+                if value is None:
+                    conditions.append(f"p.{column} IS NULL")
+                else:
+                    conditions.append(f"p.{column} = ?")
+                    args.append(value)
+            terms.append(f"({' AND '.join(conditions)})")
+        parts.append(Part(f"(({pick[0]}) IS NULL AND ({' OR '.join(terms)}))",
+                          [*pick[1], *args]))
+    if people:  # hand-picked: never in the part above, whose people are not hand-picked
+        parts.append(Part(f"p.officer_id IN ({_marks(len(people))})", list(people), True))
+    return parts
 
 
 def funnel_counts(db: Database, columns: Sequence[str], picks: tuple[str, list[Any]],
