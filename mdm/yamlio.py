@@ -129,16 +129,22 @@ for _name in _REFUSED_TAGS:
                             _Strict.refuse_tag)
 
 
-class PureStrictLoader(_Strict, _PureParser, yaml.resolver.Resolver):
-    """The strict loader on PyYAML's pure-Python parser (where libyaml is missing)."""
+def _loader(parser: Any, doc: str) -> type[Any]:
+    """The strict loader on this parser: its events, composed and checked by _Strict."""
 
-    def __init__(self, stream: str) -> None:
-        _PureParser.__init__(self, stream)
-        yaml.composer.Composer.__init__(self)
-        yaml.constructor.SafeConstructor.__init__(self)
-        yaml.resolver.Resolver.__init__(self)
+    class Loader(_Strict, parser, yaml.resolver.Resolver):  # type: ignore[misc]
+        __doc__ = doc
+
+        def __init__(self, stream: str) -> None:
+            parser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    return Loader
 
 
+PureStrictLoader = _loader(_PureParser, "The strict loader on PyYAML's pure-Python parser.")
 # Events come from libyaml's C parser where PyYAML has it (a tenth of the pure parser's
 # time), but nodes are composed and constructed in Python (_Strict), event by event, so
 # every check sees each event before the next is parsed: a deep or aliased document is
@@ -146,18 +152,9 @@ class PureStrictLoader(_Strict, _PureParser, yaml.resolver.Resolver):
 try:
     from yaml._yaml import CParser
 except ImportError:  # PyYAML built without libyaml
-    StrictLoader: type[Any] = PureStrictLoader
+    StrictLoader = PureStrictLoader
 else:
-    class _CStrictLoader(_Strict, CParser, yaml.resolver.Resolver):
-        """The strict loader on libyaml's parser."""
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            yaml.composer.Composer.__init__(self)
-            yaml.constructor.SafeConstructor.__init__(self)
-            yaml.resolver.Resolver.__init__(self)
-
-    StrictLoader = _CStrictLoader
+    StrictLoader = _loader(CParser, "The strict loader on libyaml's parser.")
 
 
 @dataclass(frozen=True)
