@@ -1,17 +1,24 @@
 """Read YAML strictly, or say exactly what is wrong where: the one YAML reader of mdm.
 
 Policy layers and device profiles are edited by hand, so a typo must never turn into a
-silent change or a crash. Built on PyYAML's SafeLoader (no object construction), this
-loader also refuses what `yaml.safe_load` lets through: a key given twice (the last one
+silent change or a crash. Built on PyYAML's safe constructor (no object construction),
+this loader also refuses what `yaml.safe_load` lets through: a key given twice (the last one
 would silently win), anchors, aliases and merge keys (the stuff of "billion laughs"),
 nesting deeper than anyone writes by hand, dates that do not exist (`2015-02-30`),
 numbers too large to store, files too big or not UTF-8. Every refusal is a `YamlError`
 (an InputError) naming the file and line, so it ends in exit 2, never a traceback.
+
+PyYAML's pure-Python parser decides what is YAML. Where PyYAML has libyaml, a file of the
+plain kind people write (no tab, tag, directive or byte-order mark inside) is parsed by
+libyaml's C parser, a tenth of the time, which reads that kind as the pure parser does;
+anything else, and every file either refuses, is read by the pure parser, so what is
+accepted and how a refusal reads never depend on libyaml.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,6 +84,15 @@ class _Strict(yaml.composer.Composer, yaml.constructor.SafeConstructor):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            # PyYAML's constructors trust a tag: `!!int abc` fails inside int()
+            raise _refused(node, f"{_short(node.value)} is not what its tag"
+                           f" !!{str(node.tag).rsplit(':', 1)[-1]} says",
+                           "drop the tag or write a value of that kind") from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -145,16 +161,17 @@ def _loader(parser: Any, doc: str) -> type[Any]:
 
 
 PureStrictLoader = _loader(_PureParser, "The strict loader on PyYAML's pure-Python parser.")
-# Events come from libyaml's C parser where PyYAML has it (a tenth of the pure parser's
-# time), but nodes are composed and constructed in Python (_Strict), event by event, so
-# every check sees each event before the next is parsed: a deep or aliased document is
-# refused at its first offending event, whichever parser made it.
+# Events from libyaml's C parser are composed and constructed in Python (_Strict) just the
+# same, event by event, so every check sees each event before the next is parsed.
 try:
     from yaml._yaml import CParser
 except ImportError:  # PyYAML built without libyaml
-    StrictLoader = PureStrictLoader
+    CStrictLoader: type[Any] | None = None
 else:
-    StrictLoader = _loader(CParser, "The strict loader on libyaml's parser.")
+    CStrictLoader = _loader(CParser, "The strict loader on libyaml's parser.")
+# Where libyaml and the pure parser part ways: tabs (libyaml takes them in more places),
+# tags, directives, a byte-order mark inside the text. A file with any is read purely.
+_NOT_PLAIN = re.compile(r"[\t\ufeff]|(?:^|[\s,\[\]{}])!|^%", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -192,17 +209,23 @@ def load_document(path: Path, max_bytes: int = MAX_BYTES) -> Document:
 
 def loads(text: str, name: str) -> Document:
     """Parse YAML text strictly; `name` is how errors refer to it (usually the path)."""
+    if CStrictLoader is not None and not _NOT_PLAIN.search(text):
+        try:
+            return _parse(text, name, CStrictLoader)
+        except YamlError:
+            pass  # said again below, exactly as the pure parser says it
+    return _parse(text, name, PureStrictLoader)
+
+
+def _parse(text: str, name: str, parser: type[Any]) -> Document:
     loader: Any = None
     try:
-        loader = StrictLoader(text)
+        loader = parser(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
         _fail(_where(name, exc.problem_mark), str(exc.problem), str(exc.note))
     except yaml.MarkedYAMLError as exc:
-        if "maximum nesting depth" in str(exc.problem):  # libyaml's own bound, met first
-            _fail(_where(name, exc.problem_mark), f"is nested more than {MAX_DEPTH} levels"
-                  " deep", "flatten the structure")
         _fail(_where(name, exc.problem_mark or exc.context_mark),
               f"is not valid YAML: {exc.problem or exc.context}",
               "check the indentation and quoting on that line")
@@ -212,6 +235,8 @@ def loads(text: str, name: str) -> Document:
               "remove control characters from the file")
     except yaml.YAMLError as exc:  # every other PyYAML error, so none escapes as a crash
         _fail(name, f"is not valid YAML: {exc}", "check the file's syntax")
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):  # see construct_object
+        _fail(name, "has a value that does not fit its tag", "drop the tag (`!!int` and the like)")
     except RecursionError:  # nesting is bounded above; this is the last line of defence
         _fail(name, "is nested too deeply", "flatten the structure")
     finally:

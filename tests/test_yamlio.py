@@ -92,14 +92,14 @@ def test_a_folder_named_like_a_layer_is_a_clear_error(mdm: Any, tree: Path) -> N
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each check on both parsers: libyaml's where PyYAML has it, the pure one where not."""
     if request.param == "pure":
-        monkeypatch.setattr(yamlio, "StrictLoader", yamlio.PureStrictLoader)
+        monkeypatch.setattr(yamlio, "CStrictLoader", None)
     return str(request.param)
 
 
 def test_libyaml_parses_where_pyyaml_has_it() -> None:
     import yaml
 
-    assert (yamlio.StrictLoader is not yamlio.PureStrictLoader) == yaml.__with_libyaml__
+    assert (yamlio.CStrictLoader is not None) == yaml.__with_libyaml__
 
 
 @pytest.mark.parametrize(("text", "needle"), [
@@ -120,11 +120,28 @@ def test_libyaml_parses_where_pyyaml_has_it() -> None:
     ("a: " + "[" * 200_000 + "\n", "line 1: is nested more than 32 levels deep"),
     ("a: b\nc: \x01\n", "line 2: is not valid YAML"),
     ("a: [1,\n  2\n b: c\n", "line 3: is not valid YAML"),
+    ("a:\t1\n", "line 1: is not valid YAML: found character '\\t'"),
+    ("m: Property of\tCumbria\n", "line 1: is not valid YAML: found character '\\t'"),
+    ("l: true \t# c\n", "line 1: is not valid YAML"),
+    ("# é—漢\n" * 3 + "a: \x0c\n", "line 4: is not valid YAML"),
+    ("x: !!int abc\n", "line 1: 'abc' is not what its tag !!int says"),
+    ("x:\n  y: !!bool maybe\n", "line 2: 'maybe' is not what its tag !!bool says"),
 ])
 def test_the_strict_loader_refuses_with_the_line(parser: str, text: str, needle: str) -> None:
     with pytest.raises(InputError) as err:
         yamlio.loads(text, "f.yaml")
     assert needle in err.value.message
+
+
+@pytest.mark.parametrize(("text", "data"), [
+    ("%YAML 1.1\n---\na: 1\n", {"a": 1}),
+    ("a: ! \n", {"a": None}),
+    ("a: 1\n\ufeffb: 2\n", {"a": 1, "\ufeffb": 2}),
+    ('a: "Call 101!" # now!\n', {"a": "Call 101!"}),
+])
+def test_both_parsers_read_what_the_pure_parser_reads(parser: str, text: str,
+                                                      data: object) -> None:
+    assert yamlio.loads(text, "f.yaml").data == data
 
 
 def test_the_strict_loader_keeps_ordinary_yaml_and_key_lines(parser: str) -> None:
