@@ -209,6 +209,7 @@ def root(
 
 def main() -> None:
     """Run the CLI (the console script's entry point)."""
+    ui.prepare_streams()
     try:
         try:
             app()

@@ -48,7 +48,7 @@ def target(stream: IO[str]) -> Target | None:
         return None
     columns = env.get("COLUMNS")
     if columns is not None:
-        if not columns.isdigit() or int(columns) == 0:
+        if not (columns.isascii() and columns.isdigit()) or int(columns) == 0:
             return None
         return Target(int(columns), styled)
     width = 0

@@ -16,8 +16,10 @@ very values stored, with the same characters written as `\u` escapes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -43,6 +45,20 @@ class _Settings:
 
 
 _settings = _Settings()
+
+
+def prepare_streams() -> None:
+    """Let any character be written, whatever the locale: where stdout or stderr cannot
+    encode one (a latin-1 or ASCII locale), it is written as an escape (`\\u2192`), never
+    an error; a COLUMNS that is no number (rich reads it) is ignored."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf_8") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):  # a stream already closed
+                stream.reconfigure(errors="backslashreplace")
+    columns = os.environ.get("COLUMNS")
+    if columns is not None and not (columns.isascii() and columns.isdigit()):
+        del os.environ["COLUMNS"]
 
 
 def configure(quiet: bool = False) -> None:

@@ -144,3 +144,18 @@ def test_the_table_on_a_real_stream_is_rich_s_and_rich_loads_only_when_needed(
         assert f"{plaintext.BOLD}stage" in body
     if not tty and "FORCE_COLOR" not in extra:
         assert "\x1b" not in body
+
+
+@pytest.mark.parametrize("extra", [{"PYTHONIOENCODING": "ascii"},
+                                   {"PYTHONIOENCODING": "latin-1"}, {"COLUMNS": "²"}])
+def test_a_locale_that_cannot_encode_a_character_gets_an_escape_not_a_crash(
+        extra: dict[str, str]) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "COLUMNS")}
+    done = subprocess.run([sys.executable, "-m", "mdm", "rollout", "--help"],
+                          env={**env, **extra}, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "cohort" in done.stdout.decode("ascii" if "PYTHONIOENCODING" in extra else "utf-8")
+    if "PYTHONIOENCODING" in extra:
+        assert b"cohort \\u2192 handed over" in done.stdout
