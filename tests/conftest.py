@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
+import click.testing
 import pytest
 import typer.main
-from click.testing import CliRunner
+import typer.testing
 
 from mdm import examples
-from mdm.cli import app
+from mdm.cli import app as mdm_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTERPRISE_ID = "LC04mdmtest"
@@ -43,13 +43,17 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 _ROOT: list[click.Command] = []
 
 
-def _root() -> click.Command:
-    """Return the click command Typer makes of the app: made once per test process, as the
-    console script makes it once per run (the root group keeps each sub-app it loads).
-    Typer's CliRunner would remake the whole tree, and each sub-app, on every call."""
-    if not _ROOT:
-        _ROOT.append(typer.main.get_command(app))
-    return _ROOT[0]
+class CliRunner(typer.testing.CliRunner):
+    """Typer's CliRunner, but mdm's click command is made once per test process, as the
+    console script makes it once per run (its root group keeps each sub-app it loads):
+    Typer's own would remake the whole tree, and the sub-app run, on every call."""
+
+    def invoke(self, app: typer.Typer, *args: Any, **kwargs: Any) -> click.testing.Result:
+        if app is not mdm_app:
+            return super().invoke(app, *args, **kwargs)
+        if not _ROOT:
+            _ROOT.append(typer.main.get_command(mdm_app))
+        return click.testing.CliRunner.invoke(self, _ROOT[0], *args, **kwargs)
 
 
 class Mdm:
@@ -60,7 +64,7 @@ class Mdm:
 
     def __call__(self, *args: str, code: int = 0, operator: str | None = None) -> Any:
         argv = (["--operator", operator] if operator else []) + [str(a) for a in args]
-        result = self.runner.invoke(_root(), argv)
+        result = self.runner.invoke(mdm_app, argv)
         assert result.exit_code == code, (
             f"mdm {' '.join(argv)} exited {result.exit_code}, wanted {code}\n"
             f"stdout: {result.stdout}\nstderr: {result.stderr}\nexc: {result.exception!r}")
