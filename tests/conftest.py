@@ -80,6 +80,31 @@ def mdm() -> Mdm:
     return Mdm()
 
 
+# The slowest tests and modules, run first: with two test processes (pytest-xdist), a long
+# test dealt out last keeps one process busy while the other has finished. Only the order
+# changes; every test still runs.
+SLOWEST_TESTS = ("test_store_pg.py::test_kill_9_during_a_large_import_leaves_old_or_new",)
+SLOW_MODULES = ("test_stations_lab.py", "test_ca_device_lab.py", "test_apps_lab.py",
+                "test_rollout_lab.py", "test_helpdesk_lab.py", "test_push_lab.py",
+                "test_hostile_devices.py", "test_enrol_lab.py", "test_ca.py",
+                "test_enrol_pairing_lab.py", "test_store_pg.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Deal the slowest tests out first (stable: the rest keep their order)."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.split("/")[-1]
+        if name.split("[")[0] in SLOWEST_TESTS:
+            return -1
+        module = name.split("::")[0]
+        if module in SLOW_MODULES:
+            return SLOW_MODULES.index(module)
+        return len(SLOW_MODULES) + (0 if item.get_closest_marker("lab") else 1)
+
+    items.sort(key=rank)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run a test marked `backends` once on SQLite and once on PostgreSQL.
 
@@ -383,27 +408,11 @@ def station(lab: LabPool) -> Any:
 
 @pytest.fixture(scope="session")
 def apks(request: pytest.FixtureRequest) -> dict[str, Path]:
-    """Real signed APKs (aapt, zipalign, apksigner) and bad inputs, cached per machine.
+    """Real signed APKs (aapt, zipalign, apksigner) and bad inputs, cached per machine
+    (tests/apks.py; scripts/test.sh starts the build before the tests)."""
+    from tests import apks as cache
 
-    The cache is keyed by the script's own sha256, so a changed script builds afresh. The
-    test processes of one run (pytest-xdist's workers) share it: the first to get the lock
-    builds, the others wait for it and use what it made.
-    """
-    import fcntl
-    import hashlib
-    import subprocess
-
-    script = ROOT / "scripts" / "make-apks.sh"
-    key = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
-    folder = Path(request.config.cache.mkdir(f"mdm-apks-{key}"))
-    stamp = folder / "complete"
-    with open(folder.parent / f"mdm-apks-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not stamp.exists():
-            subprocess.run(["bash", str(script), str(folder)], check=True, timeout=300,
-                           capture_output=True)
-            stamp.write_text(key)
-    return {p.stem: p for p in folder.glob("*.apk")}
+    return cache.build(Path(request.config.cache.mkdir(cache.name())))
 
 
 # --- PostgreSQL: one throw-away cluster per run (scripts/test.sh starts it and passes its
