@@ -7,11 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click.testing
 import pytest
-from typer.testing import CliRunner
+import typer.main
+import typer.testing
 
 from mdm import examples
-from mdm.cli import app
+from mdm.cli import app as mdm_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTERPRISE_ID = "LC04mdmtest"
@@ -38,6 +40,22 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MDM_CONFIG", str(project))
 
 
+_ROOT: list[click.Command] = []
+
+
+class CliRunner(typer.testing.CliRunner):
+    """Typer's CliRunner, but mdm's click command is made once per test process, as the
+    console script makes it once per run (its root group keeps each sub-app it loads):
+    Typer's own would remake the whole tree, and the sub-app run, on every call."""
+
+    def invoke(self, app: typer.Typer, *args: Any, **kwargs: Any) -> click.testing.Result:
+        if app is not mdm_app:
+            return super().invoke(app, *args, **kwargs)
+        if not _ROOT:
+            _ROOT.append(typer.main.get_command(mdm_app))
+        return click.testing.CliRunner.invoke(self, _ROOT[0], *args, **kwargs)
+
+
 class Mdm:
     """Run the CLI in-process and check its exit code."""
 
@@ -46,7 +64,7 @@ class Mdm:
 
     def __call__(self, *args: str, code: int = 0, operator: str | None = None) -> Any:
         argv = (["--operator", operator] if operator else []) + [str(a) for a in args]
-        result = self.runner.invoke(app, argv)
+        result = self.runner.invoke(mdm_app, argv)
         assert result.exit_code == code, (
             f"mdm {' '.join(argv)} exited {result.exit_code}, wanted {code}\n"
             f"stdout: {result.stdout}\nstderr: {result.stderr}\nexc: {result.exception!r}")
@@ -60,6 +78,31 @@ class Mdm:
 @pytest.fixture
 def mdm() -> Mdm:
     return Mdm()
+
+
+# The slowest tests and modules, run first: with two test processes (pytest-xdist), a long
+# test dealt out last keeps one process busy while the other has finished. Only the order
+# changes; every test still runs.
+SLOWEST_TESTS = ("test_store_pg.py::test_kill_9_during_a_large_import_leaves_old_or_new",)
+SLOW_MODULES = ("test_stations_lab.py", "test_ca_device_lab.py", "test_apps_lab.py",
+                "test_rollout_lab.py", "test_helpdesk_lab.py", "test_push_lab.py",
+                "test_hostile_devices.py", "test_enrol_lab.py", "test_ca.py",
+                "test_enrol_pairing_lab.py", "test_store_pg.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Deal the slowest tests out first (stable: the rest keep their order)."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.split("/")[-1]
+        if name.split("[")[0] in SLOWEST_TESTS:
+            return -1
+        module = name.split("::")[0]
+        if module in SLOW_MODULES:
+            return SLOW_MODULES.index(module)
+        return len(SLOW_MODULES) + (0 if item.get_closest_marker("lab") else 1)
+
+    items.sort(key=rank)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -124,13 +167,124 @@ def delivery() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def inventory(mdm: Mdm, files: Callable[..., Path], roster: list[dict[str, Any]],
-              delivery: list[dict[str, Any]]) -> dict[str, Any]:
-    """An inventory with an admin, a 60-person roster and a 20-device delivery."""
-    mdm("operators", "add", "admin")
-    mdm("officers", "import", files("roster.csv", roster, examples.ROSTER_COLUMNS))
-    mdm("enrol", "import", files("manifest.csv", delivery, examples.MANIFEST_COLUMNS))
+def inventory(request: pytest.FixtureRequest, mdm: Mdm, files: Callable[..., Path],
+              roster: list[dict[str, Any]], delivery: list[dict[str, Any]]) -> dict[str, Any]:
+    """An inventory with an admin, a 60-person roster and a 20-device delivery.
+
+    The three commands run once per test process, backend and set of inputs (into a
+    template); each test gets a copy of that template: the same rows, made the same way.
+    """
+    paths = [files("roster.csv", roster, examples.ROSTER_COLUMNS),
+             files("manifest.csv", delivery, examples.MANIFEST_COLUMNS)]
+    commands = [("operators", "add", "admin"), ("officers", "import", str(paths[0])),
+                ("enrol", "import", str(paths[1]))]
+    if not _from_template(request, mdm, commands, paths):
+        for command in commands:
+            mdm(*command)
     return {"roster": roster, "delivery": delivery}
+
+
+# -- templates: an inventory some commands made, made once and copied per test ------------
+
+_TEMPLATES: dict[tuple[str, ...], Path | str] = {}
+
+
+def _template_key(db_path: Path | str, commands: list[tuple[str, ...]],
+                  inputs: list[Path]) -> tuple[str, ...] | None:
+    """Return what makes a template reusable: the backend, the commands, the input files'
+    bytes, every MDM_* setting and the project file (None if this test's inventory is not
+    blank, so the commands must run on it as it is)."""
+    import hashlib
+    import os
+
+    if isinstance(db_path, Path):
+        if db_path.exists() or Path(f"{db_path}-wal").exists():
+            return None
+        backend = "sqlite"
+    else:
+        with _pg_admin(db_path) as conn:
+            if conn.execute("SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM"
+                            " operators) + (SELECT COUNT(*) FROM officers)"
+                            " + (SELECT COUNT(*) FROM devices)").fetchone()[0]:
+                return None
+        backend = "postgresql"
+    config = os.environ.get("MDM_CONFIG")
+    settings = sorted(f"{k}={v}" for k, v in os.environ.items()
+                      if k.startswith("MDM_") and k not in ("MDM_DB", "MDM_CONFIG"))
+    # The inputs by their bytes, not their paths (each test writes its own copies).
+    named = {str(p): f"<input {i}>" for i, p in enumerate(inputs)}
+    digest = hashlib.sha256()
+    for part in [repr([[named.get(a, a) for a in c] for c in commands]),
+                 repr(settings), repr(config),
+                 Path(config).read_text() if config and Path(config).exists() else "",
+                 *(p.read_bytes().hex() for p in inputs)]:
+        digest.update(part.encode() + b"\0")
+    return (backend, digest.hexdigest())
+
+
+def _pg_admin(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def _from_template(request: pytest.FixtureRequest, mdm: Mdm,
+                   commands: list[tuple[str, ...]], inputs: list[Path]) -> bool:
+    """Give this test's blank inventory (MDM_DB) what `commands` make of a blank one: a
+    copy of their result on a blank inventory under the same settings, made the first
+    time (SQLite: the file; PostgreSQL: the database, as a FILE_COPY clone). Return False,
+    having done nothing, if the inventory is not blank."""
+    import os
+    import shutil
+    import sqlite3
+    import uuid
+
+    from mdm.store import is_url
+
+    url = os.environ["MDM_DB"]
+    db_path: Path | str = url if is_url(url) else Path(url)
+    key = _template_key(db_path, commands, inputs)
+    if key is None:
+        return False
+    if key not in _TEMPLATES:
+        if isinstance(db_path, Path):
+            folder = request.getfixturevalue("tmp_path_factory").mktemp("template")
+            made: Path | str = folder / db_path.name
+        else:
+            server = request.getfixturevalue("pg_server")
+            name = f"mdm_made_{uuid.uuid4().hex[:12]}"
+            with _pg_admin(server) as admin:
+                admin.execute(f"CREATE DATABASE {name} TEMPLATE"
+                              f" {request.getfixturevalue('pg_template')}{_file_copy(admin)}")
+            made = server.rsplit("/", 1)[0] + "/" + name
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("MDM_DB", str(made))
+            for command in commands:
+                mdm(*command)
+        if isinstance(made, Path):  # fold the WAL in: the file alone is the inventory
+            conn = sqlite3.connect(made)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+        _TEMPLATES[key] = made
+    made = _TEMPLATES[key]
+    if isinstance(made, Path):
+        assert isinstance(db_path, Path)
+        shutil.copy2(made, db_path)
+        return True
+    assert isinstance(db_path, str)
+    server = request.getfixturevalue("pg_server")
+    name = db_path.rsplit("/", 1)[1]
+    with _pg_admin(server) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {made.rsplit('/', 1)[1]}"
+                      f"{_file_copy(admin)}")
+    return True
+
+
+def _file_copy(admin: Any) -> str:
+    # FILE_COPY (PostgreSQL 15+) copies the template's few files whole: half the time
+    # of the default, which logs every page (the cluster's writes are not durable).
+    return " STRATEGY FILE_COPY" if admin.info.server_version >= 150000 else ""
 
 
 # -- the lab: real sshd devices on loopback, shared by the session ----------------------
@@ -209,14 +363,16 @@ def _has_inventory(path: Path | str) -> bool:
 
 
 @pytest.fixture
-def delivered(mdm: Mdm, lab: LabPool, files: Callable[..., Path],
-              db_path: Path) -> Callable[[int], list[Any]]:
+def delivered(request: pytest.FixtureRequest, mdm: Mdm, lab: LabPool,
+              files: Callable[..., Path], db_path: Path) -> Callable[[int], list[Any]]:
     """Take N lab devices and import their delivery into this test's inventory."""
 
     def take(count: int) -> list[Any]:
         devices = lab.take(count)
-        if not _has_inventory(db_path) or not mdm.json("operators", "list"):
-            mdm("operators", "add", "admin")
+        admin = [("operators", "add", "admin")]
+        if not _from_template(request, mdm, admin, []) and (
+                not _has_inventory(db_path) or not mdm.json("operators", "list")):
+            mdm(*admin[0])
         path = files(f"lab-manifest-{devices[0].serial}.csv", lab.manifest_for(devices),
                      examples.MANIFEST_COLUMNS)
         mdm("enrol", "import", path)
@@ -252,27 +408,11 @@ def station(lab: LabPool) -> Any:
 
 @pytest.fixture(scope="session")
 def apks(request: pytest.FixtureRequest) -> dict[str, Path]:
-    """Real signed APKs (aapt, zipalign, apksigner) and bad inputs, cached per machine.
+    """Real signed APKs (aapt, zipalign, apksigner) and bad inputs, cached per machine
+    (tests/apks.py; scripts/test.sh starts the build before the tests)."""
+    from tests import apks as cache
 
-    The cache is keyed by the script's own sha256, so a changed script builds afresh. The
-    test processes of one run (pytest-xdist's workers) share it: the first to get the lock
-    builds, the others wait for it and use what it made.
-    """
-    import fcntl
-    import hashlib
-    import subprocess
-
-    script = ROOT / "scripts" / "make-apks.sh"
-    key = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
-    folder = Path(request.config.cache.mkdir(f"mdm-apks-{key}"))
-    stamp = folder / "complete"
-    with open(folder.parent / f"mdm-apks-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not stamp.exists():
-            subprocess.run(["bash", str(script), str(folder)], check=True, timeout=300,
-                           capture_output=True)
-            stamp.write_text(key)
-    return {p.stem: p for p in folder.glob("*.apk")}
+    return cache.build(Path(request.config.cache.mkdir(cache.name())))
 
 
 # --- PostgreSQL: one throw-away cluster per run (scripts/test.sh starts it and passes its
@@ -325,10 +465,7 @@ def pg_url(pg_server: str, pg_template: str) -> Any:
 
     name = f"mdm_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
-        # FILE_COPY (PostgreSQL 15+) copies the template's few files whole: half the time
-        # of the default, which logs every page (the cluster's writes are not durable).
-        strategy = " STRATEGY FILE_COPY" if admin.info.server_version >= 150000 else ""
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}{strategy}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}{_file_copy(admin)}")
     yield pg_server.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(pg_server, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,19 @@ PUSH_SHAPES = {k: v for k, v in REFRESH_SHAPES.items()
 
 
 @pytest.fixture
-def three(mdm: Any, enrolled: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Three enrolled lab devices, and a copy of the shipped policies to push."""
+def fleet(mdm: Any, enrolled: Any, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[Any]]:
+    """Take N enrolled lab devices, with a copy of the shipped policies to push."""
     folder = tmp_path / "policies"
     shutil.copytree(SHIPPED, folder)
     monkeypatch.setenv("MDM_POLICIES", str(folder))
-    return list(enrolled(3))
+    return lambda count: list(enrolled(count))
+
+
+@pytest.fixture
+def three(fleet: Callable[[int], list[Any]]) -> list[Any]:
+    """Three enrolled lab devices, and a copy of the shipped policies to push."""
+    return fleet(3)
 
 
 def _facts(db_path: Path, serial: str) -> dict[str, Any]:
@@ -59,47 +67,68 @@ def _facts(db_path: Path, serial: str) -> dict[str, Any]:
         conn.close()
 
 
+def _by_serial(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {e["serial"]: e for e in entries}
+
+
+# Each hostile shape sits on a device of its own among well-behaved ones, all in one run:
+# each shape is still judged on its own (a subtest per shape, named in any failure).
+
 @pytest.mark.lab
-@pytest.mark.parametrize("shape", sorted(REFRESH_SHAPES))
-def test_refresh_fails_the_hostile_device_alone_and_records_the_rest(
-        mdm: Any, lab: Any, three: list[Any], db_path: Path, shape: str) -> None:
-    hostile, *others = three
-    before = _facts(db_path, hostile.serial)
-    lab.lab.fault(hostile.serial, shape)
+def test_refresh_fails_each_hostile_device_alone_and_records_the_rest(
+        mdm: Any, lab: Any, fleet: Any, db_path: Path, subtests: Any) -> None:
+    shapes = sorted(REFRESH_SHAPES)
+    devices = fleet(len(shapes) + 2)
+    hostile, others = dict(zip(shapes, devices, strict=False)), devices[len(shapes):]
+    before = {shape: _facts(db_path, d.serial) for shape, d in hostile.items()}
+    for shape, device in hostile.items():
+        lab.lab.fault(device.serial, shape)
     out = mdm.json("devices", "refresh", code=1)
-    assert [(f["serial"], f["kind"]) for f in out["failed"]] == [
-        (hostile.serial, "output_too_large" if shape == "huge-facts" else "malformed_output")]
-    assert REFRESH_SHAPES[shape] in out["failed"][0]["error"]
+    failed = _by_serial(out["failed"])
+    assert sorted(failed) == sorted(d.serial for d in hostile.values())
     assert sorted(d["serial"] for d in out["done"]) == sorted(d.serial for d in others)
     for device in others:
         facts = _facts(db_path, device.serial)
         assert facts["last_seen"] == facts["collected_at"] == out["done"][0]["last_seen"]
         assert json.loads(facts["props"])["ro.serialno"] == device.serial
-    after = _facts(db_path, hostile.serial)
-    assert after["last_contact_error"].startswith(out["failed"][0]["kind"])
-    # Nothing the hostile device said was stored: its facts are those it gave at enrolment.
-    assert {k: after[k] for k in before if k not in ("last_contact_error",)} == \
-        {k: before[k] for k in before if k not in ("last_contact_error",)}
-    assert "f" * 64 not in json.dumps(after)  # the forged policy-file hash went nowhere
+    for shape, device in hostile.items():
+        with subtests.test(shape=shape):
+            failure = failed[device.serial]
+            assert failure["kind"] == (
+                "output_too_large" if shape == "huge-facts" else "malformed_output")
+            assert REFRESH_SHAPES[shape] in failure["error"]
+            after = _facts(db_path, device.serial)
+            assert after["last_contact_error"].startswith(failure["kind"])
+            # Nothing the hostile device said was stored: its facts are those it gave at
+            # enrolment.
+            assert {k: after[k] for k in before[shape] if k != "last_contact_error"} == \
+                {k: before[shape][k] for k in before[shape] if k != "last_contact_error"}
+            assert "f" * 64 not in json.dumps(after)  # the forged policy-file hash went nowhere
     verdict = mdm.json("audit", "verify")
     assert verdict["ok"]
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("shape", ["dpc-status-list", "huge-versioncode", "binary-output"])
-def test_enrolment_refuses_the_hostile_device_alone(mdm: Any, lab: Any, delivered: Any,
-                                                    files: Any, db_path: Path,
-                                                    shape: str) -> None:
-    devices = delivered(3)
-    lab.lab.fault(devices[1].serial, shape)
+def test_enrolment_refuses_each_hostile_device_alone(mdm: Any, lab: Any, delivered: Any,
+                                                     files: Any, db_path: Path,
+                                                     subtests: Any) -> None:
+    shapes = ["binary-output", "dpc-status-list", "huge-versioncode"]
+    devices = delivered(len(shapes) + 2)  # well-behaved first and last, hostile between
+    hostile = dict(zip(shapes, devices[1:-1], strict=True))
+    for shape, device in hostile.items():
+        lab.lab.fault(device.serial, shape)
     plan = files("plan.csv", "serial_number,address,host_key\n" + "".join(
         f"{d.serial},{d.address},{lab.fingerprint(d)}\n" for d in devices))
     out = mdm.json("enrol", "devices", "--from", plan, code=1)
-    assert [(f["serial"], f["kind"]) for f in out["failed"]] == [
-        (devices[1].serial, "malformed_output")]
-    assert REFRESH_SHAPES[shape] in out["failed"][0]["error"]
+    failed = _by_serial(out["failed"])
+    assert sorted(failed) == sorted(d.serial for d in hostile.values())
     status = dict(rows(db_path, "SELECT serial, status FROM devices"))
-    assert [status[d.serial] for d in devices] == ["enrolled", "delivered", "enrolled"]
+    assert [status[devices[0].serial], status[devices[-1].serial]] == ["enrolled", "enrolled"]
+    for shape, device in hostile.items():
+        with subtests.test(shape=shape):
+            assert failed[device.serial]["kind"] == "malformed_output"
+            assert REFRESH_SHAPES[shape] in failed[device.serial]["error"]
+            assert status[device.serial] == "delivered"
 
 
 @pytest.mark.lab
@@ -125,21 +154,26 @@ def test_an_oversized_prop_is_stored_truncated_and_flagged(mdm: Any, lab: Any,
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("shape", sorted(PUSH_SHAPES))
-def test_push_fails_the_hostile_device_alone_and_writes_nothing_to_it(
-        mdm: Any, lab: Any, three: list[Any], db_path: Path, shape: str) -> None:
-    hostile, *others = three
-    lab.lab.fault(hostile.serial, shape)
+def test_push_fails_each_hostile_device_alone_and_writes_nothing_to_it(
+        mdm: Any, lab: Any, fleet: Any, db_path: Path, subtests: Any) -> None:
+    shapes = sorted(PUSH_SHAPES)
+    devices = fleet(len(shapes) + 2)
+    hostile, others = dict(zip(shapes, devices, strict=False)), devices[len(shapes):]
+    for shape, device in hostile.items():
+        lab.lab.fault(device.serial, shape)
     out = mdm.json("policy", "push", code=1)
-    assert [(f["serial"], f["kind"]) for f in out["failed"]] == [
-        (hostile.serial, "malformed_output")]
-    assert PUSH_SHAPES[shape] in out["failed"][0]["error"]
+    failed = _by_serial(out["failed"])
+    assert sorted(failed) == sorted(d.serial for d in hostile.values())
     assert sorted(d["serial"] for d in out["done"]) == sorted(d.serial for d in others)
     applied = dict(rows(db_path, "SELECT serial, applied_policy FROM devices"))
-    assert applied[hostile.serial] is None
     assert all(applied[d.serial] == out["done"][0]["to"] for d in others)
-    assert not (hostile.path / "mdm-dpc" / "inbox" / "policy.json").exists()
     assert all((d.path / "mdm-dpc" / "inbox" / "policy.json").exists() for d in others)
+    for shape, device in hostile.items():
+        with subtests.test(shape=shape):
+            assert failed[device.serial]["kind"] == "malformed_output"
+            assert PUSH_SHAPES[shape] in failed[device.serial]["error"]
+            assert applied[device.serial] is None
+            assert not (device.path / "mdm-dpc" / "inbox" / "policy.json").exists()
 
 
 @pytest.mark.lab
@@ -167,36 +201,33 @@ ODD_FACTS = {
     "packages": (json.dumps({"uk.police.mdm.dpc": "300"}), "facts_unreadable"),
     "settings": ("not json", "facts_unreadable"),
 }
-
-
-@pytest.mark.lab
-@pytest.mark.parametrize("column", sorted(ODD_FACTS))
-def test_compliance_turns_an_odd_stored_fact_into_a_reason_not_a_crash(
-        mdm: Any, lab: Any, three: list[Any], db_path: Path, column: str) -> None:
-    _odd_fact(mdm, three, db_path, column, *ODD_FACTS[column])
-
-
 # SQLite only: a word in the integer sdk column is SQLite's loose typing (PostgreSQL's
 # bigint column refuses it, so no such fact can be stored there).
+ODD_SQLITE_FACTS = {"sdk": ("nineteen", "os_too_old")}
+
+
 @pytest.mark.lab
-@pytest.mark.backends("sqlite")
-def test_compliance_turns_a_word_stored_as_the_sdk_into_a_reason_not_a_crash(
-        mdm: Any, lab: Any, three: list[Any], db_path: Path) -> None:
-    _odd_fact(mdm, three, db_path, "sdk", "nineteen", "os_too_old")
-
-
-def _odd_fact(mdm: Any, three: list[Any], db_path: Path, column: str, odd: str,
-              code: str) -> None:
+def test_compliance_turns_each_odd_stored_fact_into_a_reason_not_a_crash(
+        mdm: Any, lab: Any, fleet: Any, db_path: Path, inventory_backend: str,
+        subtests: Any) -> None:
+    odd = {**ODD_FACTS, **(ODD_SQLITE_FACTS if inventory_backend == "sqlite" else {})}
+    columns = sorted(odd)
+    devices = fleet(len(columns) + 2)
+    spoilt, others = dict(zip(columns, devices, strict=False)), devices[len(columns):]
     mdm("policy", "push")
     mdm("devices", "refresh")
     conn = Raw(db_path)  # as facts stored before they were checked might be
     with conn:
-        conn.execute(f"UPDATE device_facts SET {column} = ? WHERE device_id ="
-                     " (SELECT id FROM devices WHERE serial = ?)", (odd, three[0].serial))
+        for column, device in spoilt.items():
+            conn.execute(f"UPDATE device_facts SET {column} = ? WHERE device_id ="
+                         " (SELECT id FROM devices WHERE serial = ?)",
+                         (odd[column][0], device.serial))
     conn.close()
     report = {r["serial"]: r for r in mdm.json("compliance", "report", code=1)["devices"]}
-    assert code in [x["code"] for x in report[three[0].serial]["reasons"]]
-    assert all(report[d.serial]["compliant"] for d in three[1:])
+    assert all(report[d.serial]["compliant"] for d in others)
+    for column, device in spoilt.items():
+        with subtests.test(column=column):
+            assert odd[column][1] in [x["code"] for x in report[device.serial]["reasons"]]
 
 
 # -- property: no stored facts make the judgement raise ----------------------------------

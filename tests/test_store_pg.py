@@ -269,15 +269,25 @@ def _state(backend: str) -> tuple[dict[str, int], bool, int]:
     return counts, result.ok, result.rows
 
 
-def test_kill_9_during_a_large_import_leaves_old_or_new(backend: str, tmp_path: Path) -> None:
-    """kill -9 the real CLI midway through a 45,000-row roster import: the inventory is the
-    old one or the new one, never in between, and the import then runs to the end."""
-    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+@pytest.fixture(scope="module")
+def large_rosters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 2,000-person roster and the same with 43,000 joiners (45,000 rows), written once
+    for both backends (the files are only read)."""
+    folder = tmp_path_factory.mktemp("rosters")
+    old, new = folder / "old.csv", folder / "new.csv"
     serving = examples.generate_roster(2000, seed=1)
     joiners = [{**p, "payroll_no": "N" + p["payroll_no"]}
                for p in examples.generate_roster(43000, seed=2)]
     examples.write_csv(old, serving, examples.ROSTER_COLUMNS)
     examples.write_csv(new, serving + joiners, examples.ROSTER_COLUMNS)  # 45,000 rows
+    return old, new
+
+
+def test_kill_9_during_a_large_import_leaves_old_or_new(
+        backend: str, large_rosters: tuple[Path, Path]) -> None:
+    """kill -9 the real CLI midway through a 45,000-row roster import: the inventory is the
+    old one or the new one, never in between, and the import then runs to the end."""
+    old, new = large_rosters
     env = {**os.environ, "MDM_DB": backend}
     subprocess.run([sys.executable, "-m", "mdm", "operators", "add", "admin"], env=env,
                    capture_output=True, check=True, timeout=60)
