@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click.testing
+import hypothesis
 import pytest
 import typer.main
 import typer.testing
@@ -16,6 +17,10 @@ from mdm import examples
 from mdm.cli import app as mdm_app
 
 ROOT = Path(__file__).resolve().parent.parent
+# Property tests check what is computed, not how fast: on a loaded 2-core machine one
+# example can take longer than hypothesis's default 200 ms deadline.
+hypothesis.settings.register_profile("mdm", deadline=None)
+hypothesis.settings.load_profile("mdm")
 ENTERPRISE_ID = "LC04mdmtest"
 PILOT_TRACK = "4697000000000000001"
 

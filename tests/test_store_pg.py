@@ -164,6 +164,28 @@ def test_a_write_waits_for_another_and_says_so(pg_url: str, open_db: Any) -> Non
     assert 1.5 < time.monotonic() - started < 8
 
 
+def test_a_writer_in_another_inventory_on_the_cluster_is_not_named(
+        pg_server: str, pg_url: str, pg_template: str, open_db: Any) -> None:
+    import uuid
+
+    import psycopg
+
+    other = f"mdm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {other} TEMPLATE {pg_template}")
+    try:
+        elsewhere = open_db(pg_server.rsplit("/", 1)[0] + "/" + other)
+        elsewhere.begin()  # type: ignore[attr-defined]  # holds that inventory's lock
+        try:
+            assert open_db(pg_url).lock_holder() is None  # type: ignore[attr-defined]
+        finally:
+            elsewhere.rollback()  # type: ignore[attr-defined]
+            elsewhere.close()
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
+
+
 def test_a_write_that_waits_too_long_is_named_busy(pg_url: str, open_db: Any) -> None:
     holder = open_db(pg_url)
     waiter = open_db(pg_url, wait=0.5)

@@ -363,7 +363,9 @@ class PgDatabase(Database):
         name = self.scalar(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
             " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
-            " AND l.objid = ? AND a.pid <> pg_backend_pid()", [WRITE_LOCK])
+            " AND l.objid = ? AND a.pid <> pg_backend_pid() AND l.database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [WRITE_LOCK])
         match = re.fullmatch(r"mdm (\d+)", name or "")
         return int(match.group(1)) if match else None
 
