@@ -15,7 +15,14 @@ mdm does not know).
 
 from __future__ import annotations
 
-from mdm.store.progress_sql import JUDGED_INDEX, PROGRESS_COLUMNS, PROGRESS_INDEX, PROGRESS_SELECT
+from mdm.store.progress_sql import (
+    JUDGED_INDEX,
+    PROGRESS_COLUMNS,
+    PROGRESS_INDEX,
+    PROGRESS_SELECT,
+    judged_columns,
+    judged_reads_changed,
+)
 
 FUNCTIONS = [
     # Refuse the change with the trigger's message (append-only and immutable rows).
@@ -611,6 +618,47 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE TRIGGER devices_progress_judged AFTER UPDATE OF serial, status, last_seen,"
         " last_contact_error ON devices FOR EACH ROW"
         " EXECUTE FUNCTION mdm_rollout_progress_rejudge('id')"]),
+    ("m020_progress_triggers_lean", [
+        # m019's recomputing of a held device's judged columns, as one function of the
+        # device with statements planned once per connection: m019's took the device from
+        # the row as JSON and matched it with `= ANY (array)`, a statement the server
+        # planned afresh at every call (most of a push's server time, ~0.7 ms a device).
+        # It writes only a row whose judged columns change. The triggers fire only when a
+        # column those are read from changed (a push records each device's contact: only
+        # its last seen matters; a judgement's reasons and time judged do not).
+        "DROP TRIGGER devices_progress_judged ON devices",
+        "DROP TRIGGER device_judgements_progress ON device_judgements",
+        "DROP FUNCTION mdm_rollout_progress_rejudge()",
+        "CREATE FUNCTION mdm_rollout_progress_rejudge(dev BIGINT) RETURNS void"
+        " LANGUAGE plpgsql AS $$"
+        " DECLARE now_serial TEXT; now_key TEXT; now_compliant BIGINT; now_until TEXT;"
+        " BEGIN IF dev IS NULL THEN RETURN; END IF;" + _JUDGED_SELECT.replace(
+            "FROM devices d", "INTO now_serial, now_key, now_compliant, now_until"
+            " FROM devices d") + " WHERE d.id = dev;"
+        f" UPDATE rollout_progress SET ({_JUDGED_COLUMNS})"
+        " = (now_serial, now_key, now_compliant, now_until)"
+        f" WHERE device_id = dev AND ({_JUDGED_COLUMNS})"
+        " IS DISTINCT FROM (now_serial, now_key, now_compliant, now_until);"
+        " END $$",
+        "CREATE FUNCTION mdm_devices_rejudge() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM mdm_rollout_progress_rejudge(NEW.id); RETURN NULL; END $$",
+        f"CREATE TRIGGER devices_progress_judged AFTER UPDATE OF {judged_columns('devices')}"
+        " ON devices FOR EACH ROW WHEN"
+        f" ({judged_reads_changed('devices', 'IS DISTINCT FROM')})"
+        " EXECUTE FUNCTION mdm_devices_rejudge()",
+        "CREATE FUNCTION mdm_device_judgements_rejudge() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN"
+        " IF TG_OP = 'INSERT' THEN PERFORM mdm_rollout_progress_rejudge(NEW.device_id);"
+        " ELSE PERFORM mdm_rollout_progress_rejudge(OLD.device_id);"
+        " IF TG_OP = 'UPDATE' THEN IF NEW.device_id IS DISTINCT FROM OLD.device_id THEN"
+        " PERFORM mdm_rollout_progress_rejudge(NEW.device_id); END IF; END IF; END IF;"
+        " RETURN NULL; END $$",
+        "CREATE TRIGGER device_judgements_progress AFTER INSERT OR DELETE ON device_judgements"
+        " FOR EACH ROW EXECUTE FUNCTION mdm_device_judgements_rejudge()",
+        "CREATE TRIGGER device_judgements_progress_update AFTER UPDATE OF"
+        f" {judged_columns('device_judgements')} ON device_judgements FOR EACH ROW WHEN"
+        f" ({judged_reads_changed('device_judgements', 'IS DISTINCT FROM')})"
+        " EXECUTE FUNCTION mdm_device_judgements_rejudge()"]),
 ]
 
 NAMES = [name for name, _ in MIGRATIONS]
