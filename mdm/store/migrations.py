@@ -749,15 +749,17 @@ def m020_progress_triggers_lean(db: Database) -> None:
     # m019's triggers, doing only the work that can change a row: a device's update
     # recomputes its holder's judged columns only when the device's serial, quarantine,
     # last seen or last contact error changed (a push records each device's contact and
-    # policy: only its last seen matters), a judgement's update only when a column the
-    # judged columns read changed (not its reasons or when it was judged); and a row is
-    # rewritten (with its gate index entry) only when its judged columns differ, not with
-    # the same values (a device never judged, its contact recorded: nothing to write).
+    # policy: only its last seen matters) and the device has a stored judgement or a new
+    # serial (else those columns are its serial and nothing else, before and after); a
+    # judgement's update only when a column they read changed (not its reasons or when
+    # it was judged); and a row is rewritten (with its gate index entry) only when its
+    # judged columns differ, not with the same values.
     db.execute("DROP TRIGGER devices_progress_judged")
     db.execute(f"""
         CREATE TRIGGER devices_progress_judged
         AFTER UPDATE OF {judged_columns('devices')} ON devices
-        WHEN {judged_reads_changed('devices', 'IS NOT')}
+        WHEN ({judged_reads_changed('devices', 'IS NOT')}) AND (OLD.serial IS NOT NEW.serial
+          OR EXISTS (SELECT 1 FROM device_judgements WHERE device_id = NEW.id))
         BEGIN {_rejudged_of('device_id = NEW.id')} END""")
     for event, devices in (("INSERT", "NEW.device_id"),
                            ("UPDATE", "OLD.device_id, NEW.device_id"),

@@ -55,6 +55,17 @@ _JUDGED_SELECT = """
       AND j.last_seen IS NOT DISTINCT FROM d.last_seen
       AND j.last_contact_error IS NOT DISTINCT FROM d.last_contact_error"""
 
+# Recompute the judged columns of the row holding one device (m020), writing it only if
+# they change. The device's row is there: a held device's row cannot be deleted
+# (assignments reference it), and a judgement's device is its foreign key.
+_REJUDGE = (f"UPDATE rollout_progress p SET ({_JUDGED_COLUMNS})"
+            " = (v.serial, v.policy_key, v.compliant, v.valid_until)"
+            f" FROM ({_JUDGED_SELECT} WHERE d.id = {{device}}) v"
+            " WHERE p.device_id = {device} AND (p.serial, p.judged_key, p.judged_compliant,"
+            " p.judged_until) IS DISTINCT FROM (v.serial, v.policy_key, v.compliant,"
+            " v.valid_until)")
+
+
 def _refuse(name: str, table: str, ops: str, message: str) -> str:
     return (f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW"
             f" EXECUTE FUNCTION mdm_refuse('{message}')")
@@ -619,29 +630,24 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         " last_contact_error ON devices FOR EACH ROW"
         " EXECUTE FUNCTION mdm_rollout_progress_rejudge('id')"]),
     ("m020_progress_triggers_lean", [
-        # m019's recomputing of a held device's judged columns, as one function of the
-        # device with statements planned once per connection: m019's took the device from
-        # the row as JSON and matched it with `= ANY (array)`, a statement the server
-        # planned afresh at every call (most of a push's server time, ~0.7 ms a device).
-        # It writes only a row whose judged columns change. The triggers fire only when a
-        # column those are read from changed (a push records each device's contact: only
-        # its last seen matters; a judgement's reasons and time judged do not).
+        # m019's recomputing of a held device's judged columns, as one statement the
+        # server plans once per connection (_REJUDGE): m019's took the device from the row
+        # as JSON and matched it with `= ANY (array)`, which the server planned afresh at
+        # every call (most of a push's server time, ~0.7 ms a device). It writes only a
+        # row whose judged columns change, and a device's update runs it only when a
+        # column those read changed (a push records each device's contact: only its last
+        # seen matters) and the device has a stored judgement or a new serial (else they
+        # are its serial and nothing else, before and after); a judgement's update only
+        # when a column they read changed (not its reasons or when it was judged).
         "DROP TRIGGER devices_progress_judged ON devices",
         "DROP TRIGGER device_judgements_progress ON device_judgements",
         "DROP FUNCTION mdm_rollout_progress_rejudge()",
         "CREATE FUNCTION mdm_rollout_progress_rejudge(dev BIGINT) RETURNS void"
-        " LANGUAGE plpgsql AS $$"
-        " DECLARE now_serial TEXT; now_key TEXT; now_compliant BIGINT; now_until TEXT;"
-        " BEGIN IF dev IS NULL THEN RETURN; END IF;" + _JUDGED_SELECT.replace(
-            "FROM devices d", "INTO now_serial, now_key, now_compliant, now_until"
-            " FROM devices d") + " WHERE d.id = dev;"
-        f" UPDATE rollout_progress SET ({_JUDGED_COLUMNS})"
-        " = (now_serial, now_key, now_compliant, now_until)"
-        f" WHERE device_id = dev AND ({_JUDGED_COLUMNS})"
-        " IS DISTINCT FROM (now_serial, now_key, now_compliant, now_until);"
-        " END $$",
+        f" LANGUAGE plpgsql AS $$ BEGIN {_REJUDGE.format(device='dev')}; END $$",
         "CREATE FUNCTION mdm_devices_rejudge() RETURNS trigger LANGUAGE plpgsql AS $$"
-        " BEGIN PERFORM mdm_rollout_progress_rejudge(NEW.id); RETURN NULL; END $$",
+        " BEGIN IF NEW.serial IS DISTINCT FROM OLD.serial OR EXISTS (SELECT 1 FROM"
+        f" device_judgements WHERE device_id = NEW.id) THEN {_REJUDGE.format(device='NEW.id')};"
+        " END IF; RETURN NULL; END $$",
         f"CREATE TRIGGER devices_progress_judged AFTER UPDATE OF {judged_columns('devices')}"
         " ON devices FOR EACH ROW WHEN"
         f" ({judged_reads_changed('devices', 'IS DISTINCT FROM')})"
