@@ -218,14 +218,16 @@ def test_the_kept_judgements_equal_the_base_tables_after_every_change(
 
 def _rewrites(db: Database, write: Callable[[], None]) -> int:
     """Run `write` in one transaction; return how many rollout_progress rows it rewrote
-    (an UPDATE that leaves a row as it was counts: it writes the row again)."""
+    (updated, or deleted to be put back: an UPDATE that leaves a row as it was counts, it
+    writes the row again)."""
     pg = db.dialect.name == "postgresql"
-    if not pg:  # counted by a trigger of this connection alone
+    if not pg:  # counted by triggers of this connection alone
         db.execute("CREATE TEMP TABLE IF NOT EXISTS progress_rewrites (officer_id TEXT)")
-        db.execute("CREATE TEMP TRIGGER IF NOT EXISTS progress_rewritten AFTER UPDATE ON"
-                   " main.rollout_progress BEGIN INSERT INTO progress_rewrites"
-                   " VALUES (NEW.officer_id); END")
-    count = ("SELECT COALESCE(SUM(n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+        for event, row in (("UPDATE", "NEW"), ("DELETE", "OLD")):
+            db.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS progress_{event.lower()}d AFTER"
+                       f" {event} ON main.rollout_progress BEGIN INSERT INTO progress_rewrites"
+                       f" VALUES ({row}.officer_id); END")
+    count = ("SELECT COALESCE(SUM(n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables"
              " WHERE relname = 'rollout_progress'" if pg
              else "SELECT COUNT(*) FROM progress_rewrites")
     with transaction(db):
@@ -281,6 +283,24 @@ def test_recording_a_push_keeps_the_judged_progress_rewriting_only_what_changes(
     assert _rewrites(db, recorded(unjudged, True, "2015-05-01T10:03:00Z")) == 0
     _kept(db_path)  # nothing judged before or after: the row is left as it was
     assert [d["serial"] for d in outcome.done] == [took, unjudged]
+
+
+def test_a_roster_update_recomputes_a_person_only_when_their_row_reads_what_changed(
+        fleet: dict[str, Any], db_path: Path | str) -> None:
+    """m020: an update of a person's roster row that sets the columns their progress reads
+    to what they were (as a re-import does when only an e-mail changed) leaves their row
+    alone; a new area recomputes it."""
+    db = fleet["db"]
+    who = fleet["people"][0]["officer_id"]
+    assert _rewrites(db, lambda: db.execute(
+        "UPDATE officers SET email = ?, area = area, station = station, status = status"
+        " WHERE officer_id = ?", ["new.address@police.example", who])) == 0
+    _kept(db_path)
+    assert _rewrites(db, lambda: db.execute(
+        "UPDATE officers SET area = ? WHERE officer_id = ?", ["EAST", who])) > 0
+    _kept(db_path)
+    assert rows(db_path, "SELECT area FROM rollout_progress WHERE officer_id = ?",
+                (who,)) == [("EAST",)]
 
 
 def test_the_gate_counts_stored_judgements_per_kind_as_judging_each_device_live_counts(

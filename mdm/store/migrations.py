@@ -12,6 +12,7 @@ from mdm.store.progress_sql import (
     JUDGED_INDEX,
     PROGRESS_COLUMNS,
     PROGRESS_INDEX,
+    PROGRESS_ROSTER,
     PROGRESS_SELECT,
     judged_columns,
     judged_reads_changed,
@@ -746,14 +747,24 @@ def _rejudged_of(where: str) -> str:
 
 @migrations()
 def m020_progress_triggers_lean(db: Database) -> None:
-    # m019's triggers, doing only the work that can change a row: a device's update
-    # recomputes its holder's judged columns only when the device's serial, quarantine,
-    # last seen or last contact error changed (a push records each device's contact and
-    # policy: only its last seen matters) and the device has a stored judgement or a new
-    # serial (else those columns are its serial and nothing else, before and after); a
-    # judgement's update only when a column they read changed (not its reasons or when
-    # it was judged); and a row is rewritten (with its gate index entry) only when its
-    # judged columns differ, not with the same values.
+    # m018's and m019's triggers, doing only the work that can change a row: a roster
+    # update recomputes the person only when a column their row reads changed (a
+    # re-import sets every column of a person whose e-mail alone changed); a device's
+    # update recomputes its holder's judged columns only when the device's serial,
+    # quarantine, last seen or last contact error changed (a push records each device's
+    # contact and policy: only its last seen matters) and the device has a stored
+    # judgement or a new serial (else those columns are its serial and nothing else,
+    # before and after); a judgement's update only when a column they read changed (not
+    # its reasons or when it was judged); and a row is rewritten (with its gate index
+    # entry) only when its judged columns differ, not with the same values.
+    roster = ", ".join(PROGRESS_ROSTER)
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in PROGRESS_ROSTER)
+    db.execute("DROP TRIGGER officers_progress_update")
+    db.execute(f"""
+        CREATE TRIGGER officers_progress_update AFTER UPDATE OF {roster} ON officers
+        WHEN {changed}
+        BEGIN DELETE FROM rollout_progress WHERE officer_id = OLD.officer_id;
+        {_progress_of('NEW.officer_id')} END""")
     db.execute("DROP TRIGGER devices_progress_judged")
     db.execute(f"""
         CREATE TRIGGER devices_progress_judged

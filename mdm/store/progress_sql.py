@@ -47,6 +47,12 @@ JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolle
                 " judged_compliant, judged_until, device_id)")
 
 
+# The roster columns a person's row is recomputed from (m018's officers triggers; m020
+# recomputes it only when one of them changed).
+PROGRESS_ROSTER = ("officer_id", "area", "district", "station", "team", "worker_type", "rank",
+                   "status", "device_eligible", "pnb_required")
+
+
 # What a held person's judged columns (m019) are read from, on the device's row and on its
 # stored judgement: m020's triggers fire only when one of these changed (for the device's
 # status, only whether it is quarantined).
