@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -137,16 +136,28 @@ def _array(values: Sequence[Any]) -> str:
     """The text form of a PostgreSQL array of these values (for a parameter the statement
     casts to its array type): written here, as psycopg's own array quoting costs ~0.1 ms
     of Python per array of 25."""
-    return "{" + ",".join("NULL" if v is None else '"' + str(v).replace("\\", "\\\\")
-                          .replace('"', '\\"') + '"' for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else _element(str(v)) for v in values) + "}"
 
 
-@dataclass
+def _element(text: str) -> str:
+    """One array element, quoted."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
 class _Pending:
     """Rows of one kind deferred (PgDatabase.defer_rows), waiting for their statement."""
 
-    rows: Rows
-    values: list[tuple[Any, ...]]
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self.values: list[tuple[Any, ...]] = []
+        self.keys: set[Any] = set()  # the key column's values (none without a key)
+
+    def add(self, row: tuple[Any, ...], key: Any) -> None:
+        self.values.append(row)
+        if key is not None:
+            self.keys.add(key)
 
 
 class PgDatabase(Database):
@@ -231,16 +242,18 @@ class PgDatabase(Database):
         if not self._in_transaction:
             self.execute(rows.sql, [[v] for v in row])
             return
+        key = None if rows.key is None else row[rows.key]
         for waiting in reversed(self._deferred):
             if not isinstance(waiting, _Pending):
                 break
             if waiting.rows is rows:
-                if rows.key is None or all(r[rows.key] != row[rows.key]
-                                           for r in waiting.values):
-                    waiting.values.append(row)
+                if key not in waiting.keys:
+                    waiting.add(row, key)
                     return
                 break
-        self._deferred.append(_Pending(rows, [row]))
+        pending = _Pending(rows)
+        pending.add(row, key)
+        self._deferred.append(pending)
 
     def _text(self, waiting: str | _Pending) -> str:
         """The text that runs one deferred write."""
