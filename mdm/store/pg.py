@@ -229,7 +229,7 @@ class PgDatabase(Database):
         after another, with only rows of other kinds between them, go in one statement
         (each column's values as an array), prepared once per connection like `defer`'s.
 
-        So a push's 25 devices cost the server two statements, not 50: a statement's
+        So a push's 25 devices cost the server three statements, not 50: a statement's
         fixed cost (its plan's executor, the relations, their indexes and triggers set
         up afresh at each execution) was most of its work. Kinds so deferred may run in
         any order between two other statements, so each must read and write nothing
