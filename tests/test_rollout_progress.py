@@ -1,5 +1,5 @@
 """Each person's rollout progress, kept by the inventory as it changes (migrations m018,
-m019).
+m019, m020).
 
 `rollout status` counts the funnel from `rollout_progress` instead of reading every
 person, assignment, device, training record and handover. The table is kept by triggers,
@@ -12,14 +12,22 @@ the base tables (tests.helpers.progress_drift).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from mdm import examples
+from mdm.driver import Applied
+from mdm.fleet.executor import DeviceResult
+from mdm.fleet.transport import Target
+from mdm.policies import push
+from mdm.runs import record as runs
 from mdm.store import transaction
+from mdm.store.db import Database
 from tests import test_rollout_judgements as judged
 from tests.helpers import Raw, progress_drift, rows
 
@@ -206,6 +214,93 @@ def test_the_kept_judgements_equal_the_base_tables_after_every_change(
     _kept(db_path)
     assert rows(db_path, "SELECT COUNT(*) FROM rollout_progress"
                 " WHERE judged_key IS NOT NULL") == [(0,)]
+
+
+def _rewrites(db: Database, write: Callable[[], None]) -> int:
+    """Run `write` in one transaction; return how many rollout_progress rows it rewrote
+    (updated, or deleted to be put back: an UPDATE that leaves a row as it was counts, it
+    writes the row again)."""
+    pg = db.dialect.name == "postgresql"
+    if not pg:  # counted by triggers of this connection alone
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS progress_rewrites (officer_id TEXT)")
+        for event, row in (("UPDATE", "NEW"), ("DELETE", "OLD")):
+            db.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS progress_{event.lower()}d AFTER"
+                       f" {event} ON main.rollout_progress BEGIN INSERT INTO progress_rewrites"
+                       f" VALUES ({row}.officer_id); END")
+    count = ("SELECT COALESCE(SUM(n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables"
+             " WHERE relname = 'rollout_progress'" if pg
+             else "SELECT COUNT(*) FROM progress_rewrites")
+    with transaction(db):
+        before = int(db.scalar(count))
+        write()
+        return int(db.scalar(count)) - before
+
+
+def test_recording_a_push_keeps_the_judged_progress_rewriting_only_what_changes(
+        fleet: dict[str, Any], db_path: Path | str) -> None:
+    """A push's recording (m020): a device that took its policy (its contact and facts
+    written), one found already running it (its policy alone), one that did not answer
+    (its contact error): each held person's judged columns still equal the base tables,
+    and a person's row is written only when they change."""
+    db, shas = fleet["db"], fleet["shas"]
+    ids = {s: d for d, s in fleet["ids"].items()}
+    took, running, silent, unjudged = fleet["serials"][:4]
+    assert judged._stored(fleet) == 6
+    _raw(db_path, "UPDATE devices SET host_key = 'ssh-ed25519 AAAAC3Nza' WHERE id = ?",
+         ids[silent])  # an enrolled device's pinned key: its failed contact is recorded
+    _kept(db_path)
+
+    def row(serial: str) -> dict[str, Any]:
+        found = db.query("SELECT * FROM devices WHERE id = ?", [ids[serial]])[0]
+        return {**found, "compiled": SimpleNamespace(sha256=shas[serial],
+                                                     document={"name": "baseline"})}
+
+    outcome, unchanged = runs.Outcome(), list[str]()
+    status = {"state": "APPLIED", "nonComplianceDetails": []}
+
+    def recorded(serial: str, changed: bool, at: str) -> Callable[[], None]:
+        return lambda: push.record_applied(db, "admin", row(serial), Applied(
+            changed, {**status, "policySha256": shas[serial]}, shas[serial]), at, outcome,
+            unchanged)
+
+    assert _rewrites(db, recorded(took, True, "2015-05-01T10:00:00Z")) == 1
+    _kept(db_path)
+    assert _judged(db_path, ids[took]) == (None, None)  # seen since it was judged
+
+    _raw(db_path, "UPDATE devices SET applied_policy = NULL WHERE id = ?", ids[running])
+    assert _rewrites(db, recorded(running, False, "2015-05-01T10:01:00Z")) == 0
+    _kept(db_path)  # its policy recorded, its contact not: the judgement holds
+    assert _judged(db_path, ids[running])[0] is not None and unchanged == [running]
+
+    failed = DeviceResult(Target(silent, "", 0), error="timed out", error_kind="timeout")
+    assert _rewrites(db, lambda: runs.record_failure(
+        db, "admin", row(silent), failed, "2015-05-01T10:02:00Z")) == 1
+    _kept(db_path)
+    assert _judged(db_path, ids[silent]) == (None, None)  # a contact error since
+
+    _raw(db_path, "DELETE FROM device_judgements WHERE device_id = ?", ids[unjudged])
+    _kept(db_path)
+    assert _rewrites(db, recorded(unjudged, True, "2015-05-01T10:03:00Z")) == 0
+    _kept(db_path)  # nothing judged before or after: the row is left as it was
+    assert [d["serial"] for d in outcome.done] == [took, unjudged]
+
+
+def test_a_roster_update_recomputes_a_person_only_when_their_row_reads_what_changed(
+        fleet: dict[str, Any], db_path: Path | str) -> None:
+    """m020: an update of a person's roster row that sets the columns their progress reads
+    to what they were (as a re-import does when only an e-mail changed) leaves their row
+    alone; a new area recomputes it."""
+    db = fleet["db"]
+    who = fleet["people"][0]["officer_id"]
+    assert _rewrites(db, lambda: db.execute(
+        "UPDATE officers SET email = ?, area = area, station = station, status = status"
+        " WHERE officer_id = ?", ["new.address@police.example", who])) == 0
+    _kept(db_path)
+    assert _rewrites(db, lambda: db.execute(
+        "UPDATE officers SET area = ? WHERE officer_id = ?", ["EAST", who])) > 0
+    _kept(db_path)
+    assert rows(db_path, "SELECT area FROM rollout_progress WHERE officer_id = ?",
+                (who,)) == [("EAST",)]
 
 
 def test_the_gate_counts_stored_judgements_per_kind_as_judging_each_device_live_counts(

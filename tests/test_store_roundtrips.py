@@ -1,7 +1,9 @@
 """The store's ways of sparing PostgreSQL round trips, run on both backends alike.
 
 A deferred write (`db.defer`) runs before the next statement sees the inventory, and its
-failure rolls the whole transaction back and is named as any other; long lists of values
+failure rolls the whole transaction back and is named as any other; rows of one kind
+(`db.defer_rows`: a push's device writes, audit rows) go in one statement, in their order
+and after the writes deferred before them; long lists of values
 go as one array; a bulk allocation keys its rows in order; rows are read in blocks; a
 bulk load is vacuumed after its commit. SQLite runs the same calls at once.
 """
@@ -165,6 +167,55 @@ def test_a_push_recorded_with_deferred_writes_verifies(db: Database) -> None:
     assert result.ok and result.rows == 31, result
 
 
+def _push(db: Database, device: int, sha: str, at: str) -> None:
+    policy_rows.record_push(db, device, sha, at, [("sent", None), ("applied", "{}")],
+                            f'{{"policy": "{sha}"}}', sha)
+    audit.record(db, "admin", "policy.push", f"device:{device}", None, {"policy": sha})
+
+
+def test_a_device_pushed_twice_in_one_transaction_keeps_the_later_push(db: Database) -> None:
+    _stock(db, 0, 3)
+    ids = [r["id"] for r in db.query("SELECT id FROM devices ORDER BY id")]
+    with transaction(db):
+        db.executemany("INSERT INTO device_facts (device_id, collected_at, packages, props)"
+                       " VALUES (?, ?, '[]', '{}')", [(i, STAMP) for i in ids])
+    with transaction(db):
+        _push(db, ids[0], "aa" * 32, "2026-01-01T00:00:01Z")
+        _push(db, ids[1], "aa" * 32, "2026-01-01T00:00:02Z")
+        _push(db, ids[0], "bb" * 32, "2026-01-01T00:00:03Z")
+    assert db.query("SELECT id, applied_policy, last_seen FROM devices WHERE id = ?",
+                    [ids[0]]) == [{"id": ids[0], "applied_policy": "bb" * 32,
+                                   "last_seen": "2026-01-01T00:00:03Z"}]
+    assert db.scalar("SELECT policy_file_sha256 FROM device_facts WHERE device_id = ?",
+                     [ids[0]]) == "bb" * 32
+    assert [tuple(r.values()) for r in db.query(
+        "SELECT device_id, sha256, event FROM policy_events ORDER BY id")] == [
+        (ids[0], "aa" * 32, "sent"), (ids[0], "aa" * 32, "applied"),
+        (ids[1], "aa" * 32, "sent"), (ids[1], "aa" * 32, "applied"),
+        (ids[0], "bb" * 32, "sent"), (ids[0], "bb" * 32, "applied")]
+    result = audit.verify(db)
+    assert result.ok and result.rows == 4, result
+
+
+def test_rows_deferred_keep_their_place_beside_other_deferred_writes(db: Database) -> None:
+    _stock(db, 0, 3)
+    first, second, third = (r["id"] for r in db.query("SELECT id FROM devices ORDER BY id"))
+    seen = "UPDATE devices SET last_seen = ? WHERE id = ?"
+    with transaction(db):
+        db.defer(seen, ["2025-12-31T00:00:00Z", first], evidential=False)  # before: undone
+        _push(db, first, "aa" * 32, "2026-01-01T00:00:01Z")
+        _push(db, second, "aa" * 32, "2026-01-01T00:00:02Z")
+        db.defer(seen, ["2026-02-01T00:00:00Z", second], evidential=False)  # after: kept
+        _push(db, third, "aa" * 32, "2026-01-01T00:00:03Z")
+    assert {r["id"]: r["last_seen"] for r in db.query("SELECT id, last_seen FROM devices")} == {
+        first: "2026-01-01T00:00:01Z", second: "2026-02-01T00:00:00Z",
+        third: "2026-01-01T00:00:03Z"}
+    assert [r["device_id"] for r in db.query(
+        "SELECT device_id FROM policy_events ORDER BY id")] == [first, first, second, second,
+                                                               third, third]
+    assert audit.verify(db).ok
+
+
 def test_long_lists_of_values_find_the_same_rows(db: Database) -> None:
     _stock(db, 700, 700)
     with transaction(db):
@@ -271,13 +322,15 @@ def test_a_write_wrongly_said_to_change_no_evidence_is_not_committed(backend: st
 
 
 class _Counting:
-    """A psycopg connection that counts the statements (messages) sent through it."""
+    """A psycopg connection that counts the messages sent through it (`sent`) and the
+    deferred writes they run (`executed`: the statements prepared by the store)."""
 
     def __init__(self, conn: Any) -> None:
-        self.conn, self.sent = conn, 0
+        self.conn, self.sent, self.executed = conn, 0, 0
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         self.sent += 1
+        self.executed += str(args[0]).count("EXECUTE mdm_deferred_")
         return self.conn.execute(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -288,7 +341,8 @@ def test_recording_a_push_costs_round_trips_per_batch_not_per_device(backend: st
                                                                      db: Database) -> None:
     """On PostgreSQL a batch of pushed devices is recorded in three messages to the server
     (BEGIN with the write lock and the chain head; every device's writes with the check
-    before commit; the COMMIT), however many devices it holds."""
+    before commit; the COMMIT), and its writes in three statements, however many devices
+    it holds."""
     if not backend.startswith("postgresql"):
         return  # (SQLite: function calls, no round trips)
     _stock(db, 0, 40)
@@ -297,13 +351,16 @@ def test_recording_a_push_costs_round_trips_per_batch_not_per_device(backend: st
     db.pg = counting  # type: ignore[attr-defined]
     try:
         for batch in (ids[:10], ids[10:40]):
-            counting.sent = 0
+            counting.sent = counting.executed = 0
             with transaction(db):
                 for device in batch:
                     policy_rows.record_push(db, device, "ab" * 32, STAMP,
                                             [("sent", None), ("applied", "{}")], "{}", None)
                     audit.record(db, "admin", "policy.push", f"device:{device}")
             assert counting.sent == 3, (len(batch), counting.sent)
+            # one statement for each kind of row (policy events, the devices' rows, audit
+            # rows), and the check before commit
+            assert counting.executed == 4, (len(batch), counting.executed)
     finally:
         db.pg = counting.conn  # type: ignore[attr-defined]
     assert db.scalar("SELECT COUNT(*) FROM policy_events") == 80

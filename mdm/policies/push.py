@@ -23,6 +23,7 @@ from mdm.queue import service as queue
 from mdm.runs import record as runs
 from mdm.store import audit, transaction
 from mdm.store import policies as policy_rows
+from mdm.store import queue as commands
 from mdm.store.db import Database
 from mdm.timeutil import now
 
@@ -64,21 +65,27 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
 
     outcome = runs.Outcome()
     unchanged: list[str] = []
+    queued: set[int] = set()  # devices of the batch with a policy push waiting in the queue
+
+    def batch_queued(batch: runs.Batch) -> None:
+        queued.clear()
+        queued.update(commands.with_queued(db, [row["id"] for row, _ in batch], "policy"))
 
     def applied(row: dict[str, Any], result: Any, at: str) -> None:
         _record_applied(db, operator, row, result.value("apply"), at, outcome, unchanged)
-        queue.settle(db, row["id"], "policy", "the device took its policy from mdm policy push",
-                     at)
+        if row["id"] in queued:
+            queue.settle(db, row["id"], "policy",
+                         "the device took its policy from mdm policy push", at)
 
-    queued: list[str] = []
+    followed: list[str] = []
 
     def failed(row: dict[str, Any], result: Any, at: str) -> None:
         _record_failed(db, row, result, at)
         if result.error_kind in UNANSWERED:  # the command queue sends it when it answers
-            queued.extend(queue.follow_holder(db, operator, [row["id"]],
-                                              "the device did not answer a push"))
+            followed.extend(queue.follow_holder(db, operator, [row["id"]],
+                                                "the device did not answer a push"))
 
-    record = runs.recorder(db, operator, outcome, applied, failed)
+    record = runs.recorder(db, operator, outcome, applied, failed, before=batch_queued)
 
     def too_many(failed: int, finished: int) -> bool:
         return max_fail_percent is not None and failed * 100 > max_fail_percent * len(rows)
@@ -89,7 +96,7 @@ def push(db: Database, operator: str, folder: Path, selectors: list[str], driver
     outcome.skipped += [{"serial": t.name, "reason": "not attempted: the run stopped early"}
                         for t in run.not_attempted]
     summary = {**outcome.as_dict(), "unchanged": unchanged, "selected": len(rows),
-               "changed": len(outcome.done), "queued": queued}
+               "changed": len(outcome.done), "queued": followed}
     stopped = max_fail_percent is not None and len(outcome.failed) * 100 > \
         max_fail_percent * len(rows)
     summary["stopped_early"] = stopped

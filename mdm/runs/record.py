@@ -199,17 +199,23 @@ def recorder(db: Database, operator: str, outcome: Outcome,
              on_ok: Callable[[dict[str, Any], DeviceResult, str], None],
              on_fail: Callable[[dict[str, Any], DeviceResult, str], None] | None = None,
              describe: Callable[[dict[str, Any], DeviceResult], dict[str, Any]] | None = None,
-             after: Callable[[Batch], None] | None = None) -> Callable[[Batch], None]:
+             after: Callable[[Batch], None] | None = None,
+             before: Callable[[Batch], None] | None = None) -> Callable[[Batch], None]:
     """Return a function that records one batch of results in one transaction.
 
-    Successes go to `on_ok`; failures are recorded (last contact, quarantine), passed to
-    `on_fail`, and described in the outcome; `after` may add a summary audit row.
+    `before` may first read what the whole batch needs (in one query, not one a device:
+    on PostgreSQL a read sends the writes waiting before it, so a read per device would
+    cost a round trip and a statement of each kind per device). Successes go to `on_ok`;
+    failures are recorded (last contact, quarantine), passed to `on_fail`, and described
+    in the outcome; `after` may add a summary audit row.
     """
 
     def record(batch: Batch) -> None:
         if not batch:
             return
         with transaction(db):
+            if before:
+                before(batch)
             at = now()
             for row, result in batch:
                 if result.ok:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mdm.store.evidence as evidence
-from mdm.store.db import Database
+from mdm.store.db import Database, Rows
 from mdm.store.failures import StoreError
 from mdm.timeutil import now
 
@@ -56,6 +56,18 @@ def _json(value: object) -> str | None:
                       default=str)
 
 
+# Audit rows on PostgreSQL: those a transaction appends one after another (with only other
+# kinds of rows deferred between them, such as a push's device writes) go in one statement,
+# and the head follows the last of them.
+_COLUMNS = ("seq", "at", "operator", "action", "subject", "before", "after", "prev_hash",
+            "hash", "state")
+ROWS = Rows(f"WITH a AS (INSERT INTO audit ({', '.join(_COLUMNS)}) SELECT * FROM"
+            f" unnest(?::bigint[], {', '.join(['?::text[]'] * (len(_COLUMNS) - 1))})"
+            " RETURNING seq, hash) INSERT INTO audit_head (id, seq, hash)"
+            " SELECT 1, seq, hash FROM a ORDER BY seq DESC LIMIT 1 ON CONFLICT (id)"
+            " DO UPDATE SET seq = excluded.seq, hash = excluded.hash", key=0)
+
+
 def record(db: Database, operator: str, action: str, subject: str,
            before: object = None, after: object = None) -> int:
     """Append one audit row; call inside the transaction that makes the change."""
@@ -78,18 +90,15 @@ def record(db: Database, operator: str, action: str, subject: str,
            "state": evidence.seal(db, seq, read)}
     row["prev_hash"] = prev
     row["hash"] = row_hash(prev, row)
-    insert = ("INSERT INTO audit (seq, at, operator, action, subject, before, after,"
-              " prev_hash, hash, state) VALUES (:seq, :at, :operator, :action, :subject,"
-              " :before, :after, :prev_hash, :hash, :state)")
-    head_sql = ("INSERT INTO audit_head (id, seq, hash) {} ON CONFLICT (id)"
-                " DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
-    if db.dialect.name == "postgresql":  # one statement, sent with the next one
-        db.defer(f"WITH a AS ({insert} RETURNING seq, hash) "
-                 + head_sql.format("SELECT 1, seq, hash FROM a"), row, evidential=False)
+    if db.dialect.name == "postgresql":  # sent with the next statement (ROWS)
+        db.defer_rows(ROWS, [row[c] for c in _COLUMNS], evidential=False)
         evidence.sealed(db, (seq, row["hash"], at))
         return seq
-    db.execute(insert, row)
-    db.execute(head_sql.format("VALUES (1, ?, ?)"), [seq, row["hash"]])
+    db.execute("INSERT INTO audit (seq, at, operator, action, subject, before, after,"
+               " prev_hash, hash, state) VALUES (:seq, :at, :operator, :action, :subject,"
+               " :before, :after, :prev_hash, :hash, :state)", row)
+    db.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id)"
+               " DO UPDATE SET seq = excluded.seq, hash = excluded.hash", [seq, row["hash"]])
     return seq
 
 

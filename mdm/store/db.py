@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 
 Params = Sequence[Any] | dict[str, Any]
 DEFAULT_WAIT = 30.0  # seconds a write waits for another operator's write
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A kind of write that PostgreSQL sends for many rows at once (`defer_rows`): `sql`
+    takes one `?` per column, each an array of that column's values (cast in the text,
+    e.g. `unnest(?::bigint[], ?::text[])`); `key`, the column no value of which may come
+    twice in one statement (an UPDATE ... FROM would take one of the two at random)."""
+
+    sql: str
+    key: int | None = None
 
 
 class Database:
@@ -60,6 +72,11 @@ class Database:
         the next statement, to spare a round trip: see PgDatabase.defer). `evidential`
         False: it changes no evidential row (see store.evidence), whatever its triggers do."""
         self.execute(sql, params)
+
+    def defer_rows(self, rows: Rows, values: Sequence[Any], evidential: bool = True) -> None:
+        """Write one row of a kind PostgreSQL batches (see PgDatabase.defer_rows); SQLite's
+        statements cost no round trip, so its callers write each row in their own."""
+        raise NotImplementedError("defer_rows is PostgreSQL's: write the row itself")
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for many rows (inside the caller's transaction)."""

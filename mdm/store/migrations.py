@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
-from mdm.store.progress_sql import JUDGED_INDEX, PROGRESS_COLUMNS, PROGRESS_INDEX, PROGRESS_SELECT
+from mdm.store.progress_sql import (
+    JUDGED_INDEX,
+    PROGRESS_COLUMNS,
+    PROGRESS_INDEX,
+    PROGRESS_ROSTER,
+    PROGRESS_SELECT,
+    judged_columns,
+    judged_reads_changed,
+)
 
 migrations = Migrations("mdm")
 
@@ -729,3 +737,49 @@ def m019_progress_judgement(db: Database) -> None:
         CREATE TRIGGER devices_progress_judged
         AFTER UPDATE OF serial, status, last_seen, last_contact_error ON devices
         BEGIN {_judged_of('device_id = NEW.id')} END""")
+
+
+def _rejudged_of(where: str) -> str:
+    """As _judged_of, but writing only the rows whose judged columns change."""
+    return (f"UPDATE rollout_progress SET ({_JUDGED_COLUMNS}) = ({_JUDGED_SELECT})"
+            f" WHERE {where} AND ({_JUDGED_COLUMNS}) IS NOT ({_JUDGED_SELECT});")
+
+
+@migrations()
+def m020_progress_triggers_lean(db: Database) -> None:
+    # m018's and m019's triggers, doing only the work that can change a row: a roster
+    # update recomputes the person only when a column their row reads changed (a
+    # re-import sets every column of a person whose e-mail alone changed); a device's
+    # update recomputes its holder's judged columns only when the device's serial,
+    # quarantine, last seen or last contact error changed (a push records each device's
+    # contact and policy: only its last seen matters) and the device has a stored
+    # judgement or a new serial (else those columns are its serial and nothing else,
+    # before and after); a judgement's update only when a column they read changed (not
+    # its reasons or when it was judged); and a row is rewritten (with its gate index
+    # entry) only when its judged columns differ, not with the same values.
+    roster = ", ".join(PROGRESS_ROSTER)
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in PROGRESS_ROSTER)
+    db.execute("DROP TRIGGER officers_progress_update")
+    db.execute(f"""
+        CREATE TRIGGER officers_progress_update AFTER UPDATE OF {roster} ON officers
+        WHEN {changed}
+        BEGIN DELETE FROM rollout_progress WHERE officer_id = OLD.officer_id;
+        {_progress_of('NEW.officer_id')} END""")
+    db.execute("DROP TRIGGER devices_progress_judged")
+    db.execute(f"""
+        CREATE TRIGGER devices_progress_judged
+        AFTER UPDATE OF {judged_columns('devices')} ON devices
+        WHEN ({judged_reads_changed('devices', 'IS NOT')}) AND (OLD.serial IS NOT NEW.serial
+          OR EXISTS (SELECT 1 FROM device_judgements WHERE device_id = NEW.id))
+        BEGIN {_rejudged_of('device_id = NEW.id')} END""")
+    for event, devices in (("INSERT", "NEW.device_id"),
+                           ("UPDATE", "OLD.device_id, NEW.device_id"),
+                           ("DELETE", "OLD.device_id")):
+        name = f"device_judgements_progress_{event.lower()}"
+        when = (f" OF {judged_columns('device_judgements')} ON device_judgements WHEN"
+                f" {judged_reads_changed('device_judgements', 'IS NOT')}"
+                if event == "UPDATE" else " ON device_judgements")
+        db.execute(f"DROP TRIGGER {name}")
+        db.execute(f"""
+            CREATE TRIGGER {name} AFTER {event}{when}
+            BEGIN {_rejudged_of(f'device_id IN ({devices})')} END""")

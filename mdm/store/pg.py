@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 import mdm.store.dialect as dialect
 from mdm.errors import MdmError
-from mdm.store.db import Database, Params
+from mdm.store.db import Database, Params, Rows
 from mdm.store.failures import NoInventory, StoreError
 from mdm.timeutil import now
 
@@ -132,6 +132,34 @@ class BlockCursor(psycopg.Cursor[Any]):
             yield from rows
 
 
+def _array(values: Sequence[Any]) -> str:
+    """The text form of a PostgreSQL array of these values (for a parameter the statement
+    casts to its array type): written here, as psycopg's own array quoting costs ~0.1 ms
+    of Python per array of 25."""
+    return "{" + ",".join("NULL" if v is None else _element(str(v)) for v in values) + "}"
+
+
+def _element(text: str) -> str:
+    """One array element, quoted."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+class _Pending:
+    """Rows of one kind deferred (PgDatabase.defer_rows), waiting for their statement."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self.values: list[tuple[Any, ...]] = []
+        self.keys: set[Any] = set()  # the key column's values (none without a key)
+
+    def add(self, row: tuple[Any, ...], key: Any) -> None:
+        self.values.append(row)
+        if key is not None:
+            self.keys.add(key)
+
+
 class PgDatabase(Database):
     """One connection to a PostgreSQL inventory, with `store.db.Database`'s interface.
 
@@ -150,7 +178,8 @@ class PgDatabase(Database):
         self.wait = wait
         self.on_wait = on_wait
         self._in_transaction = False
-        self._deferred: list[str] = []  # writes (parameters bound) waiting for the next statement
+        # writes waiting for the next statement: parameters bound, or rows of one kind
+        self._deferred: list[str | _Pending] = []
         self._binder: psycopg.ClientCursor[Any] | None = None
         # Deferred statements prepared on the server: (sql, named) -> (name, argument order)
         self._prepared: dict[tuple[str, bool], tuple[str, list[str]]] = {}
@@ -195,6 +224,44 @@ class PgDatabase(Database):
             return
         self._deferred.append(self._bound(sql, params, prepared=True))
 
+    def defer_rows(self, rows: Rows, values: Sequence[Any], evidential: bool = True) -> None:
+        """Defer one row of a kind of write (`Rows`): the rows of one kind deferred one
+        after another, with only rows of other kinds between them, go in one statement
+        (each column's values as an array), prepared once per connection like `defer`'s.
+
+        So a push's 25 devices cost the server three statements, not 50: a statement's
+        fixed cost (its plan's executor, the relations, their indexes and triggers set
+        up afresh at each execution) was most of its work. Kinds so deferred may run in
+        any order between two other statements, so each must read and write nothing
+        another writes (triggers included); a plain statement deferred or run after a
+        row keeps its place after it. `evidential` as for `defer`.
+        """
+        if evidential:
+            self.statements += 1
+        row = tuple(values)
+        if not self._in_transaction:
+            self.execute(rows.sql, [[v] for v in row])
+            return
+        key = None if rows.key is None else row[rows.key]
+        for waiting in reversed(self._deferred):
+            if not isinstance(waiting, _Pending):
+                break
+            if waiting.rows is rows:
+                if key not in waiting.keys:
+                    waiting.add(row, key)
+                    return
+                break
+        pending = _Pending(rows)
+        pending.add(row, key)
+        self._deferred.append(pending)
+
+    def _text(self, waiting: str | _Pending) -> str:
+        """The text that runs one deferred write."""
+        if isinstance(waiting, str):
+            return waiting
+        columns = [_array(c) for c in zip(*waiting.values, strict=True)]
+        return self._bound(waiting.rows.sql, columns, prepared=True)
+
     def _bound(self, sql: str, params: Params, prepared: bool) -> str:
         """The text that runs one statement with these parameters in a batch: `EXECUTE` of
         a statement prepared on the server (`prepared`, or a statement without parameters,
@@ -234,7 +301,8 @@ class PgDatabase(Database):
             return self.pg.execute(*_prepare(sql, params))
         waiting, self._deferred = self._deferred, []
         try:
-            cursor = self.pg.execute(";\n".join([*waiting, self._bound(sql, params, False)]))
+            cursor = self.pg.execute(";\n".join([*map(self._text, waiting),
+                                                  self._bound(sql, params, False)]))
         except BaseException:
             self._forget_prepared()
             raise
@@ -248,7 +316,7 @@ class PgDatabase(Database):
             return
         waiting, self._deferred = self._deferred, []
         try:
-            self.pg.execute(";\n".join(waiting))
+            self.pg.execute(";\n".join(map(self._text, waiting)))
         except psycopg.Error as exc:
             self._forget_prepared()
             raise self.failed(exc) from None

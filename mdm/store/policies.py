@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from mdm.store.db import Database
+from mdm.store.db import Database, Rows
 
 # `via`: the provisioning station the device is reached through (`station` is its holder's).
 _DEVICE_COLUMNS = ("d.id, d.serial, d.status, d.address, d.host_key, d.applied_policy,"
@@ -121,16 +121,41 @@ def set_dpc_status(db: Database, device_id: int, status: str, policy_file: str |
                " device_id = ?", [status, policy_file, device_id])
 
 
+# A push's writes on PostgreSQL, many devices' in one statement each (Database.defer_rows):
+# the policy events, keyed here as the insert trigger would (it is not fired), in the
+# order they came; and each device's contact, policy and controller's status.
+EVENTS = Rows("INSERT INTO policy_events (id, device_id, sha256, event, at, detail)"
+              " SELECT top.id + v.n, v.device_id, v.sha256, v.event, v.at, v.detail"
+              " FROM (SELECT COALESCE(MAX(id), 0) AS id FROM policy_events) top,"
+              " unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[])"
+              " WITH ORDINALITY AS v (device_id, sha256, event, at, detail, n)")
+CONTACTS = Rows("WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[],"
+                " ?::text[]) AS v (device_id, sha256, at, status, policy_file)),"
+                " d AS (UPDATE devices SET applied_policy = v.sha256, applied_policy_at = v.at,"
+                " last_seen = v.at, last_contact_at = v.at, last_contact_error = NULL FROM v"
+                " WHERE devices.id = v.device_id) UPDATE device_facts SET dpc_status = v.status,"
+                " policy_file_sha256 = v.policy_file FROM v"
+                " WHERE device_facts.device_id = v.device_id", key=0)
+
+
 def record_push(db: Database, device_id: int, sha256: str, at: str,
                 events: Sequence[tuple[str, str | None]], status: str,
                 policy_file: str | None) -> None:
     """Record a push a device took: its events, the policy it runs since a good contact
     at `at`, and its controller's status (add_event, applied_on_contact, set_dpc_status).
 
-    PostgreSQL gets the three writes as one statement, sent with the next one: no round
-    trip of its own. None of them changes an evidential row (a device's contact and
-    policy are not proved columns), so the audit row after it need not look for one.
+    PostgreSQL gets the events and the device's row as rows of two kinds (`EVENTS`,
+    `CONTACTS`), sent with the next statement and written with the other devices' of the
+    same transaction in one statement each: no round trip of their own. None of them
+    changes an evidential row (a device's contact and policy are not proved columns), so
+    the audit row after it need not look for one.
     """
+    if db.dialect.name == "postgresql":
+        for event, detail in events:
+            db.defer_rows(EVENTS, (device_id, sha256, event, at, detail), evidential=False)
+        db.defer_rows(CONTACTS, (device_id, sha256, at, status, policy_file),
+                      evidential=False)
+        return
     marks = ", ".join(["(?, ?, ?, ?, ?)"] * len(events))
     insert = f"INSERT INTO policy_events (device_id, sha256, event, at, detail) VALUES {marks}"
     values = [v for event, detail in events for v in (device_id, sha256, event, at, detail)]
@@ -139,15 +164,6 @@ def record_push(db: Database, device_id: int, sha256: str, at: str,
     facts = "UPDATE device_facts SET dpc_status = ?, policy_file_sha256 = ? WHERE device_id = ?"
     contact_args = [sha256, at, at, at, device_id]
     facts_args = [status, policy_file, device_id]
-    if db.dialect.name == "postgresql":  # the events keyed here, as the insert trigger
-        rows = ", ".join(f"({n}, ?::bigint, ?, ?, ?, ?)" for n in range(1, len(events) + 1))
-        keyed = ("INSERT INTO policy_events (id, device_id, sha256, event, at, detail)"
-                 " SELECT top.id + v.n, v.device_id, v.sha256, v.event, v.at, v.detail FROM"
-                 " (SELECT COALESCE(MAX(id), 0) AS id FROM policy_events) top,"
-                 f" (VALUES {rows}) AS v (n, device_id, sha256, event, at, detail)")
-        db.defer(f"WITH e AS ({keyed}), d AS ({contact}) {facts}",
-                 [*values, *contact_args, *facts_args], evidential=False)
-        return
     db.execute(insert, values)
     db.execute(contact, contact_args)
     db.execute(facts, facts_args)

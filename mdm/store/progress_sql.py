@@ -1,5 +1,5 @@
 """SQL shared by the SQLite and PostgreSQL migrations that keep `rollout_progress` (m018,
-m019): each person's place in the rollout's funnel and the indexes `rollout status` reads.
+m019, m020): each person's place in the rollout's funnel and the indexes `rollout status` reads.
 One text for both engines, so the two can never recompute a person differently."""
 
 # Each person's place in the rollout's funnel, recomputed from the base tables.
@@ -45,3 +45,33 @@ PROGRESS_INDEX = ("CREATE INDEX rollout_progress_funnel ON rollout_progress (eli
 JUDGED_INDEX = ("CREATE INDEX rollout_progress_gate ON rollout_progress (enrolled, eligible,"
                 " area, worker_type, rank, station, grouped, officer_id, serial, judged_key,"
                 " judged_compliant, judged_until, device_id)")
+
+
+# The roster columns a person's row is recomputed from (m018's officers triggers; m020
+# recomputes it only when one of them changed).
+PROGRESS_ROSTER = ("officer_id", "area", "district", "station", "team", "worker_type", "rank",
+                   "status", "device_eligible", "pnb_required")
+
+
+# What a held person's judged columns (m019) are read from, on the device's row and on its
+# stored judgement: m020's triggers fire only when one of these changed (for the device's
+# status, only whether it is quarantined).
+JUDGED_READS = {
+    "devices": ("serial", "(status = 'quarantined')", "last_seen", "last_contact_error"),
+    "device_judgements": ("device_id", "policy_key", "status", "last_seen",
+                          "last_contact_error", "compliant", "valid_until"),
+}
+
+
+def judged_reads_changed(table: str, is_not: str) -> str:
+    """The trigger condition: a column of `table` the judged columns read changed, with the
+    engine's null-safe inequality `is_not` (SQLite `IS NOT`, PostgreSQL `IS DISTINCT FROM`)."""
+    def of(row: str, column: str) -> str:
+        return f"({row}.{column[1:]}" if column.startswith("(") else f"{row}.{column}"
+
+    return " OR ".join(f"{of('OLD', c)} {is_not} {of('NEW', c)}" for c in JUDGED_READS[table])
+
+
+def judged_columns(table: str) -> str:
+    """The plain columns of `table` the judged columns read (a trigger's UPDATE OF list)."""
+    return ", ".join(c.strip("()").split(" ")[0] for c in JUDGED_READS[table])

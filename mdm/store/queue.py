@@ -6,6 +6,7 @@ device does not import it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mdm.store.db import Database
@@ -44,6 +45,15 @@ def queued_of_kind(db: Database, device_id: int, kind: str, but: str | None = No
     return [r[0] for r in db.execute(
         "SELECT id FROM commands WHERE device_id = ? AND kind = ? AND state = 'queued'"
         " AND id != ?", [device_id, kind, but])]
+
+
+def with_queued(db: Database, device_ids: Sequence[int], kind: str) -> set[int]:
+    """Those of these devices with a queued command of one kind (one query for a batch)."""
+    if not device_ids:
+        return set()
+    among, args = db.dialect.in_("device_id", device_ids)
+    return {r[0] for r in db.execute(f"SELECT DISTINCT device_id FROM commands WHERE {among}"
+                                     " AND kind = ? AND state = 'queued'", [*args, kind])}
 
 
 def queued_before_wipe(db: Database, device_id: int, wipe_id: str, incident_id: int | None
