@@ -198,17 +198,11 @@ class Alarm(str):
 def _cell(value: object) -> Text:
     from rich.text import Text
 
-    if value is None:
-        return Text("")
-    if isinstance(value, Alarm):
-        text = _text(str(value))
-        text.stylize("bold red")
-        return text
-    if isinstance(value, bool):
-        return Text("yes" if value else "no")
-    if isinstance(value, Mapping | list):
-        return _text(json.dumps(value, ensure_ascii=False, default=str))
-    return _text(value)
+    text, alarm = _plain_cell(value)
+    cell = Text(text)
+    if alarm:
+        cell.stylize("bold red")
+    return cell
 
 
 def _title(title: str) -> Text | None:
@@ -239,7 +233,7 @@ def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 
 
 def _plain_cell(value: object) -> tuple[str, bool]:
-    """A cell as `_cell` makes it, as (text, printed bold red)."""
+    """A table cell's text, made literal, and whether it is printed bold red."""
     if value is None:
         return "", False
     if isinstance(value, Alarm):
