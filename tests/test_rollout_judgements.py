@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -305,3 +306,81 @@ def test_the_gate_counts_what_judging_live_counts_before_and_after_new_facts(
     assert after.startswith("5 of 6 enrolled devices compliant")
     fleet["db"].execute("DELETE FROM device_judgements")
     assert _compliant_figure(mdm) == after
+
+
+@pytest.mark.parametrize("form", ["named", "every kind", "one id per part"])
+def test_the_gate_counts_each_kind_of_holder_as_judging_each_device_live(
+        mdm: Any, fleet: dict[str, Any], db_path: Path, monkeypatch: pytest.MonkeyPatch,
+        form: str) -> None:
+    """compliant_counts, per kind of holder, against the live truth of each device: in a
+    kind whose judgements all hold, one whose judgement was dropped, one judged against
+    another policy; a holder in a group, one hand-picked, a device a layer names; with the
+    kinds named, too many kinds to name, and the hand-picked read in parts."""
+    from mdm.store import rollout as store
+
+    if form == "every kind":
+        monkeypatch.setattr(store, "_MAX_KINDS", 0)
+    if form == "one id per part":
+        monkeypatch.setattr(store, "_CHUNK", 1)
+    db, ids = fleet["db"], [p["officer_id"] for p in fleet["people"]]
+    conn = Raw(db_path)
+    with conn:  # two kinds of holder: three people each
+        for i, oid in enumerate(ids):
+            conn.execute("UPDATE officers SET area = ?, station = ?, rank = 'PC' WHERE"
+                         " officer_id = ?", ("NORTH" if i < 3 else "WEST",
+                                             "Penrith" if i < 3 else "Workington", oid))
+    conn.close()
+    mdm("groups", "create", "firearms")
+    mdm("groups", "add", "firearms", ids[4])  # in a group: a policy of their own may apply
+    (fleet["folder"] / "50-device.yaml").write_text(  # a device named by a layer
+        f"layer: camera-fault\nkind: device\nmatch: [{fleet['serials'][5]}]\n"
+        "reason: camera module faulty\nexpires: 2099-06-30\nsettings:\n  camera: disabled\n")
+    shas = {r["serial"]: r["to"] for r in mdm.json("policy", "push", "--check")["devices"]}
+    conn = Raw(db_path)
+    with conn:
+        for serial in fleet["serials"]:
+            _facts(conn, serial, shas[serial])
+        _facts(conn, fleet["serials"][1], shas[fleet["serials"][1]], crypto_state="unencrypted")
+    conn.close()
+    keys = ("area", "worker_type")
+    pick = store.picked([], [ids[3]])  # hand-picked by officer id
+    where = store.scope(keys, pick, [("NORTH", "OFFICER"), ("WEST", "OFFICER")], [ids[3]])
+    holder = {oid: (oid if oid == ids[3] else None, "NORTH" if i < 3 else "WEST", "OFFICER")
+              for i, oid in enumerate(ids)}
+    by_device = dict(db.execute("SELECT device_id, officer_id FROM assignments"
+                                " WHERE closed_at IS NULL"))
+
+    def expected() -> Counter[tuple[Any, ...]]:
+        out: Counter[tuple[Any, ...]] = Counter()
+        for device, ok in _live(db, fleet["folder"]).items():
+            out[holder[by_device[device]]] += int(ok)
+        return out
+
+    def counted() -> Counter[tuple[Any, ...]]:
+        found = judgements.compliant_counts(db, fleet["folder"], keys, pick, where)
+        return Counter({k: n for k, n in found.items() if n})
+
+    truth = expected()
+    assert sum(truth.values()) == 5
+    assert counted() == truth  # nothing stored: each device judged live
+    assert _stored(fleet) == 6
+    assert counted() == truth  # every judgement stored and holding
+    with transaction(db):  # one of a kind's judgements dropped: that one judged live
+        db.execute("DELETE FROM device_judgements WHERE device_id = ?",
+                   [next(d for d, o in by_device.items() if o == ids[0])])
+    assert counted() == truth
+    # Another of that kind stored as if judged against another policy: the stored
+    # answer (compliant) is not read for it; judged live, it is not.
+    conn = Raw(db_path)
+    with conn:
+        _facts(conn, fleet["serials"][2], shas[fleet["serials"][2]],
+               crypto_state="unencrypted")
+    conn.close()
+    assert _stored(fleet) == 6
+    with transaction(db):
+        db.execute("UPDATE device_judgements SET policy_key = 'another', compliant = 1"
+                   " WHERE device_id = ?", [next(d for d, o in by_device.items()
+                                                 if o == ids[2])])
+    truth = expected()
+    assert sum(truth.values()) == 4
+    assert counted() == truth

@@ -185,9 +185,10 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
 
     The same answer as `compliant` device by device, for a fraction of the rows: stored
     judgements whose status, last seen, last contact error and time still hold are counted
-    in SQL per kind of holder and stored policy key, and each kind's policy is resolved
-    once (a device a layer names, by itself). Any other device — nothing stored, or a
-    stored policy key that is not the policy now — is judged by `compliant`.
+    in SQL per kind of holder, and each kind's policy is resolved once (a device a layer
+    names, by itself). A kind whose devices all hold a judgement made against the policy
+    now is counted as stored; in any other kind each device is looked at, and one with
+    nothing stored that holds, or stored against another policy, is judged by `compliant`.
     """
     if not stored.any_in_scope(db, where):
         return Counter()  # nothing to judge: the policy tree is not needed (nor read)
@@ -197,23 +198,27 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
     exceptions = sorted(policies.exceptions)
     width = 1 + len(columns)
     out: Counter[tuple[Any, ...]] = Counter()
-    live: dict[int, tuple[Any, ...]] = {}
-    stale: set[tuple[Any, ...]] = set()
+    mixed: dict[tuple[Any, ...], str] = {}  # kind (with holder and serial) -> key wanted
     for row in stored.grouped(db, columns, pick, where, exceptions, now):
-        worker_type, rank, area, station, member, serial, key, ok, device, count = row[width:]
-        if device is not None:  # no stored judgement that still holds: judged live
-            live[device] = row[:width]
-            continue
+        kind, (worker_type, rank, area, station, member, serial) = row[:-5], row[width:-5]
+        count, held, ok, low, high = row[-5:]
         _, _, wanted = policies.of((None, serial, None, None, None, member, worker_type, rank,
                                     area, station))
-        if wanted == key:
-            out[row[:width]] += count if ok else 0
+        if held == count and low == high == wanted:
+            out[row[:width]] += ok
         else:
-            stale.add(row[:-2])
-    if stale:  # judged against another policy: each of these devices judged live
-        for row in stored.grouped(db, columns, pick, where, exceptions, now, each=True):
-            if row[:-2] in stale:
-                live[row[-2]] = row[:width]
+            mixed[kind] = wanted
+    live: dict[int, tuple[Any, ...]] = {}
+    if mixed:
+        for row in stored.each(db, columns, pick, where, exceptions, now):
+            policy = mixed.get(row[:-3])
+            if policy is None:
+                continue
+            key, ok, device = row[-3:]
+            if key == policy:
+                out[row[:width]] += int(ok)
+            else:  # nothing stored that holds, or stored against another policy
+                live[device] = row[:width]
     for device, ok in compliant(db, folder, set(live), moment, policies).items():
         out[live[device]] += int(ok)
     return out

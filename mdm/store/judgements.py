@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mdm.store.db import Database
-from mdm.store.rollout import Part
+from mdm.store.rollout import INDEXED, Part, roster_columns
 
 _CHUNK = 500  # ids per IN (…) list: well under any database's limit on parameters
 HOLDER = ("worker_type", "rank", "area", "station")  # what a holder's policy depends on
@@ -90,51 +90,126 @@ def any_in_scope(db: Database, where: Sequence[Part]) -> bool:
                           part.args).fetchone() is not None for part in where)
 
 
-def _held(part: Part) -> str:
-    """The WHERE of one part of a scope, for the enrolled of the device-eligible (`+`: a
-    part naming officer ids is read by them, not through the index of every holder)."""
-    return f"+p.eligible = 1 AND {'+' if part.by_id else ''}p.enrolled = 1 AND {part.sql}"
+def _held(part: Part, stream: bool = False, by_id: bool | None = None) -> str:
+    """The WHERE of one part of a scope, for the enrolled of the device-eligible.
+
+    `+`: people found by officer id (a part naming them, or `by_id`) are read by it, and
+    any other through m019's index, not the funnel's, which lacks the judgement's columns;
+    `stream`: through the index's leading columns both, in its order.
+    """
+    by_id = part.by_id if by_id is None else by_id
+    eligible = "p.eligible = 1" if stream else "+p.eligible = 1"
+    return f"{eligible} AND {'+' if by_id else ''}p.enrolled = 1 AND {part.sql}"
 
 
 def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
-            where: Sequence[Part], exceptions: Sequence[str], now: str,
-            each: bool = False) -> list[tuple[Any, ...]]:
+            where: Sequence[Part], exceptions: Sequence[str],
+            now: str) -> list[tuple[Any, ...]]:
     """Count the enrolled and provisioned devices of device-eligible holders, per kind of
-    holder and stored judgement (the rollout's gates; `pick`, `where`: see
-    store.rollout.picked and scope).
+    holder, with what their stored judgements say (the rollout's gates; `pick`, `where`:
+    see store.rollout.picked and scope).
 
     Each row: (hand-picked officer id or None, *the values of `columns`, the holder's
     worker type, rank, area and station, their officer id if they are in any group, the
-    serial if a policy layer names the device, then — where a judgement is stored and its
-    status, last seen, last contact error and time still hold at `now` — its policy key and
-    compliant, else None, None and the device id; then how many devices). With `each`,
-    every device is a row of its own (its id last but one).
+    serial if a policy layer names the device (`exceptions`), then how many devices, how
+    many of them have a stored judgement that still holds at `now` (its status, last
+    seen and last contact error are the device's, and its time has not passed), how many
+    are stored as compliant, and the least and the greatest stored policy key). Where
+    every device's judgement holds and the keys are one, the counts are the kind's
+    answer; any other kind is read device by device (`each`).
     """
-    from mdm.store.rollout import roster_columns
+    read, at = _read(columns)
+    holds = _holds(db)
+    counts = (f"COUNT(*), SUM(CASE WHEN {holds} THEN 1 ELSE 0 END), SUM(p.judged_compliant),"
+              " MIN(p.judged_key), MAX(p.judged_key)")
+    # Most holders are in no group and their devices named by no layer: their kinds are
+    # counted in one pass that streams through m019's index in its order (no sort); the
+    # few others, each holder and named device by itself, in a second.
+    plain, plain_args = _plain(pick, exceptions)
+    order = ", ".join(str(2 + read.index(c)) for c in sorted(read, key=INDEXED.index))
+    width = 3 + len(read)  # every column but the counts
+    rows: list[tuple[Any, ...]] = []
+    for part in where:
+        if not part.by_id:
+            rows += db.execute(
+                f"SELECT CAST(NULL AS TEXT){roster_columns(read)}, CAST(NULL AS TEXT),"
+                f" CAST(NULL AS TEXT), {counts} FROM rollout_progress p"
+                f" WHERE {_held(part, stream=True)} AND {plain} GROUP BY {order}",
+                [now, *part.args, *plain_args]).fetchall()
+        # The others of a part that hand-picks nobody: people in a group and named
+        # devices, found by officer id and device id.
+        others, others_args = ("", []) if part.by_id else (
+            f" AND {_others(exceptions)} AND NOT ({plain})", [*exceptions, *plain_args])
+        rows += db.execute(
+            f"SELECT {pick[0]}{roster_columns(read)}, {_member(exceptions)}, {counts}"
+            f" FROM rollout_progress p WHERE {_held(part, by_id=True)}{others}"
+            f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
+            [*pick[1], *exceptions, now, *part.args, *others_args]).fetchall()
+    return [(*_kind(r, columns, at), *r[width - 2:width], int(r[width]), int(r[width + 1]),
+             int(r[width + 2] or 0), r[width + 3], r[width + 4]) for r in rows]
 
-    # The held device's serial and matching judgement are kept in rollout_progress
-    # (migration m019); only whether the judgement's time has passed is told here.
-    holds = ("p.judged_key IS NOT NULL AND (p.judged_until IS NULL"
-             f" OR ? < {_text('p.judged_until', db)})")
+
+def each(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
+         where: Sequence[Part], exceptions: Sequence[str], now: str) -> list[tuple[Any, ...]]:
+    """The devices `grouped` counts, each by itself: (the row's kind, as `grouped` gives
+    it, then the stored policy key and compliant if the judgement still holds at `now`,
+    else None and None, then the device id)."""
+    read, at = _read(columns)
+    holds = _holds(db)
+    width = 3 + len(read)
+    rows = [row for part in where for row in db.execute(
+        f"SELECT {pick[0]}{roster_columns(read)}, {_member(exceptions)},"
+        f" CASE WHEN {holds} THEN p.judged_key END,"
+        f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id"
+        f" FROM rollout_progress p WHERE {_held(part)}",
+        [*pick[1], *exceptions, now, now, *part.args]).fetchall()]
+    return [(*_kind(r, columns, at), *r[width - 2:]) for r in rows]
+
+
+def _read(columns: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """The roster columns read (each once: the cohorts' and the policy's overlap), and
+    the place of each in a row."""
+    read = [*columns, *(c for c in HOLDER if c not in columns)]
+    return read, {c: 1 + i for i, c in enumerate(read)}
+
+
+def _kind(row: tuple[Any, ...], columns: Sequence[str], at: dict[str, int]) -> tuple[Any, ...]:
+    """(hand-picked id, *columns, *HOLDER) of a row read with `_read`'s columns."""
+    return (row[0], *(row[at[c]] for c in columns), *(row[at[c]] for c in HOLDER))
+
+
+def _holds(db: Database) -> str:
+    """Whether a person's stored judgement still holds at `?` (the judgement's status,
+    last seen and contact error are matched to the device's in rollout_progress by
+    migration m019; only whether its time has passed is told here)."""
+    return ("p.judged_key IS NOT NULL AND (p.judged_until IS NULL"
+            f" OR ? < {_text('p.judged_until', db)})")
+
+
+def _member(exceptions: Sequence[str]) -> str:
+    """The holder's officer id if they are in any group, and the serial if a layer names
+    the device (`exceptions`: one `?` each)."""
     serial = (f"CASE WHEN p.serial IN ({', '.join('?' for _ in exceptions)})"
               " THEN p.serial END") if exceptions else "CAST(NULL AS TEXT)"
-    device = "p.device_id" if each else f"CASE WHEN {holds} THEN NULL ELSE p.device_id END"
-    # Each roster column grouped once (the cohorts' and the policy's overlap). The enrolled
-    # are read from m019's index, which holds every column read here (`+`: not through the
-    # funnel's, which lacks the judgement's columns).
-    read = [*columns, *(c for c in HOLDER if c not in columns)]
-    width = 6 + len(read)  # every column but the count
-    rows = [row for part in where for row in db.execute(
-        f"SELECT {pick[0]}{roster_columns(read)},"
-        f" CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial},"
-        f" CASE WHEN {holds} THEN p.judged_key END,"
-        f" CASE WHEN {holds} THEN p.judged_compliant END, {device}, COUNT(*)"
-        f" FROM rollout_progress p WHERE {_held(part)}"
-        f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
-        [*pick[1], *exceptions, now, now, *([] if each else [now]), *part.args]).fetchall()]
-    at = {c: 1 + i for i, c in enumerate(read)}
-    return [(r[0], *(r[at[c]] for c in columns), *(r[at[c]] for c in HOLDER),
-             *r[1 + len(read):-1], int(r[-1])) for r in rows]
+    return f"CASE WHEN p.grouped = 1 THEN p.officer_id END, {serial}"
+
+
+def _others(exceptions: Sequence[str]) -> str:
+    """A condition kept by every person in a group and every device a layer names (and a
+    few more, at most), that finds them by officer id and device id."""
+    named = (" OR p.device_id IN (SELECT id FROM devices WHERE serial IN"
+             f" ({', '.join('?' for _ in exceptions)}))") if exceptions else ""
+    return f"(p.officer_id IN (SELECT officer_id FROM group_members){named})"
+
+
+def _plain(pick: tuple[str, list[Any]], exceptions: Sequence[str]) -> tuple[str, list[Any]]:
+    """The condition that a holder is neither hand-picked nor in any group, and their
+    device named by no layer: a kind of holder counted with the others of their kind."""
+    sql = f"p.grouped = 0 AND ({pick[0]}) IS NULL"
+    if exceptions:
+        marks = ", ".join("?" for _ in exceptions)
+        sql += f" AND (p.serial IS NULL OR p.serial NOT IN ({marks}))"  # never NULL
+    return sql, [*pick[1], *exceptions]
 
 
 def _text(column: str, db: Database) -> str:

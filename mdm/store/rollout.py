@@ -16,6 +16,9 @@ from mdm.store.db import Database
 # Roster columns a cohort may filter on (the plan checks the keys before they get here).
 COLUMNS = ("area", "district", "station", "team", "worker_type", "rank")
 PLACES = ("station", "area", "team")
+# The order of the gate's index (m019) after `enrolled, eligible` (district and team are
+# not in it): grouping and picking people in this order reads the index as it lies.
+INDEXED = ("area", "worker_type", "rank", "station", "district", "team")
 
 PEOPLE = ("SELECT officer_id, payroll_no, collar_number, forename, surname, worker_type,"
           " rank, area, district, station, team, status, device_eligible, pnb_required"
@@ -113,7 +116,7 @@ def holders(db: Database) -> list[tuple[str, int, str, int, str | None]]:
 
 FUNNEL = ("COUNT(*), SUM(allocated), SUM(enrolled), SUM(provisioned), SUM(trained),"
           " SUM(handed_over), SUM(CASE WHEN failed = 1 AND provisioned = 0 THEN 1 ELSE 0 END)")
-_MAX_KINDS = 200  # distinct kinds named in one WHERE; beyond, every eligible person is read
+_MAX_KINDS = 200  # distinct kinds named in one WHERE; beyond, everyone not hand-picked is read
 
 
 def roster_columns(columns: Sequence[str]) -> str:
@@ -150,38 +153,54 @@ class Part(NamedTuple):
 
     sql: str
     args: list[Any]
-    by_id: bool = False  # names officer ids: read by them, not by a pass over the enrolled
+    by_id: bool = False  # hand-picked people by officer id (else: nobody hand-picked)
 
 
 def scope(columns: Sequence[str], pick: tuple[str, list[Any]],
           kinds: Sequence[tuple[Any, ...]], people: Sequence[str]) -> list[Part]:
-    """The SQL that keeps these kinds (values of `columns`) of people not hand-picked, and
-    these hand-picked people; with too many kinds to name, everyone.
+    """The SQL that keeps these kinds (values of `columns`) of people not hand-picked (with
+    too many kinds to name, everyone not hand-picked), and these hand-picked people.
 
     Parts that never keep the same person, each read on its own: the kinds in one pass
     over the enrolled, the hand-picked by their officer ids (a few lookups, not a pass).
     """
     roster_columns(columns)
-    if len(kinds) > _MAX_KINDS or len(people) > _MAX_KINDS * 10:
-        return [Part("1 = 1", [])]
     parts: list[Part] = []
-    if kinds:
-        args: list[Any] = []
-        terms = []
-        for kind in kinds:
-            conditions = ["1 = 1"]
-            for column, value in zip(columns, kind, strict=True):
-                if value is None:
-                    conditions.append(f"p.{column} IS NULL")
-                else:
-                    conditions.append(f"p.{column} = ?")
-                    args.append(value)
-            terms.append(f"({' AND '.join(conditions)})")
-        parts.append(Part(f"(({pick[0]}) IS NULL AND ({' OR '.join(terms)}))",
-                          [*pick[1], *args]))
-    if people:  # hand-picked: never in the part above, whose people are not hand-picked
-        parts.append(Part(f"p.officer_id IN ({_marks(len(people))})", list(people), True))
+    if len(kinds) > _MAX_KINDS:
+        parts.append(Part(f"({pick[0]}) IS NULL", list(pick[1])))
+    elif kinds:
+        terms, args = _matching(sorted(range(len(columns)), key=lambda i:
+                                       INDEXED.index(columns[i])), columns, kinds)
+        parts.append(Part(f"(({pick[0]}) IS NULL AND ({terms}))", [*pick[1], *args]))
+    for chunk in _chunks(people):  # hand-picked: never in the part above
+        parts.append(Part(f"p.officer_id IN ({_marks(len(chunk))})", chunk, True))
     return parts
+
+
+def _matching(order: Sequence[int], columns: Sequence[str],
+              kinds: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """The SQL that keeps these kinds, as a tree over the columns taken in `order` (each
+    value once, the last column's as one IN list): read through the gate's index, the
+    leading values are ranges of it, not a test of every row."""
+    column, rest = columns[order[0]], order[1:]
+    values: dict[Any, list[tuple[Any, ...]]] = {}
+    for kind in kinds:
+        values.setdefault(kind[order[0]], []).append(kind)
+    terms, args = [], []
+    if not rest:
+        if None in values:
+            terms.append(f"p.{column} IS NULL")
+        known = [v for v in values if v is not None]
+        if known:
+            terms.append(f"p.{column} IN ({_marks(len(known))})")
+            args += known
+        return " OR ".join(terms), args
+    for value, some in values.items():
+        inner, inner_args = _matching(rest, columns, some)
+        terms.append(f"(p.{column} IS NULL AND ({inner}))" if value is None
+                     else f"(p.{column} = ? AND ({inner}))")
+        args += [*([] if value is None else [value]), *inner_args]
+    return " OR ".join(terms), args
 
 
 def funnel_counts(db: Database, columns: Sequence[str], picks: tuple[str, list[Any]],
