@@ -19,7 +19,7 @@ from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.officers.models import describe
 from mdm.policies import compile as compiler
-from mdm.policies.layering import Effective, Subject, merge
+from mdm.policies.layering import Effective, Subject, applies, merge
 from mdm.policies.loader import Layer, load_tree
 from mdm.policies.schema import FRONT_LINE, FRONT_LINE_MAX_LOCK
 from mdm.store import groups as group_rows
@@ -130,6 +130,7 @@ class Resolver:
         self.exception_serials = {s for layer in tree.layers if layer.kind == "device"
                                   for s in layer.match}
         self._cache: dict[tuple[Any, ...], tuple[Effective, compiler.Compiled]] = {}
+        self._by_layers: dict[tuple[int, ...], tuple[Effective, compiler.Compiled]] = {}
 
     def for_device(self, row: dict[str, Any]) -> tuple[Effective, compiler.Compiled]:
         """Resolve a device of `devices`: its holder's kind, or itself if a layer names it.
@@ -147,16 +148,23 @@ class Resolver:
             else (subject.worker_type, subject.rank, subject.area, subject.station,
                   subject.groups)
         if key not in self._cache:
-            effective = compiler.with_releases(merge(self.tree.layers, subject,
-                                                     self.tree.today), self.tree.target)
-            issues = compiler.check(effective, self.tree.target)
-            if issues:
-                raise InputError(f"the policy for {_describe(subject)} cannot be compiled"
-                                 " for the Android Management API; nothing was done",
-                                 "fix what is named, then run mdm policy validate",
-                                 problems=[self.tree.problem(effective, i) for i in issues])
-            self._cache[key] = (effective, compiler.compile_policy(effective,
-                                                                   self.tree.target))
+            # Kinds the same layers apply to share one policy, merged and compiled once.
+            chosen = tuple(i for i, layer in enumerate(self.tree.layers)
+                           if applies(layer, subject, self.tree.today))
+            found = self._by_layers.get(chosen)
+            if found is None:
+                effective = compiler.with_releases(merge(self.tree.layers, subject,
+                                                         self.tree.today), self.tree.target)
+                issues = compiler.check(effective, self.tree.target)
+                if issues:
+                    raise InputError(f"the policy for {_describe(subject)} cannot be compiled"
+                                     " for the Android Management API; nothing was done",
+                                     "fix what is named, then run mdm policy validate",
+                                     problems=[self.tree.problem(effective, i)
+                                               for i in issues])
+                found = self._by_layers[chosen] = (
+                    effective, compiler.compile_policy(effective, self.tree.target))
+            self._cache[key] = found
         return self._cache[key]
 
 
