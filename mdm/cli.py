@@ -7,6 +7,7 @@ import errno
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -68,7 +69,9 @@ def _load(name: str) -> click.Command:
     module, attribute = COMMANDS[name]
     target = getattr(importlib.import_module(module), attribute)
     command: click.Command
-    if isinstance(target, typer.Typer):
+    if isinstance(target, typer.Typer) and not target.registered_groups:
+        command = _LazyGroup.of(target)
+    elif isinstance(target, typer.Typer):
         command = typer.main.get_group(target)
     else:  # one command's function: a Typer of its own builds it
         single = typer.Typer(add_completion=False)
@@ -76,6 +79,52 @@ def _load(name: str) -> click.Command:
         command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+class _LazyGroup(TyperGroup):
+    """A feature's group whose commands are each built (its signature read, its options
+    made) when it is looked up: a run builds the one command it runs, `--help` them all."""
+
+    names: list[str]
+    pending: dict[str, Any]  # name -> Typer's CommandInfo, not yet built
+    build: Callable[[Any], click.Command]
+
+    @classmethod
+    def of(cls, target: typer.Typer) -> _LazyGroup:
+        """Build a feature's group (its own options and callback) without its commands."""
+        import copy
+        from functools import partial
+
+        import typer.main
+
+        shell = copy.copy(target)
+        shell.info = copy.copy(target.info)
+        shell.info.cls = cls
+        shell.registered_commands = []
+        group = typer.main.get_group(shell)
+        assert isinstance(group, cls)
+        group.pending = {info.name or typer.main.get_command_name(
+            getattr(info.callback, "__name__", "")): info for info in target.registered_commands}
+        group.names = list(group.pending)
+        group.build = partial(typer.main.get_command_from_info,
+                              pretty_exceptions_short=target.pretty_exceptions_short,
+                              rich_markup_mode=target.rich_markup_mode)
+        return group
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.names)
+
+    def get_command(self, ctx: Any, name: str) -> click.Command | None:
+        info = self.pending.pop(name, None)
+        if info is not None:
+            self.commands[name] = self.build(info)
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.names:  # Typer suggests from the commands built
+            for name in list(self.pending):
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
 
 def _wants_json(ctx: Any) -> bool:

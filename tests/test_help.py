@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import click
 import typer.main
@@ -41,3 +43,28 @@ def test_every_option_has_help_with_its_default_and_allowed_values() -> None:
                     str(c) in line for c in param.type.choices):
                 missing.append(f"{name}: allowed values not shown")
     assert missing == []
+
+
+def test_each_feature_group_has_every_command_typer_builds_in_its_order() -> None:
+    """A feature's group builds each command when it is looked up (a run builds the one
+    it runs): it still has every command, with the same options, in the same order."""
+    import importlib
+
+    from mdm.cli import COMMANDS, _load
+
+    for name, (module, attribute) in COMMANDS.items():
+        target = getattr(importlib.import_module(module), attribute)
+        if not isinstance(target, typer.Typer):
+            continue
+        lazy, full = _load(name), typer.main.get_group(target)
+        assert isinstance(lazy, click.Group) and lazy.list_commands(None) == list(full.commands)  # type: ignore[arg-type]
+        for sub in full.commands:
+            built, wanted = lazy.get_command(None, sub), full.commands[sub]  # type: ignore[arg-type]
+            assert built is not None and built.name == wanted.name
+            assert [p.opts for p in built.params] == [p.opts for p in wanted.params]
+        assert [p.opts for p in lazy.params] == [p.opts for p in full.params]
+
+
+def test_a_mistyped_command_in_a_group_is_answered_with_the_nearest(mdm: Any) -> None:
+    error = json.loads(mdm("--json", "devices", "shw", code=2).stderr)
+    assert error["error"] == "No such command 'shw'. Did you mean 'show'?"
