@@ -166,6 +166,38 @@ def test_advance_holds_back_a_wave_until_the_gate_holds_and_an_override_is_admin
     assert sum(stations.values()) == status["waves"][1]["funnel"]["cohort"]["count"]
 
 
+def test_advance_check_answers_as_advance_would_and_opens_nothing(
+        mdm: Any, force: None, db_path: Path) -> None:
+    mdm("rollout", "pilot-select", "--seed", "30", "--apply")
+    mdm("operators", "add", "rosa", "--role", "rollout")
+
+    def state() -> list[Any]:
+        return rows(db_path, "SELECT (SELECT COUNT(*) FROM audit),"
+                             " (SELECT COUNT(*) FROM rollout_waves)")
+
+    before = state()
+    would = mdm.json("rollout", "advance", "pilot", "--plan", SHIPPED, "--check",
+                     operator="rosa")
+    assert (would["wave"], would["check"], would["opened_at"]) == ("pilot", True, None)
+    assert "would open" in mdm("rollout", "advance", "pilot", "--plan", SHIPPED,
+                               "--check").output
+    assert state() == before
+    mdm("rollout", "advance", "pilot", "--plan", SHIPPED, operator="rosa")
+    before = state()
+    held = _error(mdm("rollout", "advance", "north", "--plan", SHIPPED, "--check", "--json",
+                      code=1, operator="rosa"))
+    assert {p["field"] for p in held["problems"]} == {"min_handed_over_percent",
+                                                      "min_compliant_percent"}
+    mdm("rollout", "advance", "north", "--plan", SHIPPED, "--check", "--override",
+        "--reason", "x", code=2, operator="rosa")  # the same role check
+    over = mdm.json("rollout", "advance", "north", "--plan", SHIPPED, "--check",
+                    "--override", "--reason", "x")
+    assert (over["check"], over["overridden"], over["gate"]["holds"]) == (True, True, False)
+    assert state() == before
+    status = mdm.json("rollout", "status", "--plan", SHIPPED)
+    assert [w["state"] for w in status["waves"]][:2] == ["open", "planned"]
+
+
 def test_a_bad_provisioning_playbook_is_refused_naming_each_step(
         mdm: Any, force: None, tmp_path: Path, db_path: Path) -> None:
     steps = tmp_path / "provision.yaml"

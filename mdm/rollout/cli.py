@@ -158,17 +158,23 @@ def advance(ctx: typer.Context, wave: WaveArg,
             override: Annotated[bool, typer.Option(
                 "--override", help="Open it although the gate does not hold (admin; needs"
                 " --reason; audited).")] = False,
-            reason: ReasonOpt = None, plan: PlanOpt = None, json: JsonOpt = False) -> None:
+            reason: ReasonOpt = None, plan: PlanOpt = None,
+            check: Annotated[bool, typer.Option(
+                "--check", help="Say whether the wave would open (same checks, same refusal"
+                " and exit code); open nothing.")] = False,
+            json: JsonOpt = False) -> None:
     """Open a wave when the previous wave's gate holds; else name each unmet condition."""
     from mdm.rollout import service
 
     c = app_context(ctx)
-    result = service.advance(c.db(), c.operator, plan_path(plan), wave, override, reason)
+    result = service.advance(c.db(), c.operator, plan_path(plan), wave, override, reason,
+                             check)
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:
-        ui.success(f"wave {result['wave']} is open"
-                   + (" (gate overridden)" if result["overridden"] else ""))
+        ui.success(f"wave {result['wave']} {'would open' if check else 'is open'}"
+                   + (" (gate overridden)" if result["overridden"] else "")
+                   + ("; nothing was changed (--check)" if check else ""))
 
 
 def handover(

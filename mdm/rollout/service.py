@@ -62,8 +62,12 @@ def opened(db: Database) -> dict[str, dict[str, Any]]:
 
 
 def advance(db: Database, operator: str, path: Path, wave_name: str, override: bool,
-            reason: str | None) -> dict[str, Any]:
-    """Open a wave if the previous wave's gate holds (or, admin only, override it)."""
+            reason: str | None, check: bool = False) -> dict[str, Any]:
+    """Open a wave if the previous wave's gate holds (or, admin only, override it).
+
+    With `check`, every refusal is the same, and a wave that would open is not opened:
+    nothing is written.
+    """
     from mdm.rollout import status as funnel
 
     plan = load(path)
@@ -88,12 +92,15 @@ def advance(db: Database, operator: str, path: Path, wave_name: str, override: b
                 ExitCode.PARTIAL,
                 [Problem(f"wave {previous.name}", c["text"], "", c["condition"])
                  for c in unmet])
+    overridden = bool(override and gate is not None and not gate["holds"])
+    if check:
+        return {"wave": wave.name, "check": True, "opened_at": None, "gate": gate,
+                "overridden": overridden}
     with transaction(db):
         roles.require(db, operator, "rollout.override" if override else "rollout.manage")
         if store.wave_opened(db, wave.name):
             raise InputError(f"wave {wave.name} is already open")
         at = now()
-        overridden = bool(override and gate is not None and not gate["holds"])
         store.open_wave(db, wave.name, at, operator, json.dumps(gate) if gate else None,
                         reason if override else None)
         audit.record(db, operator, "rollout.override" if overridden else "rollout.advance",
@@ -102,4 +109,5 @@ def advance(db: Database, operator: str, path: Path, wave_name: str, override: b
                       "gate_holds": gate["holds"] if gate else None,
                       "unmet": [c["text"] for c in gate["conditions"] if not c["met"]]
                       if gate else [], "override": override, "reason": reason})
-    return {"wave": wave.name, "opened_at": at, "gate": gate, "overridden": overridden}
+    return {"wave": wave.name, "check": False, "opened_at": at, "gate": gate,
+            "overridden": overridden}
