@@ -384,3 +384,11 @@ def test_the_gate_counts_each_kind_of_holder_as_judging_each_device_live(
     truth = expected()
     assert sum(truth.values()) == 4
     assert counted() == truth
+    # A device away too long, nothing stored: judged live from its last contact.
+    away = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with transaction(db):
+        db.execute("DELETE FROM device_judgements")
+        db.execute("UPDATE devices SET last_seen = ? WHERE serial = ?", [away, fleet["serials"][0]])
+    truth = expected()
+    assert sum(truth.values()) == 3
+    assert counted() == truth

@@ -211,16 +211,24 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
     live: dict[int, tuple[Any, ...]] = {}
     if mixed:
         for row in stored.each(db, columns, pick, where, exceptions, now):
-            policy = mixed.get(row[:-3])
+            policy = mixed.get(row[:-7])
             if policy is None:
                 continue
-            key, ok, device = row[-3:]
+            key, ok, device = row[-7:-4]
             if key == policy:
                 out[row[:width]] += int(ok)
             else:  # nothing stored that holds, or stored against another policy
-                live[device] = row[:width]
-    for device, ok in compliant(db, folder, set(live), moment, policies).items():
-        out[live[device]] += int(ok)
+                live[device] = row
+    if live:  # judged as `compliant` judges them, from the rows already read
+        facts = stored.facts(db, FACTS, live)
+        judge = Judge(moment)
+        for device, row in live.items():
+            (worker_type, rank, area, station, member), (serial, status, seen, error) = \
+                row[width:width + 5], row[-4:]
+            effective, sha, _ = policies.of((device, serial, status, seen, error, member,
+                                             worker_type, rank, area, station))
+            out[row[:width]] += not judge.judge(status, error, seen, facts.get(device),
+                                                effective, sha)
     return out
 
 

@@ -153,15 +153,17 @@ def each(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
          where: Sequence[Part], exceptions: Sequence[str], now: str) -> list[tuple[Any, ...]]:
     """The devices `grouped` counts, each by itself: (the row's kind, as `grouped` gives
     it, then the stored policy key and compliant if the judgement still holds at `now`,
-    else None and None, then the device id)."""
+    else None and None, then the device's id, serial, status, last seen and last contact
+    error)."""
     read, at = _read(columns)
     holds = _holds(db)
     width = 3 + len(read)
     rows = [row for part in where for row in db.execute(
         f"SELECT {pick[0]}{roster_columns(read)}, {_member(exceptions)},"
         f" CASE WHEN {holds} THEN p.judged_key END,"
-        f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id"
-        f" FROM rollout_progress p WHERE {_held(part)}",
+        f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id, d.serial, d.status,"
+        " d.last_seen, d.last_contact_error"
+        f" FROM rollout_progress p JOIN devices d ON d.id = p.device_id WHERE {_held(part)}",
         [*pick[1], *exceptions, now, now, *part.args]).fetchall()]
     return [(*_kind(r, columns, at), *r[width - 2:]) for r in rows]
 
