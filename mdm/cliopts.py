@@ -10,7 +10,7 @@ from typing import Annotated
 import click
 import typer
 
-from mdm import csvio, safefile, ui
+from mdm import safefile, ui
 from mdm.context import AppContext
 from mdm.errors import InputError, Problem
 
@@ -112,6 +112,8 @@ def problems_to(path: Path | None, source: Path | None = None) -> Iterator[None]
                          "give another file name for the list of problems")
     if path is not None:
         safefile.check_target(path, force=True)  # a bad --errors path fails before any work
+    from mdm import csvio  # only for a command that imports a file: not at start-up
+
     try:
         yield
     except InputError as exc:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from mdm.bulk import paused_gc
-from mdm.devices import selector
 from mdm.errors import InputError, Problem
 from mdm.officers.models import describe
 from mdm.policies import compile as compiler
@@ -101,6 +100,8 @@ def devices(db: Database, selectors: list[str],
 
     `Resolver.for_device` turns each into its policy.
     """
+    from mdm.devices import selector  # not for a view that resolves kinds of holder only
+
     where, args = selector.select(db, selectors, statuses)  # refuses selecting no device
     if selector.parse(selectors) is None:
         rows = _fleet(db, statuses)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mdm import csvio, ui
+from mdm import ui
 from mdm.errors import InputError
 from mdm.rollout import status as funnel
 from mdm.rollout.plan import load
@@ -24,6 +24,8 @@ def status_csv(result: dict[str, Any], fmt: str) -> tuple[str, int]:
     """Return the status as CSV, one row per wave (and place)."""
     if fmt.lower() != "csv":
         raise InputError(f"--format {fmt!r} is not supported", "use csv (or --json)")
+    from mdm import csvio
+
     rows = funnel.flat_rows(result)
     columns = list(rows[0]) if rows else ["wave"]
     return csvio.write_csv(rows, columns), len(rows)
