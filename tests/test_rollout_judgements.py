@@ -392,3 +392,21 @@ def test_the_gate_counts_each_kind_of_holder_as_judging_each_device_live(
     truth = expected()
     assert sum(truth.values()) == 3
     assert counted() == truth
+
+
+def test_a_plan_that_hand_picks_tens_of_thousands_by_id_is_counted_in_bounded_statements(
+        fleet: dict[str, Any]) -> None:
+    """PostgreSQL binds at most 65,535 values per statement: the plan's hand-picked ids
+    (here 25,000 listed, as a plan of short roster ids can) are sent once per statement."""
+    from mdm.store import rollout as store
+
+    db, ids = fleet["db"], [p["officer_id"] for p in fleet["people"]]
+    assert _stored(fleet) == 6
+    listed = [ids[0], *(f"x{i}" for i in range(25_000))]
+    keys = ("area", "worker_type")
+    kinds = sorted({(p["area"], p["worker_type"]) for p in fleet["people"]})
+    pick = store.picked([], listed)
+    found = judgements.compliant_counts(db, fleet["folder"], keys, pick,
+                                        store.scope(keys, pick, kinds, [ids[0]]))
+    assert sum(found.values()) == 6
+    assert found[(ids[0], fleet["people"][0]["area"], "OFFICER")] == 1

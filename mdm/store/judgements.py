@@ -124,8 +124,10 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
               " MIN(p.judged_key), MAX(p.judged_key)")
     # Most holders are in no group and their devices named by no layer: their kinds are
     # counted in one pass that streams through m019's index in its order (no sort); the
-    # few others, each holder and named device by itself, in a second.
-    plain, plain_args = _plain(pick, exceptions)
+    # few others, each holder and named device by itself, in a second. A part that is not
+    # by id hand-picks nobody (store.rollout.scope): its hand-picked column is NULL, and
+    # the plan's hand-picked ids are sent once, in the part's own arguments.
+    plain, plain_args = _plain(exceptions)
     order = ", ".join(str(2 + read.index(c)) for c in sorted(read, key=INDEXED.index))
     width = 3 + len(read)  # every column but the counts
     rows: list[tuple[Any, ...]] = []
@@ -138,13 +140,14 @@ def grouped(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
                 [now, *part.args, *plain_args]).fetchall()
         # The others of a part that hand-picks nobody: people in a group and named
         # devices, found by officer id and device id.
+        picked, picked_args = _picked(part, pick)
         others, others_args = ("", []) if part.by_id else (
             f" AND {_others(exceptions)} AND NOT ({plain})", [*exceptions, *plain_args])
         rows += db.execute(
-            f"SELECT {pick[0]}{roster_columns(read)}, {_member(exceptions)}, {counts}"
+            f"SELECT {picked}{roster_columns(read)}, {_member(exceptions)}, {counts}"
             f" FROM rollout_progress p WHERE {_held(part, by_id=True)}{others}"
             f" GROUP BY {', '.join(str(i) for i in range(1, width + 1))}",
-            [*pick[1], *exceptions, now, *part.args, *others_args]).fetchall()
+            [*picked_args, *exceptions, now, *part.args, *others_args]).fetchall()
     return [(*_kind(r, columns, at), *r[width - 2:width], int(r[width]), int(r[width + 1]),
              int(r[width + 2] or 0), r[width + 3], r[width + 4]) for r in rows]
 
@@ -159,12 +162,12 @@ def each(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     holds = _holds(db)
     width = 3 + len(read)
     rows = [row for part in where for row in db.execute(
-        f"SELECT {pick[0]}{roster_columns(read)}, {_member(exceptions)},"
+        f"SELECT {_picked(part, pick)[0]}{roster_columns(read)}, {_member(exceptions)},"
         f" CASE WHEN {holds} THEN p.judged_key END,"
         f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id, d.serial, d.status,"
         " d.last_seen, d.last_contact_error"
         f" FROM rollout_progress p JOIN devices d ON d.id = p.device_id WHERE {_held(part)}",
-        [*pick[1], *exceptions, now, now, *part.args]).fetchall()]
+        [*_picked(part, pick)[1], *exceptions, now, now, *part.args]).fetchall()]
     return [(*_kind(r, columns, at), *r[width - 2:]) for r in rows]
 
 
@@ -204,14 +207,19 @@ def _others(exceptions: Sequence[str]) -> str:
     return f"(p.officer_id IN (SELECT officer_id FROM group_members){named})"
 
 
-def _plain(pick: tuple[str, list[Any]], exceptions: Sequence[str]) -> tuple[str, list[Any]]:
-    """The condition that a holder is neither hand-picked nor in any group, and their
-    device named by no layer: a kind of holder counted with the others of their kind."""
-    sql = f"p.grouped = 0 AND ({pick[0]}) IS NULL"
-    if exceptions:
-        marks = ", ".join("?" for _ in exceptions)
-        sql += f" AND (p.serial IS NULL OR p.serial NOT IN ({marks}))"  # never NULL
-    return sql, [*pick[1], *exceptions]
+def _plain(exceptions: Sequence[str]) -> tuple[str, list[Any]]:
+    """The condition that a holder (of a part that hand-picks nobody) is in no group and
+    their device named by no layer: a kind of holder counted with the others of its kind."""
+    if not exceptions:
+        return "p.grouped = 0", []
+    marks = ", ".join("?" for _ in exceptions)
+    return (f"p.grouped = 0 AND (p.serial IS NULL OR p.serial NOT IN ({marks}))",  # not NULL
+            list(exceptions))
+
+
+def _picked(part: Part, pick: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    """The hand-picked officer id column of a part: NULL where it hand-picks nobody."""
+    return pick if part.by_id else ("CAST(NULL AS TEXT)", [])
 
 
 def _text(column: str, db: Database) -> str:
