@@ -17,9 +17,11 @@ accepted and how a refusal reads never depend on libyaml.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -243,6 +245,18 @@ def _parse(text: str, name: str, parser: type[Any]) -> Document:
         if loader is not None:
             loader.dispose()
     return Document(data, _key_lines(node))
+
+
+def not_a_date(value: Any) -> tuple[str, str]:
+    """Say why a value read for a date is none, and what to write (a date in quotes is
+    text to YAML: say so, rather than ask for the form it is already in)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            date.fromisoformat(value.strip())
+            return (f"{value!r} is in quotes, so it is text, not a date",
+                    f"write it without quotes: {value.strip()}")
+    return (f"{value!r} is not a date" if value is not None else "is missing",
+            "write it as YYYY-MM-DD")
 
 
 def _where(name: str, mark: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from datetime import date
@@ -217,6 +218,13 @@ def test_device_exceptions_need_a_reason_and_an_expiry(mdm: Any, people: Any, tr
     err = mdm("policy", "validate", code=2).stderr
     assert "needs a reason" in err and "needs an expiry date" in err
     _write(tree, "90-exception.yaml", f"layer: camera-fault\nkind: device\nmatch: [{serial}]\n"
+                                      "reason: faulty\nexpires: '2099-01-31'\nsettings:\n"
+                                      "  camera: disabled\n")
+    quoted = json.loads(mdm("policy", "validate", "--json", code=2).stderr)["problems"]
+    assert [(p["message"], p["hint"]) for p in quoted] == [
+        ("'2099-01-31' is in quotes, so it is text, not a date",
+         "write it without quotes: 2099-01-31")]
+    _write(tree, "90-exception.yaml", f"layer: camera-fault\nkind: device\nmatch: [{serial}]\n"
                                       "reason: camera module faulty, awaiting repair\n"
                                       "expires: 2099-01-31\nsettings:\n  camera: disabled\n")
     mdm("policy", "validate")
@@ -241,3 +249,20 @@ def test_show_for_an_officer_names_each_settings_layer(mdm: Any, people: Any, tr
     assert by_key["apps.install.uk.police.cumbria.custody"]["layer"] == "pcso"
     assert by_key["password.min_length"]["layer"] == "force-baseline"
     assert shown["layers"][0] == "force-baseline"
+
+
+def test_validate_matches_group_names_in_any_case_and_names_a_serial_in_another_case(
+        mdm: Any, people: Any, tree: Path, inventory: Any) -> None:
+    """A group layer applies to a group in any case, so validate does not call it empty; a
+    device layer matches a serial exactly, so validate says how the inventory spells it."""
+    (tree / "40-pilot.yaml").write_text((tree / "40-pilot.yaml").read_text()
+                                        .replace("match: [pilot]", "match: [PILOT]"))
+    assert mdm.json("policy", "validate")["warnings"] == []
+    serial = inventory["delivery"][0]["serial_number"]
+    _write(tree, "90-exception.yaml", f"layer: camera-fault\nkind: device\n"
+                                      f"match: [{serial.lower()}]\nreason: faulty\n"
+                                      "expires: 2099-01-31\nsettings:\n  camera: disabled\n")
+    problems = json.loads(mdm("policy", "validate", "--json", code=2).stderr)["problems"]
+    assert [p["hint"] for p in problems] == [f"write it as {serial}"]
+    assert problems[0]["message"].startswith(f"device {serial.lower()!r} is {serial!r} in"
+                                             " the inventory, and a layer matches serials")

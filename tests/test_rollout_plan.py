@@ -107,6 +107,11 @@ def test_a_bad_plan_names_every_problem_with_its_line_and_changes_nothing(
     nobody = [p for p in err["problems"] if "matches nobody" in p["message"]]
     assert len(nobody) == 1 and nobody[0]["where"].endswith("line 15")
     assert "did you mean NORTH" in nobody[0]["hint"]
+    plan.write_text(SHIPPED.read_text().replace("start: 2015-03-30", "start: '2015-03-30'", 1))
+    err = _error(mdm("rollout", "validate", "--plan", plan, "--json", code=2))
+    assert [(p["message"], p["hint"]) for p in err["problems"]] == [
+        ("'2015-03-30' is in quotes, so it is text, not a date",
+         "write it without quotes: 2015-03-30")]
     assert rows(db_path, "SELECT COUNT(*) FROM audit WHERE action LIKE 'rollout%'") == [(0,)]
 
 
@@ -190,6 +195,9 @@ def test_advance_check_answers_as_advance_would_and_opens_nothing(
                                                       "min_compliant_percent"}
     mdm("rollout", "advance", "north", "--plan", SHIPPED, "--check", "--override",
         "--reason", "x", code=2, operator="rosa")  # the same role check
+    assert "would open (the gate would be overridden)" in mdm(
+        "rollout", "advance", "north", "--plan", SHIPPED, "--check", "--override", "--reason",
+        "x").output
     over = mdm.json("rollout", "advance", "north", "--plan", SHIPPED, "--check",
                     "--override", "--reason", "x")
     assert (over["check"], over["overridden"], over["gate"]["holds"]) == (True, True, False)

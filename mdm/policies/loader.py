@@ -102,7 +102,11 @@ def _build(path: Path, data: dict[str, Any],
     if kind == "device":
         if not reason:
             bad(("reason",), "a device exception needs a reason", "say why it is allowed")
-        if not isinstance(expires, date):
+        if isinstance(expires, str):
+            from mdm.yamlio import not_a_date
+
+            bad(("expires",), *not_a_date(expires))
+        elif not isinstance(expires, date):
             bad(("expires",), "a device exception needs an expiry date",
                 "add e.g. expires: 2015-06-30")
     elif expires is not None or reason:

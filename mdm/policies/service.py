@@ -231,12 +231,24 @@ def checked_tree(db: Database, folder: Path, for_api: bool = True) -> Tree:
     return tree
 
 
+def _unknown_serial(db: Database, value: str) -> tuple[str, str, str]:
+    """Why a device layer's serial matches no device: (serial, what, what to do)."""
+    from mdm.store import devices as device_rows
+
+    spelled = [d["serial"] for d in device_rows.with_serial(db, value)]
+    if spelled:  # a layer matches a serial exactly; other commands take any case
+        return (value, f"device {value!r} is {spelled[0]!r} in the inventory, and a layer"
+                f" matches serials exactly", f"write it as {spelled[0]}")
+    return value, f"device {value!r} is not in the inventory", "check the serial"
+
+
 def _unmatched(layers: list[Layer], kinds: set[tuple[Any, ...]], groups: dict[str, set[str]],
                serials: set[str], db: Database, warnings: list[Problem]) -> list[Problem]:
     known = {kind: {str(k[i]).upper().replace(" ", "_") for k in kinds if k[i]}
              for i, kind in enumerate(("worker_type", "rank", "area", "station"))}
-    group_names = {g for members in groups.values() for g in members}
-    all_groups = set(group_rows.names(db))
+    # A group layer matches group names in any case (layering.applies), as here.
+    group_names = {g.upper() for members in groups.values() for g in members}
+    all_groups = {g.upper() for g in group_rows.names(db)}
     problems = []
     for layer in layers:
         missing = []
@@ -245,13 +257,12 @@ def _unmatched(layers: list[Layer], kinds: set[tuple[Any, ...]], groups: dict[st
             if layer.kind in known and norm not in known[layer.kind]:
                 missing.append((value, f"{layer.kind} {value!r} matches no serving officer",
                                 "check the spelling against mdm officers list"))
-            elif layer.kind == "group" and value not in group_names:
+            elif layer.kind == "group" and value.upper() not in group_names:
                 missing.append((value, f"group {value!r} has no members",
-                                "add members with mdm groups add" if value in all_groups
+                                "add members with mdm groups add" if value.upper() in all_groups
                                 else "create it with mdm groups create"))
             elif layer.kind == "device" and value not in serials:
-                missing.append((value, f"device {value!r} is not in the inventory",
-                                "check the serial"))
+                missing.append(_unknown_serial(db, value))
         # A group layer names a group the rollout fills in over time: until it has
         # members its devices simply don't match, which is no reason to refuse a push.
         if layer.kind == "group" and len(missing) == len(layer.match):

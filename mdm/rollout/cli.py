@@ -172,8 +172,9 @@ def advance(ctx: typer.Context, wave: WaveArg,
     if wants_json(ctx, json):
         ui.emit_json(result)
     else:
+        overridden = " (the gate would be overridden)" if check else " (gate overridden)"
         ui.success(f"wave {result['wave']} {'would open' if check else 'is open'}"
-                   + (" (gate overridden)" if result["overridden"] else "")
+                   + (overridden if result["overridden"] else "")
                    + ("; nothing was changed (--check)" if check else ""))
 
 

@@ -241,8 +241,7 @@ def _cohort(r: _Reader, keys: tuple[str | int, ...],
 def _date(r: _Reader, keys: tuple[str | int, ...], value: Any) -> date | None:
     if isinstance(value, date):
         return value
-    r.bad(keys, f"{value!r} is not a date" if value is not None else "is missing",
-          "write it as YYYY-MM-DD")
+    r.bad(keys, *yamlio.not_a_date(value))
     return None
 
 
