@@ -119,16 +119,21 @@ def _cell(runs: list[tuple[float, float]], limit: float) -> str:
 def time_all(commands: list[tuple[str, list[str], tuple[str, ...]]],
              runners: dict[str, tuple[list[str], dict[str, str]]],
              args: argparse.Namespace) -> None:
-    """Time each command in each mode with each runner (old and new alternating)."""
-    for name, argv, modes in commands:
-        for mode in modes:
+    """Time each command in each mode with each runner, round by round: each round runs
+    every command once with each runner (old and new alternating), so a slow minute of the
+    machine falls on all of them alike, not on one command's runs."""
+    cases = [(name, argv, mode) for name, argv, modes in commands for mode in modes]
+    runs: dict[tuple[str, str, str], list[tuple[float, float]]] = {
+        (name, mode, label): [] for name, _, mode in cases for label in runners}
+    for _ in range(args.repeat):
+        for name, argv, mode in cases:
             timer, extra = views.MODES[mode]
-            runs: dict[str, list[tuple[float, float]]] = {label: [] for label in runners}
-            for _ in range(args.repeat):
-                for label, (mdm, env) in runners.items():
-                    runs[label].append(timer(mdm + argv + extra, env, args.limit))
-            cells = "   ".join(f"{label} {_cell(r, args.limit)}" for label, r in runs.items())
-            print(f"{name + ' (' + mode + ')':<52}{cells}", flush=True)
+            for label, (mdm, env) in runners.items():
+                runs[(name, mode, label)].append(timer(mdm + argv + extra, env, args.limit))
+    for name, _, mode in cases:
+        cells = "   ".join(f"{label} {_cell(runs[(name, mode, label)], args.limit)}"
+                           for label in runners)
+        print(f"{name + ' (' + mode + ')':<52}{cells}", flush=True)
 
 
 def main() -> None:

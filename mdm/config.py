@@ -100,6 +100,8 @@ TABLES = ("policy", "queue", "helpdesk", "ca")  # tables that only group setting
 
 @dataclass(frozen=True)
 class Value:
+    """One effective setting and where it came from."""
+
     value: Any
     source: str  # "option --db", "env MDM_DB", "path/to/mdm.toml:3" or "default"
 

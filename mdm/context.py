@@ -46,6 +46,8 @@ def _waiting(pid: int | None) -> None:
 
 @dataclass
 class AppContext:
+    """What every command gets from the root options: inventory, operator, output, key."""
+
     db_path: Path | str  # an SQLite file, or a postgresql:// URL
     operator: str
     json: bool = False

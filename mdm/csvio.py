@@ -33,6 +33,8 @@ _WHERE_ROW = re.compile(r"^(?P<file>.*), (?:row|line) (?P<row>\d+)$")
 
 @dataclass(frozen=True)
 class Row:
+    """One data row of a CSV file, by column name, with its line in the file."""
+
     line: int  # the file's line number of the row, as a spreadsheet shows it
     values: dict[str, str]
 

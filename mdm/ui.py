@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # rich is imported where it draws: a piped list never loads i
 
 @dataclass
 class _Settings:
+    """The run's output settings (`--quiet`)."""
+
     quiet: bool = False
 
 
@@ -627,6 +629,8 @@ def _write_jsonl(rows: Iterator[Row], columns: Sequence[str], keys: set[str],
 
 @dataclass
 class _Col:
+    """One column of a table being drawn: its name, whether it keys the rows, its widths."""
+
     name: str
     key: bool
     least: int  # narrowest it may be drawn (a key column: its longest value)

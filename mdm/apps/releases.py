@@ -25,6 +25,8 @@ STABLE = "stable"
 
 @dataclass(frozen=True)
 class Release:
+    """One app build released to one channel."""
+
     package: str
     channel: str
     sha256: str

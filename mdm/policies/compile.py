@@ -42,6 +42,8 @@ DEFAULT_WIPE_AFTER_DAYS = 30
 
 @dataclass(frozen=True)
 class Compiled:
+    """A policy compiled for the Android Management API: the document, its bytes and sha256."""
+
     document: dict[str, Any]
     body: bytes
     sha256: str

@@ -54,6 +54,9 @@ def applies(layer: Layer, subject: Subject, today: date) -> bool:
 
 @dataclass
 class Effective:
+    """A subject's merged policy: each setting, the layer that set it, the layers applied and
+    any same-rank conflicts."""
+
     settings: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     layers: list[str] = field(default_factory=list)

@@ -31,6 +31,8 @@ def default_dir() -> Path:
 
 @dataclass
 class Layer:
+    """One policy layer file: whom it applies to, its settings and the line of each."""
+
     name: str
     kind: str
     file: str

@@ -19,6 +19,8 @@ FRONT_LINE_MAX_LOCK = 120
 
 @dataclass(frozen=True)
 class Field:
+    """One known setting: its type, what it means, and its allowed values or range."""
+
     type: type | tuple[type, ...]
     doc: str
     choices: tuple[str, ...] = ()

@@ -33,6 +33,8 @@ BASELINE_MUST_SET = ("password.min_length", "password.max_failed_attempts_before
 
 @dataclass
 class Tree:
+    """The policy layers of one folder, their warnings, the date they apply at, the target."""
+
     folder: Path
     layers: list[Layer]
     warnings: list[Problem]
