@@ -59,6 +59,18 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
     assert "upgrade mdm" in caught.value.hint
 
 
+def test_an_inventory_at_this_schema_opens_without_the_migrations_text(pg_url: str) -> None:
+    # Every command checks the schema; only a change of it needs the migrations' text.
+    said = subprocess.run(
+        [sys.executable, "-c", "import sys; from mdm.store import connect;"
+         " db = connect(sys.argv[1], create=False);"
+         " print(sorted(m for m in sys.modules if m.startswith('mdm.store.')))", pg_url],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
+    loaded = said.stdout
+    assert "'mdm.store.pg'" in loaded
+    assert "mdm.store.pg_migrations" not in loaded and "mdm.store.progress_sql" not in loaded
+
+
 def test_a_database_holding_something_else_is_refused(pg_server: str) -> None:
     url = _fresh_database(pg_server)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -582,12 +582,26 @@ def _applied(db: PgDatabase) -> list[str] | None:
         raise db.failed(exc) from None
 
 
+def _current(applied: list[str]) -> bool:
+    """Say whether the inventory records this mdm's migrations, m001 to the last it knows:
+    the usual start of a command, told (as SQLite's `user_version` tells it) without
+    importing the migrations' text, which only a change of schema needs."""
+    from mdm.store import SCHEMA_VERSION
+
+    return sorted(name[:4] for name in applied) == [f"m{number:03d}" for number
+                                                    in range(1, SCHEMA_VERSION + 1)]
+
+
 def migrate(db: PgDatabase, create: bool) -> None:
     """Bring the schema up to date under the write lock; refuse a newer or foreign one."""
+    applied = _applied(db)
+    if applied is not None and _current(applied):
+        return
     import mdm.store.pg_migrations as pg_migrations
 
     for attempt in (1, 2):
-        applied = _applied(db)
+        if attempt == 2:
+            applied = _applied(db)
         if applied is None:
             if _tables(db):
                 raise MdmError(f"{db.path} holds tables but not an mdm inventory",
