@@ -24,7 +24,7 @@ from mdm import config, examples
 from mdm.errors import MdmError
 from mdm.store import SCHEMA_VERSION, audit, connect, pg_migrations, transaction
 from mdm.store.failures import NoInventory, StoreError
-from tests.helpers import db_fingerprint
+from tests.helpers import db_fingerprint, progress_drift, rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +69,40 @@ def test_an_inventory_at_this_schema_opens_without_the_migrations_text(pg_url: s
     loaded = said.stdout
     assert "'mdm.store.pg'" in loaded
     assert "mdm.store.pg_migrations" not in loaded and "mdm.store.progress_sql" not in loaded
+
+
+def test_people_added_to_the_roster_get_their_progress_rows_in_one_statement(
+        pg_url: str, open_db: Any) -> None:
+    """m021: a roster import's new people (one COPY) have their rollout progress computed
+    once for the statement, not once per person; the rows are those of the base tables,
+    and a person added alone or deleted is kept as before."""
+    from mdm.store import officers
+
+    db = open_db(pg_url)
+    db.execute("SET track_functions = 'pl'")  # counted in pg_stat_xact_user_functions
+    people = [{"officer_id": f"P{n:04d}", "payroll_no": f"9{n:05d}", "forename": "Sam",
+               "surname": f"Lee{n}", "worker_type": ("OFFICER", "STAFF")[n % 2],
+               "station": ("Penrith", "Carlisle")[n % 3 == 0], "area": "North",
+               "device_eligible": (None, 0, 1)[n % 3], "status": ("ACTIVE", "LEAVER")[n % 7 == 0],
+               "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+              for n in range(200)]
+    with transaction(db):
+        officers.insert(db, people)
+        calls = dict(db.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions"))
+    assert calls.get("mdm_rollout_progress_of", 0) == 0  # was once per person
+    assert calls["mdm_rollout_progress_added"] == 1
+    assert rows(pg_url, "SELECT COUNT(*) FROM rollout_progress") == [(200,)]
+    assert rows(pg_url, "SELECT COUNT(*) FROM rollout_progress WHERE eligible = 1") == [(
+        sum(p["status"] != "LEAVER" and (p["device_eligible"] if p["device_eligible"] is not None
+                                         else p["worker_type"] != "STAFF") for p in people),)]
+    assert progress_drift(pg_url) == []
+    rows(pg_url, "INSERT INTO officers (officer_id, payroll_no, forename, surname, worker_type,"
+         " status, created_at, updated_at) VALUES ('P9999', '999999', 'Kim', 'Ray', 'PCSO',"
+         " 'ACTIVE', 'now', 'now')")
+    rows(pg_url, "DELETE FROM officers WHERE officer_id = 'P0001'")
+    assert rows(pg_url, "SELECT officer_id FROM rollout_progress WHERE officer_id IN"
+                " ('P0001', 'P9999')") == [("P9999",)]
+    assert progress_drift(pg_url) == []
 
 
 def test_a_database_holding_something_else_is_refused(pg_server: str) -> None:

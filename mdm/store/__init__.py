@@ -125,7 +125,7 @@ def _check_blank(conn: sqlite3.Connection, path: Path, create: bool) -> None:
 
 # The number of migrations in mdm/store/migrations.py (a test keeps the two in step).
 # An inventory at this version opens without importing sqlite-utils at all.
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 
 
 def _migrate(db: Database, version: int) -> None:

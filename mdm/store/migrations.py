@@ -783,3 +783,12 @@ def m020_progress_triggers_lean(db: Database) -> None:
         db.execute(f"""
             CREATE TRIGGER {name} AFTER {event}{when}
             BEGIN {_rejudged_of(f'device_id IN ({devices})')} END""")
+
+
+@migrations()
+def m021_progress_roster_statement(db: Database) -> None:
+    # PostgreSQL's m021 computes the progress rows of people added to the roster once per
+    # statement (its new rows as a transition table) instead of once per person. SQLite has
+    # no statement-level triggers: its per-person trigger (m018) stays, and keeps the same
+    # rows. Nothing changes here; the migration keeps the two engines' lists alike.
+    del db
