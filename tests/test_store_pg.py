@@ -80,12 +80,13 @@ def test_people_added_to_the_roster_get_their_progress_rows_in_one_statement(
 
     db = open_db(pg_url)
     db.execute("SET track_functions = 'pl'")  # counted in pg_stat_xact_user_functions
-    people = [{"officer_id": f"P{n:04d}", "payroll_no": f"9{n:05d}", "forename": "Sam",
-               "surname": f"Lee{n}", "worker_type": ("OFFICER", "STAFF")[n % 2],
-               "station": ("Penrith", "Carlisle")[n % 3 == 0], "area": "North",
-               "device_eligible": (None, 0, 1)[n % 3], "status": ("ACTIVE", "LEAVER")[n % 7 == 0],
-               "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
-              for n in range(200)]
+    people: list[dict[str, Any]] = [
+        {"officer_id": f"P{n:04d}", "payroll_no": f"9{n:05d}", "forename": "Sam",
+         "surname": f"Lee{n}", "worker_type": ("OFFICER", "STAFF")[n % 2],
+         "station": ("Penrith", "Carlisle")[n % 3 == 0], "area": "North",
+         "device_eligible": (None, 0, 1)[n % 3], "status": ("ACTIVE", "LEAVER")[n % 7 == 0],
+         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+        for n in range(200)]
     with transaction(db):
         officers.insert(db, people)
         calls = dict(db.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions"))
