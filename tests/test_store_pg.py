@@ -71,11 +71,12 @@ def test_an_inventory_at_this_schema_opens_without_the_migrations_text(pg_url: s
     assert "mdm.store.pg_migrations" not in loaded and "mdm.store.progress_sql" not in loaded
 
 
-def test_people_added_to_the_roster_get_their_progress_rows_in_one_statement(
+def test_people_added_and_assignments_opened_get_their_progress_in_one_statement(
         pg_url: str, open_db: Any) -> None:
-    """m021: a roster import's new people (one COPY) have their rollout progress computed
-    once for the statement, not once per person; the rows are those of the base tables,
-    and a person added alone or deleted is kept as before."""
+    """m021: a roster import's new people (one COPY), and assignments opened in one
+    statement, have their rollout progress computed once for the statement, not once per
+    row; the rows are those of the base tables, and a person added alone or deleted is
+    kept as before."""
     from mdm.store import officers
 
     db = open_db(pg_url)
@@ -97,6 +98,30 @@ def test_people_added_to_the_roster_get_their_progress_rows_in_one_statement(
         sum(p["status"] != "LEAVER" and (p["device_eligible"] if p["device_eligible"] is not None
                                          else p["worker_type"] != "STAFF") for p in people),)]
     assert progress_drift(pg_url) == []
+    # Assignments opened in one statement (assign --from): their holders, once.
+    from mdm.store import custody
+
+    for n in range(3):
+        rows(pg_url, "INSERT INTO devices (id, serial, imei1, manufacturer, model, status,"
+             " status_changed_at, created_at) VALUES (?, ?, ?, 'Samsung', 'SM-G525F',"
+             " 'enrolled', 'now', 'now')", (n + 1, f"SER{n}", f"35000000000000{n}"))
+
+    class Undone(Exception):
+        pass
+
+    with pytest.raises(Undone), transaction(db):
+        before = dict(db.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions"))
+        custody.open_many(db, [(n + 1, f"P{n * 3 + 2:04d}", "now", "admin", "bench")
+                               for n in range(3)])
+        calls = dict(db.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions"))
+        assert calls.get("mdm_rollout_progress_person", 0) == before.get(
+            "mdm_rollout_progress_person", 0)  # was once per assignment
+        assert calls["mdm_rollout_progress_added"] == before["mdm_rollout_progress_added"] + 1
+        assert db.query("SELECT officer_id, device_id, allocated, enrolled FROM"
+                        " rollout_progress WHERE allocated = 1 ORDER BY officer_id") == [
+            {"officer_id": f"P{n * 3 + 2:04d}", "device_id": n + 1, "allocated": 1,
+             "enrolled": 1} for n in range(3)]
+        raise Undone  # (the devices' rows were written without their audit row)
     rows(pg_url, "INSERT INTO officers (officer_id, payroll_no, forename, surname, worker_type,"
          " status, created_at, updated_at) VALUES ('P9999', '999999', 'Kim', 'Ray', 'PCSO',"
          " 'ACTIVE', 'now', 'now')")

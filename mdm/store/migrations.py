@@ -786,9 +786,10 @@ def m020_progress_triggers_lean(db: Database) -> None:
 
 
 @migrations()
-def m021_progress_roster_statement(db: Database) -> None:
-    # PostgreSQL's m021 computes the progress rows of people added to the roster once per
-    # statement (its new rows as a transition table) instead of once per person. SQLite has
-    # no statement-level triggers: its per-person trigger (m018) stays, and keeps the same
-    # rows. Nothing changes here; the migration keeps the two engines' lists alike.
+def m021_progress_per_statement(db: Database) -> None:
+    # PostgreSQL's m021 computes the progress rows of people added to the roster, and of
+    # the holders of assignments opened, once per statement (its new rows as a transition
+    # table) instead of once per row. SQLite has no statement-level triggers: its per-row
+    # triggers (m018) stay, and keep the same rows. Nothing changes here; the migration
+    # keeps the two engines' lists alike.
     del db
