@@ -131,6 +131,37 @@ def test_people_added_and_assignments_opened_get_their_progress_in_one_statement
     assert progress_drift(pg_url) == []
 
 
+def test_a_delivery_goes_to_postgresql_in_one_statement_per_batch(pg_url: str,
+                                                                    open_db: Any) -> None:
+    """A manifest's devices and IMEIs go in by COPY, one statement per batch of 5,000, not
+    an INSERT per row (each cost psycopg ~50 µs of Python and the server a statement)."""
+    from mdm.store import enrolment
+
+    db = open_db(pg_url)
+    devices = [(n, f"SER{n:05d}", f"35{n:013d}", None, "Samsung", "SM-G525F", "Galaxy XCover 5",
+                "PO-1", "delivered", "2026-01-01T00:00:00Z", '{"supplier": "X"}',
+                "2026-01-01T00:00:00Z") for n in range(1, 31)]
+
+    class Undone(Exception):
+        pass
+
+    with pytest.raises(Undone), transaction(db):  # the counting trigger goes with it
+        db.execute("CREATE TABLE statements_seen (tbl TEXT)")
+        db.execute("CREATE FUNCTION statement_seen() RETURNS trigger LANGUAGE plpgsql AS $$"
+                   " BEGIN INSERT INTO statements_seen VALUES (TG_TABLE_NAME); RETURN NULL;"
+                   " END $$")
+        for table in ("devices", "device_imeis"):
+            db.execute(f"CREATE TRIGGER statement_seen AFTER INSERT ON {table}"
+                       " FOR EACH STATEMENT EXECUTE FUNCTION statement_seen()")
+        enrolment.insert_delivered(db, devices, [(d[2], d[0]) for d in devices])
+        assert sorted(db.execute("SELECT tbl FROM statements_seen")) == [
+            ("device_imeis",), ("devices",)]  # was one per row
+        assert db.query("SELECT serial, imei1, supplier FROM devices WHERE id = 7") == [
+            {"serial": "SER00007", "imei1": "350000000000007", "supplier": '{"supplier": "X"}'}]
+        assert db.scalar("SELECT COUNT(*) FROM device_imeis") == 30
+        raise Undone  # (devices written without their audit row)
+
+
 def test_a_database_holding_something_else_is_refused(pg_server: str) -> None:
     url = _fresh_database(pg_server)
     with psycopg.connect(url, autocommit=True) as conn:
