@@ -77,7 +77,8 @@ def connect(path: Path | str, *, create: bool = True, wait: float = DEFAULT_WAIT
     if is_url(path):
         import mdm.store.pg as pg
 
-        return pg.connect(str(path), create=create, wait=wait, on_wait=on_wait)
+        return pg.connect(str(path), known=SCHEMA_VERSION, create=create, wait=wait,
+                          on_wait=on_wait)
     path = Path(path)
     if path.is_dir():
         raise MdmError(f"{path} is a folder, not an inventory file",
@@ -125,7 +126,7 @@ def _check_blank(conn: sqlite3.Connection, path: Path, create: bool) -> None:
 
 # The number of migrations in mdm/store/migrations.py (a test keeps the two in step).
 # An inventory at this version opens without importing sqlite-utils at all.
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 
 
 def _migrate(db: Database, version: int) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 from mdm.store.db import Database
 
 _BATCH = 5000  # rows per statement when a delivery is written
+_DEVICE_COLUMNS = ("id", "serial", "imei1", "imei2", "manufacturer", "model", "marketing_name",
+                   "order_number", "status", "status_changed_at", "supplier", "created_at")
 
 
 def serials(db: Database) -> set[str]:
@@ -34,16 +36,14 @@ def insert_delivered(db: Database, devices: Sequence[tuple[Any, ...]],
                      advance: Any = None) -> None:
     """Write a delivery: devices as (id, serial, imei1, imei2, manufacturer, model,
     marketing_name, order_number, status, status_changed_at, supplier, created_at), then
-    their IMEIs as (imei, device_id); `advance(n)` is told after each batch."""
+    their IMEIs as (imei, device_id); `advance(n)` is told after each batch. (On
+    PostgreSQL each batch is one COPY: an INSERT per row cost psycopg ~50 µs of Python.)"""
     for start in range(0, len(devices), _BATCH):
         batch = devices[start:start + _BATCH]
-        db.executemany(
-            "INSERT INTO devices (id, serial, imei1, imei2, manufacturer, model,"
-            " marketing_name, order_number, status, status_changed_at, supplier, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        db.copy_rows("devices", _DEVICE_COLUMNS, batch)
         if advance:
             advance(len(batch))
-    db.executemany("INSERT INTO device_imeis (imei, device_id) VALUES (?, ?)", imeis)
+    db.copy_rows("device_imeis", ("imei", "device_id"), imeis)
 
 
 def bound(db: Database, retired: str) -> list[dict[str, Any]]:

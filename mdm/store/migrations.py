@@ -783,3 +783,13 @@ def m020_progress_triggers_lean(db: Database) -> None:
         db.execute(f"""
             CREATE TRIGGER {name} AFTER {event}{when}
             BEGIN {_rejudged_of(f'device_id IN ({devices})')} END""")
+
+
+@migrations()
+def m021_progress_per_statement(db: Database) -> None:
+    # PostgreSQL's m021 computes the progress rows of people added to the roster, and of
+    # the holders of assignments opened, once per statement (its new rows as a transition
+    # table) instead of once per row. SQLite has no statement-level triggers: its per-row
+    # triggers (m018) stay, and keep the same rows. Nothing changes here; the migration
+    # keeps the two engines' lists alike.
+    del db

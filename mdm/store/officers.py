@@ -37,12 +37,12 @@ def all_by_id(db: Database) -> dict[str, dict[str, Any]]:
 
 
 def insert(db: Database, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert officers (all with the same keys, the first row's)."""
+    """Insert officers (all with the same keys, the first row's): on PostgreSQL in one
+    statement (COPY), so their progress rows are computed once for all (m021)."""
     if not rows:
         return
     cols = list(rows[0])
-    db.executemany(f"INSERT INTO officers ({', '.join(cols)}) VALUES ({_marks(len(cols))})",
-                   map(itemgetter(*cols), rows))
+    db.copy_rows("officers", cols, map(itemgetter(*cols), rows))
 
 
 def update(db: Database, officer_id: str, changes: Mapping[str, Any], at: str) -> None:

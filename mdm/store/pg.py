@@ -541,11 +541,12 @@ def _connect_error(exc: psycopg.OperationalError, where: str) -> MdmError:
                       " lets this machine in")
 
 
-def connect(url: str, *, create: bool = True, wait: float = 30.0,
+def connect(url: str, *, known: int, create: bool = True, wait: float = 30.0,
             on_wait: Callable[[int | None], None] | None = None) -> PgDatabase:
     """Open a PostgreSQL inventory and bring its schema up to date.
 
     With `create` False a database holding no inventory is refused (NoInventory).
+    `known`: how many migrations this mdm has (mdm.store.SCHEMA_VERSION).
     """
     info = check_url(url)
     where = describe(url)
@@ -558,7 +559,7 @@ def connect(url: str, *, create: bool = True, wait: float = 30.0,
         raise _connect_error(exc, where) from None
     db = PgDatabase(conn, url, wait, on_wait)
     try:
-        migrate(db, create)
+        migrate(db, create, known)
     except BaseException:
         conn.close()
         raise
@@ -582,12 +583,25 @@ def _applied(db: PgDatabase) -> list[str] | None:
         raise db.failed(exc) from None
 
 
-def migrate(db: PgDatabase, create: bool) -> None:
-    """Bring the schema up to date under the write lock; refuse a newer or foreign one."""
+def _current(applied: list[str], known: int) -> bool:
+    """Say whether the inventory records this mdm's migrations, m001 to the last it knows
+    (`known`, their number): the usual start of a command, told (as SQLite's `user_version`
+    tells it) without importing the migrations' text, which only a change of schema needs."""
+    return sorted(name[:4] for name in applied) == [f"m{number:03d}" for number
+                                                    in range(1, known + 1)]
+
+
+def migrate(db: PgDatabase, create: bool, known: int) -> None:
+    """Bring the schema up to date under the write lock; refuse a newer or foreign one.
+    `known`: how many migrations this mdm has (mdm.store.SCHEMA_VERSION)."""
+    applied = _applied(db)
+    if applied is not None and _current(applied, known):
+        return
     import mdm.store.pg_migrations as pg_migrations
 
     for attempt in (1, 2):
-        applied = _applied(db)
+        if attempt == 2:
+            applied = _applied(db)
         if applied is None:
             if _tables(db):
                 raise MdmError(f"{db.path} holds tables but not an mdm inventory",
