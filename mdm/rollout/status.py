@@ -45,24 +45,26 @@ class Facts:
         width = len(keys) + 1
         # Per wave: how many reached each stage (STAGES, in order), then how many held
         # devices failed provisioning; by place; and the handovers per day.
-        self.funnels: dict[str, list[int]] = {}
-        self.places: dict[str, dict[str, list[int]]] = {}
         self.days: dict[str, Counter[str]] = {}
         kinds: dict[str, set[tuple[Any, ...]]] = {}
+        waves: dict[str, list[tuple[int, ...]]] = {}  # each wave's rows of counts
+        places: dict[tuple[str, str], list[tuple[int, ...]]] = {}  # and each place's
+        at = width + (1 if by else 0)
         for row in store.funnel_counts(db, keys, placement.picks(), by):
             wave = placement.wave(row[0], row[1:width])
             if wave is None:
                 continue
             kinds.setdefault(wave, set()).add(row[:width])
-            at = width + (1 if by else 0)
             counts = row[at + 1:]
-            _add(self.funnels.setdefault(wave, [0] * len(counts)), counts)
+            waves.setdefault(wave, []).append(counts)
             if by:
-                place = row[width] or "-"
-                _add(self.places.setdefault(wave, {}).setdefault(place, [0] * len(counts)),
-                     counts)
+                places.setdefault((wave, row[width] or "-"), []).append(counts)
             if row[at]:
                 self.days.setdefault(wave, Counter())[row[at]] += counts[5]
+        self.funnels = {wave: _sum(rows) for wave, rows in waves.items()}
+        self.places: dict[str, dict[str, list[int]]] = {}
+        for (wave, place), rows in places.items():
+            self.places.setdefault(wave, {})[place] = _sum(rows)
         # Only open waves' gates can decide anything, so only their devices are judged.
         self.compliant: dict[str, int] = {}
         opened = [k for w in self.opened for k in kinds.get(w, ())]
@@ -83,9 +85,9 @@ class Facts:
         return self.funnels.get(wave, [0] * 7)[:6]
 
 
-def _add(total: list[int], counts: tuple[int, ...] | list[int]) -> None:
-    for i, n in enumerate(counts):
-        total[i] += n
+def _sum(rows: list[tuple[int, ...]]) -> list[int]:
+    """Add up rows of counts, column by column."""
+    return [sum(column) for column in zip(*rows, strict=True)]
 
 
 def _percent(part: int, whole: int) -> float:
