@@ -17,7 +17,10 @@ step gives its wall time and its CPU time: the mdm process's, and on PostgreSQL 
 server's over the same span (the throw-away cluster's processes; not measured with
 --pg), since the server's work is part of what a command costs there. The load average
 before and after the run is printed beside them: on a shared machine the wall times
-follow it, the CPU times much less. Aim: PostgreSQL within 2x of SQLite for every figure.
+follow it, the CPU times much less. The three reads run after both backends' writes,
+round by round (`--repeat` rounds, each backend in turn), each figure the median of its
+rounds, so a slow minute of the machine falls on both backends alike. Aim: PostgreSQL
+within 2x of SQLite for every figure.
 """
 
 from __future__ import annotations
@@ -131,18 +134,6 @@ def _error(stderr: str, code: int) -> str:
     return ((said or lines or [f"exit {code}"])[0 if said else -1])[:200]
 
 
-def best(cmd: list[str], env: dict[str, str], repeat: int, server: Server) -> Figures:
-    """The median of each figure over `repeat` runs."""
-    runs = []
-    for _ in range(repeat):
-        figures = run(cmd, env, server)
-        if figures[3]:
-            return figures
-        runs.append(figures)
-    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
-            statistics.median(r[2] for r in runs), "")
-
-
 def record_push(backend: Backend) -> Figures:
     """Record a 500-device push, timed inside its process (not its start-up)."""
     with subprocess.Popen([sys.executable, "-c", RECORD_PUSH, backend.inventory],
@@ -185,8 +176,8 @@ def settle(url: str) -> None:
         conn.execute("VACUUM (ANALYZE)")
 
 
-def measure(backend: Backend, inputs: dict[str, Any], repeat: int,
-            seed_from: str | None = None, snapshot: Path | None = None) -> None:
+def measure(backend: Backend, inputs: dict[str, Any], seed_from: str | None = None,
+            snapshot: Path | None = None) -> None:
     mdm = [sys.executable, "-m", "mdm"]
     env, t, server = backend.env, backend.times, backend.server
     run(mdm + ["operators", "add", "bench"], env, server)
@@ -201,15 +192,38 @@ def measure(backend: Backend, inputs: dict[str, Any], repeat: int,
             server)
     if backend.inventory.startswith(("postgresql://", "postgres://")):
         settle(backend.inventory)
-    t["devices show SERIAL"] = best(mdm + ["devices", "show", inputs["serial"], "--json"],
-                                    env, repeat, server)
-    t[f"officers list --station {inputs['station']}"] = best(
-        mdm + ["officers", "list", "--station", inputs["station"]], env, repeat, server)
-    t["officers list (every officer)"] = best(mdm + ["officers", "list"], env, repeat,
-                                              server)
+    for step in reads(inputs):  # placed here in the table; timed by `alternate`
+        t[step] = (NAN, NAN, NAN, "not run")
     t["assign --from (1,500 rows)"] = run(mdm + ["assign", "--from",
                                                  str(inputs["allocation"])], env, server)
     t["record a 500-device push"] = record_push(backend)
+
+
+def reads(inputs: dict[str, Any]) -> dict[str, list[str]]:
+    """The read commands timed on both backends, by step name."""
+    return {"devices show SERIAL": ["devices", "show", inputs["serial"], "--json"],
+            f"officers list --station {inputs['station']}": [
+                "officers", "list", "--station", inputs["station"]],
+            "officers list (every officer)": ["officers", "list"]}
+
+
+def alternate(backends: list[Backend], inputs: dict[str, Any], repeat: int) -> None:
+    """Time the read commands round by round, each backend in turn within a round (both
+    inventories in the same state), so a slow minute of the machine falls on both alike;
+    each figure is the median of its rounds."""
+    mdm = [sys.executable, "-m", "mdm"]
+    runs: dict[tuple[str, str], list[Figures]] = {}
+    for _ in range(repeat):
+        for step, argv in reads(inputs).items():
+            for backend in backends:
+                runs.setdefault((backend.name, step), []).append(
+                    run(mdm + argv, backend.env, backend.server))
+    for (name, step), figures in runs.items():
+        failed = [f for f in figures if f[3]]
+        backend = next(b for b in backends if b.name == name)
+        backend.times[step] = failed[0] if failed else (
+            statistics.median(f[0] for f in figures), statistics.median(f[1] for f in figures),
+            statistics.median(f[2] for f in figures), "")
 
 
 def inputs_in(folder: Path, people: int, devices: int) -> dict[str, Any]:
@@ -285,8 +299,9 @@ def main() -> None:
             pg = Backend("postgresql", server.rsplit("/", 1)[0] + "/" + name, folder,
                          Server(cluster.pid if cluster else None))
             seed = folder / "seed.db"  # the SQLite inventory before its allocation
-            measure(sqlite, inputs, args.repeat, snapshot=seed)
-            measure(pg, inputs, args.repeat, seed_from=str(seed) if seed.exists() else None)
+            measure(sqlite, inputs, snapshot=seed)
+            measure(pg, inputs, seed_from=str(seed) if seed.exists() else None)
+            alternate([sqlite, pg], inputs, args.repeat)
             report(sqlite, pg)
             load = {"before": load_before, "after": os.getloadavg()}
             print("load average (1, 5, 15 min): before "
