@@ -252,6 +252,20 @@ def test_truncate_cannot_empty_the_log(pg_url: str, open_db: Any) -> None:
             db.execute(f"TRUNCATE {table} CASCADE")
 
 
+def test_a_statement_of_too_many_values_is_named_as_mdms_fault_not_a_lost_server(
+        pg_url: str, open_db: Any) -> None:
+    from mdm.errors import ExitCode, MdmError
+
+    db = open_db(pg_url)
+    values = list(range(70_000))  # libpq takes at most 65,535 in one statement
+    with pytest.raises(MdmError) as refused:
+        db.execute(f"SELECT 1 WHERE 0 IN ({', '.join('?' for _ in values)})", values)
+    assert refused.value.code == ExitCode.INTERNAL
+    assert "more values than PostgreSQL takes in one" in refused.value.message
+    assert "lost the connection" not in refused.value.message
+    assert db.scalar("SELECT 1") == 1  # the connection is fine
+
+
 def test_a_write_waits_for_another_and_says_so(pg_url: str, open_db: Any) -> None:
     holder = open_db(pg_url)
     told: list[int | None] = []

@@ -31,7 +31,7 @@ import psycopg.errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
 import mdm.store.dialect as dialect
-from mdm.errors import MdmError
+from mdm.errors import ExitCode, MdmError
 from mdm.store.db import Database, Params, Rows
 from mdm.store.failures import NoInventory, StoreError
 from mdm.timeutil import now
@@ -516,6 +516,12 @@ def translate(exc: psycopg.Error, where: object, wait: float) -> MdmError | None
     if isinstance(exc, pgerrors.DataCorrupted | pgerrors.IndexCorrupted):
         return StoreError(f"the PostgreSQL server reports {where} damaged ({exc})",
                           "stop writing to it and restore it from a backup")
+    if isinstance(exc, psycopg.OperationalError) and "number of parameters" in str(exc):
+        # libpq refuses a statement of over 65,535 values before sending it: a fault in
+        # mdm's SQL, not the server's or the network's.
+        return MdmError(f"a statement for {where} carried more values than PostgreSQL takes"
+                        f" in one ({' '.join(str(exc).split())}); nothing was changed",
+                        "run with -v and report it: it is a fault in mdm", ExitCode.INTERNAL)
     if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pgerrors.QueryCanceled):
         return StoreError(f"lost the connection to the PostgreSQL server of {where} ({exc});"
                           " nothing was changed by the unfinished command",
