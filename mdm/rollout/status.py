@@ -11,7 +11,7 @@ not yet judged.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,23 @@ class Facts:
         width = len(keys) + 1
         # Per wave: how many reached each stage (STAGES, in order), then how many held
         # devices failed provisioning; by place; and the handovers per day.
-        self.days: dict[str, Counter[str]] = {}
-        kinds: dict[str, set[tuple[Any, ...]]] = {}
-        waves: dict[str, list[tuple[int, ...]]] = {}  # each wave's rows of counts
-        places: dict[tuple[str, str], list[tuple[int, ...]]] = {}  # and each place's
+        days: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        kinds: defaultdict[str, set[tuple[Any, ...]]] = defaultdict(set)
+        waves: defaultdict[str, list[tuple[int, ...]]] = defaultdict(list)  # rows of counts
+        places: defaultdict[tuple[str, str], list[tuple[int, ...]]] = defaultdict(list)
         at = width + (1 if by else 0)
         for row in store.funnel_counts(db, keys, placement.picks(), by):
             wave = placement.wave(row[0], row[1:width])
             if wave is None:
                 continue
-            kinds.setdefault(wave, set()).add(row[:width])
+            kinds[wave].add(row[:width])
             counts = row[at + 1:]
-            waves.setdefault(wave, []).append(counts)
+            waves[wave].append(counts)
             if by:
-                places.setdefault((wave, row[width] or "-"), []).append(counts)
+                places[(wave, row[width] or "-")].append(counts)
             if row[at]:
-                self.days.setdefault(wave, Counter())[row[at]] += counts[5]
+                days[wave][row[at]] += counts[5]
+        self.days: dict[str, Counter[str]] = dict(days)
         self.funnels = {wave: _sum(rows) for wave, rows in waves.items()}
         self.places: dict[str, dict[str, list[int]]] = {}
         for (wave, place), rows in places.items():

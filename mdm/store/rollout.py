@@ -232,6 +232,8 @@ def funnel_counts(db: Database, columns: Sequence[str], picks: tuple[str, list[A
             f"SELECT p.officer_id{roster_columns(wanted)}, p.handed_on, {FUNNEL}"
             f" FROM rollout_progress p WHERE +p.eligible = 1 AND {picks[0]}"
             f" GROUP BY 1, {groups}", picks[1]).fetchall()
+    if db.dialect.sqlite:  # SQLite's COUNT and SUM of integers are int already
+        return rows
     # SUM is numeric on PostgreSQL: counts come back as int either way.
     return [(*r[:width], *map(int, r[width:])) for r in rows]
 
