@@ -161,13 +161,16 @@ def each(db: Database, columns: Sequence[str], pick: tuple[str, list[Any]],
     read, at = _read(columns)
     holds = _holds(db)
     width = 3 + len(read)
-    rows = [row for part in where for row in db.execute(
-        f"SELECT {_picked(part, pick)[0]}{roster_columns(read)}, {_member(exceptions)},"
-        f" CASE WHEN {holds} THEN p.judged_key END,"
-        f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id, d.serial, d.status,"
-        " d.last_seen, d.last_contact_error"
-        f" FROM rollout_progress p JOIN devices d ON d.id = p.device_id WHERE {_held(part)}",
-        [*_picked(part, pick)[1], *exceptions, now, now, *part.args]).fetchall()]
+    rows: list[tuple[Any, ...]] = []
+    for part in where:
+        picked, picked_args = _picked(part, pick)
+        rows += db.execute(
+            f"SELECT {picked}{roster_columns(read)}, {_member(exceptions)},"
+            f" CASE WHEN {holds} THEN p.judged_key END,"
+            f" CASE WHEN {holds} THEN p.judged_compliant END, p.device_id, d.serial,"
+            " d.status, d.last_seen, d.last_contact_error FROM rollout_progress p"
+            f" JOIN devices d ON d.id = p.device_id WHERE {_held(part)}",
+            [*picked_args, *exceptions, now, now, *part.args]).fetchall()
     return [(*_kind(r, columns, at), *r[width - 2:]) for r in rows]
 
 
