@@ -161,19 +161,29 @@ def compliant(db: Database, folder: Path, wanted: set[int],
     now = stamp(moment)
     policies = policies or _Policies(db, folder)
     out: dict[int, bool] = {}
-    live: list[tuple[tuple[Any, ...], Effective, str]] = []
+    live: list[tuple[Any, ...]] = []
     for row in stored.devices(db, ("enrolled", "provisioned"), wanted):
-        effective, sha, key = policies.of(row)
+        _, _, key = policies.of(row)
         if _holds(row, key, now):
             out[row[0]] = bool(row[14])
         else:
-            live.append((row, effective, sha))
-    if live:
-        facts = stored.facts(db, FACTS, (row[0] for row, _, _ in live))
-        judge = Judge(moment)
-        for row, effective, sha in live:
-            out[row[0]] = not judge.judge(row[2], row[4], row[3], facts.get(row[0]),
-                                          effective, sha)
+            live.append(row)
+    return {**out, **_judged(db, policies, live, moment)}
+
+
+def _judged(db: Database, policies: _Policies, rows: Sequence[tuple[Any, ...]],
+            moment: datetime) -> dict[int, bool]:
+    """Judge these devices live from their facts: compliant or not, by device id (`rows`:
+    as `store.judgements.devices` gives them, the first ten columns)."""
+    if not rows:
+        return {}
+    facts = stored.facts(db, FACTS, (row[0] for row in rows))
+    judge = Judge(moment)
+    out = {}
+    for row in rows:
+        effective, sha, _ = policies.of(row)
+        out[row[0]] = not judge.judge(row[2], row[4], row[3], facts.get(row[0]), effective,
+                                      sha)
     return out
 
 
@@ -208,7 +218,8 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
             out[row[:width]] += ok
         else:
             mixed[kind] = wanted
-    live: dict[int, tuple[Any, ...]] = {}
+    live: list[tuple[Any, ...]] = []  # as store.judgements.devices gives them
+    kind_of: dict[int, tuple[Any, ...]] = {}
     if mixed:
         for row in stored.each(db, columns, pick, where, exceptions, now):
             policy = mixed.get(row[:-7])
@@ -218,17 +229,13 @@ def compliant_counts(db: Database, folder: Path, columns: Sequence[str],
             if key == policy:
                 out[row[:width]] += int(ok)
             else:  # nothing stored that holds, or stored against another policy
-                live[device] = row
-    if live:  # judged as `compliant` judges them, from the rows already read
-        facts = stored.facts(db, FACTS, live)
-        judge = Judge(moment)
-        for device, row in live.items():
-            (worker_type, rank, area, station, member), (serial, status, seen, error) = \
-                row[width:width + 5], row[-4:]
-            effective, sha, _ = policies.of((device, serial, status, seen, error, member,
-                                             worker_type, rank, area, station))
-            out[row[:width]] += not judge.judge(status, error, seen, facts.get(device),
-                                                effective, sha)
+                (worker_type, rank, area, station, member), (serial, status, seen, error) = \
+                    row[width:width + 5], row[-4:]
+                live.append((device, serial, status, seen, error, member, worker_type, rank,
+                             area, station))
+                kind_of[device] = row[:width]
+    for device, ok in _judged(db, policies, live, moment).items():  # from the rows read
+        out[kind_of[device]] += ok
     return out
 
 
